@@ -1,0 +1,1 @@
+"""Plugins that ship with core and load before installed ones."""

@@ -1,0 +1,87 @@
+"""The plugin manager: loads the `pixiu` entry-point group and core defaults, and collects what they register."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from functools import cache
+
+import pluggy
+
+from pixiu import hookspecs
+from pixiu.domain import Domain, ModelSource
+from pixiu.errors import PixiuError
+
+ENTRY_POINT_GROUP = "pixiu"
+DEFAULT_PLUGINS = ("pixiu.default_plugins.model_sources",)
+
+
+@cache
+def get_plugin_manager() -> pluggy.PluginManager:
+    """Return the process-wide plugin manager with core defaults and installed plugins loaded."""
+    pm = pluggy.PluginManager("pixiu")
+    pm.add_hookspecs(hookspecs)
+    for module_path in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(module_path), name=module_path)
+    _load_entry_points(pm)
+    pm.check_pending()
+    if os.environ.get("PIXIU_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(lambda message: print(message, end="", file=sys.stderr))
+        pm.enable_tracing()
+    return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register every plugin of the entry-point group, or only those named in PIXIU_LOAD_PLUGINS."""
+    allowed = os.environ.get("PIXIU_LOAD_PLUGINS")
+    if allowed is None:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        return
+    for name in filter(None, (part.strip() for part in allowed.split(","))):
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+
+
+def get_domains() -> dict[str, Domain]:
+    """Collect every registered domain by name; a name registered twice is an error naming both plugins."""
+    domains: dict[str, Domain] = {}
+
+    def register(domain: Domain) -> None:
+        if domain.name in domains:
+            first, second = (_owner(d) for d in (domains[domain.name], domain))
+            msg = (
+                f"domain {domain.name!r} is registered twice: by {first!r} and by {second!r}. "
+                f"Uninstall one of them, or load only one with PIXIU_LOAD_PLUGINS."
+            )
+            raise PixiuError(msg)
+        domains[domain.name] = domain
+
+    get_plugin_manager().hook.register_domains(register=register)
+    return domains
+
+
+def _owner(domain: Domain) -> str:
+    """Name the package a domain comes from, judged by where its formatter is defined."""
+    return domain.formatter.__module__.split(".")[0]
+
+
+def get_domain(name: str) -> Domain:
+    """Return the domain called `name`, or raise an error listing the known ones."""
+    domains = get_domains()
+    if name not in domains:
+        known = ", ".join(sorted(domains)) or "none (is a domain plugin installed?)"
+        raise PixiuError(f"unknown domain {name!r}; known domains: {known}. See `pixiu domain list`.")
+    return domains[name]
+
+
+def get_model_sources() -> dict[str, ModelSource]:
+    """Collect every registered `--base` scheme; a scheme registered twice is an error."""
+    sources: dict[str, ModelSource] = {}
+
+    def register(source: ModelSource) -> None:
+        if source.scheme in sources:
+            raise PixiuError(f"model source scheme {source.scheme!r} is registered twice")
+        sources[source.scheme] = source
+
+    get_plugin_manager().hook.register_model_sources(register=register)
+    return sources

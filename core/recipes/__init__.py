@@ -1,0 +1,1 @@
+"""Built-in training and evaluation recipes."""

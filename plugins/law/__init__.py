@@ -1,0 +1,1 @@
+"""pixiu_law: the legal charge-prediction vertical (case facts -> charges), CAIL2018-style."""
