@@ -85,3 +85,23 @@ def get_model_sources() -> dict[str, ModelSource]:
 
     get_plugin_manager().hook.register_model_sources(register=register)
     return sources
+
+
+def describe_plugins() -> list[dict[str, object]]:
+    """Each loaded plugin: name, distribution version, whether it is built in, and its hooks."""
+    pm = get_plugin_manager()
+    distributions = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    rows = []
+    for name, plugin in pm.list_name_plugin():
+        dist = distributions.get(id(plugin))
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        rows.append(
+            {
+                "name": name,
+                "version": dist.version if dist else None,
+                "source": "core" if name in DEFAULT_PLUGINS else "entry point",
+                "module": getattr(plugin, "__name__", repr(plugin)),
+                "hooks": hooks,
+            }
+        )
+    return rows

@@ -1,0 +1,40 @@
+"""peft wrappers: attach LoRA adapters to a base model, read and write their weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+
+
+def attach_lora(model: torch.nn.Module, *, r: int, alpha: int, dropout: float, target_modules: list[str]) -> PeftModel:
+    """Wrap `model` with a fresh trainable LoRA adapter named "default" (DoRA off, so it can be served per row)."""
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        task_type="CAUSAL_LM",
+        use_dora=False,
+    )
+    return get_peft_model(model, config)
+
+
+def load_adapter(model: torch.nn.Module, adapter_dir: Path) -> PeftModel:
+    """Load a saved adapter onto `model` for inference."""
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+
+
+def adapter_state(model: PeftModel) -> dict[str, torch.Tensor]:
+    """The adapter's weights only (a few MB), as peft saves them."""
+    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+
+
+def restore_adapter_state(model: PeftModel, state: dict[str, torch.Tensor]) -> None:
+    """Put saved adapter weights back into `model`; fails loudly if any key does not match."""
+    result = set_peft_model_state_dict(model, state)
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise RuntimeError(f"checkpoint has adapter weights the model lacks: {unexpected[:5]}")

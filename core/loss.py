@@ -1,0 +1,38 @@
+"""Next-token loss computed only where it counts: the output head runs on labelled positions alone.
+
+For charge prediction the answer is a few tokens after a long prompt, so skipping the vocabulary
+projection (and its softmax) on prompt tokens saves a large share of every step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pixiu.data import IGNORE_INDEX
+
+
+def supports_selective_head(causal_lm: torch.nn.Module) -> bool:
+    """True when logits are plainly `lm_head(hidden)`, so the head may run on a subset of positions."""
+    config = causal_lm.config
+    plain = getattr(config, "final_logit_softcapping", None) is None and getattr(config, "logits_scaling", 1) == 1
+    return plain and hasattr(causal_lm, causal_lm.base_model_prefix) and causal_lm.get_output_embeddings() is not None
+
+
+def labelled_loss(causal_lm: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over the batch's labelled tokens, and how many there were."""
+    if hasattr(causal_lm, "get_base_model"):  # a peft wrapper: its LoRA layers live inside the base model
+        causal_lm = causal_lm.get_base_model()
+    labels = batch["labels"]
+    targets = torch.full_like(labels, IGNORE_INDEX)
+    targets[:, :-1] = labels[:, 1:]  # position t predicts token t+1
+    targets[:, :-1][batch["position_ids"][:, 1:] == 0] = IGNORE_INDEX  # never across packed examples
+    keep = targets != IGNORE_INDEX
+    count = int(keep.sum())
+    if not supports_selective_head(causal_lm):
+        logits = causal_lm(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum"), count
+    decoder = getattr(causal_lm, causal_lm.base_model_prefix)
+    hidden = decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).last_hidden_state
+    logits = causal_lm.get_output_embeddings()(hidden[keep])
+    return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), count

@@ -1,0 +1,83 @@
+"""The training recipe on a tiny model: run-directory contents, registry, and exact resume after SIGKILL."""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from pixiu.config import load_config
+from pixiu.errors import PixiuError
+from pixiu.recipes.lora_sft import run
+from pixiu.registry import list_adapters
+from toy_domain import TOY, write_toy_data
+
+CHILD = Path(__file__).with_name("train_child.py")
+SMALL = ["data.max_seq_len=64", "train.row_tokens=128", "train.batch_tokens=256", "data.eval_records=4",
+         "eval.max_new_tokens=4", "train.lr=1e-3"]
+
+
+def small_config(base, *extra):
+    return load_config(overrides=[f"base={base}", *SMALL, *extra])
+
+
+def test_run_dir_explains_itself(tiny_model_dir, tmp_path):
+    data = write_toy_data(tmp_path / "toy.jsonl", 40)
+    run_dir = tmp_path / "run"
+    summary = run(TOY, small_config(tiny_model_dir, "train.max_steps=6", "train.save_every=2"), data, run_dir)
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "pixiu_run.yaml", "metrics.json", "loss.png",
+            "train_log.jsonl", "eval_split.jsonl", "predictions.jsonl", "checkpoints"} <= names
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-0000004", "step-0000006"]
+    record = yaml.safe_load((run_dir / "pixiu_run.yaml").read_text(encoding="utf-8"))
+    assert record["status"] == "finished" and record["domain"] == "toy" and record["plugin_version"] == "0.0.1"
+    assert record["base_model"] == str(tiny_model_dir) and "{%" in record["prompt_template"]
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    assert set(metrics) == {"train", "base", "adapter"} and metrics["adapter"]["n"] == 4
+    assert summary.metrics == metrics
+    assert (run_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert list_adapters()[0].path == str(run_dir.resolve())
+
+
+def test_existing_checkpoints_need_resume(tiny_model_dir, tmp_path):
+    data = write_toy_data(tmp_path / "toy.jsonl", 20)
+    config = small_config(tiny_model_dir, "train.max_steps=2", "data.eval_records=0")
+    run(TOY, config, data, tmp_path / "run")
+    with pytest.raises(PixiuError, match="--resume"):
+        run(TOY, config, data, tmp_path / "run")
+
+
+def train_in_child(*args):
+    return subprocess.run([sys.executable, str(CHILD), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_sigkilled_run_resumes_exactly(tiny_model_dir, tmp_path):
+    data = write_toy_data(tmp_path / "toy.jsonl", 60)
+    common = ["--base", str(tiny_model_dir), "--data", str(data)]
+    settings = [f"--set={s}" for s in [*SMALL, "train.max_steps=16", "train.save_every=5", "data.eval_records=0",
+                                       "lora.dropout=0.1"]]
+    straight = train_in_child(*common, "--run-dir", str(tmp_path / "straight"), *settings)
+    assert straight.returncode == 0, straight.stderr
+
+    broken = tmp_path / "broken"
+    killed = train_in_child(*common, "--run-dir", str(broken), "--die-at-step", "13", *settings)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (broken / "adapter_model.safetensors").exists()
+    resumed = train_in_child(*common, "--run-dir", str(broken), "--resume", *settings)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "at step 10" in " ".join(resumed.stderr.split())
+
+    steps = [json.loads(line)["step"] for line in (broken / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 17))
+    reference_log = [json.loads(line) for line in (tmp_path / "straight" / "train_log.jsonl").read_text().splitlines()]
+    resumed_log = [json.loads(line) for line in (broken / "train_log.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in resumed_log] == pytest.approx([r["loss"] for r in reference_log], rel=1e-5)
+    expected = load_file(str(tmp_path / "straight" / "adapter_model.safetensors"))
+    actual = load_file(str(broken / "adapter_model.safetensors"))
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert actual[key].allclose(expected[key], atol=1e-6), key

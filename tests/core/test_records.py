@@ -1,0 +1,73 @@
+"""Reading raw records: errors name the file and line; skipped records are kept in a rejects file."""
+
+import json
+
+import pytest
+
+from pixiu.errors import BadRecord, DataError
+from pixiu.records import load_examples
+
+
+def formatter(record: dict) -> list[dict]:
+    if "q" not in record or "a" not in record:
+        raise BadRecord("needs fields 'q' and 'a'")
+    return [{"role": "user", "content": record["q"]}, {"role": "assistant", "content": record["a"]}]
+
+
+def write_lines(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_good_records_load_with_their_location(tmp_path):
+    path = write_lines(tmp_path / "d.jsonl", [json.dumps({"q": "1", "a": "2"}), "", json.dumps({"q": "3", "a": "4"})])
+    result = load_examples(path, formatter)
+    assert [e.where for e in result.examples] == [f"{path}:1", f"{path}:3"]
+    assert result.rejected == 0
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    path = write_lines(tmp_path / "d.jsonl", [json.dumps({"q": "1", "a": "2"}), '{"q": "broken"'])
+    with pytest.raises(DataError, match=rf"{path}:2: not valid JSON"):
+        load_examples(path, formatter)
+
+
+def test_unusable_record_names_file_line_and_reason(tmp_path):
+    path = write_lines(tmp_path / "d.jsonl", [json.dumps({"q": "1"})])
+    with pytest.raises(DataError, match=rf"{path}:1: needs fields 'q' and 'a'.*--on-bad-record skip"):
+        load_examples(path, formatter)
+
+
+def test_skip_writes_every_rejected_row_and_counts_it(tmp_path):
+    lines = [json.dumps({"q": "1", "a": "2"}), "not json", json.dumps({"q": "only"}), "[1, 2]"]
+    path = write_lines(tmp_path / "d.jsonl", lines)
+    rejects = tmp_path / "run" / "rejects.jsonl"
+    result = load_examples(path, formatter, on_bad_record="skip", rejects_path=rejects)
+    assert len(result.examples) == 1 and result.rejected == 3
+    rows = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
+    assert [r["raw"] for r in rows] == lines[1:]
+    assert [r["where"] for r in rows] == [f"{path}:{n}" for n in (2, 3, 4)]
+    assert all(r["reason"] for r in rows)
+
+
+def test_json_list_files_are_read(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([{"q": "1", "a": "2"}, {"q": "3", "a": "4"}]), encoding="utf-8")
+    assert [e.where for e in load_examples(path, formatter).examples] == [f"{path}[0]", f"{path}[1]"]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_examples(tmp_path / "nope.jsonl", formatter)
+
+
+def test_empty_file(tmp_path):
+    path = write_lines(tmp_path / "d.jsonl", [""])
+    with pytest.raises(DataError, match="no usable records"):
+        load_examples(path, formatter)
+
+
+def test_all_rejected_is_an_error_that_points_at_the_rejects(tmp_path):
+    path = write_lines(tmp_path / "d.jsonl", ["{}"])
+    with pytest.raises(DataError, match="1 rejected"):
+        load_examples(path, formatter, on_bad_record="skip", rejects_path=tmp_path / "rejects.jsonl")

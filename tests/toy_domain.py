@@ -1,0 +1,48 @@
+"""A minimal domain for core tests: echo an answer field; scored by exact match."""
+
+import json
+import random
+from pathlib import Path
+
+from pixiu import BadRecord, Domain, hookimpl
+
+
+def format_record(record: dict) -> list[dict]:
+    """{"q": ..., "a": ...} -> a one-turn conversation."""
+    if not record.get("q") or not record.get("a"):
+        raise BadRecord("needs non-empty 'q' and 'a'")
+    return [{"role": "user", "content": record["q"]}, {"role": "assistant", "content": record["a"]}]
+
+
+def exact_match(predictions, references) -> dict[str, float]:
+    """Share of answers equal to the reference, ×100."""
+    hits = sum(p == r for p, r in zip(predictions, references))
+    return {"exact_match": 100.0 * hits / max(len(references), 1), "n": float(len(references))}
+
+
+TOY = Domain(
+    name="toy",
+    description="test domain",
+    version="0.0.1",
+    formatter=format_record,
+    parser=str.strip,
+    metrics=exact_match,
+)
+
+
+@hookimpl
+def register_domains(register):
+    """Register the toy domain."""
+    register(TOY)
+
+
+def write_toy_data(path: Path, n: int, seed: int = 0) -> Path:
+    """Write `n` toy records: colour questions with one-word answers."""
+    rng = random.Random(seed)
+    colours = ["红", "绿", "蓝", "白", "黑"]
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n):
+            colour = rng.choice(colours)
+            record = {"q": f"第{i}个盒子是{colour}色的。" * rng.randint(1, 4) + "它是什么颜色？", "a": colour}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
