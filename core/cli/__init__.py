@@ -1,0 +1,56 @@
+"""The `pixiu` command line: core owns the verbs, domains are arguments, plugins may add verbs."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pixiu import __version__
+from pixiu.errors import PixiuError
+
+
+class _FriendlyGroup(click.Group):
+    """A click group that prints `PixiuError`s as one clear message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: D102
+        try:
+            return super().invoke(ctx)
+        except PixiuError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pixiu")
+def cli() -> None:
+    """pixiu turns a general chat LLM into domain experts.
+
+    \b
+    Typical session:
+      pixiu domain list                 # the verticals installed
+      pixiu domain train law            # LoRA-train the law domain on its sample data
+      pixiu domain eval law --adapter law
+      pixiu adapters list               # every trained adapter
+
+    State (converted models, runs, the adapter registry) lives in PIXIU_HOME (default ~/.pixiu).
+    """
+
+
+def _add_core_commands(group: click.Group) -> None:
+    """Attach pixiu's own command groups."""
+    from pixiu.cli import adapters, domain, models, plugins
+
+    for module in (domain, plugins, adapters, models):
+        group.add_command(module.group)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _add_core_commands(cli)
+    try:
+        from pixiu.plugins import get_plugin_manager
+
+        get_plugin_manager().hook.register_commands(cli=cli)
+    except PixiuError as exc:
+        click.echo(f"warning: plugin commands not loaded: {exc}", err=True)
+    sys.exit(cli.main(standalone_mode=True))

@@ -1,0 +1,173 @@
+"""`pixiu domain ...`: list, train, evaluate and crawl the installed verticals."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from pixiu.paths import pixiu_home, runs_dir
+
+
+@click.group(name="domain")
+def group() -> None:
+    """Work with domains (verticals): list, train, eval, crawl.
+
+    \b
+    Examples:
+      pixiu domain list
+      pixiu domain train law                          # sample data, default base, default recipe
+      pixiu domain train law --data cail.jsonl --max-steps 300 --set train.lr=1e-4
+      pixiu domain eval law --adapter law --limit 100
+      pixiu domain crawl law --output cases.jsonl
+    """
+
+
+@group.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
+def list_domains(as_json: bool) -> None:
+    """List installed domains."""
+    from pixiu.plugins import get_domains
+
+    rows = [
+        {
+            "name": d.name,
+            "description": d.description,
+            "version": d.version,
+            "package": d.formatter.__module__.split(".")[0],
+            "sample_data": str(d.sample_data) if d.sample_data else None,
+            "default_config": str(d.default_config) if d.default_config else None,
+            "spiders": list(d.spiders),
+        }
+        for d in get_domains().values()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("No domains installed. Install one with pip (its entry point group is `pixiu`).")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("domain", "version", "package", "description")
+    for row in rows:
+        table.add_row(row["name"], row["version"], row["package"], row["description"])
+    Console().print(table)
+
+
+@group.command()
+@click.argument("domain_name", metavar="DOMAIN")
+@click.option("--base", help="Base model: hub id, local folder, .gguf file, or scheme:ref (default from the recipe).")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), help="Raw records (.jsonl/.json) instead of the sample data.")
+@click.option("--max-steps", type=int, help="Optimiser steps (same as --set train.max_steps=N).")
+@click.option("--output", type=click.Path(path_type=Path), help="Run directory [default: PIXIU_HOME/runs/DOMAIN-TIME].")
+@click.option("--resume", is_flag=True, help="Continue the run in --output (or this domain's newest unfinished run).")
+@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path), help="A YAML recipe laid over the domain's own.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key, e.g. train.lr=1e-4 (repeatable).")
+@click.option("--on-bad-record", type=click.Choice(["error", "skip"]), help="Stop at a bad record, or skip it into rejects.jsonl.")
+def train(domain_name, base, data_path, max_steps, output, resume, config_path, overrides, on_bad_record) -> None:
+    """Train a LoRA adapter for DOMAIN, evaluate it against the base model, and register it.
+
+    The recipe is the domain's YAML (see `pixiu domain list --json`), then --config, then --set.
+    Checkpoints are written every train.save_every steps; a killed run continues with --resume.
+    """
+    from pixiu.config import load_config
+    from pixiu.plugins import get_domain
+    from pixiu.recipes.lora_sft import run
+
+    domain = get_domain(domain_name)
+    flags = {"base": base, "train.max_steps": max_steps, "data.on_bad_record": on_bad_record}
+    overrides = [f"{key}={value}" for key, value in flags.items() if value is not None] + list(overrides)
+    yaml_paths = [p for p in (domain.default_config, config_path) if p]
+    config = load_config(yaml_paths, overrides)
+    data_path = data_path or domain.sample_data
+    if data_path is None:
+        raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
+    run_dir = output or (_latest_unfinished_run(domain.name) if resume else None) or _new_run_dir(domain.name)
+    summary = run(domain, config, data_path, run_dir, resume=resume)
+    _print_scores(summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics.get('adapter', {}).get('n', 0):.0f} held-out records")
+    click.echo(f"adapter saved in {summary.run_dir} and registered as {domain.name!r}")
+
+
+@group.command(name="eval")
+@click.argument("domain_name", metavar="DOMAIN")
+@click.option("--base", help="Base model [default: the adapter's base, else the domain recipe's].")
+@click.option("--adapter", help="Registered adapter name or adapter folder; scores are shown next to the base's.")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), help="Records to score [default: the held-out split].")
+@click.option("--limit", type=int, help="Score at most N records.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def evaluate_command(domain_name, base, adapter, data_path, limit, as_json) -> None:
+    """Generate answers greedily and score them with DOMAIN's metrics.
+
+    Without --data, the records held out from training are used: the adapter's own split when it
+    has one, otherwise the held-out part of the domain's sample data.
+    """
+    from pixiu.evaluation import evaluate_domain
+
+    report = evaluate_domain(domain_name, base=base, adapter=adapter, data_path=data_path, limit=limit)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        _print_scores(report["scores"], f"{domain_name} on {report['records']} records from {report['data']}")
+
+
+@group.command()
+@click.argument("domain_name", metavar="DOMAIN")
+@click.option("--output", type=click.Path(path_type=Path), help="JSONL to append to [default: PIXIU_HOME/data/DOMAIN/raw.jsonl].")
+@click.option("--arg", "spider_args", multiple=True, metavar="KEY=VALUE", help="Spider argument, e.g. start_url=... (repeatable).")
+def crawl(domain_name, output, spider_args) -> None:
+    """Run DOMAIN's spiders politely (robots.txt, throttling, retries) and append raw records to JSONL.
+
+    An interrupted crawl continues where it stopped when run again (scrapy job dir in PIXIU_HOME/crawl).
+    """
+    from pixiu.crawl import run_crawl
+    from pixiu.plugins import get_domain
+
+    domain = get_domain(domain_name)
+    if not domain.spiders:
+        raise click.UsageError(f"domain {domain.name!r} has no spiders")
+    args = dict(_split_pair(item) for item in spider_args)
+    output = output or pixiu_home() / "data" / domain.name / "raw.jsonl"
+    summary = run_crawl(domain, output, spider_args=args)
+    click.echo(summary.describe())
+
+
+def _split_pair(item: str) -> tuple[str, str]:
+    """Split KEY=VALUE."""
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--arg")
+    return key, value
+
+
+def _new_run_dir(domain: str) -> Path:
+    """A fresh run directory named after the domain and the time."""
+    return runs_dir() / f"{domain}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _latest_unfinished_run(domain: str) -> Path | None:
+    """The newest run of `domain` that has checkpoints but did not finish."""
+    import yaml
+
+    candidates = sorted(runs_dir().glob(f"{domain}-*"), reverse=True)
+    for run_dir in candidates:
+        run_file = run_dir / "pixiu_run.yaml"
+        if run_file.is_file() and yaml.safe_load(run_file.read_text(encoding="utf-8")).get("status") != "finished":
+            return run_dir
+    raise click.UsageError(f"no unfinished {domain} run under {runs_dir()}; pass --output DIR to choose one")
+
+
+def _print_scores(scores: dict, title: str) -> None:
+    """Show metric columns side by side (base, adapter) as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    variants = [v for v in ("base", "adapter") if v in scores]
+    names = sorted({name for v in variants for name in scores[v]})
+    table = Table("metric", *variants, title=title)
+    for name in names:
+        table.add_row(name, *(f"{scores[v].get(name, float('nan')):.2f}" for v in variants))
+    Console().print(table)

@@ -1,0 +1,180 @@
+"""Run a domain's scrapy spiders in this process and append what they scrape to a JSONL file.
+
+Each spider runs with its plugin's `settings.py` (found as `<top-level package>.settings`), then
+pixiu's own: FEEDS appending JSON lines to the output, and a job directory so that an interrupted
+crawl resumes where it stopped. Scrapy's reactor cannot be restarted, so call `run_crawl` at most
+once per process (tests run it in a subprocess).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pixiu.domain import Domain
+from pixiu.errors import PixiuError
+from pixiu.paths import pixiu_home
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from scrapy.settings import Settings
+    from twisted.python.failure import Failure
+
+
+@dataclass
+class CrawlSummary:
+    """What one `run_crawl` did: items written, items dropped by reason, and errors."""
+
+    output: Path
+    """The JSONL file items were appended to."""
+    items_scraped: int = 0
+    """Items that passed every pipeline and were written."""
+    items_dropped: Counter[str] = field(default_factory=Counter)
+    """Items a pipeline dropped, counted by the DropItem message."""
+    errors: list[str] = field(default_factory=list)
+    """Callback exceptions, download failures and unusual finishes, one line each."""
+    finish_reasons: dict[str, str] = field(default_factory=dict)
+    """Why each spider stopped, by spider name ("finished" when it ran to the end)."""
+
+    def describe(self) -> str:
+        """Return a few human-readable lines for the command line."""
+        lines = [f"{self.items_scraped} items appended to {self.output}"]
+        lines += [f"  dropped {count}: {reason}" for reason, count in self.items_dropped.most_common()]
+        lines += [f"  spider {name}: {reason}" for name, reason in self.finish_reasons.items() if reason != "finished"]
+        lines += [f"  error: {error}" for error in self.errors]
+        return "\n".join(lines)
+
+
+class _SignalCollector:
+    """Bound-method signal handlers feeding a CrawlSummary.
+
+    Scrapy holds signal handlers by weak reference, so handlers must be methods of an object the
+    caller keeps alive; a lambda would be collected at once and silently count nothing.
+    """
+
+    def __init__(self, summary: CrawlSummary, crawler: Crawler):
+        self.summary = summary
+        self.crawler = crawler
+
+    def connect(self) -> None:
+        """Attach the handlers to the crawler's signals."""
+        from scrapy import signals
+
+        self.crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
+        self.crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
+        self.crawler.signals.connect(self.spider_error, signal=signals.spider_error)
+        self.crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    def item_scraped(self, item: Any, response: Response, spider: Spider) -> None:
+        """Count an item that reached the feed."""
+        self.summary.items_scraped += 1
+
+    def item_dropped(self, item: Any, response: Response, exception: BaseException, spider: Spider) -> None:
+        """Count a dropped item under its drop reason."""
+        self.summary.items_dropped[str(exception) or type(exception).__name__] += 1
+
+    def spider_error(self, failure: Failure, response: Response, spider: Spider) -> None:
+        """Record an exception raised by a spider callback."""
+        self.summary.errors.append(f"{spider.name}: {failure.getErrorMessage()} (at {response.url})")
+
+    def crawl_failed(self, failure: Failure) -> None:
+        """Record a crawl that could not start or broke down (bad settings, spider arguments...)."""
+        self.summary.errors.append(f"{_spider_name(self.crawler.spidercls)}: crawl failed: {failure.getErrorMessage()}")
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        """Record why the spider stopped and how many downloads failed or were refused."""
+        self.summary.finish_reasons[spider.name] = reason
+        stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
+        failed = stats.get("downloader/exception_count", 0)
+        ignored = stats.get("httperror/response_ignored_count", 0)
+        if failed:
+            self.summary.errors.append(f"{spider.name}: {failed} downloads failed (network errors, after retries)")
+        if ignored:
+            self.summary.errors.append(f"{spider.name}: {ignored} pages answered with an HTTP error status")
+
+
+def run_crawl(
+    domain: Domain,
+    output: Path,
+    spider_args: dict[str, str] | None = None,
+    job_dir: Path | None = None,
+) -> CrawlSummary:
+    """Run every spider of `domain`, appending scraped items to `output` as JSON lines.
+
+    Args:
+        domain: The domain whose `spiders` ("module:Class" paths) to run.
+        output: JSONL file to append to; its folder is created.
+        spider_args: Keyword arguments for every spider, e.g. {"start_url": "..."}.
+        job_dir: Folder for scrapy's resumable job state, one subfolder per spider
+            (default: PIXIU_HOME/crawl/<domain>). Run again with the same folder to resume.
+
+    Returns:
+        Counts of items written and dropped, with errors, collected from scrapy's signals.
+
+    Raises:
+        PixiuError: The domain has no spiders, or a spider path cannot be imported.
+    """
+    from scrapy.crawler import Crawler, CrawlerProcess
+
+    if not domain.spiders:
+        raise PixiuError(f"domain {domain.name!r} has no spiders to crawl with; its plugin lists none in `spiders`")
+    output = Path(output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    job_dir = Path(job_dir) if job_dir is not None else pixiu_home() / "crawl" / domain.name
+    summary = CrawlSummary(output=output)
+    spiders = [(path, _import_spider(path)) for path in domain.spiders]
+    settings = [_settings_for(path, cls, output, job_dir) for path, cls in spiders]
+    process = CrawlerProcess(settings[0])
+    collectors = []  # signal handlers are weak references: these must live until the crawl ends
+    for index, ((_, spider_cls), spider_settings) in enumerate(zip(spiders, settings, strict=True)):
+        # The first crawler installs the reactor, as CrawlerProcess does for the crawlers it creates.
+        crawler = Crawler(spider_cls, spider_settings, init_reactor=index == 0)
+        collectors.append(_SignalCollector(summary, crawler))
+        collectors[-1].connect()
+        process.crawl(crawler, **(spider_args or {})).addErrback(collectors[-1].crawl_failed)
+    process.start()
+    return summary
+
+
+def _import_spider(path: str) -> type:
+    """Import a spider class from a "module:Class" path, with an error saying how to fix a bad path."""
+    module_name, _, class_name = path.partition(":")
+    if not module_name or not class_name:
+        raise PixiuError(f"spider path {path!r} must look like 'package.module:ClassName'")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise PixiuError(f"cannot load spider {path!r}: {exc}. Is the plugin installed and the path right?") from exc
+
+
+def _settings_for(path: str, spider_cls: type, output: Path, job_dir: Path) -> Settings:
+    """Build one spider's settings: its plugin's settings module, then pixiu's output and job folder."""
+    from scrapy.settings import Settings
+
+    settings = Settings()
+    package = path.partition(":")[0].split(".")[0]
+    try:
+        plugin_settings = importlib.import_module(f"{package}.settings")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.settings":
+            raise
+    else:
+        settings.setmodule(plugin_settings, priority="project")
+    # "cmdline" priority: a spider's custom_settings must not redirect pixiu's output.
+    settings.set(
+        "FEEDS",
+        {output: {"format": "jsonlines", "encoding": "utf-8", "overwrite": False}},
+        priority="cmdline",
+    )
+    settings.set("JOBDIR", str(job_dir / _spider_name(spider_cls)), priority="cmdline")
+    return settings
+
+
+def _spider_name(spider_cls: type) -> str:
+    """Return a spider class's `name`, or its class name when it has none."""
+    return getattr(spider_cls, "name", None) or spider_cls.__name__

@@ -1,0 +1,33 @@
+"""pixiu_law's hook implementations: registers the `law` domain (case facts -> charges)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pixiu import Domain, hookimpl
+
+import pixiu_law
+from pixiu_law.formatter import format_record
+from pixiu_law.metrics import charge_metrics
+from pixiu_law.parser import parse_charges
+
+_HERE = Path(__file__).resolve().parent
+
+
+@hookimpl
+def register_domains(register: Callable[[Domain], None]) -> None:
+    """Register the `law` domain: CAIL2018-style multi-label charge prediction."""
+    register(
+        Domain(
+            name="law",
+            description="Criminal charge prediction: case facts -> charges (CAIL2018-style, multi-label).",
+            version=pixiu_law.__version__,
+            formatter=format_record,
+            parser=parse_charges,
+            metrics=charge_metrics,
+            default_config=_HERE / "configs" / "smollm2_135m_lora.yaml",
+            sample_data=_HERE / "sample_data" / "cail_synthetic.jsonl",
+            spiders=("pixiu_law.spiders.spp_guiding_cases:SppGuidingCaseSpider",),
+        )
+    )

@@ -1,0 +1,42 @@
+"""Shared fixtures: an isolated PIXIU_HOME per test, no auto-loaded plugins, and tiny models built once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def pixiu_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point PIXIU_HOME at an empty per-test folder, so no test reads or writes ~/.pixiu."""
+    home = tmp_path / "pixiu_home"
+    monkeypatch.setenv("PIXIU_HOME", str(home))
+    return home
+
+
+@pytest.fixture(autouse=True)
+def no_installed_plugins(monkeypatch: pytest.MonkeyPatch):
+    """Load no entry-point plugins, only core defaults, with a fresh plugin manager around each test."""
+    from pixiu.plugins import get_plugin_manager
+
+    monkeypatch.setenv("PIXIU_LOAD_PLUGINS", "")
+    get_plugin_manager.cache_clear()
+    yield
+    get_plugin_manager.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random llama chat model folder, created once per test session; treat it as read-only."""
+    from pixiu.tiny import create_tiny_model
+
+    return create_tiny_model(tmp_path_factory.mktemp("tiny-llama"), arch="llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random qwen2 chat model folder, created once per test session; treat it as read-only."""
+    from pixiu.tiny import create_tiny_model
+
+    return create_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), arch="qwen2")
