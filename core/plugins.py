@@ -9,7 +9,7 @@ from functools import cache
 
 import pluggy
 
-from pixiu import hookspecs
+from pixiu import __version__, hookspecs
 from pixiu.domain import Domain, ModelSource
 from pixiu.errors import PixiuError
 
@@ -98,7 +98,7 @@ def describe_plugins() -> list[dict[str, object]]:
         rows.append(
             {
                 "name": name,
-                "version": dist.version if dist else None,
+                "version": dist.version if dist else (__version__ if name in DEFAULT_PLUGINS else None),
                 "source": "core" if name in DEFAULT_PLUGINS else "entry point",
                 "module": getattr(plugin, "__name__", repr(plugin)),
                 "hooks": hooks,

@@ -40,3 +40,29 @@ def tiny_qwen2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pixiu.tiny import create_tiny_model
 
     return create_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), arch="qwen2")
+
+
+@pytest.fixture
+def installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Load the installed entry-point plugins (the built-in domains among them) for this test."""
+    from pixiu.plugins import get_plugin_manager
+
+    monkeypatch.delenv("PIXIU_LOAD_PLUGINS")
+    get_plugin_manager.cache_clear()
+
+
+@pytest.fixture
+def register_plugin():
+    """Register plugin objects for one test; they are unregistered afterwards, whatever happens."""
+    from pixiu.plugins import get_plugin_manager
+
+    registered = []
+
+    def register(plugin: object, name: str) -> None:
+        get_plugin_manager().register(plugin, name=name)
+        registered.append(plugin)
+
+    yield register
+    for plugin in registered:
+        if get_plugin_manager().is_registered(plugin):
+            get_plugin_manager().unregister(plugin)

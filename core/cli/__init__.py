@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pixiu import __version__
@@ -44,13 +42,15 @@ def _add_core_commands(group: click.Group) -> None:
         group.add_command(module.group)
 
 
+_add_core_commands(cli)
+
+
 def main() -> None:
-    """Console-script entry point."""
-    _add_core_commands(cli)
+    """Console-script entry point: core commands plus those plugins add."""
     try:
         from pixiu.plugins import get_plugin_manager
 
         get_plugin_manager().hook.register_commands(cli=cli)
     except PixiuError as exc:
         click.echo(f"warning: plugin commands not loaded: {exc}", err=True)
-    sys.exit(cli.main(standalone_mode=True))
+    cli.main()

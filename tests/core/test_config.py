@@ -4,7 +4,7 @@ import pytest
 
 from pixiu.config import DEFAULT_BASE, load_config
 from pixiu.errors import ConfigError
-from pixiu.plugins import get_domains, get_plugin_manager
+from pixiu.plugins import get_domains
 
 
 def test_defaults():
@@ -36,9 +36,7 @@ def test_contradictions_are_rejected():
         load_config(overrides=["data.max_seq_len=1024", "train.row_tokens=512"])
 
 
-def test_every_shipped_domain_recipe_validates(monkeypatch):
-    monkeypatch.delenv("PIXIU_LOAD_PLUGINS")  # this test is about what is installed
-    get_plugin_manager.cache_clear()
+def test_every_shipped_domain_recipe_validates(installed_plugins):
     domains = [d for d in get_domains().values() if d.default_config]
     assert domains, "expected at least one installed domain with a recipe"
     for domain in domains:
