@@ -45,12 +45,17 @@ def _add_core_commands(group: click.Group) -> None:
 _add_core_commands(cli)
 
 
+def add_plugin_commands(group: click.Group) -> None:
+    """Let every plugin add its own verbs to `group` (the `register_commands` hook)."""
+    from pixiu.plugins import get_plugin_manager
+
+    get_plugin_manager().hook.register_commands(cli=group)
+
+
 def main() -> None:
     """Console-script entry point: core commands plus those plugins add."""
     try:
-        from pixiu.plugins import get_plugin_manager
-
-        get_plugin_manager().hook.register_commands(cli=cli)
+        add_plugin_commands(cli)
     except PixiuError as exc:
         click.echo(f"warning: plugin commands not loaded: {exc}", err=True)
     cli.main()

@@ -87,7 +87,13 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     if data_path is None:
         raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
     run_dir = output or (_latest_unfinished_run(domain.name) if resume else None) or _new_run_dir(domain.name)
-    summary = run(domain, config, data_path, run_dir, resume=resume)
+    try:
+        summary = run(domain, config, data_path, run_dir, resume=resume)
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            f"interrupted; the newest checkpoint is kept. Continue with:\n"
+            f"  pixiu domain train {domain.name} --resume --output {run_dir}"
+        ) from None
     _print_scores(summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics.get('adapter', {}).get('n', 0):.0f} held-out records")
     click.echo(f"adapter saved in {summary.run_dir} and registered as {domain.name!r}")
 
