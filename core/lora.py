@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,7 +20,9 @@ def attach_lora(model: torch.nn.Module, *, r: int, alpha: int, dropout: float, t
         task_type="CAUSAL_LM",
         use_dora=False,
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft still calls a transformers API deprecated for v6
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def load_adapter(model: torch.nn.Module, adapter_dir: Path) -> PeftModel:

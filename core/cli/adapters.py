@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 import click
+
+from pixiu.cli.output import print_rows
 
 
 @click.group(name="adapters")
@@ -19,17 +20,6 @@ def list_adapters_command(as_json: bool) -> None:
     """List registered adapters, newest first."""
     from pixiu.registry import list_adapters
 
-    entries = list_adapters()
-    if as_json:
-        click.echo(json.dumps([asdict(e) for e in entries], ensure_ascii=False, indent=2))
-        return
-    if not entries:
-        click.echo("No adapters yet: train one with `pixiu domain train DOMAIN`.")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("name", "created", "base", "path")
-    for entry in entries:
-        table.add_row(entry.name, entry.created[:19], entry.base, entry.path)
-    Console().print(table)
+    rows = [asdict(entry) for entry in list_adapters()]
+    empty = "No adapters yet: train one with `pixiu domain train DOMAIN`."
+    print_rows(rows, ["name", "created", "base", "path"], as_json=as_json, empty=empty)

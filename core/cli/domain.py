@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from pixiu.cli.output import print_rows
 from pixiu.paths import pixiu_home, runs_dir
 
 
@@ -43,19 +44,8 @@ def list_domains(as_json: bool) -> None:
         }
         for d in get_domains().values()
     ]
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    if not rows:
-        click.echo("No domains installed. Install one with pip (its entry point group is `pixiu`).")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("domain", "version", "package", "description")
-    for row in rows:
-        table.add_row(row["name"], row["version"], row["package"], row["description"])
-    Console().print(table)
+    empty = "No domains installed. Install one with pip (its entry point group is `pixiu`)."
+    print_rows(rows, ["name", "version", "package", "description"], as_json=as_json, empty=empty)
 
 
 @group.command()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
+
+from pixiu.cli.output import print_rows
 
 
 @click.group(name="plugins")
@@ -18,14 +18,4 @@ def list_plugins(as_json: bool) -> None:
     """List loaded plugins with their version and the hooks they implement."""
     from pixiu.plugins import describe_plugins
 
-    rows = describe_plugins()
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("plugin", "version", "source", "hooks")
-    for row in rows:
-        table.add_row(row["name"], row["version"] or "-", row["source"], ", ".join(row["hooks"]))
-    Console().print(table)
+    print_rows(describe_plugins(), ["name", "version", "source", "hooks"], as_json=as_json, empty="No plugins loaded.")
