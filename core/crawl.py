@@ -78,9 +78,10 @@ class _SignalCollector:
         """Count a dropped item under its drop reason."""
         self.summary.items_dropped[str(exception) or type(exception).__name__] += 1
 
-    def spider_error(self, failure: Failure, response: Response, spider: Spider) -> None:
-        """Record an exception raised by a spider callback."""
-        self.summary.errors.append(f"{spider.name}: {failure.getErrorMessage()} (at {response.url})")
+    def spider_error(self, failure: Failure, response: Response | Failure, spider: Spider) -> None:
+        """Record an exception raised by a spider callback (or errback, where scrapy passes a Failure)."""
+        url = getattr(response, "url", None) or getattr(getattr(failure, "request", None), "url", "?")
+        self.summary.errors.append(f"{spider.name}: {failure.getErrorMessage()} (at {url})")
 
     def crawl_failed(self, failure: Failure) -> None:
         """Record a crawl that could not start or broke down (bad settings, spider arguments...)."""
@@ -92,6 +93,9 @@ class _SignalCollector:
         stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
         failed = stats.get("downloader/exception_count", 0)
         ignored = stats.get("httperror/response_ignored_count", 0)
+        forbidden = stats.get("robotstxt/forbidden", 0)
+        if forbidden:
+            self.summary.errors.append(f"{spider.name}: {forbidden} requests refused by the site's robots.txt")
         if failed:
             self.summary.errors.append(f"{spider.name}: {failed} downloads failed (network errors, after retries)")
         if ignored:
@@ -129,7 +133,10 @@ def run_crawl(
     summary = CrawlSummary(output=output)
     spiders = [(path, _import_spider(path)) for path in domain.spiders]
     settings = [_settings_for(path, cls, output, job_dir) for path, cls in spiders]
-    process = CrawlerProcess(settings[0])
+    process_settings = settings[0].copy()  # the process's settings leak into every crawler: keep only shared ones
+    for per_spider in ("JOBDIR", "FEEDS"):
+        del process_settings[per_spider]
+    process = CrawlerProcess(process_settings)
     collectors = []  # signal handlers are weak references: these must live until the crawl ends
     for index, ((_, spider_cls), spider_settings) in enumerate(zip(spiders, settings, strict=True)):
         # The first crawler installs the reactor, as CrawlerProcess does for the crawlers it creates.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import sys
 from functools import cache
@@ -17,13 +18,21 @@ ENTRY_POINT_GROUP = "pixiu"
 DEFAULT_PLUGINS = ("pixiu.default_plugins.model_sources",)
 
 
+FAILED_PLUGINS: dict[str, str] = {}
+"""Entry-point plugins that raised while loading, by name, with the error; filled by `get_plugin_manager`."""
+
+
 @cache
 def get_plugin_manager() -> pluggy.PluginManager:
-    """Return the process-wide plugin manager with core defaults and installed plugins loaded."""
+    """Return the process-wide plugin manager with core defaults and installed plugins loaded.
+
+    A plugin that fails to import is left out and recorded in `FAILED_PLUGINS`; the rest keep working.
+    """
     pm = pluggy.PluginManager("pixiu")
     pm.add_hookspecs(hookspecs)
     for module_path in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_path), name=module_path)
+    FAILED_PLUGINS.clear()
     _load_entry_points(pm)
     pm.check_pending()
     if os.environ.get("PIXIU_TRACE_PLUGINS"):
@@ -33,13 +42,22 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
-    """Register every plugin of the entry-point group, or only those named in PIXIU_LOAD_PLUGINS."""
+    """Register each plugin of the entry-point group (only those in PIXIU_LOAD_PLUGINS, when it is set)."""
     allowed = os.environ.get("PIXIU_LOAD_PLUGINS")
-    if allowed is None:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        return
-    for name in filter(None, (part.strip() for part in allowed.split(","))):
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+    names = None if allowed is None else {part.strip() for part in allowed.split(",") if part.strip()}
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if (names is not None and entry_point.name not in names) or pm.has_plugin(entry_point.name):
+            continue
+        try:
+            pm.register(entry_point.load(), name=entry_point.name)
+        except Exception as exc:  # a broken plugin must not take the CLI down with it
+            FAILED_PLUGINS[entry_point.name] = f"{type(exc).__name__}: {exc}"
+            print(f"pixiu: plugin {entry_point.name!r} failed to load and is skipped: {exc}", file=sys.stderr)
+            continue
+        _DISTRIBUTIONS[entry_point.name] = entry_point.dist
+
+
+_DISTRIBUTIONS: dict[str, importlib.metadata.Distribution | None] = {}
 
 
 def get_domains() -> dict[str, Domain]:
@@ -88,20 +106,22 @@ def get_model_sources() -> dict[str, ModelSource]:
 
 
 def describe_plugins() -> list[dict[str, object]]:
-    """Each loaded plugin: name, distribution version, whether it is built in, and its hooks."""
+    """Each plugin: name, version, whether it is built in, its hooks, and the error of one that failed to load."""
     pm = get_plugin_manager()
-    distributions = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     rows = []
     for name, plugin in pm.list_name_plugin():
-        dist = distributions.get(id(plugin))
-        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        dist = _DISTRIBUTIONS.get(name)
         rows.append(
             {
                 "name": name,
                 "version": dist.version if dist else (__version__ if name in DEFAULT_PLUGINS else None),
                 "source": "core" if name in DEFAULT_PLUGINS else "entry point",
                 "module": getattr(plugin, "__name__", repr(plugin)),
-                "hooks": hooks,
+                "hooks": sorted(caller.name for caller in pm.get_hookcallers(plugin) or []),
+                "status": "loaded",
             }
         )
+    for name, error in FAILED_PLUGINS.items():
+        rows.append({"name": name, "version": None, "source": "entry point", "module": None, "hooks": [],
+                     "status": f"failed: {error}"})
     return rows

@@ -15,7 +15,8 @@ def group() -> None:
 @group.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
 def list_plugins(as_json: bool) -> None:
-    """List loaded plugins with their version and the hooks they implement."""
+    """List plugins with their version, the hooks they implement, and any that failed to load."""
     from pixiu.plugins import describe_plugins
 
-    print_rows(describe_plugins(), ["name", "version", "source", "hooks"], as_json=as_json, empty="No plugins loaded.")
+    columns = ["name", "version", "source", "hooks", "status"]
+    print_rows(describe_plugins(), columns, as_json=as_json, empty="No plugins loaded.")

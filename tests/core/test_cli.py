@@ -104,3 +104,15 @@ def test_skip_keeps_rejects_and_reports_count(installed_plugins, tiny_model_dir,
 def test_missing_data_file_is_a_clear_error(installed_plugins, tmp_path):
     result = invoke("domain", "train", "law", "--data", str(tmp_path / "nope.jsonl"))
     assert result.exit_code != 0 and "data file not found" in result.output
+
+
+def test_a_plugin_that_fails_to_import_is_listed_and_isolated(installed_plugins, monkeypatch):
+    import importlib.metadata
+
+    real = importlib.metadata.entry_points
+    broken = importlib.metadata.EntryPoint(name="broken", value="pixiu_no_such_module:plugin", group="pixiu")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [broken, *real(group=group)])
+    rows = {r["name"]: r for r in json.loads(invoke("plugins", "list", "--json").stdout)}
+    assert rows["broken"]["status"].startswith("failed: ModuleNotFoundError")
+    assert rows["law"]["status"] == "loaded"
+    assert "law" in [r["name"] for r in json.loads(invoke("domain", "list", "--json").stdout)]

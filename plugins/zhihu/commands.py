@@ -1,0 +1,115 @@
+"""`pixiu zhihu …`: the zhihu domain's own verbs (references, preference pairs, CSL conversion)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from pixiu_zhihu.pairs import DEFAULT_MARGIN, DEFAULT_MAX_PAIRS, DEFAULT_RATIO
+
+_IN = click.Path(exists=True, dir_okay=False, path_type=Path)
+_OUT = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.group(name="zhihu")
+def group() -> None:
+    """Zhihu summarisation data: reference summaries, preference pairs, CSL conversion.
+
+    \b
+    From a crawl to a trained adapter:
+      pixiu domain crawl zhihu --arg question_ids=19550225 --output raw.jsonl
+      pixiu zhihu references raw.jsonl train.jsonl --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-7b
+      pixiu domain train zhihu --data train.jsonl
+      pixiu zhihu pairs raw.jsonl pairs.jsonl --margin 20
+    """
+
+
+@group.command()
+@click.argument("raw", type=_IN)
+@click.argument("output", type=_OUT)
+@click.option("--teacher-url", help="OpenAI-compatible API base, e.g. http://localhost:8000/v1 [default: silver].")
+@click.option("--teacher-model", help="Model name to ask the teacher endpoint for (needed with --teacher-url).")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="Environment variable holding the teacher's API key, if it needs one.")
+@click.option("--cache", "cache_path", type=_OUT,
+              help="Teacher summaries cache (JSONL) [default: OUTPUT's name + .teacher-cache.jsonl].")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Most up-voted answers a summary is drawn from.")
+def references(raw, output, teacher_url, teacher_model, api_key_env, cache_path, top_k) -> None:
+    """Write RAW's questions to OUTPUT with a reference `summary` each: the user's, a teacher's, or a silver one.
+
+    A `summary` already in a record wins. Otherwise the teacher model writes one; every answer is cached
+    as it arrives, so an interrupted run loses nothing and a second run makes no repeated calls. Without a
+    teacher, extractive sentences (jieba TextRank) are used and labelled `"reference": "silver"`.
+    """
+    from pixiu_zhihu.references import fill_references
+    from pixiu_zhihu.teacher import SummaryCache, Teacher
+
+    if bool(teacher_url) != bool(teacher_model):
+        raise click.UsageError("--teacher-url and --teacher-model go together; give both, or neither for silver")
+    teacher = None
+    if teacher_url:
+        cache_path = cache_path or output.with_name(output.stem + ".teacher-cache.jsonl")
+        cache = SummaryCache(cache_path)
+        teacher = Teacher(teacher_url, teacher_model, cache, api_key=os.environ.get(api_key_env))
+        click.echo(f"teacher {teacher.url} ({teacher_model}); {len(cache)} summaries cached in {cache_path}", err=True)
+    counts = fill_references(raw, output, teacher=teacher, top_k=top_k)
+    written = sum(n for kind, n in counts.items() if not kind.startswith("skipped"))
+    click.echo(f"{written} questions written to {output}")
+    for kind, n in sorted(counts.items()):
+        click.echo(f"  {kind}: {n}")
+    if teacher is not None:
+        click.echo(f"  teacher requests made: {teacher.calls}")
+
+
+@group.command()
+@click.argument("raw", type=_IN)
+@click.argument("output", type=_OUT)
+@click.option("--margin", type=click.IntRange(min=1), default=DEFAULT_MARGIN, show_default=True,
+              help="The chosen answer needs at least this many more up-votes.")
+@click.option("--ratio", type=click.FloatRange(min=1.0), default=DEFAULT_RATIO, show_default=True,
+              help="…and at least this many times the rejected answer's up-votes.")
+@click.option("--max-pairs", type=click.IntRange(min=1), default=DEFAULT_MAX_PAIRS, show_default=True,
+              help="Pairs per question at most.")
+def pairs(raw, output, margin, ratio, max_pairs) -> None:
+    """Write preference pairs (prompt/chosen/rejected JSONL) from the votes of RAW's answers.
+
+    Within one question, an answer is `chosen` over another when it has at least MARGIN more up-votes
+    and RATIO times as many. The output suits reward-model or DPO training (e.g. TRL).
+    """
+    from pixiu_zhihu.pairs import preference_pairs
+    from pixiu_zhihu.references import read_jsonl
+
+    questions = written = 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", encoding="utf-8") as out:
+        for _, record in read_jsonl(raw):
+            if not isinstance(record, dict) or not isinstance(record.get("answers"), list):
+                continue
+            found = preference_pairs(record, margin=margin, ratio=ratio, max_pairs=max_pairs)
+            questions += bool(found)
+            written += len(found)
+            out.writelines(json.dumps(pair, ensure_ascii=False) + "\n" for pair in found)
+    click.echo(f"{written} pairs from {questions} questions written to {output}")
+
+
+@group.command(name="csl-to-jsonl")
+@click.argument("tsv", type=_IN)
+@click.argument("output", type=_OUT)
+def csl_to_jsonl(tsv, output) -> None:
+    """Convert a CSL title-generation TSV (prompt, abstract, title) to JSONL records the formatter reads.
+
+    \b
+    Example (CSL's benchmark/ts files):
+      pixiu zhihu csl-to-jsonl csl_ts_dev.tsv csl_dev.jsonl
+      pixiu domain train zhihu --data csl_dev.jsonl
+    """
+    from pixiu_zhihu.csl import read_csl_tsv
+
+    rows = list(read_csl_tsv(tsv))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    click.echo(f"{len(rows)} records written to {output}")

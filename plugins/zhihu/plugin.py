@@ -1,0 +1,48 @@
+"""pixiu_zhihu's hook implementations: the `zhihu` domain (question + answers -> summary) and `pixiu zhihu` verbs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pixiu import Domain, hookimpl
+
+import pixiu_zhihu
+from pixiu_zhihu.formatter import format_record
+from pixiu_zhihu.metrics import summary_metrics
+from pixiu_zhihu.parser import parse_summary
+
+if TYPE_CHECKING:
+    import click
+
+_HERE = Path(__file__).resolve().parent
+
+
+@hookimpl
+def register_domains(register: Callable[[Domain], None]) -> None:
+    """Register the `zhihu` domain: summarise a question's most up-voted answers in one sentence."""
+    register(
+        Domain(
+            name="zhihu",
+            description="Zhihu Q&A summarisation: a question and its top answers -> one-sentence gist (ROUGE).",
+            version=pixiu_zhihu.__version__,
+            formatter=format_record,
+            parser=parse_summary,
+            metrics=summary_metrics,
+            default_config=_HERE / "configs" / "smollm2_135m_lora.yaml",
+            sample_data=_HERE / "sample_data" / "zhihu_synthetic.jsonl",
+            spiders=(
+                "pixiu_zhihu.spiders.answers:ZhihuAnswersSpider",
+                "pixiu_zhihu.spiders.hot:ZhihuHotSpider",
+            ),
+        )
+    )
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add `pixiu zhihu references | pairs | csl-to-jsonl`."""
+    from pixiu_zhihu.commands import group
+
+    cli.add_command(group)

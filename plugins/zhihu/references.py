@@ -1,0 +1,89 @@
+"""Give every crawled question a reference summary: the user's own, else a teacher model's, else an extractive one.
+
+Each record written gets `summary` and `reference` ("user", "teacher" or "silver"). A summary counts as the
+user's when the record has one and no `reference` label, or the label "user"; teacher summaries already
+present are kept; silver ones are computed again (a teacher, when given, replaces them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pixiu import PixiuError
+
+from pixiu_zhihu.extractive import extractive_summary
+from pixiu_zhihu.formatter import question_prompt, top_answers
+from pixiu_zhihu.parser import parse_summary
+from pixiu_zhihu.teacher import Teacher
+
+TEACHER_MAX_CHARS = 1500
+"""Characters of question and answers shown to the teacher: far more than the student sees."""
+
+
+def reference_for(record: dict[str, Any], teacher: Teacher | None, top_k: int) -> tuple[str, str]:
+    """Return `(summary, kind)` for one question record, kind being "user", "teacher" or "silver".
+
+    Raises:
+        PixiuError: The teacher cannot be reached or answers with an error (see `Teacher.summarize`).
+    """
+    summary = record.get("summary")
+    kind = record.get("reference", "user")
+    if isinstance(summary, str) and summary.strip() and kind in ("user", "teacher"):
+        return " ".join(summary.split()), kind
+    if teacher is not None:
+        prompt = question_prompt(record, top_k=top_k, max_chars=TEACHER_MAX_CHARS)
+        summary = parse_summary(teacher.summarize(prompt))
+        if summary:
+            return summary, "teacher"
+    return extractive_summary(record, top_k=top_k), "silver"
+
+
+def fill_references(input_path: Path, output_path: Path, *, teacher: Teacher | None, top_k: int) -> Counter[str]:
+    """Write every usable question of `input_path` to `output_path` with its reference summary.
+
+    Records that are not questions with answer text (hot-list entries, empty questions) are left out and
+    counted. The output is written to a temporary file and moved into place at the end; the teacher's
+    cache, not the output, is what makes an interrupted run resumable.
+
+    Returns:
+        Counts of records by reference kind, plus `skipped: …` reasons.
+
+    Raises:
+        PixiuError: A line is not JSON (file and line named), or the teacher fails.
+    """
+    counts: Counter[str] = Counter()
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = output_path.with_name(f".{output_path.name}.partial")
+    with partial.open("w", encoding="utf-8") as out:
+        for where, record in read_jsonl(input_path):
+            if not isinstance(record, dict) or not isinstance(record.get("answers"), list):
+                counts["skipped: not a question with answers (hot-list entries need follow_answers=1)"] += 1
+                continue
+            if not top_answers(record, 1):
+                counts["skipped: no answer has text"] += 1
+                continue
+            try:
+                summary, kind = reference_for(record, teacher, top_k)
+            except PixiuError as exc:
+                raise PixiuError(f"{where}: {exc}") from exc
+            counts[kind] += 1
+            out.write(json.dumps({**record, "summary": summary, "reference": kind}, ensure_ascii=False) + "\n")
+    os.replace(partial, output_path)
+    return counts
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    """Yield `(file:line, record)` for each non-blank line of a JSONL file."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{number}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PixiuError(f"{path}:{number}: not valid JSON ({exc.msg}); expected one record per line") from exc
