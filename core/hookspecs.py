@@ -40,3 +40,15 @@ def register_commands(cli: click.Group) -> None:
 
     Do not replace pixiu's own commands. Return nothing.
     """
+
+
+@hookspec
+def process_response(domain: str, text: str) -> str | None:
+    """Called by `pixiu serve` once per finished answer of an adapter: `domain` is the adapter's name, `text` the answer.
+
+    Return the rewritten text, or None to leave it unchanged; e.g. a medical vertical appends a
+    disclaimer when `domain == "medical"`. Every implementation runs, each one seeing the text as the
+    previous one left it (a chain, not first-result-wins; the last registered runs first). Not called
+    for the plain base model. In a streamed response, text already sent cannot change: what a rewrite
+    appends is sent as a final chunk; other rewrites apply to non-streamed responses only.
+    """

@@ -36,10 +36,12 @@ def cli() -> None:
 
 def _add_core_commands(group: click.Group) -> None:
     """Attach pixiu's own command groups."""
-    from pixiu.cli import adapters, domain, models, plugins
+    from pixiu.cli import adapters, domain, models, plugins, serve
 
     for module in (domain, plugins, adapters, models):
         group.add_command(module.group)
+    for command in serve.commands:
+        group.add_command(command)
 
 
 _add_core_commands(cli)

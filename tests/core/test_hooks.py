@@ -7,6 +7,7 @@ from pixiu import ModelSource, hookimpl, hookspecs
 from pixiu.cli import add_plugin_commands
 from pixiu.models import resolve_base
 from pixiu.plugins import get_domains, get_model_sources
+from pixiu.serve.postprocess import process_response
 from toy_domain import TOY
 
 
@@ -31,12 +32,17 @@ class ExamplePlugin:
             """Say hello."""
             click.echo("hello from a plugin")
 
+    @staticmethod
+    @hookimpl
+    def process_response(domain, text):
+        return f"{text}\n(toy answers are not advice)" if domain == "toy" else None
+
 
 HOOKS = {name for name in dir(hookspecs) if not name.startswith("_") and hasattr(getattr(hookspecs, name), "pixiu_spec")}
 
 
 def test_the_example_plugin_covers_every_hook():
-    assert HOOKS == {"register_domains", "register_model_sources", "register_commands"}
+    assert HOOKS == {"register_domains", "register_model_sources", "register_commands", "process_response"}
     assert all(hasattr(ExamplePlugin, name) for name in HOOKS)
 
 
@@ -57,3 +63,21 @@ def test_hook_register_commands(register_plugin):
     add_plugin_commands(group)
     result = CliRunner().invoke(group, ["hello"])
     assert result.exit_code == 0 and result.output == "hello from a plugin\n"
+
+
+class Shout:
+    """A second post-processor, to show that rewrites chain."""
+
+    @staticmethod
+    @hookimpl
+    def process_response(text):
+        return text.upper()
+
+
+def test_hook_process_response(register_plugin):
+    assert process_response("toy", "blue") == "blue"
+    register_plugin(ExamplePlugin, "example")
+    assert process_response("toy", "blue") == "blue\n(toy answers are not advice)"
+    assert process_response("law", "blue") == "blue"
+    register_plugin(Shout, "shout")  # registered last, so pluggy runs it first
+    assert process_response("toy", "blue") == "BLUE\n(toy answers are not advice)"

@@ -1,0 +1,148 @@
+"""`pixiu serve` and `pixiu chat`: the OpenAI-compatible server, and a terminal conversation with one of its models."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from pixiu.config import DEFAULT_BASE
+
+
+def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """Parse repeated NAME=DIR options."""
+    pairs = {}
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep or not name or not folder:
+            raise click.BadParameter(f"{value!r} is not NAME=DIR", ctx=ctx, param=param)
+        pairs[name] = folder
+    return pairs
+
+
+@click.command()
+@click.option("--base", default=DEFAULT_BASE, show_default=True, help="Base model: hub id, folder, .gguf or scheme:ref.")
+@click.option("--adapter", "adapters", multiple=True, metavar="NAME=DIR", callback=_pairs,
+              help="Serve the adapter in DIR (or registered as DIR) as model NAME (repeatable).")
+@click.option("--registry/--no-registry", default=True, show_default=True,
+              help="Also serve the newest registered adapter of every name trained on --base.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Requests generated together in one forward pass.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Requests waiting to start; more get HTTP 429.")
+@click.option("--max-prompt-tokens", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Longest prompt accepted.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=2048, show_default=True,
+              help="Largest max_tokens a request may ask for.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for torch [default: torch's choice]; 1 helps on a busy shared CPU.")
+def serve(base, adapters, registry, host, port, max_batch, max_queue, max_prompt_tokens, max_tokens, threads) -> None:
+    """Serve the base model and its LoRA adapters over an OpenAI-compatible HTTP API.
+
+    The base model is loaded once; each adapter is a model name chosen per request, and requests
+    for different adapters share forward passes. Endpoints: /v1/models, /v1/chat/completions,
+    /v1/completions (streaming with "stream": true), /health and /metrics. With PIXIU_ADMIN_TOKEN
+    set, POST /v1/adapters and DELETE /v1/adapters/NAME load and unload adapters without a restart.
+
+    \b
+    Examples:
+      pixiu serve                                   # default base + every registered adapter
+      pixiu serve --adapter law=~/.pixiu/runs/law-20250101-120000 --no-registry
+      PIXIU_ADMIN_TOKEN=secret pixiu serve --host 0.0.0.0 --port 9000
+      curl localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
+        -d '{"model": "law", "messages": [{"role": "user", "content": "..."}]}'
+    """
+    import torch
+    import uvicorn
+
+    from pixiu.serve.app import build_app
+    from pixiu.serve.state import Limits
+    from pixiu.serve.server import adapters_to_serve, context_length, start_engine
+
+    if threads:
+        torch.set_num_threads(threads)
+    folders, notes = adapters_to_serve(base, adapters, registry=registry)
+    for note in notes:
+        click.echo(note, err=True)
+    engine, tokenizer = start_engine(base, folders, max_batch=max_batch, max_waiting=max_queue)
+    try:
+        limits = Limits(context=context_length(engine), max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
+        admin_token = os.environ.get("PIXIU_ADMIN_TOKEN") or None
+        app = build_app(engine, tokenizer, base=base, limits=limits, admin_token=admin_token)
+        click.echo(f"serving {base} with adapters: {', '.join(folders) or 'none'}; "
+                   f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        engine.stop()
+
+
+@click.command()
+@click.argument("model", metavar="DOMAIN")
+@click.option("--url", help="A running `pixiu serve`, e.g. http://127.0.0.1:8000 [default: run the model in this process].")
+@click.option("--base", help="Base model when running in this process [default: the adapter's own base].")
+@click.option("--system", help="A system message that starts the conversation.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Longest answer, in tokens.")
+def chat(model, url, base, system, max_tokens) -> None:
+    """Chat with DOMAIN (an adapter name, or "base") in the terminal; answers stream as they are generated.
+
+    Type /reset to start over and /exit (or Ctrl-D) to leave.
+
+    \b
+    Examples:
+      pixiu chat law                                # loads the base and the law adapter here
+      pixiu chat medical --url http://127.0.0.1:8000
+    """
+    if url:
+        _converse(url, model, system, max_tokens)
+        return
+    from pixiu.registry import list_adapters, resolve_adapter
+    from pixiu.serve.app import build_app
+    from pixiu.serve.state import Limits
+    from pixiu.serve.engine import BASE
+    from pixiu.serve.server import background_server, context_length, start_engine
+
+    folders = {} if model == BASE else {model: resolve_adapter(model)}
+    trained_on = next((e.base for e in list_adapters() if e.name == model), None)
+    base = base or trained_on or DEFAULT_BASE
+    click.echo(f"loading {base}...", err=True)
+    engine, tokenizer = start_engine(base, folders, max_batch=1, max_waiting=1)
+    try:
+        app = build_app(engine, tokenizer, base=base, limits=Limits(context=context_length(engine)), admin_token=None)
+        with background_server(app) as local_url:
+            _converse(local_url, model, system, max_tokens)
+    finally:
+        engine.stop()
+
+
+def _converse(url: str, model: str, system: str | None, max_tokens: int) -> None:
+    """Read a line, stream the answer, repeat; the whole conversation is sent each turn."""
+    from pixiu.serve.chat import stream_reply
+
+    start = [{"role": "system", "content": system}] if system else []
+    messages = list(start)
+    while True:
+        try:
+            line = input("> ").strip()
+        except EOFError:
+            click.echo()
+            return
+        if line == "/exit":
+            return
+        if line == "/reset":
+            messages = list(start)
+            continue
+        if not line:
+            continue
+        messages.append({"role": "user", "content": line})
+        answer = []
+        for piece in stream_reply(url, model, messages, max_tokens=max_tokens):
+            answer.append(piece)
+            click.echo(piece, nl=False)
+        click.echo()
+        messages.append({"role": "assistant", "content": "".join(answer)})
+
+
+commands = (serve, chat)
+"""The top-level commands this module adds to `pixiu`."""

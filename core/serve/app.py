@@ -1,0 +1,166 @@
+"""The OpenAI-compatible HTTP API over an `Engine`: models, chat and text completions (streamed or not), health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from jinja2 import TemplateError
+
+from pixiu.data import render
+from pixiu.serve import admin
+from pixiu.serve.engine import BASE, Engine, QueueFull, Sampling, UnknownModel
+from pixiu.serve.generation import Generation
+from pixiu.serve.http import ApiError, BodyLimit, install_error_handlers
+from pixiu.serve.metrics import prometheus_text
+from pixiu.serve.postprocess import process_response
+from pixiu.serve.protocol import ChatRequest, CompletionRequest
+from pixiu.serve.responses import Reply, stream_events
+from pixiu.serve.state import Limits, Server, model_card, server_of, unknown_model
+
+router = APIRouter()
+
+
+def build_app(engine: Engine, tokenizer, *, base: str, limits: Limits, admin_token: str | None) -> FastAPI:
+    """The FastAPI app; the caller starts and stops `engine`. Admin routes are off when `admin_token` is None."""
+    app = FastAPI(title="pixiu", summary="One base model, many domain adapters, OpenAI-compatible.")
+    app.state.server = Server(engine, tokenizer, base, limits, admin_token, int(time.time()))
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.include_router(router)
+    app.include_router(admin.router)
+    return app
+
+
+# ---- models, health, metrics ----------------------------------------------------------------------
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict:
+    """The base and every loaded adapter, OpenAI-style."""
+    server = server_of(request)
+    return {"object": "list", "data": [model_card(server, name) for name in [BASE, *server.engine.adapters()]]}
+
+
+@router.get("/v1/models/{name}")
+async def get_model(name: str, request: Request) -> dict:
+    """One model, or 404."""
+    server = server_of(request)
+    if name != BASE and name not in server.engine.adapters():
+        raise unknown_model(server, name)
+    return model_card(server, name)
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    """Liveness (503 once the engine has stopped) plus what is loaded and queued."""
+    server = server_of(request)
+    stats = server.engine.stats()
+    running = server.engine.running
+    body = {"status": "ok" if running else "stopped", "base": server.base, "adapters": sorted(server.engine.adapters()),
+            "waiting": stats["waiting"], "active": stats["active"]}
+    return JSONResponse(body, status_code=200 if running else 503)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text: requests, tokens, tokens/s, queue depth, loaded adapters."""
+    text = prometheus_text(server_of(request).engine.stats())
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+# ---- completions ----------------------------------------------------------------------------------
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: ChatRequest, request: Request):
+    """Answer a conversation, rendered with the base model's chat template."""
+    server = server_of(request)
+    try:
+        prompt = render(server.tokenizer, [m.as_dict() for m in body.messages], add_generation_prompt=True)
+    except TemplateError as exc:  # e.g. a template that insists on alternating user/assistant turns
+        raise ApiError(400, f"messages: the model's chat template refuses them: {exc}", param="messages") from exc
+    prompt_ids = server.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return await _complete(request, body, prompt_ids, chat=True)
+
+
+@router.post("/v1/completions")
+async def completions(body: CompletionRequest, request: Request):
+    """Continue a plain text prompt."""
+    server = server_of(request)
+    prompt = body.prompt_text()
+    if prompt is None:
+        raise ApiError(400, "prompt: give one string (batches of prompts are not supported)", param="prompt")
+    prompt_ids = server.tokenizer(prompt)["input_ids"]
+    return await _complete(request, body, prompt_ids, chat=False)
+
+
+async def _complete(request: Request, body: ChatRequest | CompletionRequest, prompt_ids: list[int], *, chat: bool):
+    """Check limits, start generating, and answer as one JSON document or as server-sent events."""
+    server = server_of(request)
+    if body.model != BASE and body.model not in server.engine.adapters():
+        raise unknown_model(server, body.model)
+    sampling = Sampling(max_tokens=_max_tokens(server.limits, body, len(prompt_ids)), temperature=body.temperature,
+                        top_p=body.top_p, seed=body.seed)
+    stop = body.stop_list()
+    if len(stop) > server.limits.max_stop or any(len(s) > 256 for s in stop):
+        raise ApiError(400, f"stop: at most {server.limits.max_stop} strings of up to 256 characters", param="stop")
+    try:
+        generation = Generation(server.engine, server.tokenizer, body.model, prompt_ids, sampling, stop)
+    except UnknownModel as exc:
+        raise unknown_model(server, body.model) from exc
+    except QueueFull as exc:
+        raise ApiError(429, str(exc), type="rate_limit_error", code="queue_full", headers={"Retry-After": "1"}) from exc
+    reply = Reply(body.model, chat)
+    if body.stream:
+        events = stream_events(generation, reply, body.wants_usage_chunk())
+        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    text = await _collect_unless_disconnected(request, generation)
+    if text is None:
+        return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
+    if generation.finish_reason == "cancelled":
+        raise ApiError(503, "the server is shutting down; retry on another instance", type="server_error")
+    if generation.finish_reason == "error":
+        raise ApiError(500, "generation failed; see the server log", type="server_error")
+    if body.model != BASE:
+        text = process_response(body.model, text)
+    return JSONResponse(reply.whole(text, generation))
+
+
+def _max_tokens(limits: Limits, body: ChatRequest | CompletionRequest, prompt_tokens: int) -> int:
+    """The request's answer budget, or a 400 saying which limit it breaks."""
+    if prompt_tokens == 0:
+        raise ApiError(400, "the prompt is empty", param="prompt")
+    if prompt_tokens > limits.max_prompt_tokens:
+        message = f"the prompt has {prompt_tokens} tokens; this server accepts at most {limits.max_prompt_tokens}"
+        raise ApiError(400, message, param="messages", code="context_length_exceeded")
+    requested = body.token_limit()
+    if requested is not None and requested > limits.max_tokens:
+        raise ApiError(400, f"max_tokens is {requested}; at most {limits.max_tokens} is allowed", param="max_tokens")
+    room = limits.context - prompt_tokens
+    if room < 1 or (requested is not None and requested > room):
+        message = (f"the prompt ({prompt_tokens} tokens) plus max_tokens ({requested}) exceeds the model's "
+                   f"context of {limits.context} tokens; shorten the prompt or lower max_tokens")
+        raise ApiError(400, message, param="max_tokens", code="context_length_exceeded")
+    return requested if requested is not None else min(limits.default_max_tokens, room)
+
+
+async def _collect_unless_disconnected(request: Request, generation: Generation) -> str | None:
+    """The whole answer, or None when the client disconnected first (generation is then cancelled)."""
+    collect = asyncio.ensure_future(generation.collect())
+    disconnect = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({collect, disconnect}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        disconnect.cancel()
+        if not collect.done():
+            collect.cancel()  # runs the generation's cleanup, which cancels the engine request
+    return None if collect.cancelled() else collect.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client closes the connection."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

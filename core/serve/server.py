@@ -1,0 +1,77 @@
+"""Start serving: load the base model once and the adapters to serve, then run the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pixiu.errors import PixiuError
+from pixiu.registry import list_adapters, resolve_adapter
+from pixiu.serve.engine import Engine
+
+
+def adapters_to_serve(base: str, named: dict[str, str], *, registry: bool) -> tuple[dict[str, Path], list[str]]:
+    """The adapters to load at startup, by name, and notes on registry entries left out.
+
+    Args:
+        base: The base model spec being served.
+        named: Adapter name -> folder (or registry name), from `--adapter NAME=DIR`.
+        registry: Also serve, for every other registered name, its newest adapter trained on `base`.
+    """
+    folders = {name: resolve_adapter(source) for name, source in named.items()}
+    notes = []
+    if registry:
+        entries = [entry for entry in list_adapters() if entry.name not in folders]  # newest first
+        for name in dict.fromkeys(entry.name for entry in entries):
+            matching = [entry for entry in entries if entry.name == name and entry.base == base]
+            if matching:
+                folders[name] = Path(matching[0].path)
+            else:
+                trained_on = sorted({entry.base for entry in entries if entry.name == name})
+                notes.append(f"not serving adapter {name!r}: trained on {', '.join(trained_on)}, not on {base}")
+    return folders, notes
+
+
+def start_engine(base: str, adapters: dict[str, Path], *, max_batch: int, max_waiting: int) -> tuple[Engine, object]:
+    """Load `base` and `adapters`, start the engine thread, and return (engine, tokenizer)."""
+    from pixiu.generate import stop_token_ids
+    from pixiu.models import load_base
+
+    model, tokenizer = load_base(base)
+    engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=max_batch, max_waiting=max_waiting)
+    for name, folder in adapters.items():
+        engine.load_adapter(name, folder)
+    return engine.start(), tokenizer
+
+
+def context_length(engine: Engine) -> int:
+    """The model's context window in tokens."""
+    return int(getattr(engine.model.config, "max_position_embeddings", 2048))
+
+
+@contextmanager
+def background_server(app, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[str]:
+    """Run `app` with uvicorn on a free port of `host` in a thread; yields its base URL and stops it afterwards."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind((host, 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pixiu-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise PixiuError(f"the local server did not start within {timeout:.0f} s")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()

@@ -1,0 +1,58 @@
+"""What the HTTP routes share: the engine and tokenizer, request limits, and model lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from pixiu.serve.engine import BASE, Engine
+from pixiu.serve.http import ApiError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for."""
+
+    context: int
+    """Prompt plus answer tokens, at most (the model's context window)."""
+    max_prompt_tokens: int = 4096
+    max_tokens: int = 2048
+    """The largest `max_tokens` a request may ask for."""
+    default_max_tokens: int = 512
+    """`max_tokens` when the request gives none (cut to what the context leaves)."""
+    max_body_bytes: int = 1 << 20
+    max_stop: int = 4
+    """Stop strings per request, at most."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """Everything the routes need."""
+
+    engine: Engine
+    tokenizer: object
+    base: str
+    """The base model spec, shown as the `root` of the base model in `/v1/models`."""
+    limits: Limits
+    admin_token: str | None
+    started: int
+
+
+def server_of(request: Request) -> Server:
+    """The app's `Server`."""
+    return request.app.state.server
+
+
+def model_card(server: Server, name: str) -> dict:
+    """A model object as OpenAI lists it, plus where it comes from."""
+    adapter = server.engine.adapters().get(name)
+    return {"id": name, "object": "model", "created": server.started, "owned_by": "pixiu",
+            "root": str(adapter.folder) if adapter else server.base, "parent": BASE if adapter else None}
+
+
+def unknown_model(server: Server, name: str) -> ApiError:
+    """The 404 for a model that is not loaded."""
+    loaded = ", ".join([BASE, *server.engine.adapters()])
+    return ApiError(404, f"the model {name!r} does not exist; loaded models: {loaded}", param="model",
+                    code="model_not_found")

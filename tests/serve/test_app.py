@@ -1,0 +1,204 @@
+"""The HTTP API in process: OpenAI-shaped answers, streaming, errors as 4xx with OpenAI bodies, admin, hooks, metrics."""
+
+import json
+import shutil
+
+import pytest
+
+from pixiu import hookimpl
+from pixiu.registry import register_adapter
+from pixiu.serve.engine import Sampling
+
+from .helpers import ADMIN_TOKEN, PROMPTS, call, chat_ids
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def chat_body(model="law", content=PROMPTS[0], **extra):
+    return {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 10, **extra}
+
+
+def events(response):
+    """The JSON payloads of a server-sent event stream, and whether it ended with [DONE]."""
+    lines = [line.removeprefix("data: ") for line in response.text.split("\n\n") if line.startswith("data: ")]
+    return [json.loads(line) for line in lines if line != "[DONE]"], lines[-1] == "[DONE]"
+
+
+def test_models_lists_base_and_adapters(app, tiny_model_dir):
+    body = call(app, "GET", "/v1/models").json()
+    assert [m["id"] for m in body["data"]] == ["base", "law", "medical", "zhihu"]
+    assert body["data"][0]["root"] == str(tiny_model_dir) and body["data"][1]["parent"] == "base"
+    assert call(app, "GET", "/v1/models/law").json()["id"] == "law"
+    assert call(app, "GET", "/v1/models/nope").status_code == 404
+
+
+def test_chat_answer_is_the_adapters_solo_answer(app, tokenizer, reference):
+    response = call(app, "POST", "/v1/chat/completions", json=chat_body())
+    assert response.status_code == 200
+    body = response.json()
+    tokens, _ = reference("law", chat_ids(tokenizer, PROMPTS[0]), 10)
+    assert body["object"] == "chat.completion" and body["model"] == "law"
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": tokenizer.decode(tokens, skip_special_tokens=True)}
+    assert body["choices"][0]["finish_reason"] == ("length" if len(tokens) == 10 else "stop")
+    assert body["usage"]["completion_tokens"] == len(tokens)
+    assert body["usage"]["prompt_tokens"] == len(chat_ids(tokenizer, PROMPTS[0]))
+
+
+def test_streamed_chat_equals_the_whole_answer(app):
+    whole = call(app, "POST", "/v1/chat/completions", json=chat_body("zhihu")).json()
+    assert whole["choices"][0]["message"]["content"]
+    response = call(app, "POST", "/v1/chat/completions",
+                    json=chat_body("zhihu", stream=True, stream_options={"include_usage": True}))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    chunks, done = events(response)
+    assert done and chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == whole["choices"][0]["message"]["content"]
+    assert chunks[-2]["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == whole["usage"]
+
+
+def test_text_completions_plain_and_streamed(app, tokenizer, reference):
+    body = {"model": "zhihu", "prompt": "The quick brown fox", "max_tokens": 6}
+    whole = call(app, "POST", "/v1/completions", json=body).json()
+    tokens, _ = reference("zhihu", tokenizer("The quick brown fox")["input_ids"], 6)
+    assert whole["object"] == "text_completion"
+    assert whole["choices"][0]["text"] == tokenizer.decode(tokens, skip_special_tokens=True)
+    chunks, done = events(call(app, "POST", "/v1/completions", json={**body, "stream": True}))
+    assert done and "".join(c["choices"][0]["text"] for c in chunks) == whole["choices"][0]["text"]
+
+
+def test_stop_strings_cut_the_answer(app):
+    full = call(app, "POST", "/v1/chat/completions", json=chat_body(max_tokens=20)).json()
+    text = full["choices"][0]["message"]["content"]
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    cut = call(app, "POST", "/v1/chat/completions", json=chat_body(max_tokens=20, stop=[stop])).json()
+    assert cut["choices"][0]["message"]["content"] == text[: text.index(stop)]
+    assert cut["choices"][0]["finish_reason"] == "stop"
+
+
+def test_unknown_model_is_an_openai_404(app):
+    response = call(app, "POST", "/v1/chat/completions", json=chat_body("astrology"))
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "model_not_found" and error["param"] == "model" and "law" in error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize(("request_kwargs", "status", "param"), [
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, None),
+    ({"json": ["a", "list"]}, 400, None),
+    ({"json": {"model": "law"}}, 400, "messages"),
+    ({"json": {"model": "law", "messages": []}}, 400, "messages"),
+    ({"json": chat_body(n=2)}, 400, "n"),
+    ({"json": chat_body(temperature=-1)}, 400, "temperature"),
+    ({"json": chat_body(max_tokens=0)}, 400, "max_tokens"),
+    ({"json": chat_body(max_tokens=10**9)}, 400, "max_tokens"),
+    ({"json": {"model": "law", "messages": [{"role": "tool", "content": "x"}]}}, 400, "messages.0.role"),
+    ({"json": {"model": "law", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}}, 400, None),
+    ({"json": chat_body(content="长" * 1000)}, 400, "messages"),
+    ({"json": chat_body(stop=["a", "b", "c", "d", "e"])}, 400, "stop"),
+    ({"json": chat_body(content="x" * 70_000)}, 413, None),
+])
+def test_bad_requests_are_4xx_with_openai_bodies(app, request_kwargs, status, param):
+    response = call(app, "POST", "/v1/chat/completions", **request_kwargs)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"] and (param is None or error["param"] == param)
+
+
+def test_other_bad_requests(app):
+    assert call(app, "POST", "/v1/completions", json={"model": "law", "prompt": ["a", "b"]}).status_code == 400
+    assert call(app, "POST", "/v1/completions", json={"model": "law", "prompt": ""}).status_code == 400
+    assert call(app, "POST", "/v1/completions", json={"model": "law", "prompt": "x", "seed": 2**70}).status_code == 400
+    missing = call(app, "GET", "/v1/nothing-here")
+    assert missing.status_code == 404 and "error" in missing.json()
+    assert call(app, "GET", "/v1/chat/completions").status_code == 405
+
+
+def test_full_queue_is_429_with_retry_after(make_engine, make_app, tokenizer):
+    engine = make_engine(max_waiting=1)  # not started, so the queue stays full
+    engine.submit("base", chat_ids(tokenizer, "hi"), Sampling(max_tokens=2), lambda token, finish: None)
+    app = make_app(engine)
+    response = call(app, "POST", "/v1/chat/completions", json=chat_body())
+    assert response.status_code == 429 and response.headers["retry-after"] == "1"
+    assert response.json()["error"]["code"] == "queue_full"
+    assert call(app, "GET", "/health").status_code == 503  # the engine thread is not running
+
+
+def test_health_and_metrics(app):
+    call(app, "POST", "/v1/chat/completions", json=chat_body("law", max_tokens=3))
+    health = call(app, "GET", "/health").json()
+    assert health["status"] == "ok" and health["adapters"] == ["law", "medical", "zhihu"]
+    text = call(app, "GET", "/metrics").text
+    assert 'pixiu_requests_total{model="law",finish_reason=' in text
+    for name in ("pixiu_generated_tokens_total", "pixiu_tokens_per_second", "pixiu_queue_depth", "pixiu_adapters_loaded 3"):
+        assert name in text
+
+
+class Disclaimer:
+    """A vertical's post-processing: zhihu answers get a disclaimer."""
+
+    @staticmethod
+    @hookimpl
+    def process_response(domain, text):
+        return text + "\n(仅供参考)" if domain == "zhihu" else None
+
+
+def test_process_response_hook_rewrites_answers(app, register_plugin):
+    register_plugin(Disclaimer, "disclaimer")
+    plain = call(app, "POST", "/v1/chat/completions", json=chat_body("zhihu")).json()
+    content = plain["choices"][0]["message"]["content"]
+    assert content.endswith("\n(仅供参考)") and len(content) > len("\n(仅供参考)")
+    chunks, _ = events(call(app, "POST", "/v1/chat/completions", json=chat_body("zhihu", stream=True)))
+    streamed = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert streamed == plain["choices"][0]["message"]["content"]
+    law = call(app, "POST", "/v1/chat/completions", json=chat_body("law")).json()
+    assert "仅供参考" not in law["choices"][0]["message"]["content"]
+
+
+def test_admin_is_off_without_a_token(make_app, engine):
+    response = call(make_app(engine, admin_token=None), "DELETE", "/v1/adapters/law", headers=ADMIN)
+    assert response.status_code == 403 and "PIXIU_ADMIN_TOKEN" in response.json()["error"]["message"]
+    assert "law" in engine.adapters()
+
+
+def test_admin_needs_the_right_token(app):
+    assert call(app, "DELETE", "/v1/adapters/law").status_code == 401
+    assert call(app, "DELETE", "/v1/adapters/law", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_hot_load_by_registry_name_and_unload(app, adapter_dirs, tiny_model_dir):
+    register_adapter("legal", "law", adapter_dirs["law"], str(tiny_model_dir), {})
+    response = call(app, "POST", "/v1/adapters", json={"name": "legal"}, headers=ADMIN)
+    assert response.status_code == 200 and response.json()["id"] == "legal" and response.json()["rank"] == 8
+    assert "legal" in [m["id"] for m in call(app, "GET", "/v1/models").json()["data"]]
+    same = call(app, "POST", "/v1/chat/completions", json=chat_body("legal")).json()["choices"][0]["message"]
+    assert same == call(app, "POST", "/v1/chat/completions", json=chat_body("law")).json()["choices"][0]["message"]
+    assert call(app, "DELETE", "/v1/adapters/legal", headers=ADMIN).json()["deleted"] is True
+    assert call(app, "POST", "/v1/chat/completions", json=chat_body("legal")).status_code == 404
+    assert call(app, "DELETE", "/v1/adapters/legal", headers=ADMIN).status_code == 404
+    missing = call(app, "POST", "/v1/adapters", json={"name": "unregistered"}, headers=ADMIN)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "adapter_not_found"
+    register_adapter("other", "law", adapter_dirs["law"], "some/other-base", {})
+    elsewhere = call(app, "POST", "/v1/adapters", json={"name": "other"}, headers=ADMIN)
+    assert elsewhere.status_code == 400 and "trained on some/other-base" in elsewhere.json()["error"]["message"]
+
+
+def test_hot_load_by_path_stays_inside_pixiu_home(app, adapter_dirs, pixiu_home, tmp_path):
+    inside = pixiu_home / "runs" / "medical-1"
+    shutil.copytree(adapter_dirs["medical"], inside)
+    loaded = call(app, "POST", "/v1/adapters", json={"name": "med2", "path": "runs/medical-1"}, headers=ADMIN)
+    assert loaded.status_code == 200 and loaded.json()["root"] == str(inside.resolve())
+    (pixiu_home / "runs" / "escape").symlink_to(adapter_dirs["law"])
+    for path in ["../outside", str(adapter_dirs["law"]), "runs/../../x", "runs/escape", "/etc"]:
+        response = call(app, "POST", "/v1/adapters", json={"name": "x", "path": path}, headers=ADMIN)
+        assert response.status_code == 403, path
+    (pixiu_home / "runs" / "empty").mkdir()
+    broken = call(app, "POST", "/v1/adapters", json={"name": "x", "path": "runs/empty"}, headers=ADMIN)
+    assert broken.status_code == 400 and "adapter_config.json" in broken.json()["error"]["message"]
+    nul = call(app, "POST", "/v1/adapters", json={"name": "x", "path": "runs/\u0000"}, headers=ADMIN)
+    assert nul.status_code == 400
+    bad_name = call(app, "POST", "/v1/adapters", json={"name": "../x", "path": "runs/medical-1"}, headers=ADMIN)
+    assert bad_name.status_code == 400

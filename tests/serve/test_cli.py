@@ -1,0 +1,77 @@
+"""`pixiu serve` and `pixiu chat` from the command line."""
+
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from pixiu.cli import cli
+from pixiu.registry import register_adapter
+from pixiu.serve.server import adapters_to_serve
+
+
+def invoke(*args, **kwargs):
+    return CliRunner().invoke(cli, list(args), **kwargs)
+
+
+@pytest.mark.parametrize("command", ["serve", "chat"])
+def test_help_has_examples(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0 and "Examples:" in result.output
+
+
+def test_adapter_option_needs_name_equals_dir():
+    result = invoke("serve", "--adapter", "law")
+    assert result.exit_code == 2 and "NAME=DIR" in result.output
+
+
+def test_registry_adapters_are_served_only_on_their_own_base(adapter_dirs, tmp_path):
+    register_adapter("law", "law", adapter_dirs["law"], "base-a", {})
+    register_adapter("law", "law", adapter_dirs["medical"], "base-b", {})  # newer, but for another base
+    register_adapter("zhihu", "zhihu", adapter_dirs["zhihu"], "base-b", {})
+    folders, notes = adapters_to_serve("base-a", {"mine": str(adapter_dirs["medical"])}, registry=True)
+    assert folders == {"mine": adapter_dirs["medical"], "law": adapter_dirs["law"].resolve()}
+    assert notes == ["not serving adapter 'zhihu': trained on base-b, not on base-a"]
+    assert adapters_to_serve("base-a", {}, registry=False) == ({}, [])
+
+
+def test_chat_in_process_streams_answers(tiny_model_dir, adapter_dirs):
+    register_adapter("zhihu", "zhihu", adapter_dirs["zhihu"], str(tiny_model_dir), {})
+    result = invoke("chat", "zhihu", "--max-tokens", "5", input="你好\n/reset\n再见\n/exit\n")
+    assert result.exit_code == 0, result.output
+    first, second, end = result.stdout.splitlines()  # input() writes each "> " prompt; /reset prints nothing
+    assert first.startswith("> ") and second.startswith("> > ") and end == "> "
+    assert len(first) > 2 and len(second) > 4
+
+
+def test_chat_reports_an_unreachable_server():
+    result = invoke("chat", "law", "--url", "http://127.0.0.1:9", input="hi\n")
+    assert result.exit_code == 1 and "cannot reach a pixiu server" in result.output
+
+
+def test_serve_command_answers_over_http(tiny_model_dir, adapter_dirs):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", "from pixiu.cli import main; main()", "serve", "--base", str(tiny_model_dir),
+               "--adapter", f"law={adapter_dirs['law']}", "--port", str(port), "--threads", "1"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"{url}/health", timeout=1).json()
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout and server.stdout.read()
+                time.sleep(0.2)
+        assert health["adapters"] == ["law"]
+        body = {"model": "law", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+        assert httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
