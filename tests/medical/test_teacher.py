@@ -1,0 +1,159 @@
+"""Teacher answers through a fake OpenAI-compatible server on 127.0.0.1: grounded prompts, cache reuse, crash-resume."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pixiu import PixiuError
+
+from pixiu_medical.commands import group
+from pixiu_medical.instructions import generate_instructions
+from pixiu_medical.jsonl import write_jsonl
+from pixiu_medical.kg import merge_triples, triples_from_disease
+from pixiu_medical.parser import parse_answer
+from pixiu_medical.safety import unsafe_dose
+from pixiu_medical.teacher import (
+    DOSE_ADVICE,
+    SYSTEM_PROMPT,
+    AnswerCache,
+    Teacher,
+    cache_key,
+    teacher_prompt,
+    with_teacher_answers,
+)
+
+GRAPH = merge_triples(triples_from_disease({
+    "name": "感冒", "symptoms": ["发热", "鼻塞"], "drugs": ["解热镇痛药"], "departments": ["呼吸内科"],
+}))
+
+
+class FakeOpenAI(ThreadingHTTPServer):
+    """A chat-completions endpoint that answers from the prompt, and can fail on cue."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests: list[dict] = []
+        self.fail_from: int | None = None  # answer HTTP 400 from this request on (0-based)
+        self.unavailable_once = False  # answer the next request with 503
+        self.dose = False  # answers give a dose without advice
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        server: FakeOpenAI = self.server  # type: ignore[assignment]
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path != "/v1/chat/completions":
+            return self._send(404, {"error": "not found"})
+        if server.unavailable_once:
+            server.unavailable_once = False
+            return self._send(503, {"error": "overloaded"})
+        server.requests.append(body)
+        if server.fail_from is not None and len(server.requests) > server.fail_from:
+            return self._send(400, {"error": "bad request"})
+        question = body["messages"][1]["content"].splitlines()[0].removeprefix("问题：")
+        text = f"关于“{question}”：根据已知事实作答。" + ("每次2片，一日三次。" if server.dose else "")
+        self._send(200, {"choices": [{"message": {"role": "assistant", "content": text}}]})
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    thread = threading.Thread(target=fake.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.shutdown()
+        fake.server_close()
+
+
+def url(server: FakeOpenAI) -> str:
+    return f"http://127.0.0.1:{server.server_port}/v1"
+
+
+def test_prompt_is_grounded_in_the_records_facts() -> None:
+    record = next(r for r in generate_instructions(GRAPH) if r["kind"] == "multi")
+    prompt = teacher_prompt(record)
+    assert prompt.splitlines()[0] == f"问题：{record['instruction']}" and "已知事实：" in prompt
+    assert "- 感冒的症状：发热、鼻塞" in prompt or "- 感冒的常用药物：解热镇痛药" in prompt
+    assert cache_key("m", prompt) != cache_key("other", prompt)
+
+
+def test_answers_are_cached_and_a_second_run_asks_nothing(server: FakeOpenAI, tmp_path: Path) -> None:
+    records = generate_instructions(GRAPH)
+    teacher = Teacher(url(server), "fake-7b", AnswerCache(tmp_path / "cache.jsonl"), api_key="k")
+    rewritten = with_teacher_answers(records, teacher)
+    assert teacher.calls == len(records) == len(server.requests)
+    assert server.requests[0]["model"] == "fake-7b" and server.requests[0]["messages"][0]["content"] == SYSTEM_PROMPT
+    for before, after in zip(records, rewritten, strict=True):
+        assert after["answer_source"] == "teacher" and after["instruction"] == before["instruction"]
+        assert after["output"].startswith(f"关于“{before['instruction']}”")
+        if before["facts"][0][1] != "overview":  # the 要点 line carries the template answer's facts, prose colons aside
+            assert parse_answer(after["output"]).facts == parse_answer(before["output"]).facts
+
+    again = Teacher(url(server), "fake-7b", AnswerCache(tmp_path / "cache.jsonl"))
+    assert with_teacher_answers(records, again) == rewritten and again.calls == 0
+
+
+def test_a_crash_loses_nothing(server: FakeOpenAI, tmp_path: Path) -> None:
+    records = generate_instructions(GRAPH)
+    cache_path = tmp_path / "cache.jsonl"
+    server.fail_from = 3
+    with pytest.raises(PixiuError, match="HTTP 400.*running the same command again resumes"):
+        with_teacher_answers(records, Teacher(url(server), "fake", AnswerCache(cache_path)))
+    assert len(cache_path.read_text(encoding="utf-8").splitlines()) == 3
+    with cache_path.open("a", encoding="utf-8") as handle:
+        handle.write('{"key": "torn by a cra')  # the process died in the middle of a write
+    server.fail_from = None
+    resumed = Teacher(url(server), "fake", AnswerCache(cache_path))
+    with_teacher_answers(records, resumed)
+    assert resumed.calls == len(records) - 3
+
+
+def test_transient_errors_are_retried_then_reported(server: FakeOpenAI, tmp_path: Path) -> None:
+    waits: list[float] = []
+    teacher = Teacher(url(server), "fake", AnswerCache(tmp_path / "c.jsonl"), sleep=waits.append)
+    server.unavailable_once = True
+    assert teacher.answer("问题：感冒吃什么药？").startswith("关于")
+    assert teacher.calls == 2 and waits == [1]
+    gone = Teacher("http://127.0.0.1:9/v1", "fake", AnswerCache(tmp_path / "d.jsonl"), retries=1, sleep=waits.append)
+    with pytest.raises(PixiuError, match="cannot reach teacher .* Is the server running"):
+        gone.answer("问题：感冒吃什么药？")
+
+
+def test_a_dose_without_advice_gets_the_advice(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.dose = True
+    record = next(r for r in generate_instructions(GRAPH) if r["facts"][0][1] == "drug")
+    (rewritten,) = with_teacher_answers([record], Teacher(url(server), "fake", AnswerCache(tmp_path / "c.jsonl")))
+    assert DOSE_ADVICE in rewritten["output"] and not unsafe_dose(rewritten["output"])
+    assert rewritten["output"].endswith("\n要点：解热镇痛药。")
+
+
+def test_instructions_command_with_a_teacher(server: FakeOpenAI, tmp_path: Path) -> None:
+    kg, out = tmp_path / "kg.jsonl", tmp_path / "train.jsonl"
+    write_jsonl(kg, GRAPH)
+    args = ["instructions", str(kg), str(out), "--teacher-url", url(server), "--teacher-model", "fake"]
+    first = CliRunner().invoke(group, args)
+    assert first.exit_code == 0, first.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert all(r["answer_source"] == "teacher" for r in rows)
+    assert (tmp_path / "train.teacher-cache.jsonl").is_file() and f"teacher requests made: {len(rows)}" in first.output
+    second = CliRunner().invoke(group, args)
+    assert "teacher requests made: 0" in second.output and out.read_text(encoding="utf-8").count("\n") == len(rows)
