@@ -102,15 +102,17 @@ def instructions(
     from pixiu_medical.instructions import generate_instructions
     from pixiu_medical.jsonl import write_jsonl
     from pixiu_medical.kg import read_kg
-    from pixiu_medical.teacher import AnswerCache, Teacher, with_teacher_answers
+    from pixiu.teacher import TeacherCache
+
+    from pixiu_medical.teacher import answer_teacher, with_teacher_answers
 
     if bool(teacher_url) != bool(teacher_model):
         raise click.UsageError("--teacher-url and --teacher-model go together; give both, or neither for templates")
     records = generate_instructions(read_kg(kg), seed=seed, phrasings=phrasings, multi_fact=multi_fact, reverse=reverse)
     if teacher_url:
         cache_path = cache_path or output.with_name(output.stem + ".teacher-cache.jsonl")
-        cache = AnswerCache(cache_path)
-        teacher = Teacher(teacher_url, teacher_model, cache, api_key=os.environ.get(api_key_env))
+        cache = TeacherCache(cache_path)
+        teacher = answer_teacher(teacher_url, teacher_model, cache, api_key=os.environ.get(api_key_env))
         click.echo(f"teacher {teacher.url} ({teacher_model}); {len(cache)} answers cached in {cache_path}", err=True)
         records = with_teacher_answers(records, teacher)
         click.echo(f"  teacher requests made: {teacher.calls}", err=True)

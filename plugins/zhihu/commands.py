@@ -46,15 +46,17 @@ def references(raw, output, teacher_url, teacher_model, api_key_env, cache_path,
     teacher, extractive sentences (jieba TextRank) are used and labelled `"reference": "silver"`.
     """
     from pixiu_zhihu.references import fill_references
-    from pixiu_zhihu.teacher import SummaryCache, Teacher
+    from pixiu.teacher import TeacherCache
+
+    from pixiu_zhihu.teacher import summary_teacher
 
     if bool(teacher_url) != bool(teacher_model):
         raise click.UsageError("--teacher-url and --teacher-model go together; give both, or neither for silver")
     teacher = None
     if teacher_url:
         cache_path = cache_path or output.with_name(output.stem + ".teacher-cache.jsonl")
-        cache = SummaryCache(cache_path)
-        teacher = Teacher(teacher_url, teacher_model, cache, api_key=os.environ.get(api_key_env))
+        cache = TeacherCache(cache_path)
+        teacher = summary_teacher(teacher_url, teacher_model, cache, api_key=os.environ.get(api_key_env))
         click.echo(f"teacher {teacher.url} ({teacher_model}); {len(cache)} summaries cached in {cache_path}", err=True)
     counts = fill_references(raw, output, teacher=teacher, top_k=top_k)
     written = sum(n for kind, n in counts.items() if not kind.startswith("skipped"))

@@ -19,7 +19,7 @@ from pixiu import PixiuError
 from pixiu_zhihu.extractive import extractive_summary
 from pixiu_zhihu.formatter import question_prompt, top_answers
 from pixiu_zhihu.parser import parse_summary
-from pixiu_zhihu.teacher import Teacher
+from pixiu.teacher import Teacher
 
 TEACHER_MAX_CHARS = 1500
 """Characters of question and answers shown to the teacher: far more than the student sees."""
@@ -29,7 +29,7 @@ def reference_for(record: dict[str, Any], teacher: Teacher | None, top_k: int) -
     """Return `(summary, kind)` for one question record, kind being "user", "teacher" or "silver".
 
     Raises:
-        PixiuError: The teacher cannot be reached or answers with an error (see `Teacher.summarize`).
+        PixiuError: The teacher cannot be reached or answers with an error (see `pixiu.teacher.Teacher.ask`).
     """
     summary = record.get("summary")
     kind = record.get("reference", "user")
@@ -37,7 +37,7 @@ def reference_for(record: dict[str, Any], teacher: Teacher | None, top_k: int) -
         return " ".join(summary.split()), kind
     if teacher is not None:
         prompt = question_prompt(record, top_k=top_k, max_chars=TEACHER_MAX_CHARS)
-        summary = parse_summary(teacher.summarize(prompt))
+        summary = parse_summary(teacher.ask(prompt))
         if summary:
             return summary, "teacher"
     return extractive_summary(record, top_k=top_k), "silver"

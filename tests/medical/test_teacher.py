@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from pixiu import PixiuError
+from pixiu.teacher import TeacherCache, cache_key
 
 from pixiu_medical.commands import group
 from pixiu_medical.instructions import generate_instructions
@@ -21,9 +22,7 @@ from pixiu_medical.safety import unsafe_dose
 from pixiu_medical.teacher import (
     DOSE_ADVICE,
     SYSTEM_PROMPT,
-    AnswerCache,
-    Teacher,
-    cache_key,
+    answer_teacher,
     teacher_prompt,
     with_teacher_answers,
 )
@@ -93,12 +92,12 @@ def test_prompt_is_grounded_in_the_records_facts() -> None:
     prompt = teacher_prompt(record)
     assert prompt.splitlines()[0] == f"问题：{record['instruction']}" and "已知事实：" in prompt
     assert "- 感冒的症状：发热、鼻塞" in prompt or "- 感冒的常用药物：解热镇痛药" in prompt
-    assert cache_key("m", prompt) != cache_key("other", prompt)
+    assert cache_key("m", SYSTEM_PROMPT, prompt) != cache_key("other", SYSTEM_PROMPT, prompt)
 
 
 def test_answers_are_cached_and_a_second_run_asks_nothing(server: FakeOpenAI, tmp_path: Path) -> None:
     records = generate_instructions(GRAPH)
-    teacher = Teacher(url(server), "fake-7b", AnswerCache(tmp_path / "cache.jsonl"), api_key="k")
+    teacher = answer_teacher(url(server), "fake-7b", TeacherCache(tmp_path / "cache.jsonl"), api_key="k")
     rewritten = with_teacher_answers(records, teacher)
     assert teacher.calls == len(records) == len(server.requests)
     assert server.requests[0]["model"] == "fake-7b" and server.requests[0]["messages"][0]["content"] == SYSTEM_PROMPT
@@ -108,7 +107,7 @@ def test_answers_are_cached_and_a_second_run_asks_nothing(server: FakeOpenAI, tm
         if before["facts"][0][1] != "overview":  # the 要点 line carries the template answer's facts, prose colons aside
             assert parse_answer(after["output"]).facts == parse_answer(before["output"]).facts
 
-    again = Teacher(url(server), "fake-7b", AnswerCache(tmp_path / "cache.jsonl"))
+    again = answer_teacher(url(server), "fake-7b", TeacherCache(tmp_path / "cache.jsonl"))
     assert with_teacher_answers(records, again) == rewritten and again.calls == 0
 
 
@@ -117,31 +116,31 @@ def test_a_crash_loses_nothing(server: FakeOpenAI, tmp_path: Path) -> None:
     cache_path = tmp_path / "cache.jsonl"
     server.fail_from = 3
     with pytest.raises(PixiuError, match="HTTP 400.*running the same command again resumes"):
-        with_teacher_answers(records, Teacher(url(server), "fake", AnswerCache(cache_path)))
+        with_teacher_answers(records, answer_teacher(url(server), "fake", TeacherCache(cache_path)))
     assert len(cache_path.read_text(encoding="utf-8").splitlines()) == 3
     with cache_path.open("a", encoding="utf-8") as handle:
         handle.write('{"key": "torn by a cra')  # the process died in the middle of a write
     server.fail_from = None
-    resumed = Teacher(url(server), "fake", AnswerCache(cache_path))
+    resumed = answer_teacher(url(server), "fake", TeacherCache(cache_path))
     with_teacher_answers(records, resumed)
     assert resumed.calls == len(records) - 3
 
 
 def test_transient_errors_are_retried_then_reported(server: FakeOpenAI, tmp_path: Path) -> None:
     waits: list[float] = []
-    teacher = Teacher(url(server), "fake", AnswerCache(tmp_path / "c.jsonl"), sleep=waits.append)
+    teacher = answer_teacher(url(server), "fake", TeacherCache(tmp_path / "c.jsonl"), sleep=waits.append)
     server.unavailable_once = True
-    assert teacher.answer("问题：感冒吃什么药？").startswith("关于")
+    assert teacher.ask("问题：感冒吃什么药？").startswith("关于")
     assert teacher.calls == 2 and waits == [1]
-    gone = Teacher("http://127.0.0.1:9/v1", "fake", AnswerCache(tmp_path / "d.jsonl"), retries=1, sleep=waits.append)
+    gone = answer_teacher("http://127.0.0.1:9/v1", "fake", TeacherCache(tmp_path / "d.jsonl"), retries=1, sleep=waits.append)
     with pytest.raises(PixiuError, match="cannot reach teacher .* Is the server running"):
-        gone.answer("问题：感冒吃什么药？")
+        gone.ask("问题：感冒吃什么药？")
 
 
 def test_a_dose_without_advice_gets_the_advice(server: FakeOpenAI, tmp_path: Path) -> None:
     server.dose = True
     record = next(r for r in generate_instructions(GRAPH) if r["facts"][0][1] == "drug")
-    (rewritten,) = with_teacher_answers([record], Teacher(url(server), "fake", AnswerCache(tmp_path / "c.jsonl")))
+    (rewritten,) = with_teacher_answers([record], answer_teacher(url(server), "fake", TeacherCache(tmp_path / "c.jsonl")))
     assert DOSE_ADVICE in rewritten["output"] and not unsafe_dose(rewritten["output"])
     assert rewritten["output"].endswith("\n要点：解热镇痛药。")
 

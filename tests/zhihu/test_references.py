@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from pixiu import PixiuError
+from pixiu.teacher import TeacherCache, cache_key
 
-from pixiu_zhihu import teacher as teacher_module
 from pixiu_zhihu.commands import group
 from pixiu_zhihu.extractive import MAX_SILVER_CHARS, extractive_summary
 from pixiu_zhihu.references import fill_references
-from pixiu_zhihu.teacher import SummaryCache, Teacher, cache_key
+from pixiu_zhihu.teacher import SYSTEM_PROMPT, summary_teacher
 
 
 def question(qid: str, *texts: str, **extra: object) -> dict:
@@ -98,7 +98,7 @@ def read(path: Path) -> dict[str, dict]:
 
 def test_teacher_fills_what_the_user_did_not(fake_openai: FakeOpenAI, raw: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.jsonl"
-    teacher = Teacher(fake_openai.url, "qwen-test", SummaryCache(cache), api_key="sk-local")
+    teacher = summary_teacher(fake_openai.url, "qwen-test", TeacherCache(cache), api_key="sk-local")
     counts = fill_references(raw, tmp_path / "out.jsonl", teacher=teacher, top_k=3)
     assert dict(counts) == {
         "user": 1, "teacher": 4,
@@ -120,13 +120,13 @@ def test_teacher_fills_what_the_user_did_not(fake_openai: FakeOpenAI, raw: Path,
 
 def test_second_run_makes_no_http_calls(fake_openai: FakeOpenAI, raw: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.jsonl"
-    fill_references(raw, tmp_path / "a.jsonl", teacher=Teacher(fake_openai.url, "m", SummaryCache(cache)), top_k=3)
+    fill_references(raw, tmp_path / "a.jsonl", teacher=summary_teacher(fake_openai.url, "m", TeacherCache(cache)), top_k=3)
     sent = len(fake_openai.requests)
-    again = Teacher(fake_openai.url, "m", SummaryCache(cache))
+    again = summary_teacher(fake_openai.url, "m", TeacherCache(cache))
     fill_references(raw, tmp_path / "b.jsonl", teacher=again, top_k=3)
     assert again.calls == 0 and len(fake_openai.requests) == sent == 4
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
-    other_model = Teacher(fake_openai.url, "another-model", SummaryCache(cache))
+    other_model = summary_teacher(fake_openai.url, "another-model", TeacherCache(cache))
     fill_references(raw, tmp_path / "c.jsonl", teacher=other_model, top_k=3)
     assert other_model.calls == 4  # the key covers the model, not only the prompt
 
@@ -134,41 +134,41 @@ def test_second_run_makes_no_http_calls(fake_openai: FakeOpenAI, raw: Path, tmp_
 def test_a_crash_midway_keeps_the_summaries_received(fake_openai: FakeOpenAI, raw: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.jsonl"
     fake_openai.fail_from = 3
-    with pytest.raises(PixiuError, match=r"raw.jsonl:4: teacher .* answered HTTP 500: .*boom.*running again resumes"):
-        teacher = Teacher(fake_openai.url, "m", SummaryCache(cache))
+    with pytest.raises(PixiuError, match=r"raw.jsonl:4: teacher .* answered HTTP 500: .*boom.*running the same command again resumes"):
+        teacher = summary_teacher(fake_openai.url, "m", TeacherCache(cache))
         fill_references(raw, tmp_path / "out.jsonl", teacher=teacher, top_k=3)
     assert not (tmp_path / "out.jsonl").exists()  # no half-written output
-    assert len(SummaryCache(cache)) == 2
+    assert len(TeacherCache(cache)) == 2
     with cache.open("a", encoding="utf-8") as handle:
         handle.write('{"key": "torn by a cra')  # what a kill during a write could leave
     fake_openai.fail_from = None
-    resumed = Teacher(fake_openai.url, "m", SummaryCache(cache))
+    resumed = summary_teacher(fake_openai.url, "m", TeacherCache(cache))
     fill_references(raw, tmp_path / "out.jsonl", teacher=resumed, top_k=3)
     assert resumed.calls == 2 and len(fake_openai.requests) == 3 + 2
     assert sum(r["reference"] == "teacher" for r in read(tmp_path / "out.jsonl").values()) == 4
 
 
-def test_transient_statuses_are_retried(
-    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(teacher_module.time, "sleep", lambda seconds: None)
+def test_transient_statuses_are_retried(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     fake_openai.statuses = [503, 429]
-    teacher = Teacher(fake_openai.url + "/chat/completions", "m", SummaryCache(tmp_path / "c.jsonl"))
-    assert teacher.summarize("问题：早起\n答1：早睡") == "摘要：早起" and teacher.calls == 3
+    teacher = summary_teacher(
+        fake_openai.url + "/chat/completions", "m", TeacherCache(tmp_path / "c.jsonl"), sleep=lambda seconds: None
+    )
+    assert teacher.ask("问题：早起\n答1：早睡") == "摘要：早起" and teacher.calls == 3
     assert teacher.url == fake_openai.url + "/chat/completions"
 
 
-def test_unreachable_teacher_says_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(teacher_module.time, "sleep", lambda seconds: None)
-    teacher = Teacher("http://127.0.0.1:9/v1", "m", SummaryCache(tmp_path / "c.jsonl"), retries=1, timeout=2)
+def test_unreachable_teacher_says_how_to_fix(tmp_path: Path) -> None:
+    teacher = summary_teacher(
+        "http://127.0.0.1:9/v1", "m", TeacherCache(tmp_path / "c.jsonl"), retries=1, timeout=2, sleep=lambda seconds: None
+    )
     url = "http://127.0.0.1:9/v1/chat/completions"
     with pytest.raises(PixiuError, match=f"cannot reach teacher {url}: .*Is the server running"):
-        teacher.summarize("问题")
+        teacher.ask("问题")
 
 
 def test_empty_teacher_answer_falls_back_to_silver(fake_openai: FakeOpenAI, raw: Path, tmp_path: Path) -> None:
     fake_openai.content = "  "
-    teacher = Teacher(fake_openai.url, "m", SummaryCache(tmp_path / "c.jsonl"))
+    teacher = summary_teacher(fake_openai.url, "m", TeacherCache(tmp_path / "c.jsonl"))
     counts = fill_references(raw, tmp_path / "out.jsonl", teacher=teacher, top_k=3)
     assert counts["silver"] == 4 and counts["user"] == 1
 
@@ -194,13 +194,13 @@ def test_extractive_summary_prefers_keyword_rich_sentences_of_top_answers() -> N
 
 
 def test_cache_keys_and_lines(tmp_path: Path) -> None:
-    cache = SummaryCache(tmp_path / "nested" / "cache.jsonl")
-    key = cache_key("m", "prompt")
-    assert key == cache_key("m", "prompt") != cache_key("m2", "prompt") and len(key) == 64
+    cache = TeacherCache(tmp_path / "nested" / "cache.jsonl")
+    key = cache_key("m", SYSTEM_PROMPT, "prompt")
+    assert key == cache_key("m", SYSTEM_PROMPT, "prompt") != cache_key("m2", SYSTEM_PROMPT, "prompt") and len(key) == 64
     cache.put(key, "摘要", "m")
-    assert SummaryCache(tmp_path / "nested" / "cache.jsonl").get(key) == "摘要"
+    assert TeacherCache(tmp_path / "nested" / "cache.jsonl").get(key) == "摘要"
     assert json.loads((tmp_path / "nested" / "cache.jsonl").read_text(encoding="utf-8")) == {
-        "key": key, "model": "m", "summary": "摘要",
+        "key": key, "model": "m", "answer": "摘要",
     }
 
 

@@ -1,0 +1,155 @@
+"""A teacher model behind any OpenAI-compatible `/chat/completions` endpoint, with a resumable answer cache.
+
+The cache is a JSONL file, one line per finished answer, keyed by the sha256 of the model name, the system
+prompt and the prompt. Each line is appended with a single write and synced to disk before the next
+request, so a crash loses at most the answer being requested; a torn last line is ignored on reading, and
+a second run asks nothing that is already cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from pixiu.errors import PixiuError
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+"""Statuses worth retrying: rate limits and an overloaded or restarting server."""
+RESUME_HINT = "answers already received are cached, so running the same command again resumes"
+
+
+def cache_key(model: str, system_prompt: str, prompt: str) -> str:
+    """The cache key of `prompt` sent to `model` under `system_prompt` (sha256 of all three)."""
+    return hashlib.sha256(f"{model}\n{system_prompt}\n{prompt}".encode()).hexdigest()
+
+
+class TeacherCache:
+    """Teacher answers by `cache_key`, read from and appended to one JSONL file."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._answers: dict[str, str] = {}
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a line torn by a crash: that answer is requested again
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("answer"), str):
+                    self._answers[row["key"]] = row["answer"]
+
+    def __len__(self) -> int:
+        """Number of answers cached."""
+        return len(self._answers)
+
+    def get(self, key: str) -> str | None:
+        """The cached answer for `key`, or None."""
+        return self._answers.get(key)
+
+    def put(self, key: str, answer: str, model: str) -> None:
+        """Append one answer to the file (a single write, then fsync) and remember it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"key": key, "model": model, "answer": answer}, ensure_ascii=False) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._answers[key] = answer
+
+
+class Teacher:
+    """A chat model behind an OpenAI-compatible `/chat/completions` endpoint, answering from the cache when it can."""
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        cache: TeacherCache,
+        *,
+        system_prompt: str,
+        max_tokens: int,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 3,
+        retry_statuses: tuple[int, ...] = RETRY_STATUSES,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        url = url.rstrip("/")
+        self.url = url if url.endswith("/chat/completions") else url + "/chat/completions"
+        self.model = model
+        self.cache = cache
+        self.system_prompt = system_prompt
+        self.max_tokens = max_tokens
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_statuses = retry_statuses
+        self.sleep = sleep
+        self.calls = 0  # HTTP requests made, retries included; cache hits make none
+
+    def ask(self, prompt: str) -> str:
+        """Return the teacher's answer to `prompt`, from the cache or the endpoint; a blank answer is not cached.
+
+        Raises:
+            PixiuError: The endpoint cannot be reached or answers with an error, after retries for
+                transient failures; the message names the URL and says that running again resumes.
+        """
+        key = cache_key(self.model, self.system_prompt, prompt)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        text = self._complete(prompt)
+        if text.strip():
+            self.cache.put(key, text, self.model)
+        return text
+
+    def _complete(self, prompt: str) -> str:
+        """POST one chat completion, retrying transient failures with backoff, and return the message text."""
+        body = json.dumps({
+            "model": self.model,
+            "messages": [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}],
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+        }).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        attempt = 0
+        while True:
+            self.calls += 1
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return _message_text(json.loads(response.read().decode("utf-8")), self.url)
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode("utf-8", "replace")[:300]
+                if exc.code not in self.retry_statuses or attempt == self.retries:
+                    raise PixiuError(
+                        f"teacher {self.url} answered HTTP {exc.code}: {detail}. Check --teacher-url and "
+                        f"--teacher-model; {RESUME_HINT}."
+                    ) from exc
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                if attempt == self.retries:
+                    msg = f"cannot reach teacher {self.url}: {exc}. Is the server running? {RESUME_HINT}."
+                    raise PixiuError(msg) from exc
+            except json.JSONDecodeError as exc:
+                raise PixiuError(f"teacher {self.url} did not answer JSON; is it OpenAI-compatible?") from exc
+            self.sleep(2**attempt)
+            attempt += 1
+
+
+def _message_text(data: object, url: str) -> str:
+    """The first choice's message content of a chat-completion answer ("" when it is not a string)."""
+    try:
+        content = data["choices"][0]["message"]["content"]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise PixiuError(f"teacher {url} answered without choices[0].message.content: {str(data)[:200]}") from exc
+    return content if isinstance(content, str) else ""
