@@ -1,6 +1,8 @@
 """Every hook a pixiu plugin can implement. Call hooks with keyword arguments only.
 
-Hooks only ever gain arguments; an implementation may accept a subset of them.
+Hooks only ever gain arguments; an implementation may accept a subset of them. `HOOK_API` versions
+this contract: a minor release adds hooks or arguments, a major one changes or removes them. A
+plugin states the range it works with as `PIXIU_HOOK_API` in the module its entry point names.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ if TYPE_CHECKING:
     import click
 
     from pixiu.domain import Domain, ModelSource
+
+HOOK_API = "1.0"
+"""The version of this hook contract; plugins declare a range such as `PIXIU_HOOK_API = ">=1.0,<2"`."""
 
 hookspec = pluggy.HookspecMarker("pixiu")
 

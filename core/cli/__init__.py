@@ -48,16 +48,13 @@ _add_core_commands(cli)
 
 
 def add_plugin_commands(group: click.Group) -> None:
-    """Let every plugin add its own verbs to `group` (the `register_commands` hook)."""
-    from pixiu.plugins import get_plugin_manager
+    """Let every plugin add its own verbs to `group` (the `register_commands` hook); a failing plugin is skipped."""
+    from pixiu.plugins import call_hook
 
-    get_plugin_manager().hook.register_commands(cli=group)
+    call_hook("register_commands", cli=group)
 
 
 def main() -> None:
     """Console-script entry point: core commands plus those plugins add."""
-    try:
-        add_plugin_commands(cli)
-    except PixiuError as exc:
-        click.echo(f"warning: plugin commands not loaded: {exc}", err=True)
+    add_plugin_commands(cli)
     cli.main()

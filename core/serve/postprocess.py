@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from pixiu.plugins import get_plugin_manager
+from pixiu.plugins import fold_hook
 
 
 def process_response(domain: str, text: str) -> str:
     """Pass `text` through each plugin's `process_response` (in pluggy's call order) and return the result.
 
-    pluggy gives every implementation the caller's arguments, so the chain is folded here: each
-    implementation sees the text as the previous one left it; returning None keeps it unchanged.
+    Each implementation sees the text as the previous one left it; returning None keeps it unchanged,
+    and one that raises is reported and skipped (the answer still goes out).
     """
-    hook = get_plugin_manager().hook.process_response
-    for impl in reversed(hook.get_hookimpls()):  # pluggy calls the last registered first
-        if impl.wrapper or impl.hookwrapper:
-            continue
-        arguments = {"domain": domain, "text": text}
-        rewritten = impl.function(**{name: arguments[name] for name in impl.argnames})
-        if rewritten is not None:
-            text = rewritten
-    return text
+    return fold_hook("process_response", "text", domain=domain, text=text)

@@ -12,6 +12,9 @@ from pixiu_law.formatter import format_record
 from pixiu_law.metrics import charge_metrics
 from pixiu_law.parser import parse_charges
 
+PIXIU_HOOK_API = ">=1.0,<2"
+"""The pixiu hook API versions this plugin works with."""
+
 _HERE = Path(__file__).resolve().parent
 
 

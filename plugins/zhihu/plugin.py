@@ -13,6 +13,9 @@ from pixiu_zhihu.formatter import format_record
 from pixiu_zhihu.metrics import summary_metrics
 from pixiu_zhihu.parser import parse_summary
 
+PIXIU_HOOK_API = ">=1.0,<2"
+"""The pixiu hook API versions this plugin works with."""
+
 if TYPE_CHECKING:
     import click
 

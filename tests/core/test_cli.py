@@ -39,8 +39,9 @@ def test_unknown_domain_lists_known_ones(installed_plugins):
 
 def test_plugins_list_json_names_hooks(installed_plugins):
     rows = {r["name"]: r for r in json.loads(invoke("plugins", "list", "--json").stdout)}
-    assert rows["law"]["hooks"] == ["register_domains"] and rows["law"]["source"] == "entry point"
-    assert rows["pixiu.default_plugins.model_sources"]["source"] == "core"
+    assert rows["law"]["hooks"] == ["register_domains"]
+    assert rows["law"]["source"] == "built-in" and rows["law"]["package"] == "pixiu"
+    assert rows["pixiu.default_plugins.model_sources"]["source"] == "built-in"
 
 
 def test_duplicate_domain_names_are_an_error(installed_plugins, register_plugin):
