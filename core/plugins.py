@@ -78,7 +78,7 @@ def check_hook_api(plugin: object, name: str) -> None:
     """Raise `PluginError` unless `plugin` declares a `PIXIU_HOOK_API` range that includes `hookspecs.HOOK_API`."""
     module = getattr(plugin, "__name__", type(plugin).__name__)
     declared = getattr(plugin, HOOK_API_ATTRIBUTE, None)
-    example = f'{HOOK_API_ATTRIBUTE} = ">={hookspecs.HOOK_API},<{Version(hookspecs.HOOK_API).major + 1}"'
+    example = f'{HOOK_API_ATTRIBUTE} = "{current_hook_api_range()}"'
     if declared is None:
         raise PluginError(f"plugin {name!r} does not say which hook API it needs; add `{example}` to {module}")
     try:
@@ -91,6 +91,11 @@ def check_hook_api(plugin: object, name: str) -> None:
             f"plugin {name!r} needs pixiu hook API {declared}, but pixiu {__version__} provides hook API "
             f"{hookspecs.HOOK_API}; install a release of the plugin made for it, or a pixiu that provides {declared}"
         )
+
+
+def current_hook_api_range() -> str:
+    """The range a plugin written against this pixiu should declare: this hook API up to the next major one."""
+    return f">={hookspecs.HOOK_API},<{Version(hookspecs.HOOK_API).major + 1}"
 
 
 def call_hook(hook_name: str, **arguments: Any) -> list[tuple[str, Any]]:

@@ -1,6 +1,8 @@
-"""`pixiu plugins ...`: what is loaded and which hooks each plugin implements."""
+"""`pixiu plugins ...`: list, install, uninstall and scaffold domain plugins."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -9,14 +11,79 @@ from pixiu.cli.output import print_rows
 
 @click.group(name="plugins")
 def group() -> None:
-    """Inspect pixiu plugins (domains, model sources, commands)."""
+    """Find, add and write pixiu plugins (domains, model sources, commands).
+
+    \b
+    A plugin is a Python package with an entry point in the `pixiu` group:
+      pixiu plugins new finance          # scaffold ./pixiu-finance, tests included
+      pixiu plugins install ./pixiu-finance
+      pixiu domain train finance
+    PIXIU_LOAD_PLUGINS=a,b loads only those plugins; PIXIU_TRACE_PLUGINS=1 prints every hook call.
+    """
 
 
 @group.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
 def list_plugins(as_json: bool) -> None:
-    """List plugins with their version, the hooks they implement, and any that failed to load."""
+    """List plugins: version, source (built-in or installed), hooks, and status.
+
+    A plugin that failed to load, or whose hook raised, is listed with its error.
+    """
     from pixiu.plugins import describe_plugins
 
-    columns = ["name", "version", "source", "hooks", "status"]
+    columns = ["name", "version", "source", "package", "hooks", "status"]
     print_rows(describe_plugins(), columns, as_json=as_json, empty="No plugins loaded.")
+
+
+@group.command(name="install", context_settings={"ignore_unknown_options": True})
+@click.argument("spec")
+@click.argument("pip_args", nargs=-1, type=click.UNPROCESSED)
+def install_plugin(spec: str, pip_args: tuple[str, ...]) -> None:
+    """Install a plugin package with pip into pixiu's own environment.
+
+    SPEC is anything pip takes: a package name (pixiu-finance), a folder (./pixiu-finance), a git URL
+    (git+https://host/team/pixiu-finance.git). Arguments after `--` go to pip unchanged, before SPEC:
+
+    \b
+      pixiu plugins install ./pixiu-finance -- --editable
+      pixiu plugins install pixiu-finance -- --upgrade
+    """
+    from pixiu.plugin_packages import install
+
+    added = install(spec, pip_args)
+    if not added:
+        click.echo(f"{spec} installed, but it adds no plugin to the `pixiu` entry-point group.", err=True)
+        return
+    for name, dist in sorted(added.items()):
+        click.echo(f"plugin {name!r} installed (package {dist}); see `pixiu domain list` and `pixiu plugins list`")
+
+
+@group.command(name="uninstall")
+@click.argument("name")
+def uninstall_plugin(name: str) -> None:
+    """Uninstall the package that provides plugin NAME (or the package called NAME) with pip."""
+    from pixiu.plugin_packages import uninstall
+
+    dist, plugins = uninstall(name)
+    click.echo(f"uninstalled {dist} (plugins: {', '.join(plugins)})")
+
+
+@group.command(name="new")
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder to create the package folder pixiu-NAME in.")
+@click.option("--description", help="One line for `pixiu domain list` [default: 'Answers questions about NAME.'].")
+def new_plugin(name: str, directory: Path, description: str | None) -> None:
+    """Scaffold a pip-installable domain plugin package pixiu-NAME for the domain NAME.
+
+    It has the entry point, hook implementations (formatter, parser, metrics, default recipe, a spider
+    skeleton), a small sample data set, a README, and tests that pass as generated.
+    """
+    from pixiu.scaffold import create_plugin
+
+    created = create_plugin(name, directory, description)
+    click.echo(f"created {created}\n")
+    click.echo("next:")
+    click.echo(f"  cd {created} && python -m pytest      # its own tests")
+    click.echo(f"  pixiu plugins install {created}")
+    click.echo(f"  pixiu domain train {name}")

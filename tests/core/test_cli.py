@@ -8,9 +8,7 @@ from click.testing import CliRunner
 import toy_domain
 from pixiu.cli import cli
 from pixiu.plugins import get_domains
-
-TINY_TRAIN = ["--max-steps", "2", "--set", "data.eval_records=4", "--set", "eval.max_new_tokens=4",
-              "--set", "train.batch_tokens=512", "--set", "data.max_seq_len=128", "--set", "train.row_tokens=256"]
+from pixiu_process import TINY_TRAIN
 
 
 def invoke(*args):

@@ -1,10 +1,5 @@
 """`pixiu serve` and `pixiu chat` from the command line."""
 
-import socket
-import subprocess
-import sys
-import time
-
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -12,6 +7,7 @@ from click.testing import CliRunner
 from pixiu.cli import cli
 from pixiu.registry import register_adapter
 from pixiu.serve.server import adapters_to_serve
+from pixiu_process import pixiu_server
 
 
 def invoke(*args, **kwargs):
@@ -54,24 +50,8 @@ def test_chat_reports_an_unreachable_server():
 
 
 def test_serve_command_answers_over_http(tiny_model_dir, adapter_dirs):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-c", "from pixiu.cli import main; main()", "serve", "--base", str(tiny_model_dir),
-               "--adapter", f"law={adapter_dirs['law']}", "--port", str(port), "--threads", "1"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"{url}/health", timeout=1).json()
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stdout and server.stdout.read()
-                time.sleep(0.2)
+    serve_args = ["--base", str(tiny_model_dir), "--adapter", f"law={adapter_dirs['law']}", "--threads", "1"]
+    with pixiu_server(serve_args) as (url, health):
         assert health["adapters"] == ["law"]
         body = {"model": "law", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
         assert httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

@@ -1,0 +1,57 @@
+"""The `{{ cookiecutter.name }}` domain's formatter, parser, metrics and registration, as pixiu will use them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pixiu import BadRecord, Domain
+from pixiu.config import load_config
+from pixiu.plugins import check_hook_api
+
+from {{ cookiecutter.package }} import plugin
+from {{ cookiecutter.package }}.formatter import format_record
+from {{ cookiecutter.package }}.metrics import answer_metrics
+from {{ cookiecutter.package }}.parser import parse_answer
+
+
+@pytest.fixture(scope="module")
+def domain() -> Domain:
+    """The domain exactly as the plugin registers it."""
+    registered: list[Domain] = []
+    plugin.register_domains(register=registered.append)
+    assert len(registered) == 1
+    return registered[0]
+
+
+def test_registers_the_domain_with_its_recipe_and_sample_data(domain: Domain) -> None:
+    assert domain.name == "{{ cookiecutter.name }}"
+    assert domain.default_config.is_file() and domain.sample_data.is_file()
+    assert load_config([domain.default_config]).train.max_steps > 0
+
+
+def test_declares_a_hook_api_this_pixiu_provides() -> None:
+    check_hook_api(plugin, "{{ cookiecutter.name }}")
+
+
+def test_every_sample_record_formats(domain: Domain) -> None:
+    lines = domain.sample_data.read_text(encoding="utf-8").splitlines()
+    assert len(lines) >= 24
+    for line in lines:
+        messages = format_record(json.loads(line))
+        assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+
+
+def test_a_record_without_an_answer_is_rejected_with_the_reason() -> None:
+    with pytest.raises(BadRecord, match="answer"):
+        format_record({"question": "Is this answered?"})
+
+
+def test_parser_keeps_the_first_line_normalised() -> None:
+    assert parse_answer("  The K2 holds  1.7 litres.\nAnything else?") == "the k2 holds 1.7 litres"
+
+
+def test_metrics_reward_overlap() -> None:
+    assert answer_metrics(["a b"], ["a b"]) == {"exact_match": 100.0, "token_f1": 100.0}
+    assert answer_metrics(["x y"], ["a b"]) == {"exact_match": 0.0, "token_f1": 0.0}
+    assert answer_metrics(["a c"], ["a b"])["token_f1"] == pytest.approx(50.0)

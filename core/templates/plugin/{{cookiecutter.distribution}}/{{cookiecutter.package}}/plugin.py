@@ -1,0 +1,40 @@
+"""{{ cookiecutter.package }}'s hook implementations: registers the `{{ cookiecutter.name }}` domain.
+
+pixiu imports this module through the `pixiu` entry point in pyproject.toml and calls the functions
+marked `@hookimpl` whose names match its hooks (see pixiu's docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pixiu import Domain, hookimpl
+
+import {{ cookiecutter.package }}
+from {{ cookiecutter.package }}.formatter import format_record
+from {{ cookiecutter.package }}.metrics import answer_metrics
+from {{ cookiecutter.package }}.parser import parse_answer
+
+PIXIU_HOOK_API = "{{ cookiecutter.hook_api }}"
+"""The pixiu hook API versions this plugin works with; pixiu refuses to load it outside this range."""
+
+_HERE = Path(__file__).resolve().parent
+
+
+@hookimpl
+def register_domains(register: Callable[[Domain], None]) -> None:
+    """Register the `{{ cookiecutter.name }}` domain."""
+    register(
+        Domain(
+            name="{{ cookiecutter.name }}",
+            description="{{ cookiecutter.description }}",
+            version={{ cookiecutter.package }}.__version__,
+            formatter=format_record,
+            parser=parse_answer,
+            metrics=answer_metrics,
+            default_config=_HERE / "configs" / "default.yaml",
+            sample_data=_HERE / "sample_data" / "sample.jsonl",
+            spiders=("{{ cookiecutter.package }}.spiders.faq:FaqSpider",),
+        )
+    )

@@ -1,0 +1,49 @@
+"""`pixiu plugins new|install|uninstall`: what they create, and their errors."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pixiu.cli import cli
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_new_scaffolds_an_installable_package(tmp_path: Path) -> None:
+    result = invoke("plugins", "new", "finance", "--dir", str(tmp_path), "--description", "Reads balance sheets.")
+    assert result.exit_code == 0, result.output
+    package = tmp_path / "pixiu-finance"
+    project = tomllib.loads((package / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["name"] == "pixiu-finance" and project["dependencies"] == ["pixiu>=0.1"]
+    assert project["entry-points"]["pixiu"] == {"finance": "pixiu_finance.plugin"}
+    plugin = (package / "pixiu_finance" / "plugin.py").read_text(encoding="utf-8")
+    assert 'PIXIU_HOOK_API = ">=1.0,<2"' in plugin and 'description="Reads balance sheets."' in plugin
+    for part in ("README.md", "pixiu_finance/sample_data/sample.jsonl", "pixiu_finance/configs/default.yaml",
+                 "pixiu_finance/spiders/faq.py", "tests/test_domain.py", "tests/test_spider.py"):
+        assert (package / part).is_file(), part
+    assert "pixiu plugins install" in result.output and "pixiu domain train finance" in result.output
+
+
+def test_new_refuses_bad_names_and_existing_folders(tmp_path: Path) -> None:
+    bad = invoke("plugins", "new", "My-Domain", "--dir", str(tmp_path))
+    assert bad.exit_code != 0 and "must be a lower-case Python identifier" in bad.output
+    assert invoke("plugins", "new", "finance", "--dir", str(tmp_path)).exit_code == 0
+    again = invoke("plugins", "new", "finance", "--dir", str(tmp_path))
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_uninstall_refuses_built_in_and_unknown_plugins() -> None:
+    built_in = invoke("plugins", "uninstall", "law")
+    assert built_in.exit_code != 0 and "built into pixiu" in built_in.output and "PIXIU_LOAD_PLUGINS" in built_in.output
+    unknown = invoke("plugins", "uninstall", "nosuch")
+    assert unknown.exit_code != 0 and "no installed plugin" in unknown.output and "law (pixiu)" in unknown.output
+
+
+def test_install_reports_a_pip_failure(tmp_path: Path) -> None:
+    result = invoke("plugins", "install", str(tmp_path / "missing-folder"), "--", "--no-index", "--quiet")
+    assert result.exit_code != 0 and "failed (exit code" in result.output
