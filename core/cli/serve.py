@@ -43,8 +43,9 @@ def serve(base, adapters, registry, host, port, max_batch, max_queue, max_prompt
 
     The base model is loaded once; each adapter is a model name chosen per request, and requests
     for different adapters share forward passes. Endpoints: /v1/models, /v1/chat/completions,
-    /v1/completions (streaming with "stream": true), /health and /metrics. With PIXIU_ADMIN_TOKEN
-    set, POST /v1/adapters and DELETE /v1/adapters/NAME load and unload adapters without a restart.
+    /v1/completions (streaming with "stream": true), /health and /metrics; a web chat page is at /.
+    With PIXIU_ADMIN_TOKEN set, POST /v1/adapters and DELETE /v1/adapters/NAME load and unload
+    adapters without a restart.
 
     \b
     Examples:
@@ -72,7 +73,8 @@ def serve(base, adapters, registry, host, port, max_batch, max_queue, max_prompt
         admin_token = os.environ.get("PIXIU_ADMIN_TOKEN") or None
         app = build_app(engine, tokenizer, base=base, limits=limits, admin_token=admin_token)
         click.echo(f"serving {base} with adapters: {', '.join(folders) or 'none'}; "
-                   f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}", err=True)
+                   f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}; "
+                   "web chat page at /", err=True)
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         engine.stop()

@@ -1,12 +1,15 @@
-"""The OpenAI-compatible HTTP API over an `Engine`: models, chat and text completions (streamed or not), health."""
+"""The OpenAI-compatible HTTP API over an `Engine`: models, chat and text completions (streamed or not), health,
+and the web chat page at `/`."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from jinja2 import TemplateError
 
 from pixiu.data import render
@@ -21,6 +24,10 @@ from pixiu.serve.responses import Reply, stream_events
 from pixiu.serve.state import Limits, Server, model_card, server_of, unknown_model
 
 router = APIRouter()
+STATIC = Path(__file__).with_name("static")
+"""The chat page's files, shipped as package data."""
+PAGE_POLICY = "default-src 'self'; frame-ancestors 'none'"
+"""The page loads only its own files and talks only to this server, so injected markup could run nothing."""
 
 
 def build_app(engine: Engine, tokenizer, *, base: str, limits: Limits, admin_token: str | None) -> FastAPI:
@@ -31,7 +38,17 @@ def build_app(engine: Engine, tokenizer, *, base: str, limits: Limits, admin_tok
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     app.include_router(router)
     app.include_router(admin.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+# ---- the web chat page ----------------------------------------------------------------------------
+
+
+@router.get("/", include_in_schema=False)
+async def chat_page() -> FileResponse:
+    """The web chat page: plain HTML and JS that pick a model from /v1/models and stream chat completions."""
+    return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
 
 
 # ---- models, health, metrics ----------------------------------------------------------------------
