@@ -59,9 +59,7 @@ class TrainArgs:
     weight_decay: float = 0.0
     """AdamW weight decay on the LoRA weights."""
     batch_tokens: int = 2048
-    """Token budget of one optimiser step; examples are packed into rows of `row_tokens` to fill it."""
-    row_tokens: int = 512
-    """Length of one packed row; several examples share a row with attention kept apart."""
+    """Token budget of one optimiser step, padding included: examples of similar length, one per row."""
     save_every: int = 25
     """Write a resumable checkpoint every this many steps (and at the end)."""
     keep_checkpoints: int = 2
@@ -138,8 +136,7 @@ def validate(config: RunConfig) -> list[str]:
         (config.data.max_seq_len >= 16, "data.max_seq_len must be at least 16"),
         (config.train.max_steps > 0, "train.max_steps must be positive"),
         (config.train.lr > 0, "train.lr must be positive"),
-        (config.train.row_tokens >= config.data.max_seq_len, "train.row_tokens must be >= data.max_seq_len"),
-        (config.train.batch_tokens >= config.train.row_tokens, "train.batch_tokens must be >= train.row_tokens"),
+        (config.train.batch_tokens >= config.data.max_seq_len, "train.batch_tokens must be >= data.max_seq_len"),
         (config.train.save_every > 0, "train.save_every must be positive"),
         (config.train.keep_checkpoints > 0, "train.keep_checkpoints must be positive"),
         (config.data.on_bad_record in ("error", "skip"), 'data.on_bad_record must be "error" or "skip"'),

@@ -25,14 +25,13 @@ def labelled_loss(causal_lm: torch.nn.Module, batch: dict[str, torch.Tensor]) ->
         causal_lm = causal_lm.get_base_model()
     labels = batch["labels"]
     targets = torch.full_like(labels, IGNORE_INDEX)
-    targets[:, :-1] = labels[:, 1:]  # position t predicts token t+1
-    targets[:, :-1][batch["position_ids"][:, 1:] == 0] = IGNORE_INDEX  # never across packed examples
+    targets[:, :-1] = labels[:, 1:]  # position t predicts token t+1; padding is unlabelled, so never a target
     keep = targets != IGNORE_INDEX
     count = int(keep.sum())
     if not supports_selective_head(causal_lm):
-        logits = causal_lm(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        logits = causal_lm(input_ids=batch["input_ids"], use_cache=False).logits
         return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum"), count
     decoder = getattr(causal_lm, causal_lm.base_model_prefix)
-    hidden = decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).last_hidden_state
+    hidden = decoder(input_ids=batch["input_ids"], use_cache=False).last_hidden_state
     logits = causal_lm.get_output_embeddings()(hidden[keep])
     return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), count

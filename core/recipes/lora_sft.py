@@ -103,8 +103,7 @@ def run(
     _write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     # --- train --------------------------------------------------------------------------------------------
-    rows_per_step = config.train.batch_tokens // config.train.row_tokens
-    batches = StepBatches(tokenized, config.train.row_tokens, rows_per_step, config.train.seed)
+    batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     log = _open_log(run_dir / LOG_FILE, keep_through=start_step)
     model.train()
@@ -112,7 +111,8 @@ def run(
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
-            batch = collate(tokenized, batches.rows_for_step(step), pad_id)
+            indices = batches.for_step(step)
+            batch = collate(tokenized, indices, pad_id)
             loss_sum, count = labelled_loss(model, batch)
             (loss_sum / max(count, 1)).backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -120,12 +120,12 @@ def run(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             seconds = time.perf_counter() - began
-            tokens = int((batch["input_ids"] != pad_id).sum())
+            tokens = sum(len(tokenized[i]) for i in indices)
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
             loss = loss_sum.item() / max(count, 1)
-            epoch, row = batches.position(step)
+            epoch, index = batches.position(step)
             log.write(json.dumps({"step": step + 1, "loss": loss, "tokens": tokens, "seconds": seconds,
-                                  "lr": scheduler.get_last_lr()[0], "epoch": epoch, "row": row}) + "\n")
+                                  "lr": scheduler.get_last_lr()[0], "epoch": epoch, "batch": index}) + "\n")
             log.flush()
             progress.update(step + 1, loss=loss, tokens_per_second=trained_tokens / train_seconds)
             if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:

@@ -32,8 +32,8 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 
 def test_contradictions_are_rejected():
-    with pytest.raises(ConfigError, match="row_tokens"):
-        load_config(overrides=["data.max_seq_len=1024", "train.row_tokens=512"])
+    with pytest.raises(ConfigError, match="batch_tokens"):
+        load_config(overrides=["data.max_seq_len=1024", "train.batch_tokens=512"])
 
 
 def test_every_shipped_domain_recipe_validates(installed_plugins):

@@ -1,10 +1,12 @@
-"""Tokenising, prompt masking, truncation and packing."""
+"""Tokenising, prompt masking, truncation and length-grouped batches."""
+
+import random
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from pixiu.data import IGNORE_INDEX, StepBatches, collate, pack, render, tokenize_example
+from pixiu.data import IGNORE_INDEX, StepBatches, TokenizedExample, collate, group_by_length, render, tokenize_example
 from pixiu.loss import labelled_loss
 
 
@@ -49,31 +51,35 @@ def test_long_prompt_is_cut_but_the_answer_survives(tokenizer):
     assert learned_text(tokenizer, example).startswith("罪名：盗窃7")
 
 
-def test_pack_fills_rows_without_overflow(tokenizer):
-    examples = [tokenize_example(tokenizer, conversation(i, fact_repeats=1 + i % 4), 256) for i in range(40)]
-    rows = pack(examples, row_tokens=256, seed=0)
-    assert sorted(i for row in rows for i in row) == list(range(40))
-    assert all(sum(len(examples[i]) for i in row) <= 256 for row in rows)
-    lower_bound = -(-sum(len(e) for e in examples) // 256)
-    assert len(rows) <= lower_bound + 1
+def test_groups_cover_every_example_within_budget_with_little_padding():
+    lengths = [random.Random(i).randint(20, 300) for i in range(200)]
+    examples = [TokenizedExample([1] * n, [IGNORE_INDEX] * n) for n in lengths]
+    batches = group_by_length(examples, batch_tokens=1024, seed=0)
+    assert sorted(i for batch in batches for i in batch) == list(range(200))
+    padded = [len(batch) * max(lengths[i] for i in batch) for batch in batches]
+    assert max(padded) <= 1024
+    assert 1 - sum(lengths) / sum(padded) < 0.03
+    assert group_by_length(examples, 1024, seed=1) != batches
 
 
-def test_packed_loss_equals_separate_losses(tokenizer, model):
-    examples = [tokenize_example(tokenizer, conversation(i, fact_repeats=1 + i), 256) for i in range(3)]
+def test_padded_batch_loss_equals_separate_losses(tokenizer, model):
+    examples = [tokenize_example(tokenizer, conversation(i, fact_repeats=1 + 3 * i), 256) for i in range(3)]
     with torch.no_grad():
         separate_sum, separate_count = 0.0, 0
         for i in range(3):
-            loss, count = labelled_loss(model, collate(examples, [[i]], pad_id=0))
+            loss, count = labelled_loss(model, collate(examples, [i], pad_id=0))
             separate_sum += loss.item()
             separate_count += count
-        packed, packed_count = labelled_loss(model, collate(examples, [[0, 1], [2]], pad_id=0))
-    assert packed_count == separate_count
-    assert packed.item() == pytest.approx(separate_sum, rel=1e-5)
+        batch = collate(examples, [0, 1, 2], pad_id=0)
+        padded, padded_count = labelled_loss(model, batch)
+    assert batch["input_ids"].shape == (3, max(len(e) for e in examples))
+    assert padded_count == separate_count
+    assert padded.item() == pytest.approx(separate_sum, rel=1e-5)
 
 
 def test_selective_head_matches_the_models_own_loss(tokenizer, model):
     example = tokenize_example(tokenizer, conversation(3), 256)
-    batch = collate([example], [[0]], pad_id=0)
+    batch = collate([example], [0], pad_id=0)
     with torch.no_grad():
         reference = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss.item()
         total, count = labelled_loss(model, batch)
@@ -81,12 +87,13 @@ def test_selective_head_matches_the_models_own_loss(tokenizer, model):
 
 
 def test_step_batches_are_deterministic_and_cover_each_epoch(tokenizer):
-    examples = [tokenize_example(tokenizer, conversation(i), 128) for i in range(30)]
-    stream = StepBatches(examples, row_tokens=128, rows_per_step=3, seed=5)
-    again = StepBatches(examples, row_tokens=128, rows_per_step=3, seed=5)
-    assert [again.rows_for_step(s) for s in (7, 2, 0)] == [stream.rows_for_step(s) for s in (7, 2, 0)]
-    per_epoch = len(stream.rows_in_epoch(0))
-    steps_in_epoch = per_epoch // 3
-    seen = [i for s in range(steps_in_epoch) for row in stream.rows_for_step(s) for i in row]
-    assert len(seen) == len(set(seen))
-    assert stream.rows_in_epoch(1) != stream.rows_in_epoch(0)
+    examples = [tokenize_example(tokenizer, conversation(i, fact_repeats=1 + i % 5), 128) for i in range(30)]
+    stream = StepBatches(examples, batch_tokens=256, seed=5)
+    again = StepBatches(examples, batch_tokens=256, seed=5)
+    per_epoch = len(stream.batches_in_epoch(0))
+    steps = (per_epoch + 2, 7, 2, 0)
+    assert [again.for_step(s) for s in steps] == [stream.for_step(s) for s in steps]
+    assert stream.position(per_epoch + 2) == (1, 2)
+    seen = [i for s in range(per_epoch) for i in stream.for_step(s)]
+    assert sorted(seen) == list(range(30))
+    assert stream.batches_in_epoch(1) != stream.batches_in_epoch(0)

@@ -17,7 +17,7 @@ from pixiu.registry import list_adapters
 from toy_domain import TOY, write_toy_data
 
 CHILD = Path(__file__).with_name("train_child.py")
-SMALL = ["data.max_seq_len=64", "train.row_tokens=128", "train.batch_tokens=256", "data.eval_records=4",
+SMALL = ["data.max_seq_len=64", "train.batch_tokens=256", "data.eval_records=4",
          "eval.max_new_tokens=4", "train.lr=1e-3"]
 
 

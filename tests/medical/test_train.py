@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pixiu.cli import cli
 
 TINY_RUN = ["--max-steps", "2", "--set", "data.eval_records=4", "--set", "eval.max_new_tokens=8",
-            "--set", "train.batch_tokens=512", "--set", "train.row_tokens=256"]
+            "--set", "train.batch_tokens=512"]
 SCORES = {"rouge_l", "bleu_4", "knowledge_recall", "unsafe_dose_rate", "n"}
 
 

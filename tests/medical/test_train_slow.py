@@ -13,7 +13,7 @@ from ._data import shared_or_skip
 
 HELD_OUT = 40
 SMALL_RUN = ["--max-steps", "30", "--set", "data.eval_records=20", "--set", "eval.max_new_tokens=32",
-             "--set", "train.batch_tokens=1024", "--set", "train.row_tokens=512", "--set", "data.max_seq_len=256"]
+             "--set", "train.batch_tokens=1024", "--set", "data.max_seq_len=256"]
 SCORES = {"rouge_l", "bleu_4", "knowledge_recall", "unsafe_dose_rate", "n"}
 
 

@@ -14,7 +14,7 @@ from pixiu_zhihu.commands import group
 from ._data import csl_or_skip
 
 SMALL_RUN = ["--max-steps", "30", "--set", "data.eval_records=20", "--set", "eval.max_new_tokens=16",
-             "--set", "train.batch_tokens=1024", "--set", "train.row_tokens=512", "--set", "data.max_seq_len=256"]
+             "--set", "train.batch_tokens=1024", "--set", "data.max_seq_len=256"]
 
 
 @pytest.mark.slow
