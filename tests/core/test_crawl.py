@@ -7,61 +7,28 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from loopback import QuietFileHandler, crawl_in_subprocess, serving
+
 FIXTURES = Path(__file__).resolve().parents[1] / "law" / "fixtures"
-
-CRAWL = """
-import json, sys
-from pathlib import Path
-from pixiu_law import plugin
-from pixiu.crawl import run_crawl
-
-domains = []
-plugin.register_domains(register=domains.append)
-summary = run_crawl(domains[0], Path(sys.argv[1]), {"start_url": sys.argv[2]}, job_dir=Path(sys.argv[3]))
-print(json.dumps({"scraped": summary.items_scraped, "dropped": summary.items_dropped, "errors": summary.errors,
-                  "finish": summary.finish_reasons, "text": summary.describe()}, ensure_ascii=False))
-"""
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    """Serve files without logging every request to stderr."""
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
-        pass
 
 
 @pytest.fixture
 def site() -> Iterator[str]:
     """Serve the law fixtures on 127.0.0.1 at a free port; yield the first list page's URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(FIXTURES)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/spp/jczdal/index.shtml"
-    finally:
-        server.shutdown()
-        server.server_close()
+    handler = functools.partial(QuietFileHandler, directory=str(FIXTURES))
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as url:
+        yield url + "/spp/jczdal/index.shtml"
 
 
 def crawl(output: Path, start_url: str, job_dir: Path) -> dict:
-    """Run one crawl in a fresh interpreter and return its summary."""
-    env = {**os.environ, "PIXIU_HOME": str(job_dir.parent / "home")}
-    result = subprocess.run(
-        [sys.executable, "-c", CRAWL, str(output), start_url, str(job_dir)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """Run one law crawl in a fresh interpreter and return its summary."""
+    return crawl_in_subprocess("pixiu_law", output, {"start_url": start_url}, job_dir)
 
 
 def test_crawl_law_fixtures_then_resume(site: str, tmp_path: Path) -> None:

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,26 +18,12 @@ from click.testing import CliRunner
 from pixiu_medical.commands import group
 from pixiu_medical.kg import facts_by_head, read_kg
 
+from loopback import QuietFileHandler, crawl_in_subprocess, serving
+
 from ._data import SITE
 
-CRAWL = """
-import json, sys
-from pathlib import Path
-import pixiu_medical.settings as settings
-from pixiu_medical import plugin
-from pixiu.crawl import run_crawl
 
-settings.DOWNLOAD_DELAY = 0  # loopback fixture server: no need to be polite
-settings.AUTOTHROTTLE_ENABLED = False
-domains = []
-plugin.register_domains(register=domains.append)
-summary = run_crawl(domains[0], Path(sys.argv[1]), {"start_url": sys.argv[2]}, job_dir=Path(sys.argv[3]))
-print(json.dumps({"scraped": summary.items_scraped, "dropped": summary.items_dropped, "errors": summary.errors,
-                  "finish": summary.finish_reasons}, ensure_ascii=False))
-"""
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
+class _CountingHandler(QuietFileHandler):
     """Serve files without logging every request to stderr, and count the paths asked for."""
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
@@ -51,26 +33,15 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 @pytest.fixture
 def site() -> Iterator[tuple[str, list[str]]]:
     """Serve the xywy fixtures on 127.0.0.1 at a free port; yield the first list page's URL and the paths served."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(SITE)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_CountingHandler, directory=str(SITE)))
     server.paths = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/html/neike.html", server.paths  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(server) as url:
+        yield f"{url}/html/neike.html", server.paths  # type: ignore[attr-defined]
 
 
 def crawl(output: Path, start_url: str, job_dir: Path) -> dict:
-    """Run one crawl in a fresh interpreter and return its summary."""
-    env = {**os.environ, "PIXIU_HOME": str(job_dir.parent / "home")}
-    result = subprocess.run(
-        [sys.executable, "-c", CRAWL, str(output), start_url, str(job_dir)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """Run one medical crawl in a fresh interpreter and return its summary."""
+    return crawl_in_subprocess("pixiu_medical", output, {"start_url": start_url}, job_dir)
 
 
 def test_crawl_builds_the_graph_then_resumes(site: tuple[str, list[str]], tmp_path: Path) -> None:

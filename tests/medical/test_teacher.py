@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from pixiu import PixiuError
 from pixiu.teacher import TeacherCache, cache_key
+
+from loopback import ChatRequest, FakeOpenAI, completion, serving
 
 from pixiu_medical.commands import group
 from pixiu_medical.instructions import generate_instructions
@@ -32,59 +32,35 @@ GRAPH = merge_triples(triples_from_disease({
 }))
 
 
-class FakeOpenAI(ThreadingHTTPServer):
+class AnsweringServer(FakeOpenAI):
     """A chat-completions endpoint that answers from the prompt, and can fail on cue."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__()
         self.requests: list[dict] = []
         self.fail_from: int | None = None  # answer HTTP 400 from this request on (0-based)
         self.unavailable_once = False  # answer the next request with 503
         self.dose = False  # answers give a dose without advice
 
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        server: FakeOpenAI = self.server  # type: ignore[assignment]
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path != "/v1/chat/completions":
-            return self._send(404, {"error": "not found"})
-        if server.unavailable_once:
-            server.unavailable_once = False
-            return self._send(503, {"error": "overloaded"})
-        server.requests.append(body)
-        if server.fail_from is not None and len(server.requests) > server.fail_from:
-            return self._send(400, {"error": "bad request"})
-        question = body["messages"][1]["content"].splitlines()[0].removeprefix("问题：")
-        text = f"关于“{question}”：根据已知事实作答。" + ("每次2片，一日三次。" if server.dose else "")
-        self._send(200, {"choices": [{"message": {"role": "assistant", "content": text}}]})
-
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
-        pass
+    def reply(self, request: ChatRequest) -> tuple[int, dict]:
+        """A grounded answer naming the question, or the failure asked for."""
+        if request.path != "/v1/chat/completions":
+            return 404, {"error": "not found"}
+        if self.unavailable_once:
+            self.unavailable_once = False
+            return 503, {"error": "overloaded"}
+        self.requests.append(request.body)
+        if self.fail_from is not None and len(self.requests) > self.fail_from:
+            return 400, {"error": "bad request"}
+        question = request.body["messages"][1]["content"].splitlines()[0].removeprefix("问题：")
+        return 200, completion(f"关于“{question}”：根据已知事实作答。" + ("每次2片，一日三次。" if self.dose else ""))
 
 
 @pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    thread = threading.Thread(target=fake.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+def server() -> Iterator[AnsweringServer]:
+    fake = AnsweringServer()
+    with serving(fake):
         yield fake
-    finally:
-        fake.shutdown()
-        fake.server_close()
-
-
-def url(server: FakeOpenAI) -> str:
-    return f"http://127.0.0.1:{server.server_port}/v1"
 
 
 def test_prompt_is_grounded_in_the_records_facts() -> None:
@@ -95,9 +71,9 @@ def test_prompt_is_grounded_in_the_records_facts() -> None:
     assert cache_key("m", SYSTEM_PROMPT, prompt) != cache_key("other", SYSTEM_PROMPT, prompt)
 
 
-def test_answers_are_cached_and_a_second_run_asks_nothing(server: FakeOpenAI, tmp_path: Path) -> None:
+def test_answers_are_cached_and_a_second_run_asks_nothing(server: AnsweringServer, tmp_path: Path) -> None:
     records = generate_instructions(GRAPH)
-    teacher = answer_teacher(url(server), "fake-7b", TeacherCache(tmp_path / "cache.jsonl"), api_key="k")
+    teacher = answer_teacher(server.url, "fake-7b", TeacherCache(tmp_path / "cache.jsonl"), api_key="k")
     rewritten = with_teacher_answers(records, teacher)
     assert teacher.calls == len(records) == len(server.requests)
     assert server.requests[0]["model"] == "fake-7b" and server.requests[0]["messages"][0]["content"] == SYSTEM_PROMPT
@@ -107,28 +83,28 @@ def test_answers_are_cached_and_a_second_run_asks_nothing(server: FakeOpenAI, tm
         if before["facts"][0][1] != "overview":  # the 要点 line carries the template answer's facts, prose colons aside
             assert parse_answer(after["output"]).facts == parse_answer(before["output"]).facts
 
-    again = answer_teacher(url(server), "fake-7b", TeacherCache(tmp_path / "cache.jsonl"))
+    again = answer_teacher(server.url, "fake-7b", TeacherCache(tmp_path / "cache.jsonl"))
     assert with_teacher_answers(records, again) == rewritten and again.calls == 0
 
 
-def test_a_crash_loses_nothing(server: FakeOpenAI, tmp_path: Path) -> None:
+def test_a_crash_loses_nothing(server: AnsweringServer, tmp_path: Path) -> None:
     records = generate_instructions(GRAPH)
     cache_path = tmp_path / "cache.jsonl"
     server.fail_from = 3
     with pytest.raises(PixiuError, match="HTTP 400.*running the same command again resumes"):
-        with_teacher_answers(records, answer_teacher(url(server), "fake", TeacherCache(cache_path)))
+        with_teacher_answers(records, answer_teacher(server.url, "fake", TeacherCache(cache_path)))
     assert len(cache_path.read_text(encoding="utf-8").splitlines()) == 3
     with cache_path.open("a", encoding="utf-8") as handle:
         handle.write('{"key": "torn by a cra')  # the process died in the middle of a write
     server.fail_from = None
-    resumed = answer_teacher(url(server), "fake", TeacherCache(cache_path))
+    resumed = answer_teacher(server.url, "fake", TeacherCache(cache_path))
     with_teacher_answers(records, resumed)
     assert resumed.calls == len(records) - 3
 
 
-def test_transient_errors_are_retried_then_reported(server: FakeOpenAI, tmp_path: Path) -> None:
+def test_transient_errors_are_retried_then_reported(server: AnsweringServer, tmp_path: Path) -> None:
     waits: list[float] = []
-    teacher = answer_teacher(url(server), "fake", TeacherCache(tmp_path / "c.jsonl"), sleep=waits.append)
+    teacher = answer_teacher(server.url, "fake", TeacherCache(tmp_path / "c.jsonl"), sleep=waits.append)
     server.unavailable_once = True
     assert teacher.ask("问题：感冒吃什么药？").startswith("关于")
     assert teacher.calls == 2 and waits == [1]
@@ -137,18 +113,18 @@ def test_transient_errors_are_retried_then_reported(server: FakeOpenAI, tmp_path
         gone.ask("问题：感冒吃什么药？")
 
 
-def test_a_dose_without_advice_gets_the_advice(server: FakeOpenAI, tmp_path: Path) -> None:
+def test_a_dose_without_advice_gets_the_advice(server: AnsweringServer, tmp_path: Path) -> None:
     server.dose = True
     record = next(r for r in generate_instructions(GRAPH) if r["facts"][0][1] == "drug")
-    (rewritten,) = with_teacher_answers([record], answer_teacher(url(server), "fake", TeacherCache(tmp_path / "c.jsonl")))
+    (rewritten,) = with_teacher_answers([record], answer_teacher(server.url, "fake", TeacherCache(tmp_path / "c.jsonl")))
     assert DOSE_ADVICE in rewritten["output"] and not unsafe_dose(rewritten["output"])
     assert rewritten["output"].endswith("\n要点：解热镇痛药。")
 
 
-def test_instructions_command_with_a_teacher(server: FakeOpenAI, tmp_path: Path) -> None:
+def test_instructions_command_with_a_teacher(server: AnsweringServer, tmp_path: Path) -> None:
     kg, out = tmp_path / "kg.jsonl", tmp_path / "train.jsonl"
     write_jsonl(kg, GRAPH)
-    args = ["instructions", str(kg), str(out), "--teacher-url", url(server), "--teacher-model", "fake"]
+    args = ["instructions", str(kg), str(out), "--teacher-url", server.url, "--teacher-model", "fake"]
     first = CliRunner().invoke(group, args)
     assert first.exit_code == 0, first.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

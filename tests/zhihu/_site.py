@@ -8,8 +8,6 @@ Other query parameters are ignored, as they are by the site for these fixtures.
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from scrapy import Request
 from scrapy.http import HtmlResponse, TextResponse
+
+from loopback import serving
 
 SITE = Path(__file__).resolve().parent / "fixtures" / "site"
 ZHIHU = "https://www.zhihu.com"
@@ -72,11 +72,5 @@ class _FixtureHandler(BaseHTTPRequestHandler):
 @contextmanager
 def serve_site() -> Iterator[str]:
     """Serve the saved site on 127.0.0.1 at a free port; yield its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_FixtureHandler))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _FixtureHandler)) as url:
+        yield url

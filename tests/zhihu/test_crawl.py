@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from loopback import crawl_in_subprocess
+
 from ._site import serve_site
 
 INCLUDE = "include=content%2Cvoteup_count%2Ccomment_count%2Ccreated_time"
@@ -23,18 +25,6 @@ NO_DELAYS = """
 import pixiu_zhihu.settings as settings
 settings.DOWNLOAD_DELAY = 0
 settings.AUTOTHROTTLE_ENABLED = False
-"""
-RUN_CRAWL = NO_DELAYS + """
-import json, sys
-from pathlib import Path
-from pixiu_zhihu import plugin
-from pixiu.crawl import run_crawl
-
-domains = []
-plugin.register_domains(register=domains.append)
-summary = run_crawl(domains[0], Path(sys.argv[1]), json.loads(sys.argv[2]), job_dir=Path(sys.argv[3]))
-print(json.dumps({"scraped": summary.items_scraped, "dropped": summary.items_dropped, "errors": summary.errors,
-                  "finish": summary.finish_reasons, "text": summary.describe()}, ensure_ascii=False))
 """
 CLI = NO_DELAYS + """
 import sys
@@ -61,8 +51,7 @@ def run_python(code: str, *args: str, home: Path) -> subprocess.CompletedProcess
 
 def crawl(output: Path, args: dict[str, str], job_dir: Path) -> dict:
     """Run `pixiu.crawl.run_crawl` for the zhihu domain and return its summary."""
-    result = run_python(RUN_CRAWL, str(output), json.dumps(args), str(job_dir), home=job_dir.parent / "home")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return crawl_in_subprocess("pixiu_zhihu", output, args, job_dir)
 
 
 def read_rows(path: Path) -> list[dict]:

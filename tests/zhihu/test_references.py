@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,8 @@ from pixiu_zhihu.commands import group
 from pixiu_zhihu.extractive import MAX_SILVER_CHARS, extractive_summary
 from pixiu_zhihu.references import fill_references
 from pixiu_zhihu.teacher import SYSTEM_PROMPT, summary_teacher
+
+from loopback import ChatRequest, FakeOpenAI, completion, serving
 
 
 def question(qid: str, *texts: str, **extra: object) -> dict:
@@ -35,54 +35,34 @@ RECORDS = [
 ]
 
 
-class FakeOpenAI:
+class SummaryServer(FakeOpenAI):
     """A local OpenAI-compatible /v1/chat/completions: answers "摘要：<question title>", or fails when told."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[dict] = []
         self.fail_from: int | None = None  # answer HTTP 500 from this request number on
         self.statuses: list[int] = []  # statuses to answer first, one per request (then 200)
         self.content: str | None = None  # fixed content instead of the title summary
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                status = fake.statuses.pop(0) if fake.statuses else 200
-                if fake.fail_from is not None and len(fake.requests) >= fake.fail_from:
-                    status = 500
-                prompt = body["messages"][-1]["content"]
-                title = prompt.splitlines()[0].removeprefix("问题：")
-                content = fake.content if fake.content is not None else "摘要：" + title
-                payload = {"error": {"message": "boom"}} if status != 200 else {
-                    "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
-                }
-                data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+    def reply(self, request: ChatRequest) -> tuple[int, dict]:
+        """Record path, authorization and body; answer the queued status, a failure, or the title summary."""
+        self.requests.append({"path": request.path, "auth": request.authorization, "body": request.body})
+        status = self.statuses.pop(0) if self.statuses else 200
+        if self.fail_from is not None and len(self.requests) >= self.fail_from:
+            status = 500
+        if status != 200:
+            return status, {"error": {"message": "boom"}}
+        title = request.body["messages"][-1]["content"].splitlines()[0].removeprefix("问题：")
+        content = self.content if self.content is not None else "摘要：" + title
+        return 200, completion(content, id="chatcmpl-1", object="chat.completion", model=request.body["model"])
 
 
 @pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+def fake_openai() -> Iterator[SummaryServer]:
+    fake = SummaryServer()
+    with serving(fake):
         yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
 
 
 @pytest.fixture
@@ -96,7 +76,7 @@ def read(path: Path) -> dict[str, dict]:
     return {r["question_id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 
-def test_teacher_fills_what_the_user_did_not(fake_openai: FakeOpenAI, raw: Path, tmp_path: Path) -> None:
+def test_teacher_fills_what_the_user_did_not(fake_openai: SummaryServer, raw: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.jsonl"
     teacher = summary_teacher(fake_openai.url, "qwen-test", TeacherCache(cache), api_key="sk-local")
     counts = fill_references(raw, tmp_path / "out.jsonl", teacher=teacher, top_k=3)
@@ -118,7 +98,7 @@ def test_teacher_fills_what_the_user_did_not(fake_openai: FakeOpenAI, raw: Path,
     assert len(cache.read_text(encoding="utf-8").splitlines()) == 4 == teacher.calls
 
 
-def test_second_run_makes_no_http_calls(fake_openai: FakeOpenAI, raw: Path, tmp_path: Path) -> None:
+def test_second_run_makes_no_http_calls(fake_openai: SummaryServer, raw: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.jsonl"
     fill_references(raw, tmp_path / "a.jsonl", teacher=summary_teacher(fake_openai.url, "m", TeacherCache(cache)), top_k=3)
     sent = len(fake_openai.requests)
@@ -131,7 +111,7 @@ def test_second_run_makes_no_http_calls(fake_openai: FakeOpenAI, raw: Path, tmp_
     assert other_model.calls == 4  # the key covers the model, not only the prompt
 
 
-def test_a_crash_midway_keeps_the_summaries_received(fake_openai: FakeOpenAI, raw: Path, tmp_path: Path) -> None:
+def test_a_crash_midway_keeps_the_summaries_received(fake_openai: SummaryServer, raw: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.jsonl"
     fake_openai.fail_from = 3
     with pytest.raises(PixiuError, match=r"raw.jsonl:4: teacher .* answered HTTP 500: .*boom.*running the same command again resumes"):
@@ -148,7 +128,7 @@ def test_a_crash_midway_keeps_the_summaries_received(fake_openai: FakeOpenAI, ra
     assert sum(r["reference"] == "teacher" for r in read(tmp_path / "out.jsonl").values()) == 4
 
 
-def test_transient_statuses_are_retried(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+def test_transient_statuses_are_retried(fake_openai: SummaryServer, tmp_path: Path) -> None:
     fake_openai.statuses = [503, 429]
     teacher = summary_teacher(
         fake_openai.url + "/chat/completions", "m", TeacherCache(tmp_path / "c.jsonl"), sleep=lambda seconds: None
@@ -166,7 +146,7 @@ def test_unreachable_teacher_says_how_to_fix(tmp_path: Path) -> None:
         teacher.ask("问题")
 
 
-def test_empty_teacher_answer_falls_back_to_silver(fake_openai: FakeOpenAI, raw: Path, tmp_path: Path) -> None:
+def test_empty_teacher_answer_falls_back_to_silver(fake_openai: SummaryServer, raw: Path, tmp_path: Path) -> None:
     fake_openai.content = "  "
     teacher = summary_teacher(fake_openai.url, "m", TeacherCache(tmp_path / "c.jsonl"))
     counts = fill_references(raw, tmp_path / "out.jsonl", teacher=teacher, top_k=3)
@@ -205,7 +185,7 @@ def test_cache_keys_and_lines(tmp_path: Path) -> None:
 
 
 def test_references_command(
-    fake_openai: FakeOpenAI, raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_openai: SummaryServer, raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEACHER_KEY", "sk-cli")
     out = tmp_path / "train.jsonl"
