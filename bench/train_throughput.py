@@ -198,7 +198,7 @@ def counted_flops(counter: FlopCounterMode) -> tuple[int, int]:
 
 
 class PixiuPath:
-    """pixiu's training path as core/recipes/lora_sft.py runs it: length-grouped batches, answer-only head."""
+    """pixiu's training path as core/pixiu/recipes/lora_sft.py runs it: length-grouped batches, answer-only head."""
 
     def __init__(self, examples: list[TokenizedExample], pad_id: int, batch_tokens: int, warmup: int):
         self.examples, self.pad_id, self.warmup = examples, pad_id, warmup

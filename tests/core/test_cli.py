@@ -38,7 +38,7 @@ def test_unknown_domain_lists_known_ones(installed_plugins):
 def test_plugins_list_json_names_hooks(installed_plugins):
     rows = {r["name"]: r for r in json.loads(invoke("plugins", "list", "--json").stdout)}
     assert rows["law"]["hooks"] == ["register_domains"]
-    assert rows["law"]["source"] == "built-in" and rows["law"]["package"] == "pixiu"
+    assert rows["law"]["source"] == "installed" and rows["law"]["package"] == "pixiu-law"
     assert rows["pixiu.default_plugins.model_sources"]["source"] == "built-in"
 
 

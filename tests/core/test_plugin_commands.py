@@ -37,11 +37,19 @@ def test_new_refuses_bad_names_and_existing_folders(tmp_path: Path) -> None:
     assert again.exit_code != 0 and "already exists" in again.output
 
 
-def test_uninstall_refuses_built_in_and_unknown_plugins() -> None:
-    built_in = invoke("plugins", "uninstall", "law")
-    assert built_in.exit_code != 0 and "built into pixiu" in built_in.output and "PIXIU_LOAD_PLUGINS" in built_in.output
+def test_uninstall_removes_a_built_in_vertical_like_any_plugin(monkeypatch) -> None:
+    from pixiu import plugin_packages
+
+    calls = []
+    monkeypatch.setattr(plugin_packages, "_pip", lambda *args: calls.append(args))
+    result = invoke("plugins", "uninstall", "law")
+    assert result.exit_code == 0, result.output
+    assert calls == [("uninstall", "--yes", "pixiu-law")]
+
+
+def test_uninstall_refuses_unknown_plugins() -> None:
     unknown = invoke("plugins", "uninstall", "nosuch")
-    assert unknown.exit_code != 0 and "no installed plugin" in unknown.output and "law (pixiu)" in unknown.output
+    assert unknown.exit_code != 0 and "no installed plugin" in unknown.output and "law (pixiu-law)" in unknown.output
 
 
 def test_install_reports_a_pip_failure(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import test_hooks
 from pixiu import hookspecs
+
+from . import test_hooks
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 HOOKS = sorted(name for name, value in vars(hookspecs).items() if hasattr(value, "pixiu_spec"))

@@ -31,3 +31,30 @@ def test_unknown_name_lists_the_known_ones(tmp_path):
     register_adapter("law", "law", make_run(tmp_path, "r1"), "base", {})
     with pytest.raises(PixiuError, match="registered adapters: law"):
         resolve_adapter("medical")
+
+
+_REGISTER_MANY = """
+import sys
+from pathlib import Path
+from pixiu.registry import register_adapter
+
+root, worker, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for i in range(count):
+    folder = root / f"{worker}-{i}"
+    folder.mkdir()
+    register_adapter(f"toy{worker}", "toy", folder, "base", {})
+"""
+
+
+def test_parallel_processes_lose_no_entry(tmp_path):
+    import subprocess
+    import sys
+
+    workers, each = 6, 20
+    processes = [subprocess.Popen([sys.executable, "-c", _REGISTER_MANY, str(tmp_path), str(w), str(each)])
+                 for w in range(workers)]
+    assert [p.wait(timeout=120) for p in processes] == [0] * workers
+    entries = list_adapters()
+    assert len(entries) == workers * each
+    assert {e.name for e in entries} == {f"toy{w}" for w in range(workers)}
+    assert not list(tmp_path.parent.rglob(".adapters.json.*.tmp"))  # no temp file left behind

@@ -10,7 +10,7 @@ import pytest
 from pixiu import PixiuError
 from pixiu.teacher import Teacher, TeacherCache, cache_key
 
-from loopback import ChatRequest, FakeOpenAI, completion, serving
+from pixiu.testing.loopback import ChatRequest, FakeOpenAI, completion, serving
 
 
 class EchoServer(FakeOpenAI):

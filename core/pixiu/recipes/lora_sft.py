@@ -1,0 +1,217 @@
+"""LoRA supervised fine-tuning of one domain, read top to bottom: setup -> train -> save -> evaluate -> register.
+
+Killed at any point, a run resumes from its newest checkpoint with `resume=True` and ends exactly where an
+uninterrupted run would: same steps, same batches, same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from rich.console import Console
+
+from pixiu import __version__
+from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from pixiu.config import RunConfig, to_dict
+from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, tokenize_example
+from pixiu.domain import Domain
+from pixiu.errors import PixiuError
+from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
+from pixiu.loss import labelled_loss
+from pixiu.models import load_base
+from pixiu.plots import plot_loss_curve
+from pixiu.progress import TrainProgress
+from pixiu.recipes.evaluate import evaluate
+from pixiu.records import Example, load_examples
+from pixiu.registry import register_adapter
+
+RUN_FILE = "pixiu_run.yaml"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class RunSummary:
+    """What a finished run produced."""
+
+    run_dir: Path
+    steps: int
+    train_tokens_per_second: float
+    metrics: dict
+
+
+def run(
+    domain: Domain,
+    config: RunConfig,
+    data_path: Path,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    console: Console | None = None,
+) -> RunSummary:
+    """Train a LoRA adapter for `domain` on `data_path` into `run_dir`, evaluate it and register it."""
+    console = console or Console(stderr=True)
+    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
+    run_dir = Path(run_dir)
+    checkpoints = list_checkpoints(run_dir)
+    if checkpoints and not resume:
+        raise PixiuError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or a new --output")
+    if resume and not checkpoints:
+        raise PixiuError(f"nothing to resume in {run_dir}: it has no checkpoint yet. Start it without --resume.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- data ---------------------------------------------------------------------------------------------
+    loaded = load_examples(
+        data_path, domain.formatter, on_bad_record=config.data.on_bad_record, rejects_path=run_dir / "rejects.jsonl"
+    )
+    if loaded.rejected:
+        console.print(f"[yellow]{loaded.rejected} bad records skipped; see {run_dir / 'rejects.jsonl'}[/]")
+    train_examples, eval_examples = split_examples(loaded.examples, config.data.eval_records, config.train.seed)
+    if config.data.max_records:
+        train_examples = train_examples[: config.data.max_records]
+    if not train_examples:
+        raise PixiuError(f"{data_path}: every record was held out for evaluation; lower data.eval_records")
+    _write_split(run_dir / "eval_split.jsonl", eval_examples)
+
+    # --- model --------------------------------------------------------------------------------------------
+    console.print(f"loading base model [bold]{config.base}[/]")
+    base, tokenizer = load_base(config.base)
+    tokenized = [tokenize_example(tokenizer, e.messages, config.data.max_seq_len) for e in train_examples]
+    tokenized = [t for t in tokenized if any(label >= 0 for label in t.labels)]
+    if not tokenized:
+        raise PixiuError(f"no example keeps any answer token within data.max_seq_len={config.data.max_seq_len}")
+    torch.manual_seed(config.train.seed)
+    model = attach_lora(base, **vars(config.lora))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.train.warmup_steps, config.train.max_steps))
+    start_step = 0
+    if resume:
+        adapter, state = load_checkpoint(checkpoints[-1])
+        restore_adapter_state(model, adapter)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_step = state["step"]
+        console.print(f"resuming {run_dir} at step {start_step}")
+    _write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+
+    # --- train --------------------------------------------------------------------------------------------
+    batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    log = _open_log(run_dir / LOG_FILE, keep_through=start_step)
+    model.train()
+    trained_tokens, train_seconds = 0, 0.0
+    with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        for step in range(start_step, config.train.max_steps):
+            began = time.perf_counter()
+            indices = batches.for_step(step)
+            batch = collate(tokenized, indices, pad_id)
+            loss_sum, count = labelled_loss(model, batch)
+            (loss_sum / max(count, 1)).backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            seconds = time.perf_counter() - began
+            tokens = sum(len(tokenized[i]) for i in indices)
+            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
+            loss = loss_sum.item() / max(count, 1)
+            epoch, index = batches.position(step)
+            log.write(json.dumps({"step": step + 1, "loss": loss, "tokens": tokens, "seconds": seconds,
+                                  "lr": scheduler.get_last_lr()[0], "epoch": epoch, "batch": index}) + "\n")
+            log.flush()
+            progress.update(step + 1, loss=loss, tokens_per_second=trained_tokens / train_seconds)
+            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+                save_checkpoint(
+                    run_dir, step + 1, adapter_state(model),
+                    {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                    keep=config.train.keep_checkpoints,
+                )
+                progress.note(f"checkpoint saved: step {step + 1}")
+    log.close()
+
+    # --- save ---------------------------------------------------------------------------------------------
+    model.save_pretrained(str(run_dir))
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} LoRA on {config.base}")
+    speed = trained_tokens / train_seconds if train_seconds else 0.0
+
+    # --- evaluate -----------------------------------------------------------------------------------------
+    metrics: dict = {"train": {"steps": config.train.max_steps, "final_loss": _last_loss(run_dir / LOG_FILE),
+                               "tokens_per_second": round(speed, 1), "examples": len(tokenized),
+                               "rejected_records": loaded.rejected}}
+    if eval_examples:
+        metrics.update(
+            evaluate(model, tokenizer, domain, eval_examples, config.eval,
+                     max_prompt_tokens=config.data.max_seq_len, predictions_path=run_dir / "predictions.jsonl")
+        )
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+    _write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
+
+    # --- register -----------------------------------------------------------------------------------------
+    register_adapter(domain.name, domain.name, run_dir, config.base, metrics)
+    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+
+
+def split_examples(examples: list[Example], eval_records: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """Hold out `eval_records` examples chosen by `seed`; the rest, in file order, are for training."""
+    held = set(random.Random(seed).sample(range(len(examples)), min(eval_records, len(examples) // 2)))
+    train = [e for i, e in enumerate(examples) if i not in held]
+    return train, [e for i, e in enumerate(examples) if i in held]
+
+
+def _schedule(warmup: int, total: int):
+    """Linear warm-up to 1, then cosine decay to 0.1 of the peak learning rate."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def _open_log(path: Path, keep_through: int):
+    """Open the per-step log for appending, first dropping steps after `keep_through` (redone on resume)."""
+    if path.exists():
+        rows = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["step"] <= keep_through]
+        path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+    return path.open("a", encoding="utf-8")
+
+
+def _last_loss(path: Path) -> float | None:
+    """The loss of the last logged step."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return round(json.loads(lines[-1])["loss"], 4) if lines else None
+
+
+def _write_split(path: Path, examples: list[Example]) -> None:
+    """Save the held-out examples so the evaluation can be reproduced from the run directory alone."""
+    with path.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            handle.write(json.dumps({"where": example.where, "messages": example.messages}, ensure_ascii=False) + "\n")
+
+
+def _write_run_file(run_dir: Path, domain: Domain, config: RunConfig, data_path: Path, tokenizer, status: str) -> None:
+    """Write `pixiu_run.yaml`: everything needed to understand or repeat the run."""
+    record = {
+        "status": status,
+        "domain": domain.name,
+        "plugin_version": domain.version,
+        "pixiu_version": __version__,
+        "base_model": config.base,
+        "data": str(Path(data_path).resolve()),
+        "prompt_template": tokenizer.chat_template or DEFAULT_CHAT_TEMPLATE,
+        "config": to_dict(config),
+    }
+    tmp = run_dir / f".{RUN_FILE}.tmp"
+    tmp.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, run_dir / RUN_FILE)

@@ -1,0 +1,3 @@
+"""Fixtures of the medical tests: pixiu's own test fixtures, as any plugin uses them."""
+
+from pixiu.testing.fixtures import *  # noqa: F403
