@@ -1,3 +1,26 @@
-"""Core tests use pixiu's own test fixtures, as every plugin's tests do."""
+"""Core tests use pixiu's own test fixtures, as every plugin's tests do, and a toy domain as their plugin."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distributions import add_distribution
 from pixiu.testing.fixtures import *  # noqa: F403
+
+
+@pytest.fixture
+def toy_plugin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Install the toy domain (tests/toy_domain.py) as distribution `pixiu-toy` and load only it; returns "toy".
+
+    It goes through the same entry-point loading as a pip-installed plugin, so core's tests need no vertical.
+    """
+    from pixiu.plugins import get_plugin_manager
+
+    folder = tmp_path_factory.mktemp("toy-distribution")
+    add_distribution(folder, "pixiu-toy", {"toy": "toy_domain"})
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PIXIU_LOAD_PLUGINS", "toy")
+    get_plugin_manager.cache_clear()
+    return "toy"

@@ -6,6 +6,9 @@ from pathlib import Path
 
 from pixiu import BadRecord, Domain, hookimpl
 
+PIXIU_HOOK_API = ">=1.0,<2"
+"""Loaded through an entry point by the `toy_plugin` fixture, the toy domain declares its hook API like any plugin."""
+
 
 def format_record(record: dict) -> list[dict]:
     """{"q": ..., "a": ...} -> a one-turn conversation."""

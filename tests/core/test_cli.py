@@ -1,5 +1,6 @@
 """The command line as users type it: help, listing, training, evaluation, errors."""
 
+import dataclasses
 import json
 
 import pytest
@@ -7,7 +8,6 @@ from click.testing import CliRunner
 
 import toy_domain
 from pixiu.cli import cli
-from pixiu.plugins import get_domains
 from pixiu_process import TINY_TRAIN
 
 
@@ -23,75 +23,72 @@ def test_help_teaches(command):
     assert "Usage:" in result.output and len(result.output.splitlines()) > 5
 
 
-def test_domain_list_json_shows_builtin_law(installed_plugins):
+def test_domain_list_json_shows_an_installed_domain(toy_plugin):
     rows = json.loads(invoke("domain", "list", "--json").stdout)
-    law = next(r for r in rows if r["name"] == "law")
-    assert law["package"] == "pixiu_law" and law["sample_data"].endswith(".jsonl")
+    assert [(r["name"], r["package"], r["version"]) for r in rows] == [("toy", "toy_domain", "0.0.1")]
 
 
-def test_unknown_domain_lists_known_ones(installed_plugins):
+def test_unknown_domain_lists_known_ones(toy_plugin):
     result = invoke("domain", "train", "nosuch")
     assert result.exit_code != 0
-    assert "unknown domain 'nosuch'" in result.output and "law" in result.output
+    assert "unknown domain 'nosuch'" in result.output and "known domains: toy" in result.output
 
 
-def test_plugins_list_json_names_hooks(installed_plugins):
+def test_plugins_list_json_names_hooks(toy_plugin):
     rows = {r["name"]: r for r in json.loads(invoke("plugins", "list", "--json").stdout)}
-    assert rows["law"]["hooks"] == ["register_domains"]
-    assert rows["law"]["source"] == "installed" and rows["law"]["package"] == "pixiu-law"
+    assert rows["toy"]["hooks"] == ["register_domains"]
+    assert rows["toy"]["source"] == "installed" and rows["toy"]["package"] == "pixiu-toy"
     assert rows["pixiu.default_plugins.model_sources"]["source"] == "built-in"
 
 
-def test_duplicate_domain_names_are_an_error(installed_plugins, register_plugin):
+def test_duplicate_domain_names_are_an_error(toy_plugin, register_plugin):
     class Impostor:
         @staticmethod
         @toy_domain.hookimpl
         def register_domains(register):
-            register(toy_domain.TOY.__class__(**{**toy_domain.TOY.__dict__, "name": "law"}))
+            register(dataclasses.replace(toy_domain.TOY, formatter=lambda record: []))
 
     register_plugin(Impostor, "impostor")
     result = invoke("domain", "list")
     assert result.exit_code != 0
-    assert "domain 'law' is registered twice" in result.output and "pixiu_law" in result.output
+    assert "domain 'toy' is registered twice" in result.output and "toy_domain" in result.output
 
 
-def test_train_then_eval_then_list(installed_plugins, tiny_model_dir, tmp_path):
-    data = tmp_path / "law.jsonl"
-    sample = get_domains()["law"].sample_data.read_text(encoding="utf-8").splitlines()
-    data.write_text("\n".join(sample[:30]) + "\n", encoding="utf-8")
+def test_train_then_eval_then_list(toy_plugin, tiny_model_dir, tmp_path):
+    data = toy_domain.write_toy_data(tmp_path / "toy.jsonl", 30)
     run_dir = tmp_path / "run"
-    trained = invoke("domain", "train", "law", "--base", str(tiny_model_dir), "--data", str(data),
+    trained = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
                      "--output", str(run_dir), *TINY_TRAIN)
     assert trained.exit_code == 0, trained.output
-    assert "base" in trained.output and "adapter" in trained.output and "accuracy" in trained.output
+    assert "base" in trained.output and "adapter" in trained.output and "exact_match" in trained.output
     assert (run_dir / "adapter_model.safetensors").is_file()
 
     adapters = json.loads(invoke("adapters", "list", "--json").stdout)
-    assert [a["name"] for a in adapters] == ["law"]
+    assert [a["name"] for a in adapters] == ["toy"]
 
-    evaluated = invoke("domain", "eval", "law", "--adapter", "law", "--limit", "3", "--json")
+    evaluated = invoke("domain", "eval", "toy", "--adapter", "toy", "--limit", "3", "--json")
     report = json.loads(evaluated.stdout)
     assert report["records"] == 3 and report["base"] == str(tiny_model_dir)
-    assert set(report["scores"]) == {"base", "adapter"} and "macro_f1" in report["scores"]["adapter"]
+    assert set(report["scores"]) == {"base", "adapter"} and "exact_match" in report["scores"]["adapter"]
     assert report["data"].endswith("eval_split.jsonl")
 
 
-def test_malformed_line_stops_with_file_and_line(installed_plugins, tiny_model_dir, tmp_path):
-    data = tmp_path / "law.jsonl"
-    data.write_text('{"fact": "张某盗窃。", "meta": {"accusation": ["盗窃"]}}\n{"fact": \n', encoding="utf-8")
-    result = invoke("domain", "train", "law", "--base", str(tiny_model_dir), "--data", str(data),
+def test_malformed_line_stops_with_file_and_line(toy_plugin, tiny_model_dir, tmp_path):
+    data = tmp_path / "toy.jsonl"
+    data.write_text('{"q": "什么颜色？", "a": "红"}\n{"q": \n', encoding="utf-8")
+    result = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
                     "--output", str(tmp_path / "run"), *TINY_TRAIN)
     assert result.exit_code != 0
     assert f"{data}:2: not valid JSON" in result.output and "--on-bad-record skip" in result.output
 
 
-def test_skip_keeps_rejects_and_reports_count(installed_plugins, tiny_model_dir, tmp_path):
-    sample = get_domains()["law"].sample_data.read_text(encoding="utf-8").splitlines()[:20]
-    bad = ['{"fact": "无罪名的记录。", "meta": {}}', "not json at all"]
-    data = tmp_path / "law.jsonl"
-    data.write_text("\n".join(sample + bad) + "\n", encoding="utf-8")
+def test_skip_keeps_rejects_and_reports_count(toy_plugin, tiny_model_dir, tmp_path):
+    good = toy_domain.write_toy_data(tmp_path / "good.jsonl", 20).read_text(encoding="utf-8").splitlines()
+    bad = ['{"q": "没有答案的问题"}', "not json at all"]
+    data = tmp_path / "toy.jsonl"
+    data.write_text("\n".join(good + bad) + "\n", encoding="utf-8")
     run_dir = tmp_path / "run"
-    result = invoke("domain", "train", "law", "--base", str(tiny_model_dir), "--data", str(data),
+    result = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
                     "--output", str(run_dir), "--on-bad-record", "skip", *TINY_TRAIN)
     assert result.exit_code == 0, result.output
     assert "2 bad records skipped" in " ".join(result.output.split())
@@ -100,18 +97,19 @@ def test_skip_keeps_rejects_and_reports_count(installed_plugins, tiny_model_dir,
     assert json.loads((run_dir / "metrics.json").read_text())["train"]["rejected_records"] == 2
 
 
-def test_missing_data_file_is_a_clear_error(installed_plugins, tmp_path):
-    result = invoke("domain", "train", "law", "--data", str(tmp_path / "nope.jsonl"))
+def test_missing_data_file_is_a_clear_error(toy_plugin, tmp_path):
+    result = invoke("domain", "train", "toy", "--data", str(tmp_path / "nope.jsonl"))
     assert result.exit_code != 0 and "data file not found" in result.output
 
 
-def test_a_plugin_that_fails_to_import_is_listed_and_isolated(installed_plugins, monkeypatch):
+def test_a_plugin_that_fails_to_import_is_listed_and_isolated(toy_plugin, monkeypatch):
     import importlib.metadata
 
     real = importlib.metadata.entry_points
     broken = importlib.metadata.EntryPoint(name="broken", value="pixiu_no_such_module:plugin", group="pixiu")
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [broken, *real(group=group)])
+    monkeypatch.setenv("PIXIU_LOAD_PLUGINS", "toy,broken")
     rows = {r["name"]: r for r in json.loads(invoke("plugins", "list", "--json").stdout)}
     assert rows["broken"]["status"].startswith("failed: ModuleNotFoundError")
-    assert rows["law"]["status"] == "loaded"
-    assert "law" in [r["name"] for r in json.loads(invoke("domain", "list", "--json").stdout)]
+    assert rows["toy"]["status"] == "loaded"
+    assert [r["name"] for r in json.loads(invoke("domain", "list", "--json").stdout)] == ["toy"]

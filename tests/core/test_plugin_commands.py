@@ -37,21 +37,28 @@ def test_new_refuses_bad_names_and_existing_folders(tmp_path: Path) -> None:
     assert again.exit_code != 0 and "already exists" in again.output
 
 
-def test_uninstall_removes_a_built_in_vertical_like_any_plugin(monkeypatch) -> None:
-    from pixiu import plugin_packages
-
-    calls = []
-    monkeypatch.setattr(plugin_packages, "_pip", lambda *args: calls.append(args))
-    result = invoke("plugins", "uninstall", "law")
-    assert result.exit_code == 0, result.output
-    assert calls == [("uninstall", "--yes", "pixiu-law")]
-
-
-def test_uninstall_refuses_unknown_plugins() -> None:
-    unknown = invoke("plugins", "uninstall", "nosuch")
-    assert unknown.exit_code != 0 and "no installed plugin" in unknown.output and "law (pixiu-law)" in unknown.output
-
-
 def test_install_reports_a_pip_failure(tmp_path: Path) -> None:
     result = invoke("plugins", "install", str(tmp_path / "missing-folder"), "--", "--no-index", "--quiet")
     assert result.exit_code != 0 and "failed (exit code" in result.output
+
+
+def test_uninstall_runs_pip_for_the_plugins_distribution(tmp_path: Path, monkeypatch) -> None:
+    from distributions import add_distribution
+    from pixiu import plugin_packages
+
+    add_distribution(tmp_path, "pixiu-toy", {"toy": "toy_domain"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    calls = []
+    monkeypatch.setattr(plugin_packages, "_pip", lambda *args: calls.append(args))
+    result = invoke("plugins", "uninstall", "toy")
+    assert result.exit_code == 0, result.output
+    assert calls == [("uninstall", "--yes", "pixiu-toy")] and "uninstalled pixiu-toy (plugins: toy)" in result.output
+
+
+def test_uninstall_refuses_unknown_plugins_and_lists_the_installed_ones(tmp_path: Path, monkeypatch) -> None:
+    from distributions import add_distribution
+
+    add_distribution(tmp_path, "pixiu-toy", {"toy": "toy_domain"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    unknown = invoke("plugins", "uninstall", "nosuch")
+    assert unknown.exit_code != 0 and "no installed plugin" in unknown.output and "toy (pixiu-toy)" in unknown.output

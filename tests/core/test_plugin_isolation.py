@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from distributions import add_distribution
 from pixiu.cli import add_plugin_commands, cli
 from pixiu.plugins import HOOK_ERRORS, get_domains, get_plugin_manager
 from pixiu.serve.postprocess import process_response
@@ -26,18 +27,14 @@ def _domain(name):
 
 
 @pytest.fixture
-def distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed_plugins):
-    """Put a one-module distribution with a `pixiu` entry point on sys.path; only it and `law` are loaded."""
-    loaded = ["law"]
-    monkeypatch.setenv("PIXIU_LOAD_PLUGINS", "law")
+def distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toy_plugin):
+    """Put a one-module distribution with a `pixiu` entry point on sys.path; only it and `toy` are loaded."""
+    loaded = [toy_plugin]
 
     def make(name: str, source: str) -> None:
         module = f"pixiu_test_{name}"
         (tmp_path / f"{module}.py").write_text(HEADER + TOY_DOMAIN + textwrap.dedent(source), encoding="utf-8")
-        dist_info = tmp_path / f"{module}-0.1.dist-info"
-        dist_info.mkdir()
-        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-        (dist_info / "entry_points.txt").write_text(f"[pixiu]\n{name} = {module}\n")
+        add_distribution(tmp_path, module, {name: module})
         loaded.append(name)
         monkeypatch.setenv("PIXIU_LOAD_PLUGINS", ",".join(loaded))
         get_plugin_manager.cache_clear()
@@ -66,7 +63,7 @@ def domain_names() -> list[str]:
 def test_a_plugin_without_a_hook_api_declaration_is_refused_with_the_fix(distribution):
     distribution("undeclared", "@hookimpl\ndef register_domains(register):\n    register(_domain('undeclared'))\n")
     domains, err = invoke_json("domain", "list")
-    assert [row["name"] for row in domains] == ["law"]
+    assert [row["name"] for row in domains] == ["toy"]
     assert "plugin 'undeclared' is skipped" in err
     row = plugin_rows()["undeclared"]
     assert row["status"].startswith("failed: PluginError") and 'PIXIU_HOOK_API = ">=1.0,<2"' in row["status"]
@@ -76,7 +73,7 @@ def test_a_plugin_for_another_hook_api_is_refused_with_both_versions(distributio
     distribution("future", "PIXIU_HOOK_API = '>=2,<3'\n@hookimpl\ndef register_domains(register):\n    pass\n")
     status = plugin_rows()["future"]["status"]
     assert "needs pixiu hook API >=2,<3" in status and "provides hook API 1.0" in status
-    assert domain_names() == ["law"]
+    assert domain_names() == ["toy"]
 
 
 def test_a_garbled_hook_api_declaration_is_refused(distribution):
@@ -93,10 +90,10 @@ def test_a_plugin_that_raises_in_register_domains_is_isolated(distribution):
             raise RuntimeError("boom")
     """)
     domains, err = invoke_json("domain", "list")
-    assert [row["name"] for row in domains] == ["law"]  # nothing of it, not even what it registered first
+    assert [row["name"] for row in domains] == ["toy"]  # nothing of it, not even what it registered first
     assert "plugin 'exploding' failed in hook register_domains" in err and "RuntimeError: boom" in err
     assert plugin_rows()["exploding"]["status"] == "failed in register_domains: RuntimeError: boom"
-    assert plugin_rows()["law"]["status"] == "loaded"
+    assert plugin_rows()["toy"]["status"] == "loaded"
 
 
 def test_registering_something_that_is_not_a_domain_is_reported(distribution):
@@ -106,7 +103,7 @@ def test_registering_something_that_is_not_a_domain_is_reported(distribution):
         def register_domains(register):
             register({"name": "confused"})
     """)
-    assert domain_names() == ["law"]
+    assert domain_names() == ["toy"]
     assert plugin_rows()["confused"]["status"] == "failed in register_domains: registered a dict, not a pixiu.Domain"
 
 
@@ -151,7 +148,7 @@ def test_trace_prints_every_hook_call(distribution, monkeypatch, capsys):
             register(_domain("traced"))
     """)
     monkeypatch.setenv("PIXIU_TRACE_PLUGINS", "1")
-    assert set(get_domains()) == {"law", "traced"}
+    assert set(get_domains()) == {"toy", "traced"}
     err = capsys.readouterr().err
     assert "pixiu: hook register_domains -> traced(register)" in err
-    assert "pixiu: hook register_domains -> law(register)" in err
+    assert "pixiu: hook register_domains -> toy(register)" in err

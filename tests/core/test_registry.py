@@ -15,11 +15,11 @@ def make_run(tmp_path, name):
 
 def test_latest_wins_and_older_are_kept(tmp_path):
     first, second = make_run(tmp_path, "r1"), make_run(tmp_path, "r2")
-    register_adapter("law", "law", first, "base", {"adapter": {"accuracy": 1.0}})
-    register_adapter("law", "law", second, "base", {})
+    register_adapter("toy", "toy", first, "base", {"adapter": {"accuracy": 1.0}})
+    register_adapter("toy", "toy", second, "base", {})
     entries = list_adapters()
     assert [e.path for e in entries] == [str(second.resolve()), str(first.resolve())]
-    assert resolve_adapter("law") == second.resolve()
+    assert resolve_adapter("toy") == second.resolve()
 
 
 def test_a_folder_is_accepted_directly(tmp_path):
@@ -28,9 +28,9 @@ def test_a_folder_is_accepted_directly(tmp_path):
 
 
 def test_unknown_name_lists_the_known_ones(tmp_path):
-    register_adapter("law", "law", make_run(tmp_path, "r1"), "base", {})
-    with pytest.raises(PixiuError, match="registered adapters: law"):
-        resolve_adapter("medical")
+    register_adapter("toy", "toy", make_run(tmp_path, "r1"), "base", {})
+    with pytest.raises(PixiuError, match="registered adapters: toy"):
+        resolve_adapter("other")
 
 
 _REGISTER_MANY = """
