@@ -115,3 +115,42 @@ def test_a_plugin_that_fails_to_import_is_listed_and_isolated(installed_plugins,
     assert rows["broken"]["status"].startswith("failed: ModuleNotFoundError")
     assert rows["law"]["status"] == "loaded"
     assert "law" in [r["name"] for r in json.loads(invoke("domain", "list", "--json").stdout)]
+
+
+@pytest.fixture
+def captured_run(monkeypatch):
+    """Replace the training recipe by one that records the domain and config it was given."""
+    import pixiu.recipes.lora_sft as recipe
+
+    calls = []
+
+    def fake_run(domain, config, data_path, run_dir, *, resume=False):
+        calls.append((domain, config))
+        raise KeyboardInterrupt  # stops the command before it prints scores
+
+    monkeypatch.setattr(recipe, "run", fake_run)
+    return calls
+
+
+@pytest.mark.parametrize("base", ["./models/v1: final", "yes", "123"])
+def test_train_flags_reach_the_config_as_typed(installed_plugins, captured_run, tmp_path, base):
+    result = invoke("domain", "train", "law", "--base", base, "--max-steps", "3", "--on-bad-record", "skip",
+                    "--data", str(tmp_path / "law.jsonl"), "--output", str(tmp_path / "run"))
+    assert "interrupted" in result.output
+    ((_, config),) = captured_run
+    assert config.base == base and config.train.max_steps == 3 and config.data.on_bad_record == "skip"
+
+
+def test_train_set_under_a_value_is_a_clear_error(installed_plugins, captured_run):
+    result = invoke("domain", "train", "law", "--set", "lora.r.x=1", "--set", "lora.target_modules=[1]")
+    assert result.exit_code != 0 and not captured_run
+    assert "lora.r is a value" in result.output and "lora.target_modules.0" in result.output
+
+
+def test_train_hands_the_domain_its_settings(installed_plugins, captured_run, tmp_path):
+    invoke("domain", "train", "zhihu", "--set", "plugins.zhihu.top_answers=5", "--output", str(tmp_path / "run"))
+    ((domain, config),) = captured_run
+    assert domain.name == "zhihu" and config.plugins["zhihu"].top_answers == 5
+    refused = invoke("domain", "train", "zhihu", "--set", "plugins.law.labels=[a]", "--set", "plugins.zhihu.top=1")
+    assert refused.exit_code != 0 and "plugins.law: this run is for domain 'zhihu'" in refused.output
+    assert "unknown key 'plugins.zhihu.top'; known keys here: max_prompt_chars, top_answers" in refused.output
