@@ -182,7 +182,7 @@ def load_config(
     try:
         config = RunConfig.model_validate(tree)
     except ValidationError as exc:
-        problems.extend(_describe(exc, RunConfig, ""))
+        problems.extend(_describe(exc, RunConfig))
     settings = _domain_settings(tree.get("plugins"), domain, problems)
     if problems:
         raise ConfigError(problems)
@@ -226,11 +226,11 @@ def _place(tree: dict[str, Any], dotted: str, value: Any, where: str, problems: 
     node[leaf] = value
 
 
-def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
+def _describe(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
     """One line per pydantic error: the dotted key, what is wrong, and the value that was given."""
     lines = []
     for error in exc.errors(include_url=False):
-        path = prefix + ".".join(str(part) for part in error["loc"])
+        path = ".".join([prefix, *map(str, error["loc"])] if prefix else map(str, error["loc"]))
         if error["type"] == "extra_forbidden":
             known = _known_keys(model, error["loc"][:-1])
             lines.append(f"unknown key '{path}'; known keys here: {', '.join(known)}")
@@ -241,7 +241,7 @@ def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> list
             message = f"{error['msg']} (got {_short(error['input'])})"
             if error["type"] == "string_type":
                 message += "; quote text that YAML reads as something else, e.g. key='yes'"
-        lines.append(f"{path.rstrip('.')}: {message}" if path.rstrip(".") else message)
+        lines.append(f"{path}: {message}" if path else message)
     return lines
 
 
@@ -280,5 +280,5 @@ def _domain_settings(sections: Any, domain: Domain | None, problems: list[str]) 
     try:
         return domain.settings.model_validate(sections.get(domain.name) or {})
     except ValidationError as exc:
-        problems.extend(_describe(exc, domain.settings, f"plugins.{domain.name}."))
+        problems.extend(_describe(exc, domain.settings, f"plugins.{domain.name}"))
         return None
