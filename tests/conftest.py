@@ -24,3 +24,18 @@ def toy_plugin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.setenv("PIXIU_LOAD_PLUGINS", "toy")
     get_plugin_manager.cache_clear()
     return "toy"
+
+
+@pytest.fixture
+def captured_run(monkeypatch):
+    """Replace the training recipe by one that records the domain and config it was given."""
+    import pixiu.recipes.lora_sft as recipe
+
+    calls = []
+
+    def fake_run(domain, config, data_path, run_dir, *, resume=False):
+        calls.append((domain, config))
+        raise KeyboardInterrupt  # stops the command before it prints scores
+
+    monkeypatch.setattr(recipe, "run", fake_run)
+    return calls

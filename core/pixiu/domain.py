@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 Messages = list[dict[str, str]]
 """Chat messages: dicts with `role` ("system", "user" or "assistant") and `content`."""
@@ -36,6 +39,9 @@ class Domain:
     """Bundled JSONL the domain trains and evaluates on when no `--data` is given."""
     spiders: Sequence[str] = field(default_factory=tuple)
     """Scrapy spider classes as "module:Class" paths; imported only when crawling."""
+    settings: type[BaseModel] | None = None
+    """Typed model (ideally a `pixiu.config.Section`) of the domain's own recipe section `plugins.<name>`;
+    when set, pixiu validates that section with it and calls the formatter as `formatter(record, settings)`."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from pixiu.config import load_config
+from pixiu.config import formatter_for, load_config
 from pixiu.plugins import get_domain
 from pixiu.records import Example, load_examples
 from pixiu.registry import resolve_adapter
@@ -29,16 +29,16 @@ def evaluate_domain(
     from pixiu.recipes.lora_sft import RUN_FILE, split_examples
 
     domain = get_domain(domain_name)
-    config = load_config([domain.default_config] if domain.default_config else [])
+    config = load_config([domain.default_config] if domain.default_config else [], domain=domain)
     adapter_dir = resolve_adapter(adapter) if adapter else None
     run_record = _read_run_file(adapter_dir / RUN_FILE) if adapter_dir else {}
     base = base or run_record.get("base_model") or config.base
     if data_path:
-        examples, source = load_examples(data_path, domain.formatter).examples, str(data_path)
+        examples, source = load_examples(data_path, formatter_for(domain, config)).examples, str(data_path)
     elif adapter_dir and (adapter_dir / "eval_split.jsonl").is_file():
         examples, source = _read_split(adapter_dir / "eval_split.jsonl"), str(adapter_dir / "eval_split.jsonl")
     else:
-        everything = load_examples(domain.sample_data, domain.formatter).examples
+        everything = load_examples(domain.sample_data, formatter_for(domain, config)).examples
         examples = split_examples(everything, config.data.eval_records, config.train.seed)[1]
         source = f"{domain.sample_data} (held-out split)"
     if limit:

@@ -113,3 +113,18 @@ def test_a_plugin_that_fails_to_import_is_listed_and_isolated(toy_plugin, monkey
     assert rows["broken"]["status"].startswith("failed: ModuleNotFoundError")
     assert rows["toy"]["status"] == "loaded"
     assert [r["name"] for r in json.loads(invoke("domain", "list", "--json").stdout)] == ["toy"]
+
+
+@pytest.mark.parametrize("base", ["./models/v1: final", "yes", "123"])
+def test_train_flags_reach_the_config_as_typed(toy_plugin, captured_run, tmp_path, base):
+    result = invoke("domain", "train", "toy", "--base", base, "--max-steps", "3", "--on-bad-record", "skip",
+                    "--data", str(tmp_path / "toy.jsonl"), "--output", str(tmp_path / "run"))
+    assert "interrupted" in result.output
+    ((_, config),) = captured_run
+    assert config.base == base and config.train.max_steps == 3 and config.data.on_bad_record == "skip"
+
+
+def test_train_set_under_a_value_is_a_clear_error(toy_plugin, captured_run):
+    result = invoke("domain", "train", "toy", "--set", "lora.r.x=1", "--set", "lora.target_modules=[1]")
+    assert result.exit_code != 0 and not captured_run
+    assert "lora.r is a value" in result.output and "lora.target_modules.0" in result.output

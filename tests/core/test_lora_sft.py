@@ -22,7 +22,7 @@ SMALL = ["data.max_seq_len=64", "train.batch_tokens=256", "data.eval_records=4",
 
 
 def small_config(base, *extra):
-    return load_config(overrides=[f"base={base}", *SMALL, *extra])
+    return load_config(overrides=[*SMALL, *extra], values={"base": str(base)})
 
 
 def test_run_dir_explains_itself(tiny_model_dir, tmp_path):

@@ -33,7 +33,7 @@ def main() -> None:
             return real_loss(model, batch)
 
         recipe.labelled_loss = dying_loss
-    config = load_config(overrides=[f"base={args.base}", *args.set])
+    config = load_config(overrides=args.set, values={"base": args.base})
     recipe.run(TOY, config, Path(args.data), Path(args.run_dir), resume=args.resume)
 
 

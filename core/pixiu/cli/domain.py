@@ -61,7 +61,8 @@ def list_domains(as_json: bool) -> None:
 def train(domain_name, base, data_path, max_steps, output, resume, config_path, overrides, on_bad_record) -> None:
     """Train a LoRA adapter for DOMAIN, evaluate it against the base model, and register it.
 
-    The recipe is the domain's YAML (see `pixiu domain list --json`), then --config, then --set.
+    The recipe is the domain's YAML (see `pixiu domain list --json`), then --config, then the flags, then --set;
+    the domain's own settings are keys under plugins.DOMAIN (e.g. --set plugins.zhihu.top_answers=5).
     Checkpoints are written every train.save_every steps; a killed run continues with --resume.
     """
     from pixiu.config import load_config
@@ -70,9 +71,9 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
 
     domain = get_domain(domain_name)
     flags = {"base": base, "train.max_steps": max_steps, "data.on_bad_record": on_bad_record}
-    overrides = [f"{key}={value}" for key, value in flags.items() if value is not None] + list(overrides)
     yaml_paths = [p for p in (domain.default_config, config_path) if p]
-    config = load_config(yaml_paths, overrides)
+    values = {key: value for key, value in flags.items() if value is not None}
+    config = load_config(yaml_paths, overrides, values=values, domain=domain)
     data_path = data_path or domain.sample_data
     if data_path is None:
         raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")

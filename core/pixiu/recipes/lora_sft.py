@@ -20,7 +20,7 @@ from rich.console import Console
 
 from pixiu import __version__
 from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from pixiu.config import RunConfig, to_dict
+from pixiu.config import RunConfig, formatter_for, to_dict
 from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, tokenize_example
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
@@ -69,7 +69,7 @@ def run(
 
     # --- data ---------------------------------------------------------------------------------------------
     loaded = load_examples(
-        data_path, domain.formatter, on_bad_record=config.data.on_bad_record, rejects_path=run_dir / "rejects.jsonl"
+        data_path, formatter_for(domain, config), on_bad_record=config.data.on_bad_record, rejects_path=run_dir / "rejects.jsonl"
     )
     if loaded.rejected:
         console.print(f"[yellow]{loaded.rejected} bad records skipped; see {run_dir / 'rejects.jsonl'}[/]")
@@ -88,7 +88,7 @@ def run(
     if not tokenized:
         raise PixiuError(f"no example keeps any answer token within data.max_seq_len={config.data.max_seq_len}")
     torch.manual_seed(config.train.seed)
-    model = attach_lora(base, **vars(config.lora))
+    model = attach_lora(base, **config.lora.model_dump())
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.train.warmup_steps, config.train.max_steps))

@@ -1,8 +1,9 @@
 """Raw zhihu records (a question with its answers, or a CSL paper abstract) -> chat messages for summarisation.
 
-The prompt is kept compact for small models: the question, then the top `TOP_K` answers by votes, all
-cut to `MAX_PROMPT_CHARS` characters. SmolLM2's tokenizer spends about 1.7-2 tokens per Chinese character,
-so with the summary (15-30 characters) and the chat template an example stays near 256 tokens.
+The prompt is kept compact for small models: the question, then its most up-voted answers, all cut to a
+character budget (`ZhihuSettings`, the recipe's `plugins.zhihu` section: 3 answers in 100 characters by default).
+SmolLM2's tokenizer spends about 1.7-2 tokens per Chinese character, so with the summary (15-30 characters) and
+the chat template an example stays near 256 tokens.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from pixiu import BadRecord
+from pixiu.config import Section
+from pydantic import Field
 
 SYSTEM_PROMPT = "你是知乎问答总结助手，用一句话概括高赞回答的要点。"
 CSL_SYSTEM_PROMPT = "你是学术摘要助手，根据论文摘要拟一个简洁的标题。"
 TOP_K = 3
-"""Answers shown per question, the most up-voted first."""
+"""Default of `ZhihuSettings.top_answers`."""
 MAX_PROMPT_CHARS = 100
-"""Characters of question and answers in one prompt, labels and line breaks included."""
+"""Default of `ZhihuSettings.max_prompt_chars`."""
 MAX_TITLE_CHARS = 40
 """A question title is cut to this many characters so that the answers keep most of the budget."""
 MAX_DETAIL_CHARS = 20
@@ -27,7 +30,21 @@ REFERENCE_KINDS = ("user", "teacher", "silver")
 """Where a `summary` came from: the user, a teacher model, or the extractive fallback (see references.py)."""
 
 
-def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
+class ZhihuSettings(Section, frozen=True):
+    """The zhihu domain's recipe section `plugins.zhihu`: how much of a question goes into one prompt."""
+
+    top_answers: int = Field(TOP_K, gt=0)
+    """Answers shown per question, the most up-voted first."""
+    max_prompt_chars: int = Field(MAX_PROMPT_CHARS, ge=MAX_TITLE_CHARS)
+    """Characters of question and answers in one prompt (or of a CSL abstract), labels and line breaks included;
+    at least the 40 a title may take."""
+
+
+DEFAULT_SETTINGS = ZhihuSettings()
+"""Today's prompt shape: the 3 most up-voted answers within 100 characters."""
+
+
+def format_record(record: dict[str, Any], settings: ZhihuSettings = DEFAULT_SETTINGS) -> list[dict[str, str]]:
     """Turn one record into system, user and gold assistant messages.
 
     Accepted shapes:
@@ -38,6 +55,7 @@ def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
 
     Args:
         record: One raw record.
+        settings: The recipe's `plugins.zhihu` section (answers shown, character budget).
 
     Returns:
         Three chat messages; the last is the reference summary.
@@ -49,10 +67,10 @@ def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
         raise BadRecord(f"expected a JSON object per record, found {type(record).__name__}")
     if "answers" in record:
         summary = _reference(record)
-        prompt = question_prompt(record, top_k=TOP_K, max_chars=MAX_PROMPT_CHARS)
+        prompt = question_prompt(record, top_k=settings.top_answers, max_chars=settings.max_prompt_chars)
         return _messages(SYSTEM_PROMPT, prompt, summary)
     if "abstract" in record:
-        abstract = _cut(" ".join(_require_text(record, "abstract").split()), MAX_PROMPT_CHARS)
+        abstract = _cut(" ".join(_require_text(record, "abstract").split()), settings.max_prompt_chars)
         return _messages(CSL_SYSTEM_PROMPT, abstract, _require_text(record, "title"))
     raise BadRecord(
         "unknown record format: expected a Zhihu question (`title`, `answers`, `summary`) or a CSL paper "

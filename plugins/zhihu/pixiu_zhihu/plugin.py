@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pixiu import Domain, hookimpl
 
 import pixiu_zhihu
-from pixiu_zhihu.formatter import format_record
+from pixiu_zhihu.formatter import ZhihuSettings, format_record
 from pixiu_zhihu.metrics import summary_metrics
 from pixiu_zhihu.parser import parse_summary
 
@@ -34,6 +34,7 @@ def register_domains(register: Callable[[Domain], None]) -> None:
             parser=parse_summary,
             metrics=summary_metrics,
             default_config=_HERE / "configs" / "smollm2_135m_lora.yaml",
+            settings=ZhihuSettings,
             sample_data=_HERE / "sample_data" / "zhihu_synthetic.jsonl",
             spiders=(
                 "pixiu_zhihu.spiders.answers:ZhihuAnswersSpider",

