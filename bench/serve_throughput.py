@@ -41,7 +41,7 @@ from pixiu.serve.engine import Engine
 from pixiu.serve.request import SamplingParams
 from pixiu_law.formatter import format_record
 
-DATA = Path(__file__).resolve().parents[1] / "plugins" / "law" / "sample_data" / "cail_synthetic.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "plugins" / "law" / "pixiu_law" / "sample_data" / "cail_synthetic.jsonl"
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 

@@ -163,20 +163,22 @@ def test_each_app_has_its_own_metrics(make_app, engine):
     assert count not in call(second, "GET", "/metrics").text
 
 
+HOOK_CALLS: list[tuple[str, str, bool]] = []
+"""(domain, adapter, on the main thread?) of each `Disclaimer.process_response` call."""
+
+
 class Disclaimer:
     """A vertical's post-processing: zhihu answers get a disclaimer; records where and with what it ran."""
-
-    calls: list[tuple[str, str, bool]] = []
 
     @staticmethod
     @hookimpl
     def process_response(domain, text, adapter):
-        Disclaimer.calls.append((domain, adapter, threading.current_thread() is threading.main_thread()))
+        HOOK_CALLS.append((domain, adapter, threading.current_thread() is threading.main_thread()))
         return text + "\n(仅供参考)" if domain == "zhihu" else None
 
 
 def test_process_response_hook_rewrites_answers(app, register_plugin):
-    Disclaimer.calls.clear()
+    HOOK_CALLS.clear()
     register_plugin(Disclaimer, "disclaimer")
     plain = call(app, "POST", "/v1/chat/completions", json=chat_body("zhihu")).json()
     content = plain["choices"][0]["message"]["content"]
@@ -189,7 +191,7 @@ def test_process_response_hook_rewrites_answers(app, register_plugin):
     assert "仅供参考" not in law["choices"][0]["message"]["content"]
     call(app, "POST", "/v1/chat/completions", json=chat_body("base"))
     # once per answer, never for the base, and in a worker thread (the event loop runs in the main thread here)
-    assert Disclaimer.calls == [("zhihu", "zhihu", False), ("zhihu", "zhihu", False), ("law", "law", False)]
+    assert HOOK_CALLS == [("zhihu", "zhihu", False), ("zhihu", "zhihu", False), ("law", "law", False)]
 
 
 def test_the_medical_adapter_keeps_its_disclaimer_under_any_name(app, adapter_dirs, tiny_model_dir, pixiu_home,

@@ -104,10 +104,10 @@ def chat(model, url, base, system, max_tokens) -> None:
         _converse(url, model, system, max_tokens)
         return
     from pixiu.registry import list_adapters, resolve_adapter
-    from pixiu.serve.app import build_app
-    from pixiu.serve.state import Limits
     from pixiu.serve.adapters import BASE
+    from pixiu.serve.app import build_app
     from pixiu.serve.server import background_server, context_length, start_engine
+    from pixiu.serve.state import Limits
 
     folders = {} if model == BASE else {model: resolve_adapter(model)}
     trained_on = next((e.base for e in list_adapters() if e.name == model), None)
