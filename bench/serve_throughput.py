@@ -36,10 +36,12 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from pixiu.config import DEFAULT_BASE
 from pixiu.data import render
 from pixiu.models import load_base
-from pixiu.serve.engine import BASE, Engine, Sampling
+from pixiu.serve.adapters import BASE
+from pixiu.serve.engine import Engine
+from pixiu.serve.request import SamplingParams
 from pixiu_law.formatter import format_record
 
-DATA = Path(__file__).resolve().parents[1] / "plugins" / "law" / "sample_data" / "cail_synthetic.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "plugins" / "law" / "pixiu_law" / "sample_data" / "cail_synthetic.jsonl"
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -89,7 +91,7 @@ def run_engine(engine: Engine, models: list[str], prompt_ids: list[list[int]], m
 
     started = time.perf_counter()
     for model, ids in zip(models, prompt_ids):
-        engine.submit(model, ids, Sampling(max_tokens=max_tokens), sink)
+        engine.submit(model, ids, SamplingParams(max_tokens=max_tokens), sink)
     done.wait()
     return time.perf_counter() - started, tokens[0]
 
@@ -155,7 +157,7 @@ def main() -> None:
             engine.load_adapter("hot", folders[0])
             load_ms.append(1000 * (time.perf_counter() - started))
             engine.unload_adapter("hot").result()
-        slot_bytes = engine.loras.bytes_per_slot
+        slot_bytes = engine.adapters.lora.bytes_per_slot
         engine.stop()
 
         fresh, _ = load_base(args.base)  # without the engine's hooks, so the naive path pays nothing for them

@@ -48,12 +48,16 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec
-def process_response(domain: str, text: str) -> str | None:
-    """Called by `pixiu serve` once per finished answer of an adapter: `domain` is the adapter's name, `text` the answer.
+def process_response(domain: str | None, text: str, adapter: str) -> str | None:
+    """Called by `pixiu serve` once per finished answer of an adapter, in a worker thread (it may block).
 
+    `domain` is the domain the adapter was trained for (from the adapter registry, else its folder's
+    `pixiu_run.yaml`), whatever name it is served under; None when unknown (an adapter folder not made by
+    pixiu). `adapter` is the name it is served under (the request's `model`), `text` the answer.
     Return the rewritten text, or None to leave it unchanged; e.g. a medical vertical appends a
-    disclaimer when `domain == "medical"`. Every implementation runs, each one seeing the text as the
-    previous one left it (a chain, not first-result-wins; the last registered runs first). Not called
-    for the plain base model. In a streamed response, text already sent cannot change: what a rewrite
-    appends is sent as a final chunk; other rewrites apply to non-streamed responses only.
+    disclaimer when `domain == "medical"`, so `med-v2` trained on medical gets it too. Every
+    implementation runs, each one seeing the text as the previous one left it (a chain, not
+    first-result-wins; the last registered runs first). Not called for the plain base model. In a
+    streamed response, text already sent cannot change: what a rewrite appends is sent as a final
+    chunk; other rewrites apply to non-streamed responses only.
     """

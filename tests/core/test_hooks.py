@@ -34,8 +34,8 @@ class ExamplePlugin:
 
     @staticmethod
     @hookimpl
-    def process_response(domain, text):
-        return f"{text}\n(toy answers are not advice)" if domain == "toy" else None
+    def process_response(domain, text, adapter):
+        return f"{text}\n(toy answers are not advice; {adapter})" if domain == "toy" else None
 
 
 HOOKS = {name for name in dir(hookspecs) if not name.startswith("_") and hasattr(getattr(hookspecs, name), "pixiu_spec")}
@@ -75,9 +75,10 @@ class Shout:
 
 
 def test_hook_process_response(register_plugin):
-    assert process_response("toy", "blue") == "blue"
+    assert process_response("toy", "blue", adapter="toy") == "blue"
     register_plugin(ExamplePlugin, "example")
-    assert process_response("toy", "blue") == "blue\n(toy answers are not advice)"
-    assert process_response("law", "blue") == "blue"
-    register_plugin(Shout, "shout")  # registered last, so pluggy runs it first
-    assert process_response("toy", "blue") == "BLUE\n(toy answers are not advice)"
+    assert process_response("toy", "blue", adapter="toy-v2") == "blue\n(toy answers are not advice; toy-v2)"
+    assert process_response("law", "blue", adapter="toy") == "blue"  # the domain decides, not the served name
+    assert process_response(None, "blue", adapter="toy") == "blue"  # an adapter of unknown domain
+    register_plugin(Shout, "shout")  # registered last, so pluggy runs it first; it takes only `text`
+    assert process_response("toy", "blue", adapter="toy") == "BLUE\n(toy answers are not advice; toy)"

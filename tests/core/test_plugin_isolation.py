@@ -120,8 +120,8 @@ def test_a_plugin_that_raises_in_process_response_leaves_the_answer_to_the_other
         def process_response(text):
             return text + " (please)"
     """)
-    assert process_response("law", "answer") == "answer (please)"
-    assert process_response("law", "again") == "again (please)"
+    assert process_response("law", "answer", adapter="law") == "answer (please)"
+    assert process_response("law", "again", adapter="law") == "again (please)"
     assert HOOK_ERRORS["rude"] == {"process_response": "ValueError: no"}
 
 

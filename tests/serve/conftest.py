@@ -96,7 +96,7 @@ def make_engine(tiny_model_dir: Path, adapter_dirs: dict[str, Path]):
         model, tokenizer = load_base(str(tiny_model_dir))
         engine = Engine(model, stop_token_ids(tokenizer, model), **{"max_batch": 8, "max_waiting": 64, **options})
         for name, folder in adapter_dirs.items():
-            engine.load_adapter(name, folder)
+            engine.load_adapter(name, folder, domain=name)  # each test adapter stands for its domain
         engines.append(engine)
         return engine
 

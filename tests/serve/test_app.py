@@ -2,12 +2,15 @@
 
 import json
 import shutil
+import threading
+from types import SimpleNamespace
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pixiu import hookimpl
 from pixiu.registry import register_adapter
-from pixiu.serve.engine import Sampling
+from pixiu.serve.request import SamplingParams
 
 from .helpers import ADMIN_TOKEN, PROMPTS, call, chat_ids
 
@@ -119,7 +122,7 @@ def test_other_bad_requests(app):
 
 def test_full_queue_is_429_with_retry_after(make_engine, make_app, tokenizer):
     engine = make_engine(max_waiting=1)  # not started, so the queue stays full
-    engine.submit("base", chat_ids(tokenizer, "hi"), Sampling(max_tokens=2), lambda token, finish: None)
+    engine.submit("base", chat_ids(tokenizer, "hi"), SamplingParams(max_tokens=2), lambda token, finish: None)
     app = make_app(engine)
     response = call(app, "POST", "/v1/chat/completions", json=chat_body())
     assert response.status_code == 429 and response.headers["retry-after"] == "1"
@@ -129,39 +132,99 @@ def test_full_queue_is_429_with_retry_after(make_engine, make_app, tokenizer):
 
 def test_health_and_metrics(app):
     call(app, "POST", "/v1/chat/completions", json=chat_body("law", max_tokens=3))
+    call(app, "POST", "/v1/chat/completions", json=chat_body("base", max_tokens=3))
     health = call(app, "GET", "/health").json()
     assert health["status"] == "ok" and health["adapters"] == ["law", "medical", "zhihu"]
-    text = call(app, "GET", "/metrics").text
-    assert 'pixiu_requests_total{model="law",finish_reason=' in text
-    for name in ("pixiu_generated_tokens_total", "pixiu_tokens_per_second", "pixiu_queue_depth", "pixiu_adapters_loaded 3"):
-        assert name in text
+    response = call(app, "GET", "/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    law = (("model", "law"),)
+    finished = [v for (name, labels), v in samples.items() if name == "pixiu_requests_total" and ("model", "law") in labels]
+    assert finished == [1.0]
+    assert samples[("pixiu_adapters_loaded", ())] == 3 and samples[("pixiu_queue_depth", ())] == 0
+    assert samples[("pixiu_generated_tokens_total", ())] >= 1 and samples[("pixiu_prompt_tokens_total", ())] > 0
+    assert "pixiu_tokens_per_second" in families and samples[("pixiu_requests_rejected_total", ())] == 0
+    for histogram in ("pixiu_time_to_first_token_seconds", "pixiu_request_latency_seconds"):
+        assert families[histogram].type == "histogram"
+        for model in ("law", "base"):
+            assert samples[(f"{histogram}_count", (("model", model),))] == 1, (histogram, model)
+        assert 0 < samples[(f"{histogram}_sum", law)] < 30
+        assert samples[(f"{histogram}_bucket", (("le", "+Inf"), ("model", "law")))] == 1
+    ttft, latency = (samples[(f"pixiu_{name}_seconds_sum", law)] for name in ("time_to_first_token", "request_latency"))
+    assert ttft <= latency
+
+
+def test_each_app_has_its_own_metrics(make_app, engine):
+    first, second = make_app(engine), make_app(engine)
+    call(first, "POST", "/v1/chat/completions", json=chat_body("law", max_tokens=2))
+    count = "pixiu_request_latency_seconds_count"
+    assert f'{count}{{model="law"}} 1.0' in call(first, "GET", "/metrics").text
+    assert count not in call(second, "GET", "/metrics").text
+
+
+HOOK_CALLS: list[tuple[str, str, bool]] = []
+"""(domain, adapter, on the main thread?) of each `Disclaimer.process_response` call."""
 
 
 class Disclaimer:
-    """A vertical's post-processing: zhihu answers get a disclaimer."""
+    """A vertical's post-processing: zhihu answers get a disclaimer; records where and with what it ran."""
 
     @staticmethod
     @hookimpl
-    def process_response(domain, text):
+    def process_response(domain, text, adapter):
+        HOOK_CALLS.append((domain, adapter, threading.current_thread() is threading.main_thread()))
         return text + "\n(仅供参考)" if domain == "zhihu" else None
 
 
 def test_process_response_hook_rewrites_answers(app, register_plugin):
+    HOOK_CALLS.clear()
     register_plugin(Disclaimer, "disclaimer")
     plain = call(app, "POST", "/v1/chat/completions", json=chat_body("zhihu")).json()
     content = plain["choices"][0]["message"]["content"]
     assert content.endswith("\n(仅供参考)") and len(content) > len("\n(仅供参考)")
+    assert content.count("(仅供参考)") == 1  # applied once, not once per layer
     chunks, _ = events(call(app, "POST", "/v1/chat/completions", json=chat_body("zhihu", stream=True)))
     streamed = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     assert streamed == plain["choices"][0]["message"]["content"]
     law = call(app, "POST", "/v1/chat/completions", json=chat_body("law")).json()
     assert "仅供参考" not in law["choices"][0]["message"]["content"]
+    call(app, "POST", "/v1/chat/completions", json=chat_body("base"))
+    # once per answer, never for the base, and in a worker thread (the event loop runs in the main thread here)
+    assert HOOK_CALLS == [("zhihu", "zhihu", False), ("zhihu", "zhihu", False), ("law", "law", False)]
+
+
+def test_the_medical_adapter_keeps_its_disclaimer_under_any_name(app, adapter_dirs, tiny_model_dir, pixiu_home,
+                                                                  register_plugin):
+    from pixiu_medical import plugin
+    from pixiu_medical.safety import DISCLAIMER
+
+    register_plugin(SimpleNamespace(process_response=plugin.process_response), "medical-safety")  # that hook only
+    register_adapter("med-v2", "medical", adapter_dirs["medical"], str(tiny_model_dir), {})
+    assert call(app, "POST", "/v1/adapters", json={"name": "med-v2"}, headers=ADMIN).status_code == 200
+    whole = call(app, "POST", "/v1/chat/completions", json=chat_body("med-v2")).json()
+    assert whole["choices"][0]["message"]["content"].endswith(DISCLAIMER)
+    chunks, _ = events(call(app, "POST", "/v1/chat/completions", json=chat_body("med-v2", stream=True)))
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks).endswith(DISCLAIMER)
+    run = pixiu_home / "runs" / "medical-7"  # not registered: its pixiu_run.yaml tells the domain
+    shutil.copytree(adapter_dirs["medical"], run)
+    (run / "pixiu_run.yaml").write_text("status: finished\ndomain: medical\n", encoding="utf-8")
+    bare = pixiu_home / "runs" / "bare"  # made elsewhere: unknown domain
+    shutil.copytree(adapter_dirs["medical"], bare)
+    for name, path, disclaimed in [("clinic", "runs/medical-7", True), ("mystery", "runs/bare", False)]:
+        loaded = call(app, "POST", "/v1/adapters", json={"name": name, "path": path}, headers=ADMIN)
+        assert loaded.status_code == 200, loaded.text
+        answer = call(app, "POST", "/v1/chat/completions", json=chat_body(name)).json()["choices"][0]["message"]
+        assert answer["content"].endswith(DISCLAIMER) is disclaimed, name
+    assert app.state.server.engine.adapters.loaded()["mystery"].domain is None
+    law = call(app, "POST", "/v1/chat/completions", json=chat_body("law")).json()["choices"][0]["message"]
+    assert DISCLAIMER not in law["content"]
 
 
 def test_admin_is_off_without_a_token(make_app, engine):
     response = call(make_app(engine, admin_token=None), "DELETE", "/v1/adapters/law", headers=ADMIN)
     assert response.status_code == 403 and "PIXIU_ADMIN_TOKEN" in response.json()["error"]["message"]
-    assert "law" in engine.adapters()
+    assert "law" in engine.adapters.loaded()
 
 
 def test_admin_needs_the_right_token(app):

@@ -4,9 +4,10 @@ import threading
 import time
 
 import pytest
-import torch
 
-from pixiu.serve.engine import QueueFull, Sampling, UnknownModel
+from pixiu.serve.adapters import UnknownModel
+from pixiu.serve.engine import QueueFull
+from pixiu.serve.request import SamplingParams
 
 from .helpers import MODELS, PROMPTS, chat_ids, eventually
 
@@ -39,20 +40,19 @@ def test_concurrent_requests_equal_their_solo_runs(make_engine, tokenizer, refer
     for i in range(10):  # queued before the engine starts, so the first batch mixes all four models
         model, prompt, max_tokens = MODELS[i % 4], PROMPTS[i % len(PROMPTS)], 3 + 2 * (i % 5)
         jobs.append((model, chat_ids(tokenizer, prompt), max_tokens, Collector()))
-    requests = [engine.submit(m, ids, Sampling(max_tokens=n), sink, keep_logits=True) for m, ids, n, sink in jobs]
+    for model, ids, max_tokens, sink in jobs:
+        engine.submit(model, ids, SamplingParams(max_tokens=max_tokens), sink)
     engine.start()
     assert jobs[0][3].first.wait(30)
     for i in range(6):  # a second wave joins a batch that is already decoding
         model, prompt = MODELS[(i + 1) % 4], PROMPTS[(i + 2) % len(PROMPTS)]
         jobs.append((model, chat_ids(tokenizer, prompt), 12, Collector()))
-        requests.append(engine.submit(model, jobs[-1][1], Sampling(max_tokens=12), jobs[-1][3], keep_logits=True))
-    for (model, prompt_ids, max_tokens, sink), request in zip(jobs, requests):
+        engine.submit(model, jobs[-1][1], SamplingParams(max_tokens=12), jobs[-1][3])
+    for model, prompt_ids, max_tokens, sink in jobs:
         sink.wait()
-        tokens, logits = reference(model, prompt_ids, max_tokens)
+        tokens, _ = reference(model, prompt_ids, max_tokens)
         assert sink.tokens == tokens, (model, prompt_ids)
         assert sink.finish == ("length" if len(tokens) == max_tokens else "stop")
-        steps = min(len(logits), len(request.logits))
-        assert torch.allclose(torch.stack(request.logits[:steps]), logits[:steps], atol=1e-5), model
     answers = {model: reference(model, jobs[0][1], 8)[0] for model in MODELS}
     assert len({tuple(a) for a in answers.values()}) == 4  # every model answers differently: crossing would show
     eventually(lambda: engine._batch.cache is None)
@@ -62,8 +62,8 @@ def test_concurrent_requests_equal_their_solo_runs(make_engine, tokenizer, refer
 def test_cancelled_request_leaves_the_batch(engine, tokenizer):
     ids = chat_ids(tokenizer, PROMPTS[0])
     stays, leaves = Collector(), Collector()
-    engine.submit("law", ids, Sampling(max_tokens=40), stays)
-    request = engine.submit("medical", ids, Sampling(max_tokens=1000), leaves)
+    engine.submit("law", ids, SamplingParams(max_tokens=40), stays)
+    request = engine.submit("medical", ids, SamplingParams(max_tokens=1000), leaves)
     assert leaves.first.wait(30)
     engine.cancel(request)
     assert leaves.wait().finish == "cancelled" and len(leaves.tokens) < 1000
@@ -74,35 +74,35 @@ def test_queue_is_bounded(make_engine, tokenizer):
     engine = make_engine(max_waiting=2)  # not started: requests stay queued
     ids = chat_ids(tokenizer, "hi")
     for _ in range(2):
-        engine.submit("base", ids, Sampling(max_tokens=2), Collector())
+        engine.submit("base", ids, SamplingParams(max_tokens=2), Collector())
     with pytest.raises(QueueFull, match="retry"):
-        engine.submit("base", ids, Sampling(max_tokens=2), Collector())
+        engine.submit("base", ids, SamplingParams(max_tokens=2), Collector())
     assert engine.stats()["rejected"] == 1
     with pytest.raises(UnknownModel, match="loaded models: base, law, medical, zhihu"):
-        engine.submit("nope", ids, Sampling(max_tokens=2), Collector())
+        engine.submit("nope", ids, SamplingParams(max_tokens=2), Collector())
 
 
 def test_unload_lets_running_requests_finish(engine, tokenizer, reference):
     ids = chat_ids(tokenizer, PROMPTS[1])
     running = Collector()
-    engine.submit("zhihu", ids, Sampling(max_tokens=60), running)
+    engine.submit("zhihu", ids, SamplingParams(max_tokens=60), running)
     assert running.first.wait(30)
     unloaded = engine.unload_adapter("zhihu")
     with pytest.raises(UnknownModel):
-        engine.submit("zhihu", ids, Sampling(max_tokens=2), Collector())
+        engine.submit("zhihu", ids, SamplingParams(max_tokens=2), Collector())
     unloaded.result(timeout=30)
     assert running.done.is_set() and running.tokens == reference("zhihu", ids, 60)[0]
-    assert "zhihu" not in engine.adapters() and len(engine.loras._free) == engine.loras.capacity - 2
+    assert "zhihu" not in engine.adapters.loaded() and len(engine.adapters.lora._free) == engine.adapters.lora.capacity - 2
 
 
 def test_replacing_an_adapter_keeps_running_requests_on_the_old_one(engine, tokenizer, adapter_dirs, reference):
     ids = chat_ids(tokenizer, PROMPTS[2])
     old = Collector()
-    engine.submit("law", ids, Sampling(max_tokens=30), old)
+    engine.submit("law", ids, SamplingParams(max_tokens=30), old)
     assert old.first.wait(30)
     engine.load_adapter("law", adapter_dirs["medical"])  # a new version under the same name
     new = Collector()
-    engine.submit("law", ids, Sampling(max_tokens=5), new)
+    engine.submit("law", ids, SamplingParams(max_tokens=5), new)
     assert old.wait().tokens == reference("law", ids, 30)[0]
     assert new.wait().tokens == reference("medical", ids, 5)[0]
 
@@ -112,10 +112,10 @@ def test_sampling_is_reproducible_with_a_seed(engine, tokenizer):
     runs = []
     for _ in range(2):
         sink = Collector()
-        engine.submit("law", ids, Sampling(max_tokens=12, temperature=1.5, top_p=0.9, seed=7), sink)
+        engine.submit("law", ids, SamplingParams(max_tokens=12, temperature=1.5, top_p=0.9, seed=7), sink)
         runs.append(sink.wait().tokens)
     greedy = Collector()
-    engine.submit("law", ids, Sampling(max_tokens=12), greedy)
+    engine.submit("law", ids, SamplingParams(max_tokens=12), greedy)
     assert runs[0] == runs[1] != greedy.wait().tokens
 
 
@@ -129,8 +129,8 @@ def test_hot_load_is_fast(engine, adapter_dirs):
 def test_a_failing_prefill_fails_only_its_own_request(engine, tokenizer, reference):
     ids = chat_ids(tokenizer, PROMPTS[4])
     healthy, broken = Collector(), Collector()
-    engine.submit("law", ids, Sampling(max_tokens=20), healthy)
-    engine.submit("law", [10**7], Sampling(max_tokens=5), broken)  # no such token: the embedding lookup fails
+    engine.submit("law", ids, SamplingParams(max_tokens=20), healthy)
+    engine.submit("law", [10**7], SamplingParams(max_tokens=5), broken)  # no such token: the embedding lookup fails
     assert broken.wait().finish == "error" and broken.tokens == []
     assert healthy.wait().tokens == reference("law", ids, 20)[0]
     assert engine.running

@@ -6,7 +6,7 @@ import os
 
 import httpx
 
-from pixiu.serve.engine import Request
+from pixiu.serve.request import EngineRequest
 from pixiu.serve.server import background_server
 
 from .helpers import MODELS, PROMPTS, chat_ids, eventually
@@ -22,10 +22,10 @@ def rss_mib() -> float:
         return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def live_requests() -> list[Request]:
+def live_requests() -> list[EngineRequest]:
     """Engine requests still referenced by anything."""
     gc.collect()
-    return [o for o in gc.get_objects() if isinstance(o, Request)]
+    return [o for o in gc.get_objects() if isinstance(o, EngineRequest)]
 
 
 async def fire(url: str) -> list[tuple[str, str, httpx.Response]]:

@@ -32,13 +32,16 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
               help="Requests generated together in one forward pass.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
               help="Requests waiting to start; more get HTTP 429.")
+@click.option("--max-adapters", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Adapters served at once; loading one more evicts the least recently used.")
 @click.option("--max-prompt-tokens", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Longest prompt accepted.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=2048, show_default=True,
               help="Largest max_tokens a request may ask for.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads for torch [default: torch's choice]; 1 helps on a busy shared CPU.")
-def serve(base, adapters, registry, host, port, max_batch, max_queue, max_prompt_tokens, max_tokens, threads) -> None:
+def serve(base, adapters, registry, host, port, max_batch, max_queue, max_adapters, max_prompt_tokens, max_tokens,
+          threads) -> None:
     """Serve the base model and its LoRA adapters over an OpenAI-compatible HTTP API.
 
     The base model is loaded once; each adapter is a model name chosen per request, and requests
@@ -67,7 +70,8 @@ def serve(base, adapters, registry, host, port, max_batch, max_queue, max_prompt
     folders, notes = adapters_to_serve(base, adapters, registry=registry)
     for note in notes:
         click.echo(note, err=True)
-    engine, tokenizer = start_engine(base, folders, max_batch=max_batch, max_waiting=max_queue)
+    engine, tokenizer = start_engine(base, folders, max_batch=max_batch, max_waiting=max_queue,
+                                     max_adapters=max_adapters)
     try:
         limits = Limits(context=context_length(engine), max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
         admin_token = os.environ.get("PIXIU_ADMIN_TOKEN") or None
@@ -100,10 +104,10 @@ def chat(model, url, base, system, max_tokens) -> None:
         _converse(url, model, system, max_tokens)
         return
     from pixiu.registry import list_adapters, resolve_adapter
+    from pixiu.serve.adapters import BASE
     from pixiu.serve.app import build_app
-    from pixiu.serve.state import Limits
-    from pixiu.serve.engine import BASE
     from pixiu.serve.server import background_server, context_length, start_engine
+    from pixiu.serve.state import Limits
 
     folders = {} if model == BASE else {model: resolve_adapter(model)}
     trained_on = next((e.base for e in list_adapters() if e.name == model), None)

@@ -1,9 +1,16 @@
 """Serving: one process holds the base model once; every domain is a LoRA adapter chosen per request.
 
-- `engine`: the scheduler thread (continuous batching, per-row adapters, cancellation, bounded queue);
-- `lora` and `batch`: the batched multi-adapter LoRA op and the shared left-padded KV cache;
-- `app`, `admin`, `responses`, `state`, `http`, `protocol`: the OpenAI-compatible HTTP API (FastAPI);
-- `generation` and `text`: one request seen from asyncio, detokenised incrementally, cut at stop strings;
+Split along vLLM's seams:
+
+- `engine`: the scheduler thread (continuous batching, cancellation, bounded queue);
+- `request`: one sequence and its `SamplingParams`; `sampler`: every row's next token in one pass;
+- `adapters`: the adapter table (name <-> slot, reference counts, retire, `max_adapters` with LRU eviction);
+- `multi_lora`: the per-row LoRA maths over stacked slots; `batch` and `kv`: the shared left-padded KV cache,
+  `kv` being the only module that touches transformers' cache internals;
+- `app`, `admin`, `responses`, `state`, `http`, `protocol`: the OpenAI-compatible HTTP API (FastAPI), with typed
+  request and response models; `metrics`: `/metrics` through prometheus_client;
+- `generation`, `postprocess` and `text`: one request seen from asyncio, post-processed by plugins, detokenised
+  incrementally, cut at stop strings;
 - `server`: what `pixiu serve` loads at startup; `chat`: the client behind `pixiu chat`;
 - `static/`: the web chat page served at `/` (plain HTML, CSS and JS; no build step).
 """

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from pixiu.errors import PixiuError
 from pixiu.paths import pixiu_home
 from pixiu.registry import list_adapters
-from pixiu.serve.engine import UnknownModel
+from pixiu.serve.adapters import UnknownModel
 from pixiu.serve.http import ApiError
-from pixiu.serve.protocol import AdapterLoad
+from pixiu.serve.protocol import AdapterDeleted, AdapterLoad, AdapterLoaded
+from pixiu.serve.server import adapter_domain
 from pixiu.serve.state import Server, model_card, server_of, unknown_model
 
 router = APIRouter()
@@ -33,19 +34,21 @@ def _require_admin(request: Request) -> Server:
 
 
 @router.post("/v1/adapters")
-async def load_adapter(body: AdapterLoad, request: Request) -> dict:
+async def load_adapter(body: AdapterLoad, request: Request) -> AdapterLoaded:
     """Load adapter `name` from the registry (or from `path` inside PIXIU_HOME), replacing one of that name."""
     server = _require_admin(request)
     folder = _adapter_folder(body.name, body.path, server.base)
     try:
-        info = await asyncio.to_thread(server.engine.load_adapter, body.name, folder)
+        domain = await asyncio.to_thread(adapter_domain, folder)
+        info = await asyncio.to_thread(server.engine.load_adapter, body.name, folder, domain=domain)
     except PixiuError as exc:
         raise ApiError(400, str(exc), param="path" if body.path else "name") from exc
-    return {**model_card(server, body.name), "rank": info.rank, "load_ms": round(info.load_ms, 2)}
+    card = model_card(server, body.name)
+    return AdapterLoaded(**card.model_dump(), rank=info.rank, load_ms=round(info.load_ms, 2))
 
 
 @router.delete("/v1/adapters/{name}")
-async def unload_adapter(name: str, request: Request) -> dict:
+async def unload_adapter(name: str, request: Request) -> AdapterDeleted:
     """Unload adapter `name`; answers once the requests already running on it have finished."""
     server = _require_admin(request)
     try:
@@ -53,7 +56,7 @@ async def unload_adapter(name: str, request: Request) -> dict:
     except UnknownModel as exc:
         raise unknown_model(server, name) from exc
     await asyncio.wrap_future(done)
-    return {"id": name, "object": "model", "deleted": True}
+    return AdapterDeleted(id=name)
 
 
 def _adapter_folder(name: str, path: str | None, base: str) -> Path:

@@ -8,18 +8,20 @@ import time
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import TemplateError
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from pixiu.data import render
 from pixiu.serve import admin
-from pixiu.serve.engine import BASE, Engine, QueueFull, Sampling, UnknownModel
+from pixiu.serve.adapters import BASE, UnknownModel
+from pixiu.serve.engine import Engine, QueueFull
 from pixiu.serve.generation import Generation
 from pixiu.serve.http import ApiError, BodyLimit, install_error_handlers
-from pixiu.serve.metrics import prometheus_text
-from pixiu.serve.postprocess import process_response
-from pixiu.serve.protocol import ChatRequest, CompletionRequest
+from pixiu.serve.metrics import ServeMetrics
+from pixiu.serve.protocol import ChatRequest, CompletionRequest, Health, ModelCard, ModelList
+from pixiu.serve.request import SamplingParams
 from pixiu.serve.responses import Reply, stream_events
 from pixiu.serve.state import Limits, Server, model_card, server_of, unknown_model
 
@@ -33,7 +35,7 @@ PAGE_POLICY = "default-src 'self'; frame-ancestors 'none'"
 def build_app(engine: Engine, tokenizer, *, base: str, limits: Limits, admin_token: str | None) -> FastAPI:
     """The FastAPI app; the caller starts and stops `engine`. Admin routes are off when `admin_token` is None."""
     app = FastAPI(title="pixiu", summary="One base model, many domain adapters, OpenAI-compatible.")
-    app.state.server = Server(engine, tokenizer, base, limits, admin_token, int(time.time()))
+    app.state.server = Server(engine, tokenizer, base, limits, admin_token, int(time.time()), ServeMetrics(engine))
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     app.include_router(router)
@@ -55,37 +57,36 @@ async def chat_page() -> FileResponse:
 
 
 @router.get("/v1/models")
-async def list_models(request: Request) -> dict:
+async def list_models(request: Request) -> ModelList:
     """The base and every loaded adapter, OpenAI-style."""
     server = server_of(request)
-    return {"object": "list", "data": [model_card(server, name) for name in [BASE, *server.engine.adapters()]]}
+    return ModelList(data=[model_card(server, name) for name in [BASE, *server.engine.adapters.loaded()]])
 
 
 @router.get("/v1/models/{name}")
-async def get_model(name: str, request: Request) -> dict:
+async def get_model(name: str, request: Request) -> ModelCard:
     """One model, or 404."""
     server = server_of(request)
-    if name != BASE and name not in server.engine.adapters():
+    if name != BASE and name not in server.engine.adapters.loaded():
         raise unknown_model(server, name)
     return model_card(server, name)
 
 
-@router.get("/health")
+@router.get("/health", response_model=Health)
 async def health(request: Request) -> JSONResponse:
     """Liveness (503 once the engine has stopped) plus what is loaded and queued."""
     server = server_of(request)
     stats = server.engine.stats()
     running = server.engine.running
-    body = {"status": "ok" if running else "stopped", "base": server.base, "adapters": sorted(server.engine.adapters()),
-            "waiting": stats["waiting"], "active": stats["active"]}
-    return JSONResponse(body, status_code=200 if running else 503)
+    body = Health(status="ok" if running else "stopped", base=server.base,
+                  adapters=sorted(server.engine.adapters.loaded()), waiting=stats["waiting"], active=stats["active"])
+    return JSONResponse(body.model_dump(), status_code=200 if running else 503)
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus text: requests, tokens, tokens/s, queue depth, loaded adapters."""
-    text = prometheus_text(server_of(request).engine.stats())
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+async def metrics(request: Request) -> Response:
+    """Prometheus text: requests, tokens, queue depth, adapters, time-to-first-token and latency histograms."""
+    return Response(server_of(request).metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
 
 # ---- completions ----------------------------------------------------------------------------------
@@ -117,15 +118,16 @@ async def completions(body: CompletionRequest, request: Request):
 async def _complete(request: Request, body: ChatRequest | CompletionRequest, prompt_ids: list[int], *, chat: bool):
     """Check limits, start generating, and answer as one JSON document or as server-sent events."""
     server = server_of(request)
-    if body.model != BASE and body.model not in server.engine.adapters():
+    if body.model != BASE and body.model not in server.engine.adapters.loaded():
         raise unknown_model(server, body.model)
-    sampling = Sampling(max_tokens=_max_tokens(server.limits, body, len(prompt_ids)), temperature=body.temperature,
+    sampling = SamplingParams(max_tokens=_max_tokens(server.limits, body, len(prompt_ids)), temperature=body.temperature,
                         top_p=body.top_p, seed=body.seed)
     stop = body.stop_list()
     if len(stop) > server.limits.max_stop or any(len(s) > 256 for s in stop):
         raise ApiError(400, f"stop: at most {server.limits.max_stop} strings of up to 256 characters", param="stop")
     try:
-        generation = Generation(server.engine, server.tokenizer, body.model, prompt_ids, sampling, stop)
+        generation = Generation(server.engine, server.tokenizer, body.model, prompt_ids, sampling, stop,
+                                on_finish=server.metrics.observe)
     except UnknownModel as exc:
         raise unknown_model(server, body.model) from exc
     except QueueFull as exc:
@@ -141,9 +143,7 @@ async def _complete(request: Request, body: ChatRequest | CompletionRequest, pro
         raise ApiError(503, "the server is shutting down; retry on another instance", type="server_error")
     if generation.finish_reason == "error":
         raise ApiError(500, "generation failed; see the server log", type="server_error")
-    if body.model != BASE:
-        text = process_response(body.model, text)
-    return JSONResponse(reply.whole(text, generation))
+    return JSONResponse(reply.whole(text, generation).model_dump())
 
 
 def _max_tokens(limits: Limits, body: ChatRequest | CompletionRequest, prompt_tokens: int) -> int:

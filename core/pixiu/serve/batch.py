@@ -14,31 +14,22 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
-from pixiu.errors import PixiuError
+from pixiu.serve import kv
 
 if TYPE_CHECKING:
-    from pixiu.serve.engine import Request
+    from transformers import DynamicCache
+
+    from pixiu.serve.request import EngineRequest
 
 
 @dataclass(eq=False)
 class Row:
     """One sequence in the batch: its request, tokens in its cache, and the sampled token not yet fed back."""
 
-    request: Request
+    request: EngineRequest
     length: int
     token: int
-
-
-def new_cache(config) -> DynamicCache:
-    """An empty cache for one sequence; refuses models whose cache is not plain full attention."""
-    cache = DynamicCache(config=config)
-    if any(type(layer) is not DynamicLayer for layer in cache.layers):
-        kinds = sorted({type(layer).__name__ for layer in cache.layers})
-        raise PixiuError(f"pixiu serve supports full-attention models only; this model's cache uses {', '.join(kinds)}")
-    return cache
 
 
 class Batch:
@@ -64,23 +55,17 @@ class Batch:
         if self.cache is not None:
             caches, masks = [self.cache, *caches], [self.mask, *masks]
         width = max(mask.shape[1] for mask in masks)
-        layers = []
-        for index in range(len(caches[0].layers)):
-            keys = torch.cat([_pad_left(c.layers[index].keys, width) for c in caches])
-            values = torch.cat([_pad_left(c.layers[index].values, width) for c in caches])
-            layers.append((keys, values))
-        self.cache = DynamicCache(ddp_cache_data=layers, config=self.config)
+        self.cache = kv.merge_left_padded(caches, width, self.config)
         self.mask = torch.cat([F.pad(mask, (width - mask.shape[1], 0)) for mask in masks])
         self.rows.extend(rows)
 
-    def step_inputs(self) -> dict[str, torch.Tensor | DynamicCache]:
-        """Model inputs that feed every row its pending token; the mask grows by one column."""
+    def step_inputs(self) -> dict[str, torch.Tensor]:
+        """Model inputs (besides the cache, `self.cache`) that feed every row its pending token; the mask grows."""
         self.mask = F.pad(self.mask, (0, 1), value=1)
         return {
             "input_ids": torch.tensor([[row.token] for row in self.rows]),
             "attention_mask": self.mask,
             "position_ids": torch.tensor([[row.length] for row in self.rows]),
-            "past_key_values": self.cache,
         }
 
     def keep(self, indices: list[int]) -> None:
@@ -93,12 +78,7 @@ class Batch:
         index = torch.tensor(indices)
         mask = self.mask[index]
         start = int(mask.any(dim=0).nonzero()[0])
-        layers = [(layer.keys[index, :, start:], layer.values[index, :, start:]) for layer in self.cache.layers]
-        self.cache = DynamicCache(ddp_cache_data=layers, config=self.config)
+        self.cache = kv.select(self.cache, index, start, self.config)
         self.mask = mask[:, start:]
         self.rows = [self.rows[i] for i in indices]
 
-
-def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
-    """Zero-pad a (batch, heads, length, dim) cache tensor on the left of its length axis up to `width`."""
-    return F.pad(tensor, (0, 0, width - tensor.shape[2], 0))

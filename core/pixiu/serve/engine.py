@@ -2,8 +2,10 @@
 
 Continuous batching: between two decode steps the thread runs queued adapter loads, prefills newly
 admitted requests one by one and adds them to the batch, drops finished or cancelled ones, and frees
-unloaded adapters once no request uses them. Rows of one step may use different adapters (see
-`pixiu.serve.lora`). Requests hand results back through a sink callback called on the engine thread.
+retired adapter slots once no request uses them. Rows of one step may use different adapters (see
+`pixiu.serve.multi_lora`); the adapter table (`pixiu.serve.adapters`) maps names to slots, the sampler
+(`pixiu.serve.sampler`) picks every row's token in one pass, and `pixiu.serve.kv` owns the cache layout.
+Requests hand results back through a sink callback called on the engine thread.
 """
 
 from __future__ import annotations
@@ -14,74 +16,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from pixiu.errors import PixiuError
-from pixiu.serve.batch import Batch, Row, new_cache
-from pixiu.serve.lora import MultiLora, read_adapter
-
-BASE = "base"
-"""The model name that means the plain base model, without any adapter."""
+from pixiu.serve import kv
+from pixiu.serve.adapters import BASE, AdapterInfo, AdapterTable
+from pixiu.serve.batch import Batch, Row
+from pixiu.serve.multi_lora import read_adapter
+from pixiu.serve.request import EngineRequest, SamplingParams, Sink
+from pixiu.serve.sampler import sample
 
 log = logging.getLogger("pixiu.serve")
-
-Sink = Callable[[int | None, str | None], None]
-"""Receives `(token_id, None)` for each generated token, then `(None, finish_reason)` exactly once.
-
-Finish reasons: "stop" (an end-of-turn token), "length" (max_tokens), "cancelled", "error".
-Called on the engine thread, so it must be quick and must not raise.
-"""
-
-
-class UnknownModel(PixiuError):
-    """A request or unload named a model that is not loaded."""
 
 
 class QueueFull(PixiuError):
     """The waiting queue is at its limit; the client should retry later."""
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How tokens are chosen for one request."""
-
-    max_tokens: int
-    temperature: float = 0.0
-    """0 picks the most likely token (greedy); higher values sample more freely."""
-    top_p: float = 1.0
-    seed: int | None = None
-
-
-@dataclass(eq=False)
-class Request:
-    """One generation request as the engine tracks it."""
-
-    model: str
-    prompt_ids: list[int]
-    sampling: Sampling
-    sink: Sink
-    slot: int | None = None
-    keep_logits: bool = False
-    """Record each step's logits in `logits` (tests compare them with single-adapter runs)."""
-    logits: list[torch.Tensor] = field(default_factory=list)
-    generated: int = 0
-    cancelled: bool = False
-    finished: bool = False
-    generator: torch.Generator | None = None
-
-
-@dataclass(frozen=True)
-class AdapterInfo:
-    """A loaded adapter."""
-
-    name: str
-    folder: Path
-    rank: int
-    nbytes: int
-    load_ms: float
 
 
 class Engine:
@@ -94,19 +45,18 @@ class Engine:
         *,
         max_batch: int = 32,
         max_waiting: int = 256,
+        max_adapters: int | None = None,
     ):
         self.model = model.eval()
         self.stop_ids = set(stop_ids)
         self.max_batch = max_batch
         self.max_waiting = max_waiting
-        self.loras = MultiLora(model)
-        new_cache(model.config)  # fail now, not at the first request, for unsupported caches
+        self.adapters = AdapterTable(model, max_adapters)
+        kv.new_cache(model.config)  # fail now, not at the first request, for unsupported caches
+        self._cache_argument = kv.cache_argument(model)
         self._batch = Batch(model.config)
-        self._waiting: deque[Request] = deque()
+        self._waiting: deque[EngineRequest] = deque()
         self._commands: list[tuple[Callable[[], object], Future]] = []
-        self._adapters: dict[str, tuple[int, AdapterInfo]] = {}
-        self._users: dict[int, int] = {}  # slot -> requests holding it
-        self._retired: dict[int, list[Future]] = {}  # unloaded slots waiting for their requests to finish
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -130,6 +80,11 @@ class Engine:
             self._thread.join()
             self._thread = None
 
+    def close(self) -> None:
+        """Stop, then detach every adapter and hook: the base model computes exactly what a fresh one does."""
+        self.stop()
+        self.adapters.detach()
+
     @property
     def running(self) -> bool:
         """Whether the engine thread is alive."""
@@ -137,75 +92,47 @@ class Engine:
 
     # ---- adapters --------------------------------------------------------------------------------
 
-    def load_adapter(self, name: str, folder: Path) -> AdapterInfo:
-        """Load (or replace) adapter `name`; requests already running on an older version finish on it."""
-        if name == BASE:
-            raise PixiuError(f"{BASE!r} names the plain base model; give the adapter another name")
+    def load_adapter(self, name: str, folder: Path, *, domain: str | None = None) -> AdapterInfo:
+        """Load (or replace) adapter `name` trained for `domain`; requests already running on an older version
+        finish on it. Past `max_adapters`, the least recently used adapter is evicted."""
         started = time.perf_counter()
-        weights = read_adapter(Path(folder), dtype=next(self.model.parameters()).dtype)
+        weights = read_adapter(Path(folder), dtype=next(self.model.parameters()).dtype)  # off the engine thread
 
         def install() -> AdapterInfo:
-            slot = self.loras.add(weights)
-            info = AdapterInfo(name, Path(folder), weights.rank, self.loras.bytes_per_slot,
-                               1000 * (time.perf_counter() - started))
-            with self._cond:
-                old = self._adapters.get(name)
-                self._adapters[name] = (slot, info)
-                if old:
-                    self._retired[old[0]] = []
-            return info
+            return self.adapters.install(name, weights, domain, 1000 * (time.perf_counter() - started))
 
         return self._on_engine_thread(install)
 
     def unload_adapter(self, name: str) -> Future:
         """Stop routing new requests to `name`; the future resolves once its running requests have finished."""
-        future: Future = Future()
+        future = self.adapters.retire(name)
         with self._cond:
-            if name not in self._adapters:
-                raise UnknownModel(f"no adapter {name!r} is loaded; loaded: {', '.join(self._adapters) or 'none'}")
-            slot, _ = self._adapters.pop(name)
-            self._retired.setdefault(slot, []).append(future)
             self._cond.notify()
         if not self.running:
-            self._release_retired()
+            self.adapters.free_retired()
         return future
-
-    def adapters(self) -> dict[str, AdapterInfo]:
-        """Loaded adapters by name."""
-        with self._cond:
-            return {name: info for name, (_, info) in self._adapters.items()}
 
     # ---- requests --------------------------------------------------------------------------------
 
-    def submit(self, model: str, prompt_ids: list[int], sampling: Sampling, sink: Sink, *,
-               keep_logits: bool = False) -> Request:
+    def submit(self, model: str, prompt_ids: list[int], sampling: SamplingParams, sink: Sink) -> EngineRequest:
         """Queue a request for `model` (an adapter name or `BASE`); raises `UnknownModel` or `QueueFull`."""
         if not prompt_ids:
             raise ValueError("a request needs at least one prompt token")
-        request = Request(model, list(prompt_ids), sampling, sink, keep_logits=keep_logits)
-        if sampling.temperature > 0:
-            request.generator = torch.Generator()
-            if sampling.seed is None:
-                request.generator.seed()
-            else:
-                request.generator.manual_seed(sampling.seed)
+        request = EngineRequest(model, list(prompt_ids), sampling, sink, generator=sampling.new_generator())
         with self._cond:
             if model != BASE:
-                if model not in self._adapters:
-                    loaded = ", ".join([BASE, *self._adapters])
-                    raise UnknownModel(f"the model {model!r} does not exist; loaded models: {loaded}")
-                request.slot = self._adapters[model][0]
+                request.slot, request.adapter = self.adapters.acquire(model)
             if len(self._waiting) >= self.max_waiting:
+                if request.slot is not None:
+                    self.adapters.release(request.slot)
                 self.counters["rejected"] += 1
                 raise QueueFull(f"the server is busy: {len(self._waiting)} requests are waiting; retry shortly")
-            if request.slot is not None:
-                self._users[request.slot] = self._users.get(request.slot, 0) + 1
             self.counters["prompt_tokens"] += len(prompt_ids)
             self._waiting.append(request)
             self._cond.notify()
         return request
 
-    def cancel(self, request: Request) -> None:
+    def cancel(self, request: EngineRequest) -> None:
         """Stop a request (a client went away); it leaves the batch before the next step."""
         with self._cond:
             request.cancelled = True
@@ -224,9 +151,9 @@ class Engine:
             recent = [(t, n) for t, n in self._recent if now - t <= 10]
             return {
                 "waiting": len(self._waiting),
-                "active": len(self._batch),
-                "adapters": len(self._adapters),
-                "adapter_bytes": self.loras.capacity * self.loras.bytes_per_slot,
+                "active": sum(not row.request.finished for row in self._batch.rows),  # ended rows leave next
+                "adapters": len(self.adapters.loaded()),
+                "adapter_bytes": self.adapters.allocated_bytes,
                 "tokens_per_second": sum(n for _, n in recent) / 10,
                 **{k: (dict(v) if isinstance(v, dict) else v) for k, v in self.counters.items()},
             }
@@ -247,7 +174,8 @@ class Engine:
         """Wait for work, then run one step; until stopped."""
         while True:
             with self._cond:
-                while not (self._stopping or self._commands or self._waiting or self._batch.rows or self._retired):
+                while not (self._stopping or self._commands or self._waiting or self._batch.rows
+                           or self.adapters.retiring):
                     self._cond.wait()
                 if self._stopping:
                     break
@@ -258,7 +186,7 @@ class Engine:
             del commands, admitted  # hold no finished request while waiting for work
         self._shutdown()
 
-    def _step(self, commands: list[tuple[Callable[[], object], Future]], admitted: list[Request]) -> None:
+    def _step(self, commands: list[tuple[Callable[[], object], Future]], admitted: list[EngineRequest]) -> None:
         """Run queued commands, admit new requests, decode one token for the batch, free unloaded adapters."""
         for function, future in commands:
             try:
@@ -275,27 +203,27 @@ class Engine:
             for request in [*admitted, *(row.request for row in self._batch.rows)]:
                 self._finish(request, "error")
             self._batch = Batch(self.model.config)
-        self._release_retired()
+        self.adapters.free_retired()
         self._count_rate(self.counters["generated_tokens"] - generated)
 
     @torch.inference_mode()
-    def _admit(self, requests: list[Request]) -> None:
+    def _admit(self, requests: list[EngineRequest]) -> None:
         """Prefill each new request alone, emit its first token, and add the ones still going to the batch."""
         rows, caches = [], []
         for request in requests:
             if request.cancelled:
                 self._finish(request, "cancelled")
                 continue
-            cache = new_cache(self.model.config)
+            cache = kv.new_cache(self.model.config)
             try:
-                with self.loras.route([request.slot]):
-                    output = self.model(input_ids=torch.tensor([request.prompt_ids]), past_key_values=cache,
-                                        use_cache=True, logits_to_keep=1)
+                with self.adapters.lora.route([request.slot]):
+                    output = self.model(input_ids=torch.tensor([request.prompt_ids]), use_cache=True,
+                                        logits_to_keep=1, **{self._cache_argument: cache})
             except Exception:  # one bad prompt fails alone, not the batch
                 log.exception("prefill failed; the request ends with finish_reason 'error'")
                 self._finish(request, "error")
                 continue
-            token = self._next_token(request, output.logits[0, -1])
+            token = sample(output.logits[:, -1], [request.sampling], [request.generator])[0]
             if self._emit(request, token):
                 rows.append(Row(request, len(request.prompt_ids), token))
                 caches.append(cache)
@@ -307,17 +235,14 @@ class Engine:
         """One forward pass for every row in the batch, then emit each row's next token."""
         batch = self._batch
         inputs = batch.step_inputs()
-        with self.loras.route([row.request.slot for row in batch.rows]):
-            output = self.model(**inputs, use_cache=True)
-        logits = output.logits[:, -1]
-        greedy = logits.argmax(dim=-1).tolist()
+        requests = [row.request for row in batch.rows]
+        with self.adapters.lora.route([request.slot for request in requests]):
+            output = self.model(**inputs, use_cache=True, **{self._cache_argument: batch.cache})
+        tokens = sample(output.logits[:, -1], [r.sampling for r in requests], [r.generator for r in requests])
         keep = []
-        for i, row in enumerate(batch.rows):
+        for i, (row, token) in enumerate(zip(batch.rows, tokens)):
             row.length += 1
-            request = row.request
-            plain = request.generator is None and not request.keep_logits
-            token = greedy[i] if plain else self._next_token(request, logits[i])
-            if self._emit(request, token):
+            if self._emit(row.request, token):
                 row.token = token
                 keep.append(i)
         batch.keep(keep)
@@ -330,20 +255,7 @@ class Engine:
             while now - self._recent[0][0] > 10:
                 self._recent.popleft()
 
-    def _next_token(self, request: Request, logits: torch.Tensor) -> int:
-        """Pick the next token from one row's logits: greedy, or sampled with temperature and top-p."""
-        if request.keep_logits:
-            request.logits.append(logits.clone())
-        if request.generator is None:
-            return int(logits.argmax())
-        probs = torch.softmax(logits.float() / request.sampling.temperature, dim=-1)
-        if request.sampling.top_p < 1:
-            sorted_probs, order = probs.sort(descending=True)
-            outside = sorted_probs.cumsum(0) - sorted_probs > request.sampling.top_p  # keep the smallest nucleus
-            probs = probs.scatter(0, order[outside], 0.0)
-        return int(torch.multinomial(probs, 1, generator=request.generator))
-
-    def _emit(self, request: Request, token: int) -> bool:
+    def _emit(self, request: EngineRequest, token: int) -> bool:
         """Hand `token` to the request's sink; return whether the request goes on."""
         if request.cancelled:
             self._finish(request, "cancelled")
@@ -359,27 +271,17 @@ class Engine:
             return False
         return True
 
-    def _finish(self, request: Request, reason: str) -> None:
+    def _finish(self, request: EngineRequest, reason: str) -> None:
         """End a request once: release its adapter, count it, tell its sink."""
         with self._cond:
             if request.finished:
                 return
             request.finished = True
             if request.slot is not None:
-                self._users[request.slot] -= 1
+                self.adapters.release(request.slot)
             key = (request.model, reason)
             self.counters["requests"][key] = self.counters["requests"].get(key, 0) + 1
         request.sink(None, reason)
-
-    def _release_retired(self) -> None:
-        """Free unloaded adapters' slots that no request uses any more."""
-        with self._cond:
-            done = [slot for slot in self._retired if not self._users.get(slot)]
-            futures = [future for slot in done for future in self._retired.pop(slot)]
-        for slot in done:
-            self.loras.remove(slot)
-        for future in futures:
-            future.set_result(None)
 
     def _shutdown(self) -> None:
         """Cancel everything still waiting or running, and fail pending commands."""
@@ -392,4 +294,4 @@ class Engine:
         self._batch = Batch(self.model.config)
         for _, future in commands:
             future.set_exception(PixiuError("the engine stopped"))
-        self._release_retired()
+        self.adapters.free_retired()

@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 
-from pixiu.serve.engine import Engine, Sampling
+from pixiu.serve.engine import Engine
+from pixiu.serve.postprocess import postprocess
+from pixiu.serve.request import SamplingParams
 from pixiu.serve.text import TextStream
+
+log = logging.getLogger("pixiu.serve")
 
 
 class Generation:
     """Submit a request to the engine and read its answer incrementally; cancels it if the reader goes away.
 
-    Raises `UnknownModel` or `QueueFull` from the constructor, as `Engine.submit` does.
+    Answers are post-processed here and nowhere else (`process_response`). Raises `UnknownModel` or
+    `QueueFull` from the constructor, as `Engine.submit` does. `on_finish(generation)` is called on the
+    engine thread when the engine ends the request, with `first_token_s` and `latency_s` set.
     """
 
-    def __init__(self, engine: Engine, tokenizer, model: str, prompt_ids: list[int], sampling: Sampling,
-                 stop: list[str]):
+    def __init__(self, engine: Engine, tokenizer, model: str, prompt_ids: list[int], sampling: SamplingParams,
+                 stop: list[str], on_finish: Callable[[Generation], None] = lambda generation: None):
         loop = asyncio.get_running_loop()
         self._events: asyncio.Queue[tuple[int | None, str | None]] = asyncio.Queue()
+        submitted = time.perf_counter()
 
         def sink(token: int | None, finish: str | None) -> None:
+            if token is not None and self.first_token_s is None:
+                self.first_token_s = time.perf_counter() - submitted
+            if finish is not None:
+                self.latency_s = time.perf_counter() - submitted
+                on_finish(self)
             try:
                 loop.call_soon_threadsafe(self._events.put_nowait, (token, finish))
             except RuntimeError:  # the event loop is closed: nobody is listening any more
@@ -31,15 +45,46 @@ class Generation:
         self.prompt_tokens = len(prompt_ids)
         self.completion_tokens = 0
         self.finish_reason: str | None = None
+        self.first_token_s: float | None = None
+        """Seconds from submission to the first generated token (None if none came)."""
+        self.latency_s: float | None = None
+        """Seconds from submission until the engine ended the request."""
         self.text = TextStream(tokenizer, stop)
         self.request = engine.submit(model, prompt_ids, sampling, sink)
 
     async def pieces(self) -> AsyncIterator[str]:
-        """Yield new text as it becomes final; then `finish_reason` is set.
+        """Yield new text as it becomes final, then what post-processing appends; then `finish_reason` is set.
 
         It is "stop" or "length" as in OpenAI's API, "error" when generation failed, or "cancelled"
-        when the engine shut down.
+        when the engine shut down. Text already yielded cannot change, so a rewrite that does more than
+        append reaches non-streamed answers (`collect`) only.
         """
+        sent = []
+        async for piece in self._generated():
+            sent.append(piece)
+            yield piece
+        if self.finish_reason in ("error", "cancelled"):
+            return
+        text = "".join(sent)
+        answer = await self._postprocess(text)
+        if answer.startswith(text):
+            if len(answer) > len(text):
+                yield answer[len(text) :]
+        else:
+            log.warning("process_response rewrote streamed text of %r; a stream only gets what is appended",
+                        self.model)
+
+    async def collect(self) -> str:
+        """The whole answer, post-processed (unless generation failed or was cancelled)."""
+        text = "".join([piece async for piece in self._generated()])
+        return text if self.finish_reason in ("error", "cancelled") else await self._postprocess(text)
+
+    async def _postprocess(self, text: str) -> str:
+        """The one place answers are post-processed: plugins' `process_response`, off the event loop."""
+        return await postprocess(self.request.adapter, text)
+
+    async def _generated(self) -> AsyncIterator[str]:
+        """The generated text, piece by piece as it becomes final; sets `finish_reason` at the end."""
         try:
             while True:
                 token, finish = await self._events.get()
@@ -59,7 +104,3 @@ class Generation:
                     yield piece
         finally:
             self.engine.cancel(self.request)  # does nothing once finished; otherwise the reader went away
-
-    async def collect(self) -> str:
-        """The whole answer."""
-        return "".join([piece async for piece in self.pieces()])

@@ -1,10 +1,10 @@
-"""The OpenAI-compatible request bodies pixiu accepts, and OpenAI-style error bodies."""
+"""The OpenAI-compatible request bodies pixiu accepts and the response bodies it sends, errors included."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 
 class TextPart(BaseModel):
@@ -91,7 +91,153 @@ class AdapterLoad(BaseModel):
     path: str | None = Field(default=None, max_length=4096)
 
 
+# ---- responses ------------------------------------------------------------------------------------
+
+
+class Usage(BaseModel):
+    """OpenAI's token counts."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatMessage(BaseModel):
+    """The answer of a non-streamed chat completion."""
+
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    """The one choice of a chat completion."""
+
+    index: int = 0
+    message: ChatMessage
+    finish_reason: str | None
+
+
+class ChatCompletion(BaseModel):
+    """The body of a non-streamed `POST /v1/chat/completions`."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class Delta(BaseModel):
+    """New text of a streamed chat answer; fields left unset are left out, as OpenAI does."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler) -> dict:
+        """Leave out fields that are None: the last chunk's delta is `{}`."""
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class ChunkChoice(BaseModel):
+    """The one choice of a streamed chat chunk."""
+
+    index: int = 0
+    delta: Delta
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One server-sent event of a streamed chat completion; the optional last one carries only `usage`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+
+
+class TextChoice(BaseModel):
+    """The one choice of a text completion, whole or streamed."""
+
+    index: int = 0
+    text: str
+    logprobs: None = None
+    finish_reason: str | None = None
+
+
+class Completion(BaseModel):
+    """The body of `POST /v1/completions`, and of each of its server-sent events when streamed."""
+
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[TextChoice]
+    usage: Usage | None = None
+
+
+class ModelCard(BaseModel):
+    """A model as OpenAI lists it, plus where it comes from (`root`) and what it adapts (`parent`)."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "pixiu"
+    root: str
+    parent: str | None
+
+
+class ModelList(BaseModel):
+    """`GET /v1/models`."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    """`GET /health`."""
+
+    status: Literal["ok", "stopped"]
+    base: str
+    adapters: list[str]
+    waiting: int
+    active: int
+
+
+class AdapterLoaded(ModelCard):
+    """`POST /v1/adapters`: the loaded adapter's card, its rank and how long loading took."""
+
+    rank: int
+    load_ms: float
+
+
+class AdapterDeleted(BaseModel):
+    """`DELETE /v1/adapters/{name}`."""
+
+    id: str
+    object: Literal["model"] = "model"
+    deleted: bool = True
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, OpenAI-style."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
 def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,
                code: str | None = None) -> dict:
     """An OpenAI-style error document."""
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+    return ErrorResponse(error=ErrorDetail(message=message, type=type, param=param, code=code)).model_dump()

@@ -9,9 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 from pixiu.errors import PixiuError
 from pixiu.registry import list_adapters, resolve_adapter
 from pixiu.serve.engine import Engine
+
+RUN_FILE = "pixiu_run.yaml"
+"""What a pixiu training run writes beside its adapter, the domain among it."""
 
 
 def adapters_to_serve(base: str, named: dict[str, str], *, registry: bool) -> tuple[dict[str, Path], list[str]]:
@@ -36,15 +41,35 @@ def adapters_to_serve(base: str, named: dict[str, str], *, registry: bool) -> tu
     return folders, notes
 
 
-def start_engine(base: str, adapters: dict[str, Path], *, max_batch: int, max_waiting: int) -> tuple[Engine, object]:
-    """Load `base` and `adapters`, start the engine thread, and return (engine, tokenizer)."""
+def adapter_domain(folder: Path) -> str | None:
+    """The domain the adapter in `folder` was trained for, whatever name it is served under.
+
+    The newest registry entry for that folder says, else the folder's `pixiu_run.yaml`; None when neither
+    does (an adapter not made by pixiu): `process_response` then gets `domain=None`.
+    """
+    folder = Path(folder).resolve()
+    for entry in list_adapters():  # newest first
+        if Path(entry.path).resolve() == folder:
+            return entry.domain
+    run_file = folder / RUN_FILE
+    if run_file.is_file():
+        record = yaml.safe_load(run_file.read_text(encoding="utf-8"))
+        if isinstance(record, dict) and isinstance(record.get("domain"), str):
+            return record["domain"]
+    return None
+
+
+def start_engine(base: str, adapters: dict[str, Path], *, max_batch: int, max_waiting: int,
+                 max_adapters: int | None = None) -> tuple[Engine, object]:
+    """Load `base` and `adapters` (each with its domain), start the engine thread, and return (engine, tokenizer)."""
     from pixiu.generate import stop_token_ids
     from pixiu.models import load_base
 
     model, tokenizer = load_base(base)
-    engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=max_batch, max_waiting=max_waiting)
+    engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=max_batch, max_waiting=max_waiting,
+                    max_adapters=max_adapters)
     for name, folder in adapters.items():
-        engine.load_adapter(name, folder)
+        engine.load_adapter(name, folder, domain=adapter_domain(folder))
     return engine.start(), tokenizer
 
 

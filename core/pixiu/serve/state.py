@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from pixiu.serve.engine import BASE, Engine
+from pixiu.serve.adapters import BASE
+from pixiu.serve.engine import Engine
 from pixiu.serve.http import ApiError
+from pixiu.serve.metrics import ServeMetrics
+from pixiu.serve.protocol import ModelCard
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Server:
     limits: Limits
     admin_token: str | None
     started: int
+    metrics: ServeMetrics
 
 
 def server_of(request: Request) -> Server:
@@ -44,15 +48,13 @@ def server_of(request: Request) -> Server:
     return request.app.state.server
 
 
-def model_card(server: Server, name: str) -> dict:
+def model_card(server: Server, name: str) -> ModelCard:
     """A model object as OpenAI lists it, plus where it comes from."""
-    adapter = server.engine.adapters().get(name)
-    return {"id": name, "object": "model", "created": server.started, "owned_by": "pixiu",
-            "root": str(adapter.folder) if adapter else server.base, "parent": BASE if adapter else None}
+    adapter = server.engine.adapters.loaded().get(name)
+    return ModelCard(id=name, created=server.started, root=str(adapter.folder) if adapter else server.base,
+                     parent=BASE if adapter else None)
 
 
 def unknown_model(server: Server, name: str) -> ApiError:
-    """The 404 for a model that is not loaded."""
-    loaded = ", ".join([BASE, *server.engine.adapters()])
-    return ApiError(404, f"the model {name!r} does not exist; loaded models: {loaded}", param="model",
-                    code="model_not_found")
+    """The 404 for a model that is not loaded (saying so when it was evicted)."""
+    return ApiError(404, server.engine.adapters.missing(name), param="model", code="model_not_found")

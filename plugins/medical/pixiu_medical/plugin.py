@@ -51,6 +51,11 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookimpl
-def process_response(domain: str, text: str) -> str | None:
-    """Append the medical disclaimer to every answer of the `medical` adapter; leave other domains alone."""
-    return add_disclaimer(text) if domain == DOMAIN else None
+def process_response(domain: str | None, text: str, adapter: str) -> str | None:
+    """Append the medical disclaimer to every answer of an adapter trained on `medical`, whatever its served name.
+
+    An adapter of unknown domain (a folder not made by pixiu) gets it too when served as `medical`:
+    a needless disclaimer costs less than a missing one.
+    """
+    medical = domain == DOMAIN or (domain is None and adapter == DOMAIN)
+    return add_disclaimer(text) if medical else None

@@ -68,12 +68,14 @@ def test_hook_register_commands_adds_the_medical_group() -> None:
 
 def test_hook_process_response_adds_the_disclaimer_to_medical_answers_only() -> None:
     hook = manager().hook.process_response
-    assert hook(domain="medical", text="多喝水。") == ["多喝水。\n\n" + DISCLAIMER]
-    assert hook(domain="law", text="罪名：盗窃") == []  # None results are dropped by pluggy
+    assert hook(domain="medical", text="多喝水。", adapter="med-v2") == ["多喝水。\n\n" + DISCLAIMER]
+    assert hook(domain="law", text="罪名：盗窃", adapter="medical") == []  # None results are dropped by pluggy
+    assert hook(domain=None, text="多喝水。", adapter="medical") == ["多喝水。\n\n" + DISCLAIMER]  # unknown: by name
+    assert hook(domain=None, text="多喝水。", adapter="med-v2") == []
 
 
 def test_served_answers_carry_the_disclaimer(installed_plugins) -> None:
     from pixiu.serve.postprocess import process_response
 
-    assert process_response("medical", "感冒常见症状有：发热。").endswith(DISCLAIMER)
-    assert process_response("law", "罪名：盗窃") == "罪名：盗窃"
+    assert process_response("medical", "感冒常见症状有：发热。", adapter="med-v2").endswith(DISCLAIMER)
+    assert process_response("law", "罪名：盗窃", adapter="law") == "罪名：盗窃"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from torch.utils.hooks import RemovableHandle
 
 from pixiu.errors import PixiuError
 
@@ -107,6 +108,7 @@ class MultiLora:
         self._free = list(range(capacity))
         self._stacks: dict[str, list[torch.Tensor]] = {}  # module path -> [A (slots, rank, in), B (slots, rank, out)]
         self._route: _Route | None = None
+        self._handles: list[RemovableHandle] = []  # one forward hook per adapted linear layer
         self._dtype = next(model.parameters()).dtype
 
     @property
@@ -133,7 +135,7 @@ class MultiLora:
         for path, linear in targets.items():
             if path not in self._stacks:
                 self._stacks[path] = self._zeros(linear)
-                linear.register_forward_hook(self._hook(path))
+                self._handles.append(linear.register_forward_hook(self._hook(path)))
         slot = self._free.pop(0)
         for path, (stack_a, stack_b) in self._stacks.items():
             stack_a[slot].zero_()  # a reused slot must not keep the previous adapter's weights
@@ -149,6 +151,15 @@ class MultiLora:
         if slot in self._free or not 0 <= slot < self.capacity:
             raise ValueError(f"slot {slot} is not in use")
         self._free.append(slot)
+
+    def detach(self) -> None:
+        """Remove every hook and drop every slot: the base model computes exactly what it did before."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._stacks.clear()
+        self._free = list(range(self.capacity))
+        self.rank = 0
 
     @contextmanager
     def route(self, slots: Sequence[int | None]) -> Iterator[None]:

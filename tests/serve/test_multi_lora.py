@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 
 from pixiu.errors import PixiuError
-from pixiu.serve.lora import MultiLora, read_adapter
+from pixiu.serve.multi_lora import MultiLora, read_adapter
 
 
 def peft_logits(tiny_model_dir, adapter_dirs, input_ids):

@@ -1,0 +1,69 @@
+"""The KV cache: the only module that touches transformers' cache internals.
+
+pixiu serve keeps one `DynamicCache` per batch and rebuilds it when rows join or leave, reading each
+layer's `keys` and `values` (a `DynamicLayer`) and building caches with `DynamicCache(ddp_cache_data=...)`;
+the model takes it as `cache` (newer 5.x; `past_key_values`, deprecated there, in older ones).
+That layout is transformers 5's; pyproject.toml pins `transformers>=5.0,<6` and `new_cache` refuses,
+with what to install, any cache whose layout is not this one.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+import transformers
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from pixiu.errors import PixiuError
+
+SUPPORTED = "transformers>=5.0,<6"
+"""The transformers versions whose cache layout this module is written for (tested with 5.x)."""
+
+
+def cache_argument(model: torch.nn.Module) -> str:
+    """The name under which `model`'s forward takes the KV cache in this transformers version."""
+    parameters = inspect.signature(model.forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in parameters:
+            return name
+    msg = (f"{type(model).__name__}.forward takes neither `cache` nor `past_key_values` in transformers "
+           f"{transformers.__version__}; pixiu serve needs a causal LM with a KV cache, under {SUPPORTED}")
+    raise PixiuError(msg)
+
+
+def new_cache(config) -> DynamicCache:
+    """An empty cache for one sequence; refuses models whose cache is not plain full attention."""
+    cache = DynamicCache(config=config)
+    layers = getattr(cache, "layers", None)
+    if not isinstance(layers, list):
+        msg = (f"transformers {transformers.__version__} lays out DynamicCache differently from what pixiu serve "
+               f"supports; install a supported version: pip install '{SUPPORTED}'")
+        raise PixiuError(msg)
+    if any(type(layer) is not DynamicLayer for layer in layers):
+        kinds = sorted({type(layer).__name__ for layer in layers})
+        raise PixiuError(f"pixiu serve supports full-attention models only; this model's cache uses {', '.join(kinds)}")
+    return cache
+
+
+def merge_left_padded(caches: list[DynamicCache], width: int, config) -> DynamicCache:
+    """One cache holding the rows of `caches` in order, each right-aligned and zero-padded on the left to `width`."""
+    layers = []
+    for index in range(len(caches[0].layers)):
+        keys = torch.cat([_pad_left(cache.layers[index].keys, width) for cache in caches])
+        values = torch.cat([_pad_left(cache.layers[index].values, width) for cache in caches])
+        layers.append((keys, values))
+    return DynamicCache(ddp_cache_data=layers, config=config)
+
+
+def select(cache: DynamicCache, rows: torch.Tensor, start: int, config) -> DynamicCache:
+    """A cache with only `rows` of `cache`, and only its columns from `start` on."""
+    layers = [(layer.keys[rows, :, start:], layer.values[rows, :, start:]) for layer in cache.layers]
+    return DynamicCache(ddp_cache_data=layers, config=config)
+
+
+def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    """Zero-pad a (batch, heads, length, dim) cache tensor on the left of its length axis up to `width`."""
+    return F.pad(tensor, (0, 0, width - tensor.shape[2], 0))
