@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
     from pixiu.domain import Domain, ModelSource
 
-HOOK_API = "1.0"
-"""The version of this hook contract; plugins declare a range such as `PIXIU_HOOK_API = ">=1.0,<2"`."""
+HOOK_API = "1.1"
+"""The version of this hook contract; plugins declare a range such as `PIXIU_HOOK_API = ">=1.1,<2"`."""
 
 hookspec = pluggy.HookspecMarker("pixiu")
 

@@ -22,7 +22,7 @@ def test_new_scaffolds_an_installable_package(tmp_path: Path) -> None:
     assert project["name"] == "pixiu-finance" and project["dependencies"] == ["pixiu>=0.1"]
     assert project["entry-points"]["pixiu"] == {"finance": "pixiu_finance.plugin"}
     plugin = (package / "pixiu_finance" / "plugin.py").read_text(encoding="utf-8")
-    assert 'PIXIU_HOOK_API = ">=1.0,<2"' in plugin and 'description="Reads balance sheets."' in plugin
+    assert 'PIXIU_HOOK_API = ">=1.1,<2"' in plugin and 'description="Reads balance sheets."' in plugin
     for part in ("README.md", "pixiu_finance/sample_data/sample.jsonl", "pixiu_finance/configs/default.yaml",
                  "pixiu_finance/spiders/faq.py", "tests/test_domain.py", "tests/test_spider.py"):
         assert (package / part).is_file(), part

@@ -14,7 +14,7 @@ from pixiu_medical.metrics import medical_metrics
 from pixiu_medical.parser import parse_answer
 from pixiu_medical.safety import add_disclaimer
 
-PIXIU_HOOK_API = ">=1.0,<2"
+PIXIU_HOOK_API = ">=1.1,<2"
 """The pixiu hook API versions this plugin works with."""
 
 if TYPE_CHECKING:
