@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import torch
@@ -9,13 +10,25 @@ import torch
 from pixiu.data import fit_prompt, render
 from pixiu.domain import Messages
 
+END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
+"""Markers after which a chat model's answer is over, even where the tokenizer does not treat them as special."""
+_CHAT_TOKEN = re.compile(r"<\|im_start\|>(?:system|user|assistant)?\s*|<\|[^|<>\s]{1,40}\|>")
+"""Any other chat-template token left in decoded text, such as <|im_start|> with the role it opens."""
+
+
+def clean_answer(text: str) -> str:
+    """The model's answer without chat tokens: cut at the first end-of-turn marker, other `<|…|>` tokens dropped."""
+    for marker in END_OF_TURN:
+        text = text.split(marker, 1)[0]
+    return _CHAT_TOKEN.sub("", text).strip()
+
 
 def stop_token_ids(tokenizer, model) -> list[int]:
     """Token ids that end an answer: the tokenizer's and the generation config's end-of-sequence tokens."""
     ids = {tokenizer.eos_token_id}
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update(configured if isinstance(configured, list) else [configured])
-    for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
+    for token in END_OF_TURN:
         token_id = tokenizer.convert_tokens_to_ids(token)
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
             ids.add(token_id)
@@ -57,7 +70,7 @@ def generate_answers(
             pad_token_id=pad_id,
         )
         for row, i in enumerate(chunk):
-            answers[i] = tokenizer.decode(output[row, width:], skip_special_tokens=True).strip()
+            answers[i] = clean_answer(tokenizer.decode(output[row, width:], skip_special_tokens=True))
         if on_batch:
             on_batch(len(chunk))
     return answers

@@ -37,7 +37,7 @@ def test_run_dir_explains_itself(tiny_model_dir, tmp_path):
     assert record["status"] == "finished" and record["domain"] == "toy" and record["plugin_version"] == "0.0.1"
     assert record["base_model"] == str(tiny_model_dir) and "{%" in record["prompt_template"]
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics) == {"train", "base", "adapter"} and metrics["adapter"]["n"] == 4
+    assert set(metrics) == {"train", "records", "base", "adapter"} and metrics["records"] == 4
     assert summary.metrics == metrics
     assert (run_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert list_adapters()[0].path == str(run_dir.resolve())
