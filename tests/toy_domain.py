@@ -1,17 +1,18 @@
-"""A minimal domain for core tests: echo an answer field; scored by exact match."""
+"""A minimal domain for core tests: echo an answer field, the answer also given as the reference; exact match."""
 
 import json
 import random
 from pathlib import Path
 
-from pixiu import BadRecord, Domain, hookimpl
+from pixiu import BadRecord, Domain, Example, hookimpl
 
 
-def format_record(record: dict) -> list[dict]:
-    """{"q": ..., "a": ...} -> a one-turn conversation."""
+def format_record(record: dict) -> Example:
+    """{"q": ..., "a": ...} -> a one-turn conversation whose reference is `a`."""
     if not record.get("q") or not record.get("a"):
         raise BadRecord("needs non-empty 'q' and 'a'")
-    return [{"role": "user", "content": record["q"]}, {"role": "assistant", "content": record["a"]}]
+    messages = [{"role": "user", "content": record["q"]}, {"role": "assistant", "content": record["a"]}]
+    return Example(messages, reference=record["a"])
 
 
 def exact_match(predictions, references) -> dict[str, float]:
