@@ -28,7 +28,7 @@ def stop_token_ids(tokenizer, model) -> list[int]:
     ids = {tokenizer.eos_token_id}
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update(configured if isinstance(configured, list) else [configured])
-    for token in END_OF_TURN:
+    for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
         token_id = tokenizer.convert_tokens_to_ids(token)
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
             ids.add(token_id)
