@@ -97,4 +97,4 @@ def test_long_facts_without_sentences_are_cut_with_ellipsis() -> None:
 )
 def test_bad_records(record: object, message: str) -> None:
     with pytest.raises(BadRecord, match=re.escape(message)):
-        format_record(record).messages  # type: ignore[arg-type]
+        format_record(record)  # type: ignore[arg-type]
