@@ -1,26 +1,27 @@
-"""A minimal domain for core tests: echo an answer field; scored by exact match."""
+"""A minimal domain for core tests: echo an answer field, the answer also given as the reference; exact match."""
 
 import json
 import random
 from pathlib import Path
 
-from pixiu import BadRecord, Domain, hookimpl
+from pixiu import BadRecord, Domain, Example, hookimpl
 
 PIXIU_HOOK_API = ">=1.0,<2"
 """Loaded through an entry point by the `toy_plugin` fixture, the toy domain declares its hook API like any plugin."""
 
 
-def format_record(record: dict) -> list[dict]:
-    """{"q": ..., "a": ...} -> a one-turn conversation."""
+def format_record(record: dict) -> Example:
+    """{"q": ..., "a": ...} -> a one-turn conversation whose reference is `a`."""
     if not record.get("q") or not record.get("a"):
         raise BadRecord("needs non-empty 'q' and 'a'")
-    return [{"role": "user", "content": record["q"]}, {"role": "assistant", "content": record["a"]}]
+    messages = [{"role": "user", "content": record["q"]}, {"role": "assistant", "content": record["a"]}]
+    return Example(messages, reference=record["a"])
 
 
 def exact_match(predictions, references) -> dict[str, float]:
     """Share of answers equal to the reference, ×100."""
-    hits = sum(p == r for p, r in zip(predictions, references))
-    return {"exact_match": 100.0 * hits / max(len(references), 1), "n": float(len(references))}
+    hits = sum(p == r for p, r in zip(predictions, references, strict=True))
+    return {"exact_match": 100.0 * hits / len(references)}
 
 
 TOY = Domain(

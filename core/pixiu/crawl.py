@@ -1,13 +1,23 @@
-"""Run a domain's scrapy spiders in this process and append what they scrape to a JSONL file.
+"""Crawling for domains: `run_crawl` runs a domain's scrapy spiders; plugins use `POLITE_SETTINGS` and `DedupePipeline`.
 
 Each spider runs with its plugin's `settings.py` (found as `<top-level package>.settings`), then
 pixiu's own: FEEDS appending JSON lines to the output, and a job directory so that an interrupted
 crawl resumes where it stopped. Scrapy's reactor cannot be restarted, so call `run_crawl` at most
-once per process (tests run it in a subprocess).
+once per process (tests run it in a subprocess: `pixiu.testing.loopback.crawl_in_subprocess`).
+
+A plugin's `settings.py` starts from the polite defaults and adds its own:
+
+    from pixiu.crawl import POLITE_SETTINGS
+
+    globals().update(POLITE_SETTINGS)
+    BOT_NAME = "pixiu_law"
+    USER_AGENT = "pixiu_law/0.1 (research crawler; obeys robots.txt)"
+    ITEM_PIPELINES = {"pixiu_law.pipelines.DedupeCasePipeline": 400}
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +34,81 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from scrapy.settings import Settings
     from twisted.python.failure import Failure
+
+POLITE_SETTINGS: dict[str, Any] = {
+    "ROBOTSTXT_OBEY": True,
+    "USER_AGENT": "pixiu (research crawler for domain LLM tuning; obeys robots.txt)",
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 1,  # one request at a time per site
+    "DOWNLOAD_DELAY": 1,  # seconds between requests to one site, at least; AutoThrottle may wait longer
+    "DOWNLOAD_TIMEOUT": 30,
+    "AUTOTHROTTLE_ENABLED": True,
+    "AUTOTHROTTLE_START_DELAY": 2,
+    "AUTOTHROTTLE_MAX_DELAY": 60,
+    "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,  # one request in flight per site on average
+    "RETRY_ENABLED": True,
+    "RETRY_TIMES": 3,
+    "RETRY_HTTP_CODES": [408, 429, 500, 502, 503, 504, 522, 524],  # transient: timeouts, rate limits, overload
+    "FEED_EXPORT_ENCODING": "utf-8",
+    "LOG_LEVEL": "INFO",
+}
+"""Scrapy settings every domain crawler starts from: robots.txt obeyed, one request at a time per site, delays
+and AutoThrottle, retries of transient errors. Set your own USER_AGENT (robots.txt is matched against it)."""
+
+_MAX_KEY_CHARS = 64
+"""A longer key (e.g. a whole text) is kept as its SHA-1, so the persisted state stays small."""
+
+
+def seen_keys(crawler: Crawler | None, state_key: str) -> set[str]:
+    """The set of keys seen, kept in the spider's persisted state (resumable with a job directory) when it has one.
+
+    Call it once the spider exists (from `process_item`), and keep the set: without a job directory, or
+    before the spider starts, it is a new set each call.
+    """
+    state = getattr(getattr(crawler, "spider", None), "state", None)
+    return state.setdefault(state_key, set()) if isinstance(state, dict) else set()
+
+
+class DedupePipeline:
+    """Drop an item whose key was seen before in this crawl or the crawl it resumes; subclass it to name the key.
+
+    The key is the first non-empty field of `key_fields`. Items without any pass unchanged (validate them
+    in an earlier pipeline). A dropped item is reported with `reason`, e.g. "duplicate case: already crawled".
+    """
+
+    key_fields: tuple[str, ...] = ("url",)
+    """Item fields tried in order; the first non-empty one is the item's key."""
+    state_key: str = "seen_keys"
+    """Name of the set of keys in the spider's persisted state."""
+    reason: str = "duplicate item: already crawled"
+    """The DropItem message, counted as the drop reason in the crawl summary."""
+
+    def __init__(self, crawler: Crawler | None = None):
+        self.crawler = crawler
+        self._seen: set[str] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DedupePipeline:
+        """Build the pipeline with the crawler, whose spider carries the persisted state."""
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        """Return the item unless its key was seen, in which case raise DropItem with `reason`."""
+        from itemadapter import ItemAdapter
+        from scrapy.exceptions import DropItem
+
+        adapter = ItemAdapter(item)
+        value = next((adapter.get(name) for name in self.key_fields if adapter.get(name)), None)
+        if value is None:
+            return item
+        key = str(value)
+        if len(key) > _MAX_KEY_CHARS:
+            key = hashlib.sha1(key.encode("utf-8")).hexdigest()
+        if self._seen is None:
+            self._seen = seen_keys(self.crawler, self.state_key)
+        if key in self._seen:
+            raise DropItem(self.reason)
+        self._seen.add(key)
+        return item
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The objects plugins hand to pixiu: a `Domain` (a vertical) and a `ModelSource` (a way to fetch a base model)."""
+"""The objects plugins hand to pixiu: a `Domain` (a vertical), the `Example`s its formatter returns, and a
+`ModelSource` (a way to fetch a base model)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,22 @@ Messages = list[dict[str, str]]
 
 
 @dataclass(frozen=True)
+class Example:
+    """One training and evaluation example: chat messages ending with the gold answer, and what to score against.
+
+    A formatter returns either plain `Messages` or an `Example`; pixiu fills in `where` itself.
+    """
+
+    messages: Messages
+    """Chat messages ending with the gold assistant answer (the text the model is trained to write)."""
+    reference: Any = None
+    """What the domain's metrics compare predictions with (a list of charges, key facts…); None means
+    `parser(gold answer text)`. Must be JSON-serialisable: runs save it in `eval_split.jsonl`."""
+    where: str = ""
+    """`file:line` (JSONL) or `file[index]` (JSON list) of the record, for error messages; set by pixiu."""
+
+
+@dataclass(frozen=True)
 class Domain:
     """A vertical: how to turn its raw records into chat examples and how to score answers.
 
@@ -27,12 +44,15 @@ class Domain:
     """One line shown by `pixiu domain list`."""
     version: str
     """The plugin's version, recorded in every run directory."""
-    formatter: Callable[[dict[str, Any]], Messages]
-    """One raw record -> chat messages ending with the gold assistant answer; raise `BadRecord` if unusable."""
+    formatter: Callable[[dict[str, Any]], Messages | Example]
+    """One raw record -> chat messages ending with the gold assistant answer, or an `Example` that also
+    carries the reference to score against; raise `BadRecord` if the record is unusable."""
     parser: Callable[[str], Any]
-    """Model text (or a gold answer) -> a prediction the metrics understand, e.g. a set of charges."""
+    """Model text (chat tokens already stripped by pixiu) or a gold answer -> what the metrics understand."""
     metrics: Callable[[Sequence[Any], Sequence[Any]], dict[str, float]]
-    """(parsed predictions, parsed references) -> named scores; higher is better unless named otherwise."""
+    """(parsed predictions, references) -> named scores; higher is better unless named otherwise.
+
+    pixiu calls it with two non-empty sequences of equal length and reports the record count itself."""
     default_config: Path | None = None
     """YAML training recipe used when the user gives none (see `pixiu.config`)."""
     sample_data: Path | None = None

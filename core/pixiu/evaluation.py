@@ -1,17 +1,106 @@
-"""`pixiu domain eval` as a library call: pick the records, the base and the adapter, then score them."""
+"""Evaluation: greedy answers on held-out records, parsed by the domain, scored by its metrics against references.
+
+`score_answers` is the scoring step alone; `evaluate` generates the answers of each variant (base, adapter)
+and scores them; `evaluate_domain` is `pixiu domain eval` as a library call.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pixiu.config import formatter_for, load_config
-from pixiu.plugins import get_domain
-from pixiu.records import Example, load_examples
-from pixiu.registry import resolve_adapter
+from pixiu.config import EvalArgs, formatter_for, load_config
+from pixiu.domain import Domain, Example
+from pixiu.errors import PixiuError
+from pixiu.files import write_jsonl
+from pixiu.generate import clean_answer, generate_answers
+from pixiu.records import load_examples
+from pixiu.runs import EVAL_SPLIT_FILE, read_run_file, read_split, split_examples
+
+
+def reference_of(domain: Domain, example: Example) -> Any:
+    """What an example's prediction is scored against: the formatter's reference, else the parsed gold answer."""
+    if example.reference is not None:
+        return example.reference
+    return domain.parser(example.messages[-1]["content"])
+
+
+def score_answers(domain: Domain, answers: Sequence[str], examples: Sequence[Example]) -> dict[str, float]:
+    """Parse model answers (chat tokens stripped) and score them with the domain's metrics against the references.
+
+    Raises:
+        PixiuError: There are no examples, the answers and examples differ in number, or the metrics
+            return something other than a dict of finite numbers.
+    """
+    if not examples:
+        raise PixiuError("no examples to score; give at least one record (check --data and data.eval_records)")
+    if len(answers) != len(examples):
+        raise PixiuError(f"got {len(answers)} answers for {len(examples)} examples; pass one answer per example")
+    predictions = [domain.parser(clean_answer(a)) for a in answers]
+    references = [reference_of(domain, e) for e in examples]
+    scores = domain.metrics(predictions, references)
+    if not isinstance(scores, dict) or not all(is_score(value) for value in scores.values()):
+        raise PixiuError(f"domain {domain.name!r}: metrics must return {{name: finite number}}, got {scores!r}")
+    return {name: float(value) for name, value in scores.items()}
+
+
+def is_score(value: Any) -> bool:
+    """Whether `value` is a finite real number (a bool is not a score)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How many records were scored, and the scores of each variant."""
+
+    records: int
+    scores: dict[str, dict[str, float]]
+
+
+def evaluate(
+    model,
+    tokenizer,
+    domain: Domain,
+    examples: Sequence[Example],
+    args: EvalArgs,
+    *,
+    max_prompt_tokens: int,
+    variants: Sequence[str] = ("base", "adapter"),
+    predictions_path: Path | None = None,
+) -> Evaluation:
+    """Score each variant on `examples`: "base" is the model with any adapter switched off, "adapter" as loaded.
+
+    Returns the record count and `{variant: scores}`; with `predictions_path`, every answer is written there
+    next to its gold answer for inspection.
+    """
+    examples = list(examples)[: args.limit] if args.limit else list(examples)
+    prompts = [e.messages[:-1] for e in examples]
+    answers: dict[str, list[str]] = {}
+    with _progress() as progress:
+        for label in variants:
+            context = _adapter_off(model) if label == "base" else contextlib.nullcontext()
+            task = progress.add_task(f"eval {domain.name} ({label})", total=len(prompts))
+            model.eval()
+            with context:
+                answers[label] = generate_answers(
+                    model,
+                    tokenizer,
+                    prompts,
+                    max_prompt_tokens=max_prompt_tokens,
+                    max_new_tokens=args.max_new_tokens,
+                    batch_size=args.batch_size,
+                    on_batch=lambda n, t=task: progress.advance(t, n),
+                )
+    if predictions_path:
+        _write_predictions(predictions_path, examples, answers)
+    return Evaluation(len(examples), {label: score_answers(domain, texts, examples) for label, texts in answers.items()})
 
 
 def evaluate_domain(
@@ -22,31 +111,41 @@ def evaluate_domain(
     data_path: Path | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """Score the base model, and the adapter when given, on a domain's records; return a JSON-ready report."""
+    """Score the base model, and the adapter when given, on a domain's records; return a JSON-ready report.
+
+    With an adapter made by pixiu, its run's recorded config applies (`pixiu_run.yaml`): prompts are cut
+    at the length it was trained with, and the domain's settings and generation settings are the run's.
+    """
     from pixiu.lora import load_adapter
     from pixiu.models import load_base
-    from pixiu.recipes.evaluate import evaluate
-    from pixiu.recipes.lora_sft import RUN_FILE, split_examples
+    from pixiu.plugins import get_domain
+    from pixiu.registry import resolve_adapter
 
     domain = get_domain(domain_name)
-    config = load_config([domain.default_config] if domain.default_config else [], domain=domain)
     adapter_dir = resolve_adapter(adapter) if adapter else None
-    run_record = _read_run_file(adapter_dir / RUN_FILE) if adapter_dir else {}
+    run_record = read_run_file(adapter_dir) if adapter_dir else {}
+    if run_record.get("config"):  # evaluate as the adapter was trained: prompt length, settings, generation
+        config = load_config(values=run_record["config"], domain=domain)
+    else:
+        config = load_config([domain.default_config] if domain.default_config else [], domain=domain)
     base = base or run_record.get("base_model") or config.base
+    split = adapter_dir / EVAL_SPLIT_FILE if adapter_dir else None
     if data_path:
         examples, source = load_examples(data_path, formatter_for(domain, config)).examples, str(data_path)
-    elif adapter_dir and (adapter_dir / "eval_split.jsonl").is_file():
-        examples, source = _read_split(adapter_dir / "eval_split.jsonl"), str(adapter_dir / "eval_split.jsonl")
-    else:
+    elif split and split.is_file():
+        examples, source = read_split(split), str(split)
+    elif domain.sample_data:
         everything = load_examples(domain.sample_data, formatter_for(domain, config)).examples
         examples = split_examples(everything, config.data.eval_records, config.train.seed)[1]
         source = f"{domain.sample_data} (held-out split)"
+    else:
+        raise PixiuError(f"domain {domain.name!r} ships no sample data; pass --data FILE to evaluate on")
     if limit:
         examples = examples[:limit]
     model, tokenizer = load_base(base)
     if adapter_dir:
         model = load_adapter(model, adapter_dir)
-    scores = evaluate(
+    result = evaluate(
         model, tokenizer, domain, examples, config.eval,
         max_prompt_tokens=config.data.max_seq_len,
         variants=("base", "adapter") if adapter_dir else ("base",),
@@ -56,17 +155,29 @@ def evaluate_domain(
         "base": base,
         "adapter": str(adapter_dir) if adapter_dir else None,
         "data": source,
-        "records": len(examples),
-        "scores": scores,
+        "records": result.records,
+        "scores": result.scores,
     }
 
 
-def _read_run_file(path: Path) -> dict[str, Any]:
-    """A run's `pixiu_run.yaml`, or nothing when the adapter folder was not made by pixiu."""
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _adapter_off(model) -> Any:
+    """A context in which a peft model answers as its bare base model (a no-op for a plain model)."""
+    return model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
 
 
-def _read_split(path: Path) -> list[Example]:
-    """Examples saved by a training run as its held-out split."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Example(row["where"], row["messages"]) for row in rows]
+def _write_predictions(path: Path, examples: Sequence[Example], answers: dict[str, list[str]]) -> None:
+    """One JSON line per example: where it came from, the gold answer, and each variant's answer."""
+    rows = []
+    for i, example in enumerate(examples):
+        row = {"where": example.where, "gold": example.messages[-1]["content"]}
+        row.update({label: texts[i] for label, texts in answers.items()})
+        rows.append(row)
+    write_jsonl(path, rows)
+
+
+def _progress() -> Progress:
+    """A progress display for generation, on stderr so `--json` output stays clean."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )

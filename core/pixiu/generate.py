@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import torch
 
 from pixiu.data import fit_prompt, render
 from pixiu.domain import Messages
+
+END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
+"""Markers after which a chat model's answer is over, even where the tokenizer does not treat them as special."""
+_CHAT_TOKEN = re.compile(r"<\|im_start\|>(?:system|user|assistant)?\s*|<\|[^|<>\s]{1,40}\|>")
+"""Any other chat-template token left in decoded text, such as <|im_start|> with the role it opens."""
+
+
+def clean_answer(text: str) -> str:
+    """The model's answer without chat tokens: cut at the first end-of-turn marker, other `<|…|>` tokens dropped."""
+    for marker in END_OF_TURN:
+        text = text.split(marker, 1)[0]
+    return _CHAT_TOKEN.sub("", text).strip()
 
 
 def stop_token_ids(tokenizer, model) -> list[int]:
@@ -57,7 +70,7 @@ def generate_answers(
             pad_token_id=pad_id,
         )
         for row, i in enumerate(chunk):
-            answers[i] = tokenizer.decode(output[row, width:], skip_special_tokens=True).strip()
+            answers[i] = clean_answer(tokenizer.decode(output[row, width:], skip_special_tokens=True))
         if on_batch:
             on_batch(len(chunk))
     return answers

@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pixiu.domain import Messages
+from pixiu.domain import Example, Messages
 from pixiu.errors import BadRecord, DataError
 
-
-@dataclass(frozen=True)
-class Example:
-    """One formatted record and where it came from."""
-
-    where: str
-    """`file:line` (JSONL) or `file[index]` (JSON list), for error messages."""
-    messages: Messages
+Formatter = Callable[[dict[str, Any]], Messages | Example]
+"""A domain's formatter: one raw record -> chat messages, or an `Example` carrying its own reference."""
 
 
 @dataclass
@@ -69,7 +63,7 @@ def _iter_json_list(path: Path) -> Iterator[tuple[str, str, Any]]:
 
 def load_examples(
     path: Path,
-    formatter: Callable[[dict[str, Any]], Messages],
+    formatter: Formatter,
     *,
     on_bad_record: str = "error",
     rejects_path: Path | None = None,
@@ -80,7 +74,7 @@ def load_examples(
     try:
         for where, raw, record in iter_raw_records(path):
             try:
-                messages = _format_one(record, formatter)
+                example = _format_one(record, formatter)
             except BadRecord as exc:
                 if on_bad_record != "skip":
                     raise DataError(f"{where}: {exc}. Fix the record, or pass --on-bad-record skip.") from exc
@@ -92,7 +86,7 @@ def load_examples(
                 rejects.write(json.dumps({"where": where, "reason": str(exc), "raw": raw}, ensure_ascii=False) + "\n")
                 result.rejected += 1
                 continue
-            result.examples.append(Example(where, messages))
+            result.examples.append(replace(example, where=where))
     finally:
         if rejects is not None:
             rejects.close()
@@ -102,13 +96,25 @@ def load_examples(
     return result
 
 
-def _format_one(record: Any, formatter: Callable[[dict[str, Any]], Messages]) -> Messages:
+def _format_one(record: Any, formatter: Formatter) -> Example:
     """Run the formatter on one decoded record and check it returned well-formed chat messages."""
     if isinstance(record, BadRecord):
         raise record
     if not isinstance(record, dict):
         raise BadRecord(f"expected a JSON object, found {type(record).__name__}")
-    messages = formatter(record)
-    if not messages or messages[-1].get("role") != "assistant":
+    return as_example(formatter(record))
+
+
+def as_example(formatted: Messages | Example) -> Example:
+    """A formatter's output as an `Example`, checked to end with the assistant's answer.
+
+    Raises:
+        BadRecord: The messages are empty, are not role/content dicts, or do not end with an assistant answer.
+    """
+    example = formatted if isinstance(formatted, Example) else Example(messages=formatted)
+    messages = example.messages
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise BadRecord("the formatter must return a non-empty list of chat messages (or a pixiu.Example)")
+    if messages[-1].get("role") != "assistant" or not isinstance(messages[-1].get("content"), str):
         raise BadRecord("the formatter must return chat messages ending with the assistant's answer")
-    return messages
+    return example

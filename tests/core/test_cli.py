@@ -128,3 +128,21 @@ def test_train_set_under_a_value_is_a_clear_error(toy_plugin, captured_run):
     result = invoke("domain", "train", "toy", "--set", "lora.r.x=1", "--set", "lora.target_modules=[1]")
     assert result.exit_code != 0 and not captured_run
     assert "lora.r is a value" in result.output and "lora.target_modules.0" in result.output
+
+
+def test_eval_uses_the_adapters_recorded_config(toy_plugin, tiny_model_dir, tmp_path, monkeypatch):
+    import pixiu.evaluation
+
+    data = toy_domain.write_toy_data(tmp_path / "toy.jsonl", 20)
+    trained = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
+                     "--output", str(tmp_path / "run"), *TINY_TRAIN, "--set", "eval.batch_size=3")
+    assert trained.exit_code == 0, trained.output
+    seen = {}
+
+    def spy(model, tokenizer, domain, examples, args, *, max_prompt_tokens, variants, predictions_path=None):
+        seen.update(max_prompt_tokens=max_prompt_tokens, max_new_tokens=args.max_new_tokens, batch=args.batch_size)
+        return pixiu.evaluation.Evaluation(len(examples), {v: {} for v in variants})
+
+    monkeypatch.setattr(pixiu.evaluation, "evaluate", spy)
+    pixiu.evaluation.evaluate_domain("toy", adapter="toy")
+    assert seen == {"max_prompt_tokens": 128, "max_new_tokens": 4, "batch": 3}  # as trained, not the defaults

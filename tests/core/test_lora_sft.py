@@ -12,8 +12,11 @@ from safetensors.torch import load_file
 
 from pixiu.config import load_config
 from pixiu.errors import PixiuError
+from pixiu.evaluation import score_answers
+from pixiu.files import read_jsonl
 from pixiu.recipes.lora_sft import run
 from pixiu.registry import list_adapters
+from pixiu.runs import read_split
 from toy_domain import TOY, write_toy_data
 
 CHILD = Path(__file__).with_name("train_child.py")
@@ -37,8 +40,12 @@ def test_run_dir_explains_itself(tiny_model_dir, tmp_path):
     assert record["status"] == "finished" and record["domain"] == "toy" and record["plugin_version"] == "0.0.1"
     assert record["base_model"] == str(tiny_model_dir) and "{%" in record["prompt_template"]
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics) == {"train", "base", "adapter"} and metrics["adapter"]["n"] == 4
+    assert set(metrics) == {"train", "records", "base", "adapter"} and metrics["records"] == 4
     assert summary.metrics == metrics
+    held_out = read_split(run_dir / "eval_split.jsonl")
+    assert [e.reference for e in held_out] == [e.messages[-1]["content"] for e in held_out]
+    answers = [row["adapter"] for row in read_jsonl(run_dir / "predictions.jsonl")]
+    assert score_answers(TOY, answers, held_out) == metrics["adapter"]  # reproducible from the run folder
     assert (run_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert list_adapters()[0].path == str(run_dir.resolve())
 

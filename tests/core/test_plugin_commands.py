@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 from click.testing import CliRunner
 
+import pixiu
 from pixiu.cli import cli
 
 
@@ -27,6 +31,17 @@ def test_new_scaffolds_an_installable_package(tmp_path: Path) -> None:
                  "pixiu_finance/spiders/faq.py", "tests/test_domain.py", "tests/test_spider.py"):
         assert (package / part).is_file(), part
     assert "pixiu plugins install" in result.output and "pixiu domain train finance" in result.output
+
+
+def test_the_scaffolds_own_tests_pass_check_domain_included(tmp_path: Path) -> None:
+    assert invoke("plugins", "new", "finance", "--dir", str(tmp_path)).exit_code == 0
+    package = tmp_path / "pixiu-finance"
+    core = str(Path(pixiu.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package), core])}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests"], cwd=package, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "check_domain" in (package / "tests" / "test_domain.py").read_text(encoding="utf-8")
 
 
 def test_new_refuses_bad_names_and_existing_folders(tmp_path: Path) -> None:

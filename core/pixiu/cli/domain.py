@@ -85,7 +85,10 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
             f"interrupted; the newest checkpoint is kept. Continue with:\n"
             f"  pixiu domain train {domain.name} --resume --output {run_dir}"
         ) from None
-    _print_scores(summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics.get('adapter', {}).get('n', 0):.0f} held-out records")
+    if summary.metrics.get("records"):
+        _print_scores(summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics['records']} held-out records")
+    else:
+        click.echo("no records were held out, so nothing was evaluated (raise data.eval_records to evaluate)")
     click.echo(f"adapter saved in {summary.run_dir} and registered as {domain.name!r}")
 
 

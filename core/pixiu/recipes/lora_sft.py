@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +23,16 @@ from pixiu.config import RunConfig, formatter_for, to_dict
 from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, tokenize_example
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
+from pixiu.evaluation import evaluate
+from pixiu.files import atomic_write_json, atomic_write_text
 from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
-from pixiu.recipes.evaluate import evaluate
-from pixiu.records import Example, load_examples
+from pixiu.records import load_examples
 from pixiu.registry import register_adapter
-
-RUN_FILE = "pixiu_run.yaml"
-LOG_FILE = "train_log.jsonl"
+from pixiu.runs import EVAL_SPLIT_FILE, LOG_FILE, METRICS_FILE, PREDICTIONS_FILE, RUN_FILE, split_examples, write_split
 
 
 @dataclass
@@ -78,7 +76,7 @@ def run(
         train_examples = train_examples[: config.data.max_records]
     if not train_examples:
         raise PixiuError(f"{data_path}: every record was held out for evaluation; lower data.eval_records")
-    _write_split(run_dir / "eval_split.jsonl", eval_examples)
+    write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
 
     # --- model --------------------------------------------------------------------------------------------
     console.print(f"loading base model [bold]{config.base}[/]")
@@ -147,23 +145,15 @@ def run(
                                "tokens_per_second": round(speed, 1), "examples": len(tokenized),
                                "rejected_records": loaded.rejected}}
     if eval_examples:
-        metrics.update(
-            evaluate(model, tokenizer, domain, eval_examples, config.eval,
-                     max_prompt_tokens=config.data.max_seq_len, predictions_path=run_dir / "predictions.jsonl")
-        )
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+        result = evaluate(model, tokenizer, domain, eval_examples, config.eval,
+                          max_prompt_tokens=config.data.max_seq_len, predictions_path=run_dir / PREDICTIONS_FILE)
+        metrics.update(records=result.records, **result.scores)
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
     _write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
 
     # --- register -----------------------------------------------------------------------------------------
     register_adapter(domain.name, domain.name, run_dir, config.base, metrics)
     return RunSummary(run_dir, config.train.max_steps, speed, metrics)
-
-
-def split_examples(examples: list[Example], eval_records: int, seed: int) -> tuple[list[Example], list[Example]]:
-    """Hold out `eval_records` examples chosen by `seed`; the rest, in file order, are for training."""
-    held = set(random.Random(seed).sample(range(len(examples)), min(eval_records, len(examples) // 2)))
-    train = [e for i, e in enumerate(examples) if i not in held]
-    return train, [e for i, e in enumerate(examples) if i in held]
 
 
 def _schedule(warmup: int, total: int):
@@ -183,7 +173,7 @@ def _open_log(path: Path, keep_through: int):
     if path.exists():
         rows = [line for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line)["step"] <= keep_through]
-        path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+        atomic_write_text(path, "".join(row + "\n" for row in rows))
     return path.open("a", encoding="utf-8")
 
 
@@ -191,13 +181,6 @@ def _last_loss(path: Path) -> float | None:
     """The loss of the last logged step."""
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return round(json.loads(lines[-1])["loss"], 4) if lines else None
-
-
-def _write_split(path: Path, examples: list[Example]) -> None:
-    """Save the held-out examples so the evaluation can be reproduced from the run directory alone."""
-    with path.open("w", encoding="utf-8") as handle:
-        for example in examples:
-            handle.write(json.dumps({"where": example.where, "messages": example.messages}, ensure_ascii=False) + "\n")
 
 
 def _write_run_file(run_dir: Path, domain: Domain, config: RunConfig, data_path: Path, tokenizer, status: str) -> None:
@@ -212,6 +195,4 @@ def _write_run_file(run_dir: Path, domain: Domain, config: RunConfig, data_path:
         "prompt_template": tokenizer.chat_template or DEFAULT_CHAT_TEMPLATE,
         "config": to_dict(config),
     }
-    tmp = run_dir / f".{RUN_FILE}.tmp"
-    tmp.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, run_dir / RUN_FILE)
+    atomic_write_text(run_dir / RUN_FILE, yaml.safe_dump(record, allow_unicode=True, sort_keys=False))

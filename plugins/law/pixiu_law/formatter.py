@@ -1,11 +1,11 @@
-"""Raw law records (CAIL2018 JSONL, LawBench JSON, crawled cases) -> chat messages for charge prediction."""
+"""Raw law records (CAIL2018 JSONL, LawBench JSON, crawled cases) -> examples for charge prediction."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from pixiu import BadRecord
+from pixiu import BadRecord, Example
 
 from pixiu_law.charges import normalize_charge
 
@@ -26,8 +26,8 @@ _LAWBENCH_SPLIT = re.compile(r"[;；]")
 _SENTENCE_END = "。；;！？"
 
 
-def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
-    """Turn one law record into system, user and gold assistant messages.
+def format_record(record: dict[str, Any]) -> Example:
+    """Turn one law record into system, user and gold assistant messages, with the record's charges as reference.
 
     Accepted shapes: CAIL2018 (`fact`, `meta.accusation` list; crawled cases use the same) and
     LawBench (`question` "事实:…", `answer` "罪名:A;B"). The answer is `罪名：A；B` with charges
@@ -37,7 +37,7 @@ def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
         record: One raw record.
 
     Returns:
-        Three chat messages; the last is the gold answer.
+        Three chat messages (the last is the gold answer) and the reference: the record's charges, a sorted list.
 
     Raises:
         BadRecord: The record has no usable facts or charges, or is of an unknown shape.
@@ -54,11 +54,13 @@ def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
             f"fields `question` (\"事实:…\") and `answer` (\"罪名:…\"); found keys {sorted(record)}"
         )
     fact = _clean_fact(fact)
-    return [
+    charges = sorted(set(charges))
+    messages = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": f"{fact}\n{QUESTION}"},
-        {"role": "assistant", "content": ANSWER_PREFIX + ANSWER_SEPARATOR.join(sorted(set(charges)))},
+        {"role": "assistant", "content": ANSWER_PREFIX + ANSWER_SEPARATOR.join(charges)},
     ]
+    return Example(messages, reference=charges)
 
 
 def _read_cail(record: dict[str, Any]) -> tuple[str, list[str]]:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from itemadapter import ItemAdapter
+from pixiu.crawl import DedupePipeline
 from scrapy.exceptions import DropItem
-
-if TYPE_CHECKING:
-    from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
 
@@ -36,35 +33,9 @@ class ValidateCasePipeline:
         return item
 
 
-class DedupeCasePipeline:
-    """Drop a case seen before, by guiding-case number or else by its facts.
+class DedupeCasePipeline(DedupePipeline):
+    """Drop a case seen before, by guiding-case number or else by its facts (kept across resumed crawls)."""
 
-    With a job directory (resumable crawls) the keys seen are kept in the spider's persisted state,
-    so a resumed crawl does not write a case twice.
-    """
-
-    def __init__(self, crawler: Crawler | None = None):
-        self.crawler = crawler
-        self._seen: set[str] | None = None
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> DedupeCasePipeline:
-        """Build the pipeline with the crawler, whose spider carries the persisted state."""
-        return cls(crawler)
-
-    def process_item(self, item: Any) -> Any:
-        """Return the item unless its key was seen, in which case raise DropItem."""
-        adapter = ItemAdapter(item)
-        key = adapter.get("case_number") or hashlib.sha1(adapter.get("fact", "").encode("utf-8")).hexdigest()
-        seen = self._seen_keys()
-        if key in seen:
-            raise DropItem("duplicate case: already crawled")
-        seen.add(key)
-        return item
-
-    def _seen_keys(self) -> set[str]:
-        """Return the keys seen, kept in the spider's persisted state once that exists (from spider start)."""
-        if self._seen is None:
-            state = getattr(getattr(self.crawler, "spider", None), "state", None)
-            self._seen = state.setdefault("seen_case_keys", set()) if isinstance(state, dict) else set()
-        return self._seen
+    key_fields = ("case_number", "fact")
+    state_key = "seen_case_keys"
+    reason = "duplicate case: already crawled"

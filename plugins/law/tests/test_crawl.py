@@ -51,7 +51,7 @@ def test_crawl_law_fixtures_then_resume(site: str, tmp_path: Path) -> None:
     ]
     assert all(r["url"].startswith(site.rsplit("/", 1)[0]) and r["title"] and r["fact"] for r in rows)
     for row in rows:
-        assert format_record(row)[-1]["content"] == "罪名：" + "；".join(row["meta"]["accusation"])
+        assert format_record(row).messages[-1]["content"] == "罪名：" + "；".join(row["meta"]["accusation"])
 
     again = crawl(output, site, tmp_path / "job")  # same job folder: pages already seen are skipped
     assert again["scraped"] == 0 and again["errors"] == []

@@ -18,7 +18,7 @@ CAIL = {
 
 
 def test_cail_record() -> None:
-    messages = format_record(CAIL)
+    messages = format_record(CAIL).messages
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
     assert messages[0]["content"] == SYSTEM_PROMPT
     assert messages[1]["content"] == (
@@ -29,7 +29,7 @@ def test_cail_record() -> None:
 
 def test_charges_are_normalised_deduplicated_and_sorted() -> None:
     record = {"fact": "被告人某甲多次作案。", "meta": {"accusation": ["盗窃罪", "[窝藏、包庇]", "盗窃", "抢劫"]}}
-    answer = format_record(record)[-1]["content"]
+    answer = format_record(record).messages[-1]["content"]
     assert answer == "罪名：" + "；".join(sorted(["盗窃", "窝藏、包庇", "抢劫"]))
     assert parse_charges(answer) == {"盗窃", "窝藏、包庇", "抢劫"}
 
@@ -42,37 +42,37 @@ def test_lawbench_record(colon: str, separator: str) -> None:
         "question": f"事实{colon}公诉机关指控：被告人王某持刀抢走李某手机一部，后又在网吧窃取他人钱包。",
         "answer": f"罪名{colon}抢劫{separator}盗窃",
     }
-    messages = format_record(record)
+    messages = format_record(record).messages
     assert messages[1]["content"] == "被告人王某持刀抢走李某手机一部，后又在网吧窃取他人钱包。\n" + QUESTION
     assert parse_charges(messages[2]["content"]) == {"抢劫", "盗窃"}
 
 
 def test_crawled_item_shape() -> None:
     item = {"fact": "被告人钱某秘密取走同事手机并转走八千元。", "meta": {"accusation": ["盗窃"]}, "url": "u"}
-    assert format_record(item)[-1]["content"] == "罪名：盗窃"
+    assert format_record(item).messages[-1]["content"] == "罪名：盗窃"
 
 
 def test_facts_that_are_only_the_opening_words_are_kept() -> None:
     # Two real CAIL2018 records are like this: useless, but not malformed.
     record = {"fact": "常德市鼎城区人民检察院指控：", "meta": {"accusation": ["滥用职权"]}}
-    assert format_record(record)[1]["content"] == "常德市鼎城区人民检察院指控：\n" + QUESTION
+    assert format_record(record).messages[1]["content"] == "常德市鼎城区人民检察院指控：\n" + QUESTION
 
 
 def test_whitespace_is_collapsed() -> None:
     record = {"fact": "  被告人某甲\n\n于2015年\u3000盗窃。 ", "meta": {"accusation": ["盗窃"]}}
-    assert format_record(record)[1]["content"].split("\n")[0] == "被告人某甲 于2015年 盗窃。"
+    assert format_record(record).messages[1]["content"].split("\n")[0] == "被告人某甲 于2015年 盗窃。"
 
 
 def test_long_facts_are_cut_on_a_sentence() -> None:
     sentence = "被告人某甲于某日在某地窃取他人财物。"  # 18 characters
     record = {"fact": sentence * 60, "meta": {"accusation": ["盗窃"]}}
-    fact = format_record(record)[1]["content"].split("\n")[0]
+    fact = format_record(record).messages[1]["content"].split("\n")[0]
     assert len(fact) <= MAX_FACT_CHARS and fact.endswith("。") and len(fact) > MAX_FACT_CHARS // 2
 
 
 def test_long_facts_without_sentences_are_cut_with_ellipsis() -> None:
     record = {"fact": "甲" * 1000, "meta": {"accusation": ["盗窃"]}}
-    fact = format_record(record)[1]["content"].split("\n")[0]
+    fact = format_record(record).messages[1]["content"].split("\n")[0]
     assert fact == "甲" * MAX_FACT_CHARS + "…"
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import itertools
-import json
-
 import pluggy
 from pixiu import Domain, hookspecs
+from pixiu.testing import check_domain
 
 import pixiu_law
 from pixiu_law import plugin
@@ -31,17 +28,6 @@ def test_registers_the_law_domain() -> None:
     assert domain.default_config.parent.name == "configs"
 
 
-def test_spiders_import() -> None:
+def test_keeps_the_domain_contract_and_gold_answers_parse_to_the_records_charges() -> None:
     (domain,) = registered()
-    for path in domain.spiders:
-        module, _, name = path.partition(":")
-        assert getattr(importlib.import_module(module), name).name
-
-
-def test_formatter_parser_and_metrics_agree_on_sample_data() -> None:
-    (domain,) = registered()
-    with domain.sample_data.open(encoding="utf-8") as f:
-        records = [json.loads(line) for line in itertools.islice(f, 20)]
-    answers = [domain.parser(domain.formatter(r)[-1]["content"]) for r in records]
-    refs = [set(r["meta"]["accusation"]) for r in records]
-    assert domain.metrics(answers, refs)["accuracy"] == 100.0
+    assert check_domain(domain)["accuracy"] == 100.0

@@ -15,6 +15,6 @@ from ._data import read_jsonl_or_skip
 def test_every_cail_record_formats_and_round_trips(name: str) -> None:
     records = read_jsonl_or_skip(name)
     for line, record in enumerate(records, start=1):
-        messages = format_record(record)
+        messages = format_record(record).messages
         gold = {normalize_charge(charge) for charge in record["meta"]["accusation"]}
         assert parse_charges(messages[-1]["content"]) == gold, f"{name} line {line}"

@@ -43,5 +43,5 @@ def test_records_are_well_formed() -> None:
     lengths = sorted(len(r["fact"]) for r in records)
     assert lengths[0] >= 30 and lengths[len(lengths) // 2] <= 120 and lengths[-1] <= 160
     for record in records:
-        answer = format_record(record)[-1]["content"]
+        answer = format_record(record).messages[-1]["content"]
         assert parse_charges(answer) == set(record["meta"]["accusation"])

@@ -43,7 +43,7 @@ def kg_build(raw: tuple[Path, ...], kg: Path) -> None:
     Example:
       pixiu medical kg build data/medical/raw.jsonl more.jsonl kg.jsonl
     """
-    from pixiu_medical.jsonl import write_jsonl
+    from pixiu.files import write_jsonl
     from pixiu_medical.kg import build_kg, kg_stats
 
     triples, unusable = build_kg(raw)
@@ -95,12 +95,12 @@ def instructions(
     """Write instruction records (instruction/input/output, Huatuo's format) generated from the graph KG.
 
     Answers come from templates that list the facts; with a teacher, a model behind an OpenAI-compatible
-    endpoint rewrites each answer fluently from the same facts, and the facts follow on a `要点：` line.
+    endpoint rewrites each answer fluently from the same facts (kept in `facts` for knowledge recall).
     Every teacher answer is cached as it arrives: an interrupted run loses nothing, and running again
     makes no repeated calls.
     """
     from pixiu_medical.instructions import generate_instructions
-    from pixiu_medical.jsonl import write_jsonl
+    from pixiu.files import write_jsonl
     from pixiu_medical.kg import read_kg
     from pixiu.teacher import TeacherCache
 
@@ -132,7 +132,7 @@ def csv_to_jsonl(csv_path: Path, output: Path) -> None:
       pixiu domain train medical --data neike.jsonl
     """
     from pixiu_medical.dialogue import read_dialogue_csv
-    from pixiu_medical.jsonl import write_jsonl
+    from pixiu.files import write_jsonl
 
     rows = list(read_dialogue_csv(csv_path))
     write_jsonl(output, rows)

@@ -1,10 +1,18 @@
-"""Raw medical records (Huatuo instructions, KG-generated instructions, doctor–patient dialogues) -> chat messages."""
+"""Raw medical records (Huatuo instructions, KG-generated instructions, doctor–patient dialogues) -> examples.
+
+Each example carries its reference: the gold answer's text and, for a record built from the knowledge graph,
+the facts the answer states (its `facts` triples), which knowledge recall checks. The answer the model
+learns is the plain answer; no fact list is appended to it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pixiu import BadRecord
+from pixiu import BadRecord, Example
+
+from pixiu_medical.kg import RELATIONS, TEXT_TYPE
+from pixiu_medical.parser import parse_answer
 
 SYSTEM_PROMPT = "你是医学知识助手，回答准确简洁，必要时建议就医。"
 
@@ -14,8 +22,8 @@ _EMPTY_ASKS = frozenset({"无", "无。", "同上", "如题", "如题。"})
 _CRAWLED_FIELDS = frozenset({"symptoms", "causes", "drugs", "departments"})
 
 
-def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
-    """Turn one medical record into system, user and gold assistant messages.
+def format_record(record: dict[str, Any]) -> Example:
+    """Turn one medical record into system, user and gold assistant messages, with the reference to score against.
 
     Accepted shapes:
 
@@ -29,11 +37,13 @@ def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
         record: One raw record.
 
     Returns:
-        Three chat messages; the last is the gold answer.
+        Three chat messages (the last is the gold answer) and the reference `{"text": answer, "facts":
+        terms or None}`; `facts` is None when the record has no structured facts (they are then read from
+        the answer text when scoring, see `pixiu_medical.parser.answer_facts`).
 
     Raises:
-        BadRecord: A field is missing or empty, or the record has none of the shapes above (a crawled
-            disease page gets a hint to build instructions from it first).
+        BadRecord: A field is missing or empty, `facts` is malformed, or the record has none of the shapes
+            above (a crawled disease page gets a hint to build instructions from it first).
     """
     if not isinstance(record, dict):
         raise BadRecord(f"expected a JSON object per record, found {type(record).__name__}")
@@ -59,11 +69,36 @@ def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
             "unknown record format: expected Huatuo fields `instruction`/`input`/`output`, or dialogue fields "
             f"`department`/`title`/`ask`/`answer`; found keys {sorted(record)}"
         )
-    return [
+    messages = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": question},
         {"role": "assistant", "content": answer},
     ]
+    return Example(messages, reference={"text": parse_answer(answer), "facts": stated_facts(record) or None})
+
+
+def stated_facts(record: dict[str, Any]) -> list[str]:
+    """The fact terms a record's answer states: the diseases of a reverse question, else the non-text tails.
+
+    Raises:
+        BadRecord: `facts` is not a list of [head, relation, tail] strings with a known relation.
+    """
+    facts = record.get("facts", [])
+    if not isinstance(facts, list) or not all(_is_triple(fact) for fact in facts):
+        raise BadRecord(
+            f"field `facts` must be a list of [head, relation, tail] strings, relation one of {', '.join(RELATIONS)}"
+        )
+    if record.get("kind") == "reverse":
+        terms = [head for head, _, _ in facts]
+    else:
+        terms = [tail for _, relation, tail in facts if RELATIONS[relation][2] != TEXT_TYPE]
+    return list(dict.fromkeys(terms))
+
+
+def _is_triple(fact: Any) -> bool:
+    """Whether `fact` is [head, relation, tail] strings with a known relation."""
+    return (isinstance(fact, list | tuple) and len(fact) == 3 and all(isinstance(part, str) for part in fact)
+            and fact[1] in RELATIONS)
 
 
 def _text(record: dict[str, Any], field: str, hint: str = "") -> str:

@@ -1,10 +1,10 @@
-"""Model text (or a gold answer) -> the answer's clean text and the medical facts it states.
+"""Model text (or a gold answer) -> the answer's clean text; a gold answer without structured facts -> its facts.
 
-Gold answers generated from the knowledge graph list their facts after a full-width colon, joined by 、
-("感冒的常见症状有：发热、咳嗽。"); those items are the facts knowledge recall checks. A teacher-written
-answer ends with a key-point line (`要点：发热、咳嗽。`), which then is the only list read, so colons in the
-teacher's prose add nothing. A free-text answer without any list (Huatuo's own data, doctor replies) is
-represented by its key terms instead: the top jieba TF-IDF nouns, generic words of medical prose left out.
+The reference of a record built from the knowledge graph carries its facts (see `pixiu_medical.formatter`).
+For other gold answers the facts are read from the text: answers listing facts after a full-width colon
+("感冒的常见症状有：发热、咳嗽。") give those items; a free-text answer without any list (Huatuo's own data,
+doctor replies) is represented by its key terms: the top jieba TF-IDF nouns, generic words of medical prose
+left out.
 """
 
 from __future__ import annotations
@@ -12,19 +12,12 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass
 
 from pixiu_medical.kg import normalize_term
-from pixiu_medical.safety import DISCLAIMER
 
-KEY_POINTS = "要点："
-"""Opens the line listing the facts of a teacher-written answer."""
-_KEY_POINTS = re.compile(r"要点[：:]\s*([^。；;：:！？!?\n]+)")
 _LIST = re.compile(r"[：:]\s*([^。；;：:！？!?\n]+)")
 """The text after a colon up to the end of its clause: a list of facts."""
 _ITEM_SEPARATOR = re.compile(r"[、，,]")
-_SPECIAL = re.compile(r"<\|[^|>]*\|>")
-"""Chat-template tokens such as <|im_end|> that generation may leave in the text."""
 MAX_FACT_CHARS = 20
 """A longer list item is prose, not a fact term."""
 KEY_TERMS = 5
@@ -38,35 +31,23 @@ _GENERIC = frozenset(
 """Words too general to count as a fact of a free-text answer."""
 
 
-@dataclass(frozen=True)
-class MedicalAnswer:
-    """What the metrics compare: the answer text and the fact terms it states."""
+def parse_answer(text: str) -> str:
+    """The answer as the metrics compare it: whitespace collapsed ("" for empty text).
 
-    text: str
-    """The answer with template tokens and the serving disclaimer removed, whitespace collapsed."""
-    facts: tuple[str, ...]
-    """Fact terms: items of the key-point line or else of the colon lists, else key terms; distinct, in order."""
-
-
-def parse_answer(text: str) -> MedicalAnswer:
-    """Parse model output or a gold answer into its clean text and fact terms.
-
-    Args:
-        text: Model output or a gold answer.
-
-    Returns:
-        The clean text and its facts; empty text gives no facts.
+    pixiu hands the parser model text with chat tokens stripped and never rewritten by `process_response`,
+    so there is no template token or serving disclaimer to remove.
     """
-    clean = _SPECIAL.sub(" ", text or "").replace(DISCLAIMER, "")
-    clean = " ".join(clean.split())
-    facts = list_facts(clean) or key_terms(clean)
-    return MedicalAnswer(clean, tuple(dict.fromkeys(facts)))
+    return " ".join((text or "").split())
+
+
+def answer_facts(text: str) -> list[str]:
+    """The fact terms a gold answer states: the items of its colon lists, else its key terms; distinct, in order."""
+    return list(dict.fromkeys(list_facts(text) or key_terms(text)))
 
 
 def list_facts(text: str) -> list[str]:
-    """The items of the key-point line, else of every colon list, as terms ("症状有：发热、咳嗽。" -> 发热, 咳嗽)."""
-    segments = _KEY_POINTS.findall(text) or _LIST.findall(text)
-    items = (normalize_term(item) for segment in segments for item in _ITEM_SEPARATOR.split(segment))
+    """The items of every colon list, as terms ("症状有：发热、咳嗽。" -> 发热, 咳嗽)."""
+    items = (normalize_term(item) for segment in _LIST.findall(text) for item in _ITEM_SEPARATOR.split(segment))
     return [item for item in items if 0 < len(item) <= MAX_FACT_CHARS]
 
 

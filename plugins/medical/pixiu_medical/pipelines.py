@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from itemadapter import ItemAdapter
+from pixiu.crawl import DedupePipeline
+from pixiu.files import write_jsonl
 from scrapy.exceptions import DropItem
 
-from pixiu_medical.jsonl import write_jsonl
 from pixiu_medical.kg import RELATIONS, kg_stats, merge_triples, read_kg, triples_from_disease
 
 if TYPE_CHECKING:
@@ -37,39 +38,15 @@ class ValidateDiseasePipeline:
         return item
 
 
-class DedupeDiseasePipeline:
-    """Drop a disease whose id (or, without one, URL) was seen before.
+class DedupeDiseasePipeline(DedupePipeline):
+    """Drop a disease whose id (or, without one, URL) was seen before, across resumed crawls too.
 
-    With a job directory (resumable crawls) the keys seen are kept in the spider's persisted state, so a
-    resumed crawl does not write a disease twice. Diseases with the same name under different ids are
-    kept: the knowledge graph merges their facts.
+    Diseases with the same name under different ids are kept: the knowledge graph merges their facts.
     """
 
-    def __init__(self, crawler: Crawler | None = None):
-        self.crawler = crawler
-        self._seen: set[str] | None = None
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> DedupeDiseasePipeline:
-        """Build the pipeline with the crawler, whose spider carries the persisted state."""
-        return cls(crawler)
-
-    def process_item(self, item: Any) -> Any:
-        """Return the item unless its key was seen, in which case raise DropItem."""
-        adapter = ItemAdapter(item)
-        key = adapter.get("disease_id") or adapter.get("url")
-        seen = self._seen_keys()
-        if key in seen:
-            raise DropItem("duplicate disease: already crawled")
-        seen.add(key)
-        return item
-
-    def _seen_keys(self) -> set[str]:
-        """Return the keys seen, kept in the spider's persisted state once that exists (from spider start)."""
-        if self._seen is None:
-            state = getattr(getattr(self.crawler, "spider", None), "state", None)
-            self._seen = state.setdefault("seen_disease_keys", set()) if isinstance(state, dict) else set()
-        return self._seen
+    key_fields = ("disease_id", "url")
+    state_key = "seen_disease_keys"
+    reason = "duplicate disease: already crawled"
 
 
 class KnowledgeGraphPipeline:

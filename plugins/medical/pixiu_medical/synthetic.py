@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pixiu.files import to_jsonl
+
 from pixiu_medical.instructions import generate_instructions
-from pixiu_medical.jsonl import to_jsonl
 from pixiu_medical.kg import merge_triples, triples_from_disease
 
 DEFAULT_SEED = 0

@@ -12,8 +12,7 @@ from typing import Any
 from pixiu import PixiuError
 from pixiu.teacher import Teacher, TeacherCache
 
-from pixiu_medical.kg import RELATIONS, TEXT_TYPE
-from pixiu_medical.parser import KEY_POINTS
+from pixiu_medical.kg import RELATIONS
 from pixiu_medical.safety import unsafe_dose
 
 SYSTEM_PROMPT = (
@@ -42,10 +41,11 @@ def teacher_prompt(record: dict[str, Any]) -> str:
 
 
 def with_teacher_answers(records: Iterable[dict[str, Any]], teacher: Teacher) -> list[dict[str, Any]]:
-    """Replace each record's template answer by the teacher's, followed by a line listing its facts.
+    """Replace each record's template answer by the teacher's.
 
-    The key-point line (`要点：A、B。`) keeps the facts in the gold answer, where the parser finds them for
-    knowledge recall. An answer that states a dose without advising a doctor gets `DOSE_ADVICE` added.
+    The record keeps its `facts`, from which the formatter builds the reference knowledge recall checks,
+    so the answer needs no list of them. An answer that states a dose without advising a doctor gets
+    `DOSE_ADVICE` added.
 
     Returns:
         The records with `output` replaced and `answer_source` set to "teacher".
@@ -60,16 +60,6 @@ def with_teacher_answers(records: Iterable[dict[str, Any]], teacher: Teacher) ->
             raise PixiuError(f"teacher {teacher.url} answered an empty message; try another --teacher-model")
         if unsafe_dose(answer):
             answer += DOSE_ADVICE
-        terms = list(dict.fromkeys(_stated_terms(record)))
-        output = f"{answer}\n{KEY_POINTS}{'、'.join(terms)}。" if terms else answer
-        rewritten.append({**record, "output": output, "answer_source": "teacher"})
+        rewritten.append({**record, "output": answer, "answer_source": "teacher"})
     return rewritten
-
-
-def _stated_terms(record: dict[str, Any]) -> list[str]:
-    """The fact terms a record's answer states: the diseases of a reverse question, else the non-text tails."""
-    facts = record.get("facts", [])
-    if record.get("kind") == "reverse":
-        return [head for head, _, _ in facts]
-    return [tail for _, relation, tail in facts if RELATIONS[relation][2] != TEXT_TYPE]
 

@@ -21,7 +21,7 @@ HUATUO = {
 
 
 def test_huatuo_record() -> None:
-    assert format_record(HUATUO) == [
+    assert format_record(HUATUO).messages == [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": HUATUO["instruction"]},
         {"role": "assistant", "content": HUATUO["output"]},
@@ -30,21 +30,34 @@ def test_huatuo_record() -> None:
 
 def test_input_follows_the_instruction_and_whitespace_is_tidied() -> None:
     record = {"instruction": "请回答：", "input": "  感冒吃什么药？\r\n", "output": "  具体用药请遵医嘱。\u3000\n\n"}
-    messages = format_record(record)
+    messages = format_record(record).messages
     assert messages[1]["content"] == "请回答：\n感冒吃什么药？" and messages[2]["content"] == "具体用药请遵医嘱。"
 
 
 def test_kg_instruction_record_keeps_its_answer() -> None:
     record = {"instruction": "感冒有哪些症状？", "input": "", "output": "感冒常见症状有：发热、鼻塞。",
               "entity": "感冒", "kind": "single", "facts": [["感冒", "symptom", "发热"]], "synthetic": True}
-    assert [m["content"] for m in format_record(record)[1:]] == ["感冒有哪些症状？", "感冒常见症状有：发热、鼻塞。"]
+    assert [m["content"] for m in format_record(record).messages[1:]] == ["感冒有哪些症状？", "感冒常见症状有：发热、鼻塞。"]
+
+
+def test_the_reference_carries_the_records_facts_not_a_line_in_the_answer() -> None:
+    record = {"instruction": "感冒有哪些症状？", "output": "发热和鼻塞都常见。", "kind": "single",
+              "facts": [["感冒", "symptom", "发热"], ["感冒", "symptom", "鼻塞"], ["感冒", "overview", "常见病。"]]}
+    example = format_record(record)
+    assert example.reference == {"text": "发热和鼻塞都常见。", "facts": ["发热", "鼻塞"]}
+    assert example.messages[-1]["content"] == "发热和鼻塞都常见。"
+    reverse = {**record, "kind": "reverse", "facts": [["感冒", "symptom", "发热"], ["流感", "symptom", "发热"]]}
+    assert format_record(reverse).reference["facts"] == ["感冒", "流感"]
+    assert format_record(HUATUO).reference == {"text": HUATUO["output"], "facts": None}  # read from the text
+    with pytest.raises(BadRecord, match="`facts` must be a list of"):
+        format_record({**record, "facts": [["感冒", "smell", "发热"]]})
 
 
 def test_dialogue_rows_use_ask_else_title() -> None:
     row = {"department": "心血管科", "title": "高血压能吃党参吗？", "ask": "我有高血压，可以喝党参泡水吗？", "answer": "可以适量。"}
-    assert [m["content"] for m in format_record(row)[1:]] == ["我有高血压，可以喝党参泡水吗？", "可以适量。"]
+    assert [m["content"] for m in format_record(row).messages[1:]] == ["我有高血压，可以喝党参泡水吗？", "可以适量。"]
     for ask in ("", "无", "  "):
-        assert format_record({**row, "ask": ask})[1]["content"] == "高血压能吃党参吗？"
+        assert format_record({**row, "ask": ask}).messages[1]["content"] == "高血压能吃党参吗？"
 
 
 @pytest.mark.parametrize(
@@ -78,7 +91,7 @@ def test_dialogue_csv_in_either_encoding(tmp_path: Path, encoding: str) -> None:
         {"department": "消化科", "title": "胃痛怎么办？", "ask": "吃完饭胃痛，\n怎么办？", "answer": "建议就医。"},
         {"department": "内科", "title": "头晕", "ask": "", "answer": "注意休息"},
     ]
-    assert [format_record(r)[1]["content"] for r in rows] == ["吃完饭胃痛，\n怎么办？", "头晕"]
+    assert [format_record(r).messages[1]["content"] for r in rows] == ["吃完饭胃痛，\n怎么办？", "头晕"]
 
 
 def test_dialogue_csv_errors(tmp_path: Path) -> None:

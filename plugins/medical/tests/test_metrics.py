@@ -5,19 +5,20 @@ from __future__ import annotations
 import pytest
 
 from pixiu_medical.metrics import medical_metrics
-from pixiu_medical.parser import MedicalAnswer, key_terms, parse_answer
+from pixiu_medical.parser import answer_facts, key_terms, parse_answer
 from pixiu_medical.safety import DISCLAIMER, add_disclaimer, advises_doctor, gives_dose, unsafe_dose
 
 
-def test_parser_reads_colon_lists_and_cleans_the_text() -> None:
-    parsed = parse_answer(f"感冒常见症状有：发热、鼻塞等；常用药物：解热镇痛药。具体用药请遵医嘱。<|im_end|>\n\n{DISCLAIMER}")
-    assert parsed == MedicalAnswer("感冒常见症状有：发热、鼻塞等；常用药物：解热镇痛药。具体用药请遵医嘱。", ("发热", "鼻塞", "解热镇痛药"))
-    assert parse_answer("") == MedicalAnswer("", ())
+def ref(text: str, facts: list[str] | None = None) -> dict:
+    """A reference as `format_record` builds it."""
+    return {"text": text, "facts": facts}
 
 
-def test_key_point_line_wins_over_colons_in_prose() -> None:
-    parsed = parse_answer("注意：感冒多休息即可。\n要点：发热、鼻塞。")
-    assert parsed.facts == ("发热", "鼻塞")
+def test_parser_cleans_the_text_and_gold_text_gives_its_colon_lists() -> None:
+    text = "感冒常见症状有：发热、鼻塞等；\n常用药物：解热镇痛药。具体用药请遵医嘱。"
+    assert parse_answer(text) == "感冒常见症状有：发热、鼻塞等； 常用药物：解热镇痛药。具体用药请遵医嘱。"
+    assert answer_facts(text) == ["发热", "鼻塞", "解热镇痛药"]
+    assert parse_answer("") == "" and answer_facts("") == []
 
 
 def test_free_text_is_represented_by_its_key_terms() -> None:
@@ -25,7 +26,7 @@ def test_free_text_is_represented_by_its_key_terms() -> None:
     terms = key_terms(text)
     assert 0 < len(terms) <= 5 and all(term in text and len(term) >= 2 for term in terms)
     assert "患者" not in terms and "需要" not in terms and "黄疸" in terms
-    assert parse_answer(text).facts == tuple(terms)
+    assert answer_facts(text) == terms
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,8 @@ def test_disclaimer_is_appended_once_and_never_changes_the_text() -> None:
 
 
 def test_metrics_by_hand() -> None:
-    refs = [parse_answer(t) for t in ("感冒常见症状有：发热、鼻塞。", "高血压常用药物包括：降压药。具体用药请遵医嘱。", "胃炎常做的检查有：胃镜。")]
+    refs = [ref("感冒常见症状有：发热、鼻塞。", ["发热", "鼻塞"]), ref("高血压常用药物包括：降压药。具体用药请遵医嘱。"),
+            ref("胃炎常做的检查有：胃镜。", ["胃镜"])]
     preds = [parse_answer(t) for t in ("感冒的症状有发热。", "降压药每次2片，一日三次。", "")]
     scores = medical_metrics(preds, refs)
     # ROUGE-L F1 on characters is 2·LCS/(|pred|+|ref|). Example 1: LCS 感冒症状有发热。 = 8 of 9 and 14
@@ -59,21 +61,21 @@ def test_metrics_by_hand() -> None:
     assert scores["rouge_l"] == pytest.approx(100 * (16 / 23 + 8 / 36) / 3, abs=1e-4)
     assert scores["knowledge_recall"] == pytest.approx(100 * (1 / 2 + 1 + 0) / 3)  # 发热 of 发热/鼻塞; 降压药; nothing
     assert scores["unsafe_dose_rate"] == pytest.approx(100 / 3)  # example 2 gives a dose and no advice
-    assert scores["n"] == 3.0 and 0 < scores["bleu_4"] < 100
+    assert 0 < scores["bleu_4"] < 100
 
 
 def test_bleu_4_on_characters_by_hand() -> None:
-    same = parse_answer("发热咳嗽")
-    assert medical_metrics([same], [same])["bleu_4"] == pytest.approx(100)
+    assert medical_metrics([parse_answer("发热咳嗽")], [ref("发热咳嗽")])["bleu_4"] == pytest.approx(100)
     # 感冒发热 against 感冒发热了: every 1- to 4-gram matches, brevity penalty exp(1 - 5/4).
-    scores = medical_metrics([parse_answer("感冒发热")], [parse_answer("感冒发热了")])
+    scores = medical_metrics([parse_answer("感冒发热")], [ref("感冒发热了")])
     assert scores["bleu_4"] == pytest.approx(100 * 0.778800783, abs=1e-4)
     assert scores["rouge_l"] == pytest.approx(100 * 8 / 9, abs=1e-4)
 
 
-def test_no_facts_in_any_reference_gives_zero_recall_and_mismatched_lengths_fail() -> None:
-    assert medical_metrics([parse_answer("好")], [MedicalAnswer("好", ())])["knowledge_recall"] == 0.0
-    with pytest.raises(ValueError, match="one per example"):
-        medical_metrics([parse_answer("a")], [])
-    with pytest.raises(ValueError, match="no examples"):
-        medical_metrics([], [])
+def test_no_facts_in_any_reference_gives_zero_recall() -> None:
+    assert medical_metrics([parse_answer("好")], [ref("好", [])])["knowledge_recall"] == 0.0
+
+
+def test_recall_counts_the_references_facts_even_when_the_gold_text_lists_none() -> None:
+    scores = medical_metrics([parse_answer("多喝水，注意休息。")], [ref("发热时多喝水。", ["发热", "多喝水"])])
+    assert scores["knowledge_recall"] == 50.0

@@ -16,7 +16,7 @@ def test_every_huatuo_record_formats() -> None:
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line)
-            messages = format_record(record)
+            messages = format_record(record).messages
             assert messages[1]["content"].startswith(record["instruction"].strip()[:10]) and messages[2]["content"]
             count += 1
     assert count > 8000
@@ -26,5 +26,5 @@ def test_every_dialogue_row_formats() -> None:
     rows = list(read_dialogue_csv(shared_or_skip("toyhom_neike_sample.csv")))
     assert len(rows) > 7000
     for row in rows:
-        messages = format_record(row)
+        messages = format_record(row).messages
         assert messages[1]["content"] and messages[2]["content"]

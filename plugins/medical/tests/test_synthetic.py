@@ -7,9 +7,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from pixiu.files import to_jsonl
+
 import pixiu_medical
 from pixiu_medical.instructions import ADVICE
-from pixiu_medical.jsonl import to_jsonl
 from pixiu_medical.kg import kg_stats, read_kg
 from pixiu_medical.synthetic import generate, knowledge_graph
 

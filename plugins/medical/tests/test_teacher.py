@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from pixiu import PixiuError
+from pixiu.files import write_jsonl
 from pixiu.teacher import TeacherCache, cache_key
-
 from pixiu.testing.loopback import ChatRequest, FakeOpenAI, completion, serving
 
 from pixiu_medical.commands import group
 from pixiu_medical.instructions import generate_instructions
-from pixiu_medical.jsonl import write_jsonl
 from pixiu_medical.kg import merge_triples, triples_from_disease
-from pixiu_medical.parser import parse_answer
+from pixiu_medical.formatter import format_record
 from pixiu_medical.safety import unsafe_dose
 from pixiu_medical.teacher import (
     DOSE_ADVICE,
@@ -80,8 +79,8 @@ def test_answers_are_cached_and_a_second_run_asks_nothing(server: AnsweringServe
     for before, after in zip(records, rewritten, strict=True):
         assert after["answer_source"] == "teacher" and after["instruction"] == before["instruction"]
         assert after["output"].startswith(f"关于“{before['instruction']}”")
-        if before["facts"][0][1] != "overview":  # the 要点 line carries the template answer's facts, prose colons aside
-            assert parse_answer(after["output"]).facts == parse_answer(before["output"]).facts
+        assert after["facts"] == before["facts"] and "要点" not in after["output"]
+        assert format_record(after).reference["facts"] == format_record(before).reference["facts"]
 
     again = answer_teacher(server.url, "fake-7b", TeacherCache(tmp_path / "cache.jsonl"))
     assert with_teacher_answers(records, again) == rewritten and again.calls == 0
@@ -118,7 +117,7 @@ def test_a_dose_without_advice_gets_the_advice(server: AnsweringServer, tmp_path
     record = next(r for r in generate_instructions(GRAPH) if r["facts"][0][1] == "drug")
     (rewritten,) = with_teacher_answers([record], answer_teacher(server.url, "fake", TeacherCache(tmp_path / "c.jsonl")))
     assert DOSE_ADVICE in rewritten["output"] and not unsafe_dose(rewritten["output"])
-    assert rewritten["output"].endswith("\n要点：解热镇痛药。")
+    assert rewritten["output"].endswith(DOSE_ADVICE) and format_record(rewritten).reference["facts"] == ["解热镇痛药"]
 
 
 def test_instructions_command_with_a_teacher(server: AnsweringServer, tmp_path: Path) -> None:

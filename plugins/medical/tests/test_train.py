@@ -10,7 +10,7 @@ from pixiu.cli import cli
 
 TINY_RUN = ["--max-steps", "2", "--set", "data.eval_records=4", "--set", "eval.max_new_tokens=8",
             "--set", "train.batch_tokens=512"]
-SCORES = {"rouge_l", "bleu_4", "knowledge_recall", "unsafe_dose_rate", "n"}
+SCORES = {"rouge_l", "bleu_4", "knowledge_recall", "unsafe_dose_rate"}
 
 
 def test_train_on_sample_data_then_eval(installed_plugins, tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_train_on_sample_data_then_eval(installed_plugins, tiny_model_dir: Path,
     assert trained.exit_code == 0, trained.output
     assert "knowledge_recall" in trained.output and (run_dir / "adapter_model.safetensors").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    assert SCORES <= set(metrics["adapter"]) and metrics["adapter"]["n"] == 4
+    assert SCORES <= set(metrics["adapter"]) and metrics["records"] == 4
 
     evaluated = CliRunner().invoke(cli, ["domain", "eval", "medical", "--adapter", "medical", "--limit", "2", "--json"],
                                    catch_exceptions=False)

@@ -14,7 +14,7 @@ from ._data import shared_or_skip
 HELD_OUT = 40
 SMALL_RUN = ["--max-steps", "30", "--set", "data.eval_records=20", "--set", "eval.max_new_tokens=32",
              "--set", "train.batch_tokens=1024", "--set", "data.max_seq_len=256"]
-SCORES = {"rouge_l", "bleu_4", "knowledge_recall", "unsafe_dose_rate", "n"}
+SCORES = {"rouge_l", "bleu_4", "knowledge_recall", "unsafe_dose_rate"}
 
 
 @pytest.mark.slow
@@ -31,7 +31,7 @@ def test_train_on_huatuo_then_eval_on_held_out_records(installed_plugins, tiny_m
     losses = [json.loads(line)["loss"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     assert len(losses) == 30 and sum(losses[-5:]) < sum(losses[:5])  # it learns something, even from nonsense
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["train"]["examples"] == len(lines) - HELD_OUT - 20 and metrics["adapter"]["n"] == 20
+    assert metrics["train"]["examples"] == len(lines) - HELD_OUT - 20 and metrics["records"] == 20
 
     eval_args = ["domain", "eval", "medical", "--adapter", "medical", "--data", str(test), "--json"]
     evaluated = CliRunner().invoke(cli, eval_args, catch_exceptions=False)

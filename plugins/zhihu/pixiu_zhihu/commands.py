@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import click
+from pixiu import BadRecord, PixiuError
 
 from pixiu_zhihu.pairs import DEFAULT_MARGIN, DEFAULT_MAX_PAIRS, DEFAULT_RATIO
 
@@ -82,19 +82,23 @@ def pairs(raw, output, margin, ratio, max_pairs) -> None:
     Within one question, an answer is `chosen` over another when it has at least MARGIN more up-votes
     and RATIO times as many. The output suits reward-model or DPO training (e.g. TRL).
     """
-    from pixiu_zhihu.pairs import preference_pairs
-    from pixiu_zhihu.references import read_jsonl
+    from pixiu.files import write_jsonl
+    from pixiu.records import iter_raw_records
 
-    questions = written = 0
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as out:
-        for _, record in read_jsonl(raw):
-            if not isinstance(record, dict) or not isinstance(record.get("answers"), list):
-                continue
-            found = preference_pairs(record, margin=margin, ratio=ratio, max_pairs=max_pairs)
-            questions += bool(found)
-            written += len(found)
-            out.writelines(json.dumps(pair, ensure_ascii=False) + "\n" for pair in found)
+    from pixiu_zhihu.pairs import preference_pairs
+
+    rows = []
+    questions = 0
+    for where, _, record in iter_raw_records(raw):
+        if isinstance(record, BadRecord):
+            raise PixiuError(f"{where}: {record}; expected one record per line")
+        if not isinstance(record, dict) or not isinstance(record.get("answers"), list):
+            continue
+        found = preference_pairs(record, margin=margin, ratio=ratio, max_pairs=max_pairs)
+        questions += bool(found)
+        rows += found
+    write_jsonl(output, rows)
+    written = len(rows)
     click.echo(f"{written} pairs from {questions} questions written to {output}")
 
 
@@ -109,9 +113,10 @@ def csl_to_jsonl(tsv, output) -> None:
       pixiu zhihu csl-to-jsonl csl_ts_dev.tsv csl_dev.jsonl
       pixiu domain train zhihu --data csl_dev.jsonl
     """
+    from pixiu.files import write_jsonl
+
     from pixiu_zhihu.csl import read_csl_tsv
 
     rows = list(read_csl_tsv(tsv))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    write_jsonl(output, rows)
     click.echo(f"{len(rows)} records written to {output}")

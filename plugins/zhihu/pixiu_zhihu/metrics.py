@@ -21,15 +21,8 @@ def summary_metrics(preds: Sequence[str], refs: Sequence[str]) -> dict[str, floa
         `rouge_1`, `rouge_2`, `rouge_l` (F1 ×100); `pred_chars` and `ref_chars`, the mean length in
         characters; `length_ratio`, total predicted over total reference characters (1.0 = as long as the
         references; above 1, wordier; the source text is not given to metrics, so this is not the
-        summary-to-source compression); and `n`.
-
-    Raises:
-        ValueError: `preds` and `refs` differ in length, or both are empty.
+        summary-to-source compression). pixiu passes one prediction per reference, at least one.
     """
-    if len(preds) != len(refs):
-        raise ValueError(f"got {len(preds)} predictions for {len(refs)} references; pass one per example")
-    if not refs:
-        raise ValueError("no examples to score; pass at least one prediction and reference")
     from rouge_chinese import Rouge
 
     rouge = Rouge()
@@ -51,7 +44,6 @@ def summary_metrics(preds: Sequence[str], refs: Sequence[str]) -> dict[str, floa
         "pred_chars": pred_chars / n,
         "ref_chars": ref_chars / n,
         "length_ratio": pred_chars / ref_chars if ref_chars else 0.0,
-        "n": float(n),
     }
 
 

@@ -8,21 +8,18 @@ _LEAD = re.compile(r"^\s*(?:总结|概括|摘要|要点|标题|summary)\s*[:：]
 """A label the model may put before its summary."""
 _QUOTE_PAIRS = (("“", "”"), ("‘", "’"), ("「", "」"), ("『", "』"), ('"', '"'), ("'", "'"))
 """Quotes a model may wrap its whole summary in (not 《》, which mark a title inside the summary)."""
-_SPECIAL = re.compile(r"<\|im_start\|>\w*|<\|[^|>]*\|>")
-"""Chat-template tokens such as <|im_end|> that generation may leave in the text."""
 
 
 def parse_summary(text: str) -> str:
-    """Return the summary a model wrote: its first non-empty line, without label, wrapping quotes or template tokens.
+    """Return the summary a model wrote: its first non-empty line, without label or wrapping quotes.
 
     Args:
-        text: Model output or a reference summary.
+        text: Model output (pixiu has stripped its chat tokens) or a reference summary.
 
     Returns:
         One line with whitespace collapsed; "" when the text holds nothing.
     """
-    text = _SPECIAL.sub("\n", text or "")
-    line = next((line for line in text.splitlines() if line.strip()), "")
+    line = next((line for line in (text or "").splitlines() if line.strip()), "")
     line = " ".join(_LEAD.sub("", line, count=1).split())
     for opening, closing in _QUOTE_PAIRS:
         inner = line[len(opening) : -len(closing)]

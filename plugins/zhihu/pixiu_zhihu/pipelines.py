@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pixiu.crawl import seen_keys
 from scrapy import signals
 from scrapy.exceptions import DropItem
 
@@ -94,6 +95,5 @@ class AnswerFilterPipeline:
     def _seen_ids(self) -> set[str]:
         """The answer ids seen, kept in the spider's persisted state once that exists (from spider start)."""
         if self._seen is None:
-            state = getattr(getattr(self.crawler, "spider", None), "state", None)
-            self._seen = state.setdefault("seen_answer_ids", set()) if isinstance(state, dict) else set()
+            self._seen = seen_keys(self.crawler, "seen_answer_ids")
         return self._seen

@@ -7,19 +7,19 @@ present are kept; silver ones are computed again (a teacher, when given, replace
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pixiu import PixiuError
+from pixiu import BadRecord, PixiuError
+from pixiu.files import write_jsonl
+from pixiu.records import iter_raw_records
+from pixiu.teacher import Teacher
 
 from pixiu_zhihu.extractive import extractive_summary
 from pixiu_zhihu.formatter import question_prompt, top_answers
 from pixiu_zhihu.parser import parse_summary
-from pixiu.teacher import Teacher
 
 TEACHER_MAX_CHARS = 1500
 """Characters of question and answers shown to the teacher: far more than the student sees."""
@@ -47,8 +47,8 @@ def fill_references(input_path: Path, output_path: Path, *, teacher: Teacher | N
     """Write every usable question of `input_path` to `output_path` with its reference summary.
 
     Records that are not questions with answer text (hot-list entries, empty questions) are left out and
-    counted. The output is written to a temporary file and moved into place at the end; the teacher's
-    cache, not the output, is what makes an interrupted run resumable.
+    counted. The output replaces `output_path` atomically at the end (`pixiu.files.write_jsonl`); the
+    teacher's cache, not the output, is what makes an interrupted run resumable.
 
     Returns:
         Counts of records by reference kind, plus `skipped: …` reasons.
@@ -57,10 +57,11 @@ def fill_references(input_path: Path, output_path: Path, *, teacher: Teacher | N
         PixiuError: A line is not JSON (file and line named), or the teacher fails.
     """
     counts: Counter[str] = Counter()
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = output_path.with_name(f".{output_path.name}.partial")
-    with partial.open("w", encoding="utf-8") as out:
-        for where, record in read_jsonl(input_path):
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for where, _, record in iter_raw_records(input_path):
+            if isinstance(record, BadRecord):
+                raise PixiuError(f"{where}: {record}; expected one record per line")
             if not isinstance(record, dict) or not isinstance(record.get("answers"), list):
                 counts["skipped: not a question with answers (hot-list entries need follow_answers=1)"] += 1
                 continue
@@ -72,18 +73,7 @@ def fill_references(input_path: Path, output_path: Path, *, teacher: Teacher | N
             except PixiuError as exc:
                 raise PixiuError(f"{where}: {exc}") from exc
             counts[kind] += 1
-            out.write(json.dumps({**record, "summary": summary, "reference": kind}, ensure_ascii=False) + "\n")
-    os.replace(partial, output_path)
+            yield {**record, "summary": summary, "reference": kind}
+
+    write_jsonl(output_path, rows())
     return counts
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
-    """Yield `(file:line, record)` for each non-blank line of a JSONL file."""
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield f"{path}:{number}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PixiuError(f"{path}:{number}: not valid JSON ({exc.msg}); expected one record per line") from exc

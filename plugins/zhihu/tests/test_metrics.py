@@ -10,9 +10,9 @@ from pixiu_zhihu.parser import parse_summary
 
 @pytest.mark.parametrize(("text", "summary"), [
     ("高赞建议早点睡觉。", "高赞建议早点睡觉。"),
-    ("总结：「早睡，给早起一个期待」<|im_end|>\n多余的第二行", "早睡，给早起一个期待"),
+    ("总结：「早睡，给早起一个期待」\n多余的第二行", "早睡，给早起一个期待"),
     ("\n\n 标题: 一种 新的  设计方法 \n", "一种 新的 设计方法"),
-    ("<|im_start|>assistant\n要点：早睡", "早睡"),
+    ("要点：早睡", "早睡"),
     ('"外部性"问题与"科斯定理"', '"外部性"问题与"科斯定理"'),
     ("“早睡早起”", "早睡早起"),
     ("《红楼梦》", "《红楼梦》"),
@@ -29,7 +29,7 @@ def test_rouge_by_hand() -> None:
     assert scores["rouge_1"] == pytest.approx(75.0, abs=1e-4)
     assert scores["rouge_2"] == pytest.approx(200 / 3, abs=1e-4)
     assert scores["rouge_l"] == pytest.approx(75.0, abs=1e-4)
-    assert (scores["pred_chars"], scores["ref_chars"], scores["length_ratio"], scores["n"]) == (6.0, 6.0, 1.0, 1.0)
+    assert (scores["pred_chars"], scores["ref_chars"], scores["length_ratio"]) == (6.0, 6.0, 1.0)
 
 
 def test_empty_texts_score_zero_without_crashing() -> None:
@@ -43,10 +43,3 @@ def test_length_ratio_is_predicted_over_reference_characters() -> None:
     scores = summary_metrics(["一二三四五六", "一二"], ["一二三", "一二三"])
     assert scores["length_ratio"] == pytest.approx(8 / 6) and scores["ref_chars"] == 3.0
 
-
-@pytest.mark.parametrize(("preds", "refs", "message"), [
-    (["a"], [], "1 predictions for 0 references"), ([], [], "no examples"),
-])
-def test_bad_input(preds: list, refs: list, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        summary_metrics(preds, refs)

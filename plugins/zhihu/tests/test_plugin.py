@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 
 import click
 import pluggy
@@ -11,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from pixiu import Domain, hookspecs
 from pixiu.config import load_config
+from pixiu.testing import check_domain
 
 import pixiu_zhihu
 from pixiu_zhihu import plugin
@@ -57,12 +57,9 @@ def test_spiders_import() -> None:
     assert names == ["zhihu_answers", "zhihu_hot"]
 
 
-def test_formatter_parser_and_metrics_agree_on_sample_data() -> None:
+def test_keeps_the_domain_contract_and_gold_summaries_score_perfectly() -> None:
     (domain,) = registered()
-    with domain.sample_data.open(encoding="utf-8") as f:
-        records = [json.loads(line) for _, line in zip(range(20), f)]
-    answers = [domain.parser(domain.formatter(r)[-1]["content"]) for r in records]
-    scores = domain.metrics(answers, [r["summary"] for r in records])
+    scores = check_domain(domain)
     assert scores["rouge_1"] == scores["rouge_l"] == pytest.approx(100.0) and scores["length_ratio"] == 1.0
 
 

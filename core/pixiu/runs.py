@@ -1,0 +1,56 @@
+"""The files of a run directory that more than the training recipe reads, and the held-out split they record."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pixiu.domain import Example
+from pixiu.errors import PixiuError
+from pixiu.files import read_jsonl, write_jsonl
+
+RUN_FILE = "pixiu_run.yaml"
+"""Resolved config, base model, domain and versions of a run."""
+LOG_FILE = "train_log.jsonl"
+"""One JSON line per optimiser step."""
+EVAL_SPLIT_FILE = "eval_split.jsonl"
+"""The held-out examples, references included, so `pixiu domain eval` reproduces the run's scores."""
+PREDICTIONS_FILE = "predictions.jsonl"
+"""Each held-out example's gold answer next to every variant's answer."""
+METRICS_FILE = "metrics.json"
+"""Training figures, the record count and the scores of every variant."""
+
+
+def split_examples(examples: list[Example], eval_records: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """Hold out `eval_records` examples chosen by `seed`; the rest, in file order, are for training."""
+    held = set(random.Random(seed).sample(range(len(examples)), min(eval_records, len(examples) // 2)))
+    train = [e for i, e in enumerate(examples) if i not in held]
+    return train, [e for i, e in enumerate(examples) if i in held]
+
+
+def write_split(path: Path, examples: list[Example]) -> None:
+    """Save held-out examples (where, messages, and the reference when the formatter gave one)."""
+    rows = []
+    for example in examples:
+        row: dict[str, Any] = {"where": example.where, "messages": example.messages}
+        if example.reference is not None:
+            row["reference"] = example.reference
+        rows.append(row)
+    try:
+        write_jsonl(path, rows)
+    except TypeError as exc:
+        raise PixiuError(f"{path}: {exc}; a formatter's Example.reference must be JSON-serialisable (lists, not sets)") from exc
+
+
+def read_split(path: Path) -> list[Example]:
+    """Examples saved by `write_split`."""
+    return [Example(row["messages"], row.get("reference"), row["where"]) for row in read_jsonl(path)]
+
+
+def read_run_file(run_dir: Path) -> dict[str, Any]:
+    """A run's `pixiu_run.yaml`, or nothing when the folder was not made by pixiu."""
+    path = Path(run_dir) / RUN_FILE
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
