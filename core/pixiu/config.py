@@ -184,9 +184,9 @@ def load_config(
     except ValidationError as exc:
         problems.extend(_describe(exc, RunConfig))
     settings = _domain_settings(tree.get("plugins"), domain, problems)
-    if problems:
+    if problems or config is None:
         raise ConfigError(problems)
-    config.plugins = {domain.name: settings} if settings is not None else {}
+    config.plugins = {domain.name: settings} if domain is not None and settings is not None else {}
     return config
 
 
@@ -195,7 +195,8 @@ def formatter_for(domain: Domain, config: RunConfig) -> Callable[[dict[str, Any]
     if domain.settings is None:
         return domain.formatter
     settings = config.plugins.get(domain.name) or domain.settings()
-    return lambda record: domain.formatter(record, settings)
+    formatter: Callable[..., Messages | Example] = domain.formatter  # declared settings: (record, settings)
+    return lambda record: formatter(record, settings)
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:

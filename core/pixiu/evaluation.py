@@ -7,6 +7,7 @@ and scores them; `evaluate_domain` is `pixiu domain eval` as a library call.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ def evaluate(
                     max_prompt_tokens=max_prompt_tokens,
                     max_new_tokens=args.max_new_tokens,
                     batch_size=args.batch_size,
-                    on_batch=lambda n, t=task: progress.advance(t, n),
+                    on_batch=functools.partial(progress.advance, task),
                 )
     if predictions_path:
         _write_predictions(predictions_path, examples, answers)
@@ -142,9 +143,8 @@ def evaluate_domain(
         raise PixiuError(f"domain {domain.name!r} ships no sample data; pass --data FILE to evaluate on")
     if limit:
         examples = examples[:limit]
-    model, tokenizer = load_base(base)
-    if adapter_dir:
-        model = load_adapter(model, adapter_dir)
+    base_model, tokenizer = load_base(base)
+    model = load_adapter(base_model, adapter_dir) if adapter_dir else base_model
     result = evaluate(
         model, tokenizer, domain, examples, config.eval,
         max_prompt_tokens=config.data.max_seq_len,

@@ -14,7 +14,7 @@ def attach_lora(model: torch.nn.Module, *, r: int, alpha: float, dropout: float,
     """Wrap `model` with a fresh trainable LoRA adapter named "default" (DoRA off, so it can be served per row)."""
     config = LoraConfig(
         r=r,
-        lora_alpha=alpha,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int; it scales by any number
         lora_dropout=dropout,
         target_modules=list(target_modules),
         task_type="CAUSAL_LM",

@@ -7,20 +7,25 @@ projection (and its softmax) on prompt tokens saves a large share of every step.
 from __future__ import annotations
 
 import torch
+from typing import Any
+
 import torch.nn.functional as F
 
 from pixiu.data import IGNORE_INDEX
 
 
-def supports_selective_head(causal_lm: torch.nn.Module) -> bool:
+def supports_selective_head(causal_lm: Any) -> bool:
     """True when logits are plainly `lm_head(hidden)`, so the head may run on a subset of positions."""
     config = causal_lm.config
     plain = getattr(config, "final_logit_softcapping", None) is None and getattr(config, "logits_scaling", 1) == 1
     return plain and hasattr(causal_lm, causal_lm.base_model_prefix) and causal_lm.get_output_embeddings() is not None
 
 
-def labelled_loss(causal_lm: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over the batch's labelled tokens, and how many there were."""
+def labelled_loss(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over the batch's labelled tokens, and how many there were.
+
+    `causal_lm` is a transformers causal LM, or a peft wrapper of one.
+    """
     if hasattr(causal_lm, "get_base_model"):  # a peft wrapper: its LoRA layers live inside the base model
         causal_lm = causal_lm.get_base_model()
     labels = batch["labels"]

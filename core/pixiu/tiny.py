@@ -7,6 +7,7 @@ tokenizer that round-trips any text (Chinese included), and the same file layout
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -14,12 +15,11 @@ from transformers import (
     AutoModelForCausalLM,
     GenerationConfig,
     LlamaConfig,
-    PretrainedConfig,
     PreTrainedTokenizerFast,
     Qwen2Config,
 )
 
-ARCHES: dict[str, type[PretrainedConfig]] = {"llama": LlamaConfig, "qwen2": Qwen2Config}
+ARCHES: dict[str, Any] = {"llama": LlamaConfig, "qwen2": Qwen2Config}
 """Architectures `create_tiny_model` can build, by name."""
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -99,7 +99,7 @@ def create_tiny_model(out_dir: Path, arch: str = "llama", seed: int = 0) -> Path
         raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {', '.join(ARCHES)}")
     out_dir = Path(out_dir)
     tokenizer = train_tiny_tokenizer()
-    pad_id, eos_id = tokenizer.convert_tokens_to_ids([PAD, IM_END])
+    pad_id, eos_id = cast(list[int], tokenizer.convert_tokens_to_ids([PAD, IM_END]))
     config = ARCHES[arch](
         vocab_size=len(tokenizer),
         hidden_size=64,

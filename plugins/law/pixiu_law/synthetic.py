@@ -174,6 +174,7 @@ def generate(n: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> list[dict[str,
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
     while len(records) < n:
+        pair: tuple[str, ...]
         if rng.random() < TWO_CHARGE_SHARE:
             pair = rng.choice(TWO_CHARGE_PAIRS)
         else:

@@ -56,7 +56,8 @@ def format_record(record: dict[str, Any]) -> Example:
             question = f"{question}\n{_clean(extra)}"
         answer = _text(record, "output")
     elif "ask" in record or "answer" in record:
-        ask = _clean(record.get("ask")) if isinstance(record.get("ask"), str) else ""
+        raw_ask = record.get("ask")
+        ask = _clean(raw_ask) if isinstance(raw_ask, str) else ""
         question = ask if ask and ask not in _EMPTY_ASKS else _text(record, "title", hint="`ask` is empty too")
         answer = _text(record, "answer")
     elif "name" in record and _CRAWLED_FIELDS & set(record):

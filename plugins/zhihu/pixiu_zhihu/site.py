@@ -121,7 +121,8 @@ def question_from_initial_data(data: dict[str, Any] | None, question_id: str) ->
 
 def answer_from_api(answer: dict[str, Any]) -> AnswerItem:
     """An `AnswerItem` from one element of the answers API's `data` (text still HTML)."""
-    author = answer.get("author") if isinstance(answer.get("author"), dict) else {}
+    author = answer.get("author")
+    author = author if isinstance(author, dict) else {}
     return AnswerItem(
         answer_id=str(answer.get("id", "")),
         author=str(author.get("name") or ""),
@@ -150,7 +151,7 @@ def hot_list_entries(response: Response, base_url: str) -> list[HotQuestionItem]
     else:
         data = read_api_json(response)
         rows = [_api_entry(entry) for entry in data.get("data") or []]
-    items = []
+    items: list[HotQuestionItem] = []
     for row in rows:
         if row and row["question_id"]:
             items.append(
@@ -200,7 +201,7 @@ def _dig(data: Any, *keys: str) -> Any:
 
 def _is_html(response: Response) -> bool:
     """Whether the response is an HTML page (it has selectors), not JSON or bytes."""
-    content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+    content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
     return "html" in content_type or (getattr(response, "text", None) or "").lstrip()[:1] == "<"
 
 

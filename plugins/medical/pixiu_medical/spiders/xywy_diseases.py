@@ -120,7 +120,7 @@ class XywyDiseaseSpider(scrapy.Spider):
 
     def section_failed(self, failure: Failure) -> Iterator[Any]:
         """A sub-page failed after retries: log it and go on with the next, so the disease is still yielded."""
-        request = failure.request
+        request = failure.request  # type: ignore[attr-defined]  # scrapy sets it on download errors
         self.logger.warning("sub-page %s failed (%s); its facts are left out", request.url, failure.getErrorMessage())
         yield from self._next(request.cb_kwargs["record"], request.cb_kwargs["remaining"][1:])
 

@@ -109,7 +109,7 @@ class ZhihuAnswersSpider(scrapy.Spider):
 
     def question_page_failed(self, failure: Failure) -> Iterator[scrapy.Request]:
         """After a network failure on the question page, still read the answers (title from the API)."""
-        question_id = failure.request.cb_kwargs["question_id"]
+        question_id = failure.request.cb_kwargs["question_id"]  # type: ignore[attr-defined]  # set by scrapy
         self.logger.warning("question %s: page failed (%s); reading its answers anyway", question_id, failure.value)
         question = QuestionItem(question_id=question_id, title="", url=question_page_url(self.base_url, question_id))
         yield self.answers_request(question, answers_api_url(self.base_url, question_id))
@@ -132,9 +132,11 @@ class ZhihuAnswersSpider(scrapy.Spider):
         page = [answer for answer in data.get("data") or [] if isinstance(answer, dict)]
         for answer in page:
             question.answers.append(answer_from_api(answer))
-            if not question.title and isinstance(answer.get("question"), dict):
-                question.title = str(answer["question"].get("title") or "")
-        paging = data.get("paging") if isinstance(data.get("paging"), dict) else {}
+            asked = answer.get("question")
+            if not question.title and isinstance(asked, dict):
+                question.title = str(asked.get("title") or "")
+        paging = data.get("paging")
+        paging = paging if isinstance(paging, dict) else {}
         if question.answer_count is None and isinstance(paging.get("totals"), int):
             question.answer_count = paging["totals"]
         next_url = rebase(paging["next"], self.base_url) if paging.get("next") else None
@@ -145,14 +147,18 @@ class ZhihuAnswersSpider(scrapy.Spider):
 
     def answers_failed(self, failure: Failure) -> Iterator[QuestionItem]:
         """After a download failure (retries spent), keep the answers read so far."""
-        question = failure.request.cb_kwargs["question"]
-        self.logger.error("question %s: page %s failed: %s", question.question_id, failure.request.url, failure.value)
+        request = failure.request  # type: ignore[attr-defined]  # scrapy sets it on download errors
+        question = request.cb_kwargs["question"]
+        self.logger.error("question %s: page %s failed: %s", question.question_id, request.url, failure.value)
         yield from _partial(question)
 
     def _request(self, url: str, **kwargs: Any) -> scrapy.Request:
         """A request with the user's cookies and headers; error statuses reach the callback to read their message."""
         return scrapy.Request(
-            url, cookies=self.cookies, headers=self.headers, meta={"handle_httpstatus_list": list(ERROR_STATUSES)},
+            url,
+            cookies=self.cookies,  # type: ignore[arg-type]  # str cookies are what it takes
+            headers=self.headers,
+            meta={"handle_httpstatus_list": list(ERROR_STATUSES)},
             **kwargs,
         )
 
