@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from pixiu.cli.output import print_rows
-from pixiu.paths import pixiu_home, runs_dir
+from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
 
 @click.group(name="domain")
@@ -91,6 +91,8 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     if data_path is None:
         raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
     run_dir = output or (_latest_unfinished_run(domain.name) if resume else None) or _new_run_dir(domain.name)
+    ensure_writable(run_dir, "run folder", "pass --output DIR with a folder you can write to")
+    ensure_writable(pixiu_home(), "PIXIU_HOME", "point PIXIU_HOME at a folder you can write to (it holds the registry)")
     try:
         summary = run(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:
