@@ -106,7 +106,8 @@ def test_the_docs_say_which_domain_fields_are_optional() -> None:
     for field in dataclasses.fields(Domain):
         has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
         assert field.name in rows, f"docs/plugins.md's Domain table lacks field {field.name}"
-        assert rows[field.name].startswith("optional") == has_default, f"Domain.{field.name}: docs say {rows[field.name]!r}"
+        said = rows[field.name]
+        assert said.startswith("optional") == has_default, f"Domain.{field.name}: the docs say {said!r}"
 
 
 if __name__ == "__main__":
