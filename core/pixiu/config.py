@@ -65,9 +65,11 @@ class DataArgs(Section):
     """How raw records become training examples."""
 
     max_seq_len: int = Field(256, ge=16)
-    """Token budget of one example; longer prompts are cut inside the last user message, never in the answer."""
+    """Token budget of one example; longer prompts are cut inside the last user message. Answers that alone
+    exceed it are cut too, losing their end-of-turn token; training warns with the count of such examples."""
     eval_records: int = Field(40, ge=0)
-    """Records held out (chosen by `train.seed`) for the evaluation that ends training; 0 disables it."""
+    """Records held out (chosen by `train.seed`) for the evaluation that ends training; 0 disables it. At most
+    half the records are held out; training warns when that holds out fewer than asked."""
     max_records: int | None = Field(None, gt=0)
     """Use at most this many records of the data file (after holding out the evaluation records)."""
     on_bad_record: Literal["error", "skip"] = "error"

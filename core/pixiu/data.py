@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from pixiu.domain import Messages
+from pixiu.domain import Example, Messages
 
 IGNORE_INDEX = -100
 """Label of tokens that do not count in the loss (the prompt, the system message, padding)."""
@@ -27,6 +28,9 @@ class TokenizedExample:
 
     input_ids: list[int]
     labels: list[int]
+    answer_cut: bool = False
+    """The conversation did not fit in `max_len` even with its prompt cut, so answer tokens (the end-of-turn
+    token among them) were dropped."""
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -57,7 +61,8 @@ def fit_prompt(tokenizer, messages: Messages, max_tokens: int, reserve: int = 0)
 def tokenize_example(tokenizer, messages: Messages, max_len: int) -> TokenizedExample:
     """Tokenise a conversation; every assistant turn is learned, everything else is masked.
 
-    A conversation longer than `max_len` tokens is cut inside its last user message, never in an answer.
+    A conversation longer than `max_len` tokens is cut inside its last user message; when the answers alone
+    exceed `max_len`, they are cut too and the result says so (`answer_cut`).
     """
     messages = fit_prompt(tokenizer, messages, max_len)
     input_ids: list[int] = []
@@ -71,7 +76,18 @@ def tokenize_example(tokenizer, messages: Messages, max_len: int) -> TokenizedEx
         upto = render(tokenizer, messages[: index + 1])
         _append(tokenizer, upto[len(rendered) :], input_ids, labels, learn=message["role"] == "assistant")
         rendered = upto
-    return TokenizedExample(input_ids[:max_len], labels[:max_len])
+    answer_cut = any(label != IGNORE_INDEX for label in labels[max_len:])
+    return TokenizedExample(input_ids[:max_len], labels[:max_len], answer_cut)
+
+
+def cut_answers_note(examples: Sequence[Example], tokenized: Sequence[TokenizedExample], max_len: int) -> str | None:
+    """Count the examples whose answer was cut to fit `max_len` tokens (naming the first), or None when none was."""
+    cut = [example.where for example, tokens in zip(examples, tokenized, strict=True) if tokens.answer_cut]
+    if not cut:
+        return None
+    return (f"{len(cut)} of {len(tokenized)} training examples (the first at {cut[0]}) have answers longer than "
+            f"data.max_seq_len={max_len} tokens allows: they are cut and lose their end-of-turn token, which teaches "
+            "the model to ramble; raise data.max_seq_len or shorten those answers")
 
 
 def _append(tokenizer, text: str, input_ids: list[int], labels: list[int], *, learn: bool) -> None:

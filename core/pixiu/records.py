@@ -7,6 +7,7 @@ is written to a rejects file with the reason, and counted.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,10 @@ from pixiu.errors import BadRecord, DataError
 
 Formatter = Callable[[dict[str, Any]], Messages | Example]
 """A domain's formatter: one raw record -> chat messages, or an `Example` carrying its own reference."""
+
+MAX_RECORD_CHARS = 4_000_000
+"""Longest JSONL record read, in characters, unless PIXIU_MAX_RECORD_CHARS says otherwise: decoding a record
+takes many times its size in memory, so a huge one is refused instead of exhausting it."""
 
 
 @dataclass
@@ -33,13 +38,19 @@ def iter_raw_records(path: Path) -> Iterator[tuple[str, str, Any]]:
     `parsed_or_error` is the decoded value, or a `BadRecord` describing why the text is not valid JSON.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; pass one .jsonl or .json file with --data, e.g. {path / 'train.jsonl'}")
     if not path.is_file():
         raise DataError(f"data file not found: {path}. Pass an existing .jsonl or .json file with --data.")
     if path.suffix == ".json":
         yield from _iter_json_list(path)
         return
+    limit = _record_limit()
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+        for number, line in enumerate(iter(lambda: handle.readline(limit + 1), ""), start=1):
+            if len(line.rstrip("\n")) > limit:  # read no further than the bound: the line is never held whole
+                raise DataError(f"{path}:{number}: record longer than {limit:,} characters, pixiu's bound on one "
+                                "record; split it, or raise the bound with PIXIU_MAX_RECORD_CHARS=N")
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -47,6 +58,14 @@ def iter_raw_records(path: Path) -> Iterator[tuple[str, str, Any]]:
                 yield where, line.rstrip("\n"), json.loads(line)
             except json.JSONDecodeError as exc:
                 yield where, line.rstrip("\n"), BadRecord(f"not valid JSON ({exc.msg} at column {exc.colno})")
+
+
+def _record_limit() -> int:
+    """The bound on one JSONL record's length: PIXIU_MAX_RECORD_CHARS, else `MAX_RECORD_CHARS`."""
+    text = os.environ.get("PIXIU_MAX_RECORD_CHARS") or str(MAX_RECORD_CHARS)
+    if not text.isdigit() or int(text) == 0:
+        raise DataError(f"PIXIU_MAX_RECORD_CHARS={text!r}: expected a positive number of characters, e.g. 8000000")
+    return int(text)
 
 
 def _iter_json_list(path: Path) -> Iterator[tuple[str, str, Any]]:

@@ -31,6 +31,16 @@ def split_examples(examples: list[Example], eval_records: int, seed: int) -> tup
     return train, [e for i, e in enumerate(examples) if i in held]
 
 
+def held_out_note(examples: int, eval_records: int) -> str | None:
+    """Say that `split_examples` holds out fewer than the `eval_records` asked for, or None when it does not."""
+    held = min(eval_records, examples // 2)
+    if held == eval_records:
+        return None
+    return (f"data.eval_records is {eval_records}, but only {held} of the {examples} records are held out for "
+            "evaluation: at most half the data is, so that training keeps the rest; give more records or lower "
+            "data.eval_records")
+
+
 def write_split(path: Path, examples: list[Example]) -> None:
     """Save held-out examples (where, messages, and the reference when the formatter gave one)."""
     rows = []

@@ -97,3 +97,20 @@ def test_step_batches_are_deterministic_and_cover_each_epoch(tokenizer):
     seen = [i for s in range(per_epoch) for i in stream.for_step(s)]
     assert sorted(seen) == list(range(30))
     assert stream.batches_in_epoch(1) != stream.batches_in_epoch(0)
+
+
+def test_an_answer_too_long_to_fit_is_flagged_cut_and_counted(tokenizer):
+    from pixiu.data import cut_answers_note
+    from pixiu.domain import Example
+
+    long_answer = [{"role": "user", "content": "问"}, {"role": "assistant", "content": "罪名：盗窃。" * 100}]
+    fitting = tokenize_example(tokenizer, conversation(1), max_len=96)
+    cut = tokenize_example(tokenizer, long_answer, max_len=96)
+    assert not fitting.answer_cut
+    assert cut.answer_cut
+    assert len(cut) == 96
+    examples = [Example(conversation(1), where="d.jsonl:1"), Example(long_answer, where="d.jsonl:2")]
+    note = cut_answers_note(examples, [fitting, cut], 96)
+    assert "1 of 2 training examples (the first at d.jsonl:2)" in note
+    assert "data.max_seq_len=96" in note
+    assert cut_answers_note(examples[:1], [fitting], 96) is None

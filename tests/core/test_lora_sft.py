@@ -88,3 +88,21 @@ def test_sigkilled_run_resumes_exactly(tiny_model_dir, tmp_path):
     assert expected.keys() == actual.keys()
     for key in expected:
         assert actual[key].allclose(expected[key], atol=1e-6), key
+
+
+def test_training_warns_of_a_capped_held_out_split_and_of_cut_answers(tiny_model_dir, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    records = [{"q": f"第{i}个盒子是什么颜色？", "a": "红"} for i in range(11)] + [{"q": "长", "a": "红色。" * 200}]
+    data = tmp_path / "toy.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    out = io.StringIO()
+    config = small_config(tiny_model_dir, "train.max_steps=1", "data.eval_records=10", "train.seed=1")
+    run(TOY, config, data, tmp_path / "run", console=Console(file=out, width=400))
+    text = " ".join(out.getvalue().split())
+    assert "data.eval_records is 10, but only 6 of the 12 records are held out" in text
+    held_out = {e.where for e in read_split(tmp_path / "run" / "eval_split.jsonl")}
+    assert f"{data}:12" not in held_out  # seed 1 trains on the long answer
+    assert f"1 of 6 training examples (the first at {data}:12) have answers longer than data.max_seq_len=64" in text

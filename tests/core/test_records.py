@@ -71,3 +71,40 @@ def test_all_rejected_is_an_error_that_points_at_the_rejects(tmp_path):
     path = write_lines(tmp_path / "d.jsonl", ["{}"])
     with pytest.raises(DataError, match="1 rejected"):
         load_examples(path, formatter, on_bad_record="skip", rejects_path=tmp_path / "rejects.jsonl")
+
+
+def test_a_folder_given_as_data_is_named_a_folder(tmp_path):
+    with pytest.raises(DataError, match=rf"{tmp_path} is a folder; pass one .jsonl or .json file with --data"):
+        load_examples(tmp_path, formatter)
+
+
+def test_a_record_over_the_bound_names_file_line_bound_and_how_to_raise_it(tmp_path, monkeypatch):
+    path = write_lines(tmp_path / "d.jsonl", [json.dumps({"q": "1", "a": "2"}), json.dumps({"q": "x" * 200, "a": "2"})])
+    monkeypatch.setenv("PIXIU_MAX_RECORD_CHARS", "100")
+    with pytest.raises(DataError, match=rf"{path}:2: record longer than 100 characters.*PIXIU_MAX_RECORD_CHARS=N"):
+        load_examples(path, formatter)
+    monkeypatch.setenv("PIXIU_MAX_RECORD_CHARS", str(len(json.dumps({"q": "x" * 200, "a": "2"}))))
+    assert len(load_examples(path, formatter).examples) == 2  # exactly at the bound is fine
+
+
+def test_a_huge_record_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
+    import tracemalloc
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"q": "x" * 20_000_000, "a": "2"}) + "\n", encoding="utf-8")
+    monkeypatch.setenv("PIXIU_MAX_RECORD_CHARS", "1000")
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=rf"{path}:1: record longer than 1,000 characters"):
+            load_examples(path, formatter)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, f"reading a refused 20 MB record peaked at {peak:,} bytes"
+
+
+def test_a_bad_bound_is_a_clear_error(tmp_path, monkeypatch):
+    path = write_lines(tmp_path / "d.jsonl", [json.dumps({"q": "1", "a": "2"})])
+    monkeypatch.setenv("PIXIU_MAX_RECORD_CHARS", "lots")
+    with pytest.raises(DataError, match="PIXIU_MAX_RECORD_CHARS='lots': expected a positive number"):
+        load_examples(path, formatter)

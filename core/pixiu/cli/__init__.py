@@ -24,7 +24,7 @@ def cli() -> None:
     """pixiu turns a general chat LLM into domain experts.
 
     \b
-    Typical session:
+    Examples:
       pixiu domain list                 # the verticals installed
       pixiu domain train law            # LoRA-train the law domain on its sample data
       pixiu domain eval law --adapter law

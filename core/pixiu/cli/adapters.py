@@ -11,13 +11,25 @@ from pixiu.cli.output import print_rows
 
 @click.group(name="adapters")
 def group() -> None:
-    """Inspect trained adapters (newest of a name wins; older ones are kept)."""
+    """Inspect trained adapters (newest of a name wins; older ones are kept).
+
+    \b
+    Examples:
+      pixiu adapters list
+      pixiu adapters list --json
+    """
 
 
 @group.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
 def list_adapters_command(as_json: bool) -> None:
-    """List registered adapters, newest first."""
+    """List registered adapters, newest first.
+
+    \b
+    Examples:
+      pixiu adapters list
+      pixiu adapters list --json                      # with each adapter's domain and scores
+    """
     from pixiu.registry import list_adapters
 
     rows = [asdict(entry) for entry in list_adapters()]

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from pixiu.cli.output import print_rows
-from pixiu.paths import pixiu_home, runs_dir
+from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
 
 @click.group(name="domain")
@@ -29,7 +29,13 @@ def group() -> None:
 @group.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
 def list_domains(as_json: bool) -> None:
-    """List installed domains."""
+    """List installed domains.
+
+    \b
+    Examples:
+      pixiu domain list
+      pixiu domain list --json                        # sample data, default recipe and spiders too
+    """
     from pixiu.plugins import get_domains
 
     rows = [
@@ -64,6 +70,13 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     The recipe is the domain's YAML (see `pixiu domain list --json`), then --config, then the flags, then --set;
     the domain's own settings are keys under plugins.DOMAIN (e.g. --set plugins.zhihu.top_answers=5).
     Checkpoints are written every train.save_every steps; a killed run continues with --resume.
+
+    \b
+    Examples:
+      pixiu domain train law
+      pixiu domain train law --data cail.jsonl --max-steps 300 --set train.lr=1e-4
+      pixiu domain train law --base /tmp/tiny --max-steps 5 --output /tmp/law-run
+      pixiu domain train law --resume --output /tmp/law-run
     """
     from pixiu.config import load_config
     from pixiu.plugins import get_domain
@@ -78,6 +91,8 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     if data_path is None:
         raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
     run_dir = output or (_latest_unfinished_run(domain.name) if resume else None) or _new_run_dir(domain.name)
+    ensure_writable(run_dir, "run folder", "pass --output DIR with a folder you can write to")
+    ensure_writable(pixiu_home(), "PIXIU_HOME", "point PIXIU_HOME at a folder you can write to (it holds the registry)")
     try:
         summary = run(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:
@@ -104,6 +119,12 @@ def evaluate_command(domain_name, base, adapter, data_path, limit, as_json) -> N
 
     Without --data, the records held out from training are used: the adapter's own split when it
     has one, otherwise the held-out part of the domain's sample data.
+
+    \b
+    Examples:
+      pixiu domain eval law                           # the base model alone
+      pixiu domain eval law --adapter law --limit 100
+      pixiu domain eval law --adapter ~/.pixiu/runs/law-20250101-120000 --data test.jsonl --json
     """
     from pixiu.evaluation import evaluate_domain
 
@@ -122,6 +143,11 @@ def crawl(domain_name, output, spider_args) -> None:
     """Run DOMAIN's spiders politely (robots.txt, throttling, retries) and append raw records to JSONL.
 
     An interrupted crawl continues where it stopped when run again (scrapy job dir in PIXIU_HOME/crawl).
+
+    \b
+    Examples:
+      pixiu domain crawl law --output cases.jsonl
+      pixiu domain crawl zhihu --arg question_ids=19550225 --output raw.jsonl
     """
     from pixiu.crawl import run_crawl
     from pixiu.plugins import get_domain

@@ -32,7 +32,7 @@ def create_tiny(directory: Path, arch: str, seed: int) -> None:
     It generates nonsense but exercises the whole pipeline quickly and offline.
 
     \b
-    Example:
+    Examples:
       pixiu models create-tiny /tmp/tiny --arch qwen2
       pixiu domain train law --base /tmp/tiny --max-steps 5
     """
@@ -72,7 +72,7 @@ def sources() -> None:
     """List the `scheme:` prefixes --base accepts, from pixiu and installed plugins.
 
     \b
-    Example:
+    Examples:
       pixiu models sources
     """
     from pixiu.plugins import get_model_sources

@@ -13,8 +13,10 @@ from pixiu.cli.output import print_rows
 def group() -> None:
     """Find, add and write pixiu plugins (domains, model sources, commands).
 
+    A plugin is a Python package with an entry point in the `pixiu` group.
+
     \b
-    A plugin is a Python package with an entry point in the `pixiu` group:
+    Examples:
       pixiu plugins new finance          # scaffold ./pixiu-finance, tests included
       pixiu plugins install ./pixiu-finance
       pixiu domain train finance
@@ -28,6 +30,11 @@ def list_plugins(as_json: bool) -> None:
     """List plugins: version, source (built-in or installed), hooks, and status.
 
     A plugin that failed to load, or whose hook raised, is listed with its error.
+
+    \b
+    Examples:
+      pixiu plugins list
+      PIXIU_TRACE_PLUGINS=1 pixiu plugins list --json
     """
     from pixiu.plugins import describe_plugins
 
@@ -42,9 +49,10 @@ def install_plugin(spec: str, pip_args: tuple[str, ...]) -> None:
     """Install a plugin package with pip into pixiu's own environment.
 
     SPEC is anything pip takes: a package name (pixiu-finance), a folder (./pixiu-finance), a git URL
-    (git+https://host/team/pixiu-finance.git). Arguments after `--` go to pip unchanged, before SPEC:
+    (git+https://host/team/pixiu-finance.git). Arguments after `--` go to pip unchanged, before SPEC.
 
     \b
+    Examples:
       pixiu plugins install ./pixiu-finance -- --editable
       pixiu plugins install pixiu-finance -- --upgrade
     """
@@ -61,7 +69,13 @@ def install_plugin(spec: str, pip_args: tuple[str, ...]) -> None:
 @group.command(name="uninstall")
 @click.argument("name")
 def uninstall_plugin(name: str) -> None:
-    """Uninstall the package that provides plugin NAME (or the package called NAME) with pip."""
+    """Uninstall the package that provides plugin NAME (or the package called NAME) with pip.
+
+    \b
+    Examples:
+      pixiu plugins uninstall finance                 # the package pixiu-finance, found by its plugin name
+      pixiu plugins uninstall pixiu-finance
+    """
     from pixiu.plugin_packages import uninstall
 
     dist, plugins = uninstall(name)
@@ -78,6 +92,11 @@ def new_plugin(name: str, directory: Path, description: str | None) -> None:
 
     It has the entry point, hook implementations (formatter, parser, metrics, default recipe, a spider
     skeleton), a small sample data set, a README, and tests that pass as generated.
+
+    \b
+    Examples:
+      pixiu plugins new finance                       # ./pixiu-finance
+      pixiu plugins new finance --dir ~/src --description "Answers questions about balance sheets."
     """
     from pixiu.scaffold import create_plugin
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from pixiu import __version__
 from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pixiu.config import RunConfig, formatter_for, to_dict
-from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, tokenize_example
+from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, cut_answers_note, tokenize_example
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
@@ -32,7 +32,16 @@ from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
 from pixiu.records import load_examples
 from pixiu.registry import register_adapter
-from pixiu.runs import EVAL_SPLIT_FILE, LOG_FILE, METRICS_FILE, PREDICTIONS_FILE, RUN_FILE, split_examples, write_split
+from pixiu.runs import (
+    EVAL_SPLIT_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RUN_FILE,
+    held_out_note,
+    split_examples,
+    write_split,
+)
 
 
 @dataclass
@@ -72,6 +81,8 @@ def run(
     if loaded.rejected:
         console.print(f"[yellow]{loaded.rejected} bad records skipped; see {run_dir / 'rejects.jsonl'}[/]")
     train_examples, eval_examples = split_examples(loaded.examples, config.data.eval_records, config.train.seed)
+    if note := held_out_note(len(loaded.examples), config.data.eval_records):
+        console.print(f"[yellow]{note}[/]")
     if config.data.max_records:
         train_examples = train_examples[: config.data.max_records]
     if not train_examples:
@@ -82,6 +93,8 @@ def run(
     console.print(f"loading base model [bold]{config.base}[/]")
     base, tokenizer = load_base(config.base)
     tokenized = [tokenize_example(tokenizer, e.messages, config.data.max_seq_len) for e in train_examples]
+    if note := cut_answers_note(train_examples, tokenized, config.data.max_seq_len):
+        console.print(f"[yellow]{note}[/]")
     tokenized = [t for t in tokenized if any(label >= 0 for label in t.labels)]
     if not tokenized:
         raise PixiuError(f"no example keeps any answer token within data.max_seq_len={config.data.max_seq_len}")

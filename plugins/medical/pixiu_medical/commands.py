@@ -18,7 +18,7 @@ def group() -> None:
     """Medical data: knowledge graph from crawled pages, instructions from the graph, CSV conversion.
 
     \b
-    From a crawl to a trained adapter:
+    Examples, from a crawl to a trained adapter:
       pixiu domain crawl medical --output raw.jsonl        # also writes raw.kg.jsonl
       pixiu medical kg build raw.jsonl kg.jsonl             # or rebuild the graph from feeds
       pixiu medical kg stats kg.jsonl
@@ -30,7 +30,13 @@ def group() -> None:
 
 @group.group(name="kg")
 def kg_group() -> None:
-    """Build and inspect knowledge graphs (JSONL, one fact per line)."""
+    """Build and inspect knowledge graphs (JSONL, one fact per line).
+
+    \b
+    Examples:
+      pixiu medical kg build raw.jsonl kg.jsonl
+      pixiu medical kg stats kg.jsonl
+    """
 
 
 @kg_group.command(name="build")
@@ -40,7 +46,7 @@ def kg_build(raw: tuple[Path, ...], kg: Path) -> None:
     """Build the graph KG from one or more crawled RAW files, merging facts repeated across pages.
 
     \b
-    Example:
+    Examples:
       pixiu medical kg build data/medical/raw.jsonl more.jsonl kg.jsonl
     """
     from pixiu.files import write_jsonl
@@ -58,7 +64,13 @@ def kg_build(raw: tuple[Path, ...], kg: Path) -> None:
 @click.argument("kg", required=False, type=_IN)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def kg_stats_command(kg: Path | None, as_json: bool) -> None:
-    """Print entity and relation counts of KG [default: the bundled synthetic graph]."""
+    """Print entity and relation counts of KG [default: the bundled synthetic graph].
+
+    \b
+    Examples:
+      pixiu medical kg stats                          # the bundled synthetic graph
+      pixiu medical kg stats kg.jsonl --json
+    """
     from pixiu_medical.kg import kg_stats, read_kg
 
     kg = kg or _SAMPLE_KG
@@ -98,6 +110,11 @@ def instructions(
     endpoint rewrites each answer fluently from the same facts (kept in `facts` for knowledge recall).
     Every teacher answer is cached as it arrives: an interrupted run loses nothing, and running again
     makes no repeated calls.
+
+    \b
+    Examples:
+      pixiu medical instructions kg.jsonl train.jsonl --seed 1 --phrasings 3
+      pixiu medical instructions kg.jsonl train.jsonl --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-7b
     """
     from pixiu_medical.instructions import generate_instructions
     from pixiu.files import write_jsonl
@@ -127,7 +144,7 @@ def csv_to_jsonl(csv_path: Path, output: Path) -> None:
     """Convert a doctor–patient dialogue CSV (department,title,ask,answer; UTF-8 or GB18030) to JSONL records.
 
     \b
-    Example (Toyhom's Chinese-medical-dialogue-data):
+    Examples (Toyhom's Chinese-medical-dialogue-data):
       pixiu medical csv-to-jsonl 内科5000-33000.csv neike.jsonl
       pixiu domain train medical --data neike.jsonl
     """

@@ -19,7 +19,7 @@ def group() -> None:
     """Zhihu summarisation data: reference summaries, preference pairs, CSL conversion.
 
     \b
-    From a crawl to a trained adapter:
+    Examples, from a crawl to a trained adapter:
       pixiu domain crawl zhihu --arg question_ids=19550225 --output raw.jsonl
       pixiu zhihu references raw.jsonl train.jsonl --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-7b
       pixiu domain train zhihu --data train.jsonl
@@ -44,6 +44,11 @@ def references(raw, output, teacher_url, teacher_model, api_key_env, cache_path,
     A `summary` already in a record wins. Otherwise the teacher model writes one; every answer is cached
     as it arrives, so an interrupted run loses nothing and a second run makes no repeated calls. Without a
     teacher, extractive sentences (jieba TextRank) are used and labelled `"reference": "silver"`.
+
+    \b
+    Examples:
+      pixiu zhihu references raw.jsonl train.jsonl                # silver summaries, offline
+      pixiu zhihu references raw.jsonl train.jsonl --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-7b
     """
     from pixiu_zhihu.references import fill_references
     from pixiu.teacher import TeacherCache
@@ -81,6 +86,11 @@ def pairs(raw, output, margin, ratio, max_pairs) -> None:
 
     Within one question, an answer is `chosen` over another when it has at least MARGIN more up-votes
     and RATIO times as many. The output suits reward-model or DPO training (e.g. TRL).
+
+    \b
+    Examples:
+      pixiu zhihu pairs raw.jsonl pairs.jsonl
+      pixiu zhihu pairs raw.jsonl pairs.jsonl --margin 20 --ratio 2 --max-pairs 3
     """
     from pixiu.files import write_jsonl
     from pixiu.records import iter_raw_records
@@ -109,7 +119,7 @@ def csl_to_jsonl(tsv, output) -> None:
     """Convert a CSL title-generation TSV (prompt, abstract, title) to JSONL records the formatter reads.
 
     \b
-    Example (CSL's benchmark/ts files):
+    Examples (CSL's benchmark/ts files):
       pixiu zhihu csl-to-jsonl csl_ts_dev.tsv csl_dev.jsonl
       pixiu domain train zhihu --data csl_dev.jsonl
     """
