@@ -128,3 +128,52 @@ def test_train_set_under_a_value_is_a_clear_error(toy_plugin, captured_run):
     result = invoke("domain", "train", "toy", "--set", "lora.r.x=1", "--set", "lora.target_modules=[1]")
     assert result.exit_code != 0 and not captured_run
     assert "lora.r is a value" in result.output and "lora.target_modules.0" in result.output
+
+
+def test_resume_continues_the_recorded_run_and_refuses_contradictions(toy_plugin, tiny_model_dir, tmp_path,
+                                                                      monkeypatch):
+    import shlex
+
+    import yaml
+
+    import pixiu.recipes.lora_sft as recipe
+
+    data = toy_domain.write_toy_data(tmp_path / "toy.jsonl", 30)
+    run_dir = tmp_path / "run"
+    real_loss, calls = recipe.labelled_loss, []
+
+    def interrupted_loss(model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_loss(model, batch)
+
+    monkeypatch.setattr(recipe, "labelled_loss", interrupted_loss)
+    killed = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
+                    "--output", str(run_dir), *TINY_TRAIN, "--max-steps", "4", "--set", "train.save_every=2",
+                    "--set", "train.lr=1e-3")
+    assert killed.exit_code != 0 and "interrupted" in killed.output
+    monkeypatch.setattr(recipe, "labelled_loss", real_loss)
+    hint = shlex.split(killed.output.split("Continue with:")[1].strip().splitlines()[0])
+    assert hint[:3] == ["pixiu", "domain", "train"] and "--base" not in hint and "--data" not in hint
+    split = (run_dir / "eval_split.jsonl").read_text(encoding="utf-8")
+
+    refused = invoke("domain", "train", "toy", "--resume", "--output", str(run_dir), "--max-steps", "9",
+                     "--set", "train.lr=1e-3", "--data", str(toy_domain.write_toy_data(tmp_path / "other.jsonl", 30)))
+    assert refused.exit_code != 0
+    assert "train.max_steps: recorded 4, given 9" in refused.output and "data: recorded" in refused.output
+    assert "train.lr" not in refused.output  # repeating a recorded value is fine
+
+    data.rename(tmp_path / "moved.jsonl")
+    gone = invoke(*hint[1:])
+    assert gone.exit_code != 0 and f"data file {data} is gone" in gone.output
+    (tmp_path / "moved.jsonl").rename(data)
+
+    resumed = invoke(*hint[1:])
+    assert resumed.exit_code == 0, resumed.output
+    log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    record = yaml.safe_load((run_dir / "pixiu_run.yaml").read_text(encoding="utf-8"))
+    assert record["status"] == "finished" and record["base_model"] == str(tiny_model_dir)
+    assert record["config"]["train"]["max_steps"] == 4 and record["config"]["train"]["lr"] == 1e-3
+    assert (run_dir / "eval_split.jsonl").read_text(encoding="utf-8") == split

@@ -68,16 +68,23 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     from pixiu.config import load_config
     from pixiu.plugins import get_domain
     from pixiu.recipes.lora_sft import run
+    from pixiu.resume import resumed_config
 
     domain = get_domain(domain_name)
     flags = {"base": base, "train.max_steps": max_steps, "data.on_bad_record": on_bad_record}
-    yaml_paths = [p for p in (domain.default_config, config_path) if p]
     values = {key: value for key, value in flags.items() if value is not None}
-    config = load_config(yaml_paths, overrides, values=values, domain=domain)
-    data_path = data_path or domain.sample_data
-    if data_path is None:
-        raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
-    run_dir = output or (_latest_unfinished_run(domain.name) if resume else None) or _new_run_dir(domain.name)
+    if resume:
+        # the run folder's pixiu_run.yaml is the config; the flags given again may only repeat it
+        run_dir = output or _latest_unfinished_run(domain.name)
+        config, data_path = resumed_config(run_dir, domain, yaml_paths=[config_path] if config_path else [],
+                                           overrides=overrides, values=values, data_path=data_path)
+    else:
+        yaml_paths = [p for p in (domain.default_config, config_path) if p]
+        config = load_config(yaml_paths, overrides, values=values, domain=domain)
+        data_path = data_path or domain.sample_data
+        if data_path is None:
+            raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
+        run_dir = output or _new_run_dir(domain.name)
     try:
         summary = run(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:

@@ -32,8 +32,8 @@ from pixiu.progress import TrainProgress
 from pixiu.recipes.evaluate import evaluate
 from pixiu.records import Example, load_examples
 from pixiu.registry import register_adapter
+from pixiu.resume import RUN_FILE, check_matches_record
 
-RUN_FILE = "pixiu_run.yaml"
 LOG_FILE = "train_log.jsonl"
 
 
@@ -65,6 +65,8 @@ def run(
         raise PixiuError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or a new --output")
     if resume and not checkpoints:
         raise PixiuError(f"nothing to resume in {run_dir}: it has no checkpoint yet. Start it without --resume.")
+    if resume:
+        check_matches_record(run_dir, config, data_path)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # --- data ---------------------------------------------------------------------------------------------
@@ -78,7 +80,8 @@ def run(
         train_examples = train_examples[: config.data.max_records]
     if not train_examples:
         raise PixiuError(f"{data_path}: every record was held out for evaluation; lower data.eval_records")
-    _write_split(run_dir / "eval_split.jsonl", eval_examples)
+    if not resume:  # the held-out split is part of the record: a resumed run keeps the one it started with
+        _write_split(run_dir / "eval_split.jsonl", eval_examples)
 
     # --- model --------------------------------------------------------------------------------------------
     console.print(f"loading base model [bold]{config.base}[/]")
