@@ -41,17 +41,23 @@ def test_plugins_list_json_names_hooks(toy_plugin):
     assert rows["pixiu.default_plugins.model_sources"]["source"] == "built-in"
 
 
-def test_duplicate_domain_names_are_an_error(toy_plugin, register_plugin):
+def test_a_duplicate_domain_name_disables_only_that_registration(toy_plugin, register_plugin):
     class Impostor:
         @staticmethod
         @toy_domain.hookimpl
         def register_domains(register):
             register(dataclasses.replace(toy_domain.TOY, formatter=lambda record: []))
+            register(dataclasses.replace(toy_domain.TOY, name="toy2"))
 
     register_plugin(Impostor, "impostor")
-    result = invoke("domain", "list")
-    assert result.exit_code != 0
-    assert "domain 'toy' is registered twice" in result.output and "toy_domain" in result.output
+    result = CliRunner().invoke(cli, ["domain", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["name"], r["package"]) for r in rows] == [("toy", "toy_domain"), ("toy2", "toy_domain")]
+    assert "domain 'toy'" in result.stderr and "already registered by plugin 'toy'" in result.stderr
+    plugins = {r["name"]: r for r in json.loads(invoke("plugins", "list", "--json").stdout)}
+    assert plugins["toy"]["status"] == "loaded"
+    assert plugins["impostor"]["status"].startswith("failed in register_domains: domain 'toy'")
 
 
 def test_train_then_eval_then_list(toy_plugin, tiny_model_dir, tmp_path):
