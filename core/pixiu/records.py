@@ -44,21 +44,38 @@ def iter_raw_records(path: Path) -> Iterator[tuple[str, str, Any]]:
     if path.suffix == ".json":
         yield from _iter_json_list(path)
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw_line in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            try:
+                line = raw_line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield where, raw_line.decode("utf-8", errors="replace").rstrip("\r\n"), BadRecord(_not_utf8(exc))
+                continue
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 yield where, line.rstrip("\n"), json.loads(line)
             except json.JSONDecodeError as exc:
                 yield where, line.rstrip("\n"), BadRecord(f"not valid JSON ({exc.msg} at column {exc.colno})")
 
 
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    """Say which byte is not UTF-8 and how to convert a file saved in another encoding (often GBK)."""
+    return (f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}); pixiu reads data as "
+            "UTF-8: convert the file, e.g. `iconv -f GBK -t UTF-8 in.jsonl > out.jsonl` for GBK")
+
+
 def _iter_json_list(path: Path) -> Iterator[tuple[str, str, Any]]:
     """Yield the items of a file holding one JSON list."""
+    data = path.read_bytes()
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: {_not_utf8(exc)}") from exc
+    try:
+        items = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); a .json file must hold one list") from exc
     if not isinstance(items, list):
