@@ -81,3 +81,23 @@ def test_sigkilled_run_resumes_exactly(tiny_model_dir, tmp_path):
     assert expected.keys() == actual.keys()
     for key in expected:
         assert actual[key].allclose(expected[key], atol=1e-6), key
+
+
+def test_a_second_training_into_a_locked_run_folder_is_refused(tiny_model_dir, tmp_path):
+    from pixiu.files import locked
+    from pixiu.recipes.lora_sft import LOCK_FILE
+
+    data = write_toy_data(tmp_path / "toy.jsonl", 20)
+    run_dir = tmp_path / "run"
+    with locked(run_dir / LOCK_FILE):  # as the first training holds it
+        with pytest.raises(PixiuError, match=f"another training is writing into {run_dir}"):
+            run(TOY, small_config(tiny_model_dir, "train.max_steps=2"), data, run_dir)
+    assert not (run_dir / "train_log.jsonl").exists()
+
+
+def test_a_data_error_leaves_no_empty_run_folder(tiny_model_dir, tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text("not json\n", encoding="utf-8")
+    with pytest.raises(PixiuError, match="not valid JSON"):
+        run(TOY, small_config(tiny_model_dir), data, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -148,8 +148,17 @@ def _split_pair(item: str) -> tuple[str, str]:
 
 
 def _new_run_dir(domain: str) -> Path:
-    """A fresh run directory named after the domain and the time."""
-    return runs_dir() / f"{domain}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    """Create a fresh run directory named after the domain and the time (-2, -3... when that name is taken)."""
+    stem = runs_dir() / f"{domain}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    candidate, number = stem, 1
+    while True:
+        try:
+            candidate.mkdir()  # atomic: of two runs started in the same second, each gets its own folder
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = stem.with_name(f"{stem.name}-{number}")
 
 
 def _latest_unfinished_run(domain: str) -> Path | None:

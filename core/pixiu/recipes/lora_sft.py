@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from pixiu.config import RunConfig, formatter_for, to_dict
 from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, tokenize_example
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
+from pixiu.files import locked
 from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
@@ -35,6 +37,8 @@ from pixiu.registry import register_adapter
 from pixiu.resume import RUN_FILE, check_matches_record
 
 LOG_FILE = "train_log.jsonl"
+LOCK_FILE = ".pixiu.lock"
+"""Held (fcntl) by the training writing into a run folder."""
 
 
 @dataclass
@@ -56,10 +60,30 @@ def run(
     resume: bool = False,
     console: Console | None = None,
 ) -> RunSummary:
-    """Train a LoRA adapter for `domain` on `data_path` into `run_dir`, evaluate it and register it."""
-    console = console or Console(stderr=True)
-    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
+    """Train a LoRA adapter for `domain` on `data_path` into `run_dir`, evaluate it and register it.
+
+    One training at a time may write into a run folder: a second one is refused while the first holds its lock.
+    A folder this call found empty is removed again when the run fails before writing anything into it.
+    """
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    was_empty = not any(run_dir.iterdir())
+    try:
+        with locked(run_dir / LOCK_FILE, blocking=False):
+            try:
+                return _run(domain, config, data_path, run_dir, resume=resume, console=console or Console(stderr=True))
+            finally:
+                if was_empty and {p.name for p in run_dir.iterdir()} == {LOCK_FILE}:
+                    shutil.rmtree(run_dir)
+    except BlockingIOError:
+        raise PixiuError(f"another training is writing into {run_dir} (it holds {run_dir / LOCK_FILE}); "
+                         "wait for it to finish, or pass another --output") from None
+
+
+def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool,
+         console: Console) -> RunSummary:
+    """`run`, with the run folder locked."""
+    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints and not resume:
         raise PixiuError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or a new --output")
@@ -67,7 +91,6 @@ def run(
         raise PixiuError(f"nothing to resume in {run_dir}: it has no checkpoint yet. Start it without --resume.")
     if resume:
         check_matches_record(run_dir, config, data_path)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     # --- data ---------------------------------------------------------------------------------------------
     loaded = load_examples(
