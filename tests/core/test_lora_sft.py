@@ -101,3 +101,22 @@ def test_a_data_error_leaves_no_empty_run_folder(tiny_model_dir, tmp_path):
     with pytest.raises(PixiuError, match="not valid JSON"):
         run(TOY, small_config(tiny_model_dir), data, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_corrupted_newest_checkpoint_falls_back_to_the_older_one(tiny_model_dir, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    data = write_toy_data(tmp_path / "toy.jsonl", 20)
+    config = small_config(tiny_model_dir, "train.max_steps=4", "train.save_every=2", "data.eval_records=0")
+    run_dir = tmp_path / "run"
+    run(TOY, config, data, run_dir)
+    (run_dir / "checkpoints" / "step-0000004" / "state.pt").write_bytes(b"torn")
+    said = io.StringIO()
+    run(TOY, config, data, run_dir, resume=True, console=Console(file=said, width=400))
+    text = " ".join(said.getvalue().split())
+    assert "step-0000004/state.pt" not in text and "step-0000004 is unreadable" in text
+    assert "resuming from the older checkpoint" in text and "at step 2" in text
+    steps = [json.loads(line)["step"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]

@@ -88,10 +88,9 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     try:
         summary = run(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:
-        raise click.ClickException(
-            f"interrupted; the newest checkpoint is kept. Continue with:\n"
-            f"  pixiu domain train {domain.name} --resume --output {run_dir}"
-        ) from None
+        click.echo(f"Error: interrupted; the newest checkpoint is kept. Continue with:\n"
+                   f"  pixiu domain train {domain.name} --resume --output {run_dir}", err=True)
+        raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
     _print_scores(summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics.get('adapter', {}).get('n', 0):.0f} held-out records")
     click.echo(f"adapter saved in {summary.run_dir} and registered as {domain.name!r}")
 

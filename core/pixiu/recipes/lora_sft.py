@@ -120,7 +120,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.train.warmup_steps, config.train.max_steps))
     start_step = 0
     if resume:
-        adapter, state = load_checkpoint(checkpoints[-1])
+        adapter, state = _load_newest_readable(checkpoints, console)
         restore_adapter_state(model, adapter)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -183,6 +183,21 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     # --- register -----------------------------------------------------------------------------------------
     register_adapter(domain.name, domain.name, run_dir, config.base, metrics)
     return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+
+
+def _load_newest_readable(checkpoints: list[Path], console: Console) -> tuple[dict, dict]:
+    """Load the newest checkpoint that reads cleanly, saying which ones were unreadable and skipped."""
+    for newer, path in enumerate(reversed(checkpoints)):
+        try:
+            loaded = load_checkpoint(path)
+        except Exception as exc:  # a torn or corrupted file: the older checkpoint kept is the way back
+            console.print(f"[yellow]checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); "
+                          f"trying the older one kept[/]")
+            continue
+        if newer:
+            console.print(f"[yellow]resuming from the older checkpoint {path}[/]")
+        return loaded
+    raise PixiuError(f"every checkpoint in {checkpoints[0].parent} is unreadable; start the run again with a new --output")
 
 
 def split_examples(examples: list[Example], eval_records: int, seed: int) -> tuple[list[Example], list[Example]]:
