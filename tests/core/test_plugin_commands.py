@@ -62,3 +62,10 @@ def test_uninstall_refuses_unknown_plugins_and_lists_the_installed_ones(tmp_path
     monkeypatch.syspath_prepend(str(tmp_path))
     unknown = invoke("plugins", "uninstall", "nosuch")
     assert unknown.exit_code != 0 and "no installed plugin" in unknown.output and "toy (pixiu-toy)" in unknown.output
+
+
+def test_new_warns_that_the_domain_name_is_taken(tmp_path: Path, toy_plugin: str) -> None:
+    result = invoke("plugins", "new", "toy", "--dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "warning: a domain 'toy' is already installed" in result.stderr
+    assert "already installed" not in invoke("plugins", "new", "finance", "--dir", str(tmp_path)).output

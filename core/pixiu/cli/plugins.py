@@ -79,10 +79,15 @@ def new_plugin(name: str, directory: Path, description: str | None) -> None:
     It has the entry point, hook implementations (formatter, parser, metrics, default recipe, a spider
     skeleton), a small sample data set, a README, and tests that pass as generated.
     """
+    from pixiu.plugins import get_domains
     from pixiu.scaffold import create_plugin
 
     created = create_plugin(name, directory, description)
     click.echo(f"created {created}\n")
+    if name in get_domains():
+        click.echo(f"warning: a domain {name!r} is already installed; once pixiu-{name} is installed too, its "
+                   f"registration of {name!r} is skipped. Rename the domain unless you mean to replace the "
+                   f"installed one (then uninstall that first).", err=True)
     click.echo("next:")
     click.echo(f"  cd {created} && python -m pytest      # its own tests")
     click.echo(f"  pixiu plugins install {created}")
