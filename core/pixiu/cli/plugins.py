@@ -56,6 +56,23 @@ def install_plugin(spec: str, pip_args: tuple[str, ...]) -> None:
         return
     for name, dist in sorted(added.items()):
         click.echo(f"plugin {name!r} installed (package {dist}); see `pixiu domain list` and `pixiu plugins list`")
+    broken = _not_loading(set(added))
+    if broken:
+        listed = "\n".join(f"  - {name} ({added[name]}): {status}" for name, status in sorted(broken.items()))
+        raise click.ClickException(f"installed, but it does not load:\n{listed}\n"
+                                   f"Fix the plugin and install it again, or remove it with `pixiu plugins uninstall NAME`.")
+
+
+def _not_loading(names: set[str]) -> dict[str, str]:
+    """Load the plugins afresh and return the status of each of `names` that did not load cleanly."""
+    import importlib
+
+    from pixiu.plugins import describe_plugins, get_plugin_manager
+
+    importlib.invalidate_caches()
+    get_plugin_manager.cache_clear()
+    return {row["name"]: row["status"] for row in describe_plugins()
+            if row["name"] in names and row["status"] != "loaded"}
 
 
 @group.command(name="uninstall")
