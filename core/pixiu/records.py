@@ -77,7 +77,8 @@ def _iter_json_list(path: Path) -> Iterator[tuple[str, str, Any]]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); a .json file must hold one list") from exc
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                        "a .json file must hold one list") from exc
     if not isinstance(items, list):
         raise DataError(f"{path}: a .json data file must hold a list of records, found {type(items).__name__}")
     for index, item in enumerate(items):

@@ -109,3 +109,13 @@ def test_a_gbk_json_list_names_the_line(tmp_path):
     path.write_bytes(b'[\n{"q": "1", "a": "2"},\n' + '{"q": "中", "a": "是"}'.encode("gbk") + b"\n]")
     with pytest.raises(DataError, match=rf"{path}:3: not UTF-8 text"):
         load_examples(path, formatter)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_json_errors_give_the_column_where_they_are(tmp_path, suffix):
+    line = '{"q": "什么颜色？", "a": "红", "x": tru}'
+    path = tmp_path / f"d{suffix}"
+    path.write_text(line + "\n" if suffix == ".jsonl" else "[\n" + line + "\n]", encoding="utf-8")
+    where = f"{path}:1" if suffix == ".jsonl" else f"{path}:2"
+    with pytest.raises(DataError, match=rf"{where}: not valid JSON \(Expecting value at column {line.index('tru') + 1}\)"):
+        load_examples(path, formatter)
