@@ -48,7 +48,8 @@ def resumed_config(
     """
     record = read_run_file(run_dir)
     if record.get("domain") != domain.name:
-        raise PixiuError(f"cannot resume {run_dir}: it is a run of domain {record.get('domain')!r}, not {domain.name!r}")
+        raise PixiuError(f"cannot resume {run_dir}: it is a run of domain {record.get('domain')!r}, "
+                         f"not {domain.name!r}")
     config = load_config(yaml_paths, overrides, values=values, domain=domain, start=record["config"])
     recorded_data = Path(record["data"])
     problems = differences(record["config"], to_dict(config))

@@ -59,8 +59,8 @@ def install_plugin(spec: str, pip_args: tuple[str, ...]) -> None:
     broken = _not_loading(set(added))
     if broken:
         listed = "\n".join(f"  - {name} ({added[name]}): {status}" for name, status in sorted(broken.items()))
-        raise click.ClickException(f"installed, but it does not load:\n{listed}\n"
-                                   f"Fix the plugin and install it again, or remove it with `pixiu plugins uninstall NAME`.")
+        raise click.ClickException(f"installed, but it does not load:\n{listed}\nFix the plugin and install it "
+                                   "again, or remove it with `pixiu plugins uninstall NAME`.")
 
 
 def _not_loading(names: set[str]) -> dict[str, str]:

@@ -197,7 +197,8 @@ def _load_newest_readable(checkpoints: list[Path], console: Console) -> tuple[di
         if newer:
             console.print(f"[yellow]resuming from the older checkpoint {path}[/]")
         return loaded
-    raise PixiuError(f"every checkpoint in {checkpoints[0].parent} is unreadable; start the run again with a new --output")
+    raise PixiuError(f"every checkpoint in {checkpoints[0].parent} is unreadable; "
+                     "start the run again with a new --output")
 
 
 def split_examples(examples: list[Example], eval_records: int, seed: int) -> tuple[list[Example], list[Example]]:
