@@ -227,7 +227,7 @@ def describe_plugins() -> list[dict[str, object]]:
         try:
             collect()
         except PixiuError:
-            pass  # a clash between two plugins is reported by the commands that need the domains
+            pass  # a clash of two model-source schemes is reported by the commands that need them
     rows = []
     for name, plugin in pm.list_name_plugin():
         errors = HOOK_ERRORS.get(name, {})
