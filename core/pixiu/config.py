@@ -6,6 +6,7 @@ to a contradiction between sections, is reported at once in one `ConfigError`, e
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -140,14 +141,16 @@ def load_config(
     *,
     values: Mapping[str, Any] | None = None,
     domain: Domain | None = None,
+    start: Mapping[str, Any] | None = None,
 ) -> RunConfig:
-    """Build a `RunConfig`: defaults, then each YAML file in order, then `values`, then `--set` overrides.
+    """Build a `RunConfig`: defaults (or `start`), then each YAML file in order, then `values`, then `--set` overrides.
 
     Args:
         yaml_paths: Recipe files, later ones winning key by key.
         overrides: `section.key=value` strings as typed after `--set`; the value is read as YAML (`[a, b]`, `1e-4`).
         values: Already-typed values by dotted key (`{"base": "./models/v1: final"}`), used as they are.
         domain: The domain the run is for; its `plugins.<name>` section is validated against `domain.settings`.
+        start: A resolved config tree to start from instead of the defaults (a resumed run's recorded config).
 
     Returns:
         The validated config; `config.plugins` holds the domain's settings object when it declares settings.
@@ -157,6 +160,7 @@ def load_config(
     """
     problems: list[str] = []
     tree = RunConfig().model_dump()
+    _merge(tree, copy.deepcopy(dict(start or {})))
     for path in yaml_paths:
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}

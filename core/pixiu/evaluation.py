@@ -126,7 +126,7 @@ def evaluate_domain(
     adapter_dir = resolve_adapter(adapter) if adapter else None
     run_record = read_run_file(adapter_dir) if adapter_dir else {}
     if run_record.get("config"):  # evaluate as the adapter was trained: prompt length, settings, generation
-        config = load_config(values=run_record["config"], domain=domain)
+        config = load_config(domain=domain, start=run_record["config"])
     else:
         config = load_config([domain.default_config] if domain.default_config else [], domain=domain)
     base = base or run_record.get("base_model") or config.base

@@ -59,12 +59,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created when missing) across processes, for a read-modify-write."""
+def locked(path: Path, *, blocking: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created when missing) across processes, for a read-modify-write.
+
+    With `blocking=False`, raise `BlockingIOError` at once when another process holds it, instead of waiting.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             yield
         finally:

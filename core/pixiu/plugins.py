@@ -173,17 +173,22 @@ def record_hook_error(plugin_name: str, hook_name: str, error: str) -> None:
 
 
 def get_domains() -> dict[str, Domain]:
-    """Collect every registered domain by name; a name registered twice is an error naming both plugins."""
+    """Collect every registered domain by name; a name registered again is skipped and reported on its plugin.
+
+    The plugin registered first keeps the name (pluggy calls the last registered first, hence the reversal),
+    so installing a clashing plugin disables only its clashing registration, never the domains already there.
+    """
     domains: dict[str, Domain] = {}
     owners: dict[str, str] = {}
-    for plugin_name, domain in collect_registered("register_domains", Domain):
+    for plugin_name, domain in reversed(collect_registered("register_domains", Domain)):
         if domain.name in domains:
-            msg = (
-                f"domain {domain.name!r} is registered twice: by plugin {owners[domain.name]!r} "
-                f"({_owner(domains[domain.name])}) and by plugin {plugin_name!r} ({_owner(domain)}). "
-                f"Uninstall one of them, or load only one with PIXIU_LOAD_PLUGINS."
+            record_hook_error(
+                plugin_name, "register_domains",
+                f"domain {domain.name!r} ({_owner(domain)}) is already registered by plugin {owners[domain.name]!r} "
+                f"({_owner(domains[domain.name])}), so this registration is skipped. Rename the domain, uninstall "
+                f"one of the plugins, or load only one with PIXIU_LOAD_PLUGINS.",
             )
-            raise PixiuError(msg)
+            continue
         domains[domain.name], owners[domain.name] = domain, plugin_name
     return domains
 
@@ -222,7 +227,7 @@ def describe_plugins() -> list[dict[str, object]]:
         try:
             collect()
         except PixiuError:
-            pass  # a clash between two plugins is reported by the commands that need the domains
+            pass  # a clash of two model-source schemes is reported by the commands that need them
     rows = []
     for name, plugin in pm.list_name_plugin():
         errors = HOOK_ERRORS.get(name, {})

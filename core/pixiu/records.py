@@ -46,14 +46,23 @@ def iter_raw_records(path: Path) -> Iterator[tuple[str, str, Any]]:
         yield from _iter_json_list(path)
         return
     limit = _record_limit()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(iter(lambda: handle.readline(limit + 1), ""), start=1):
-            if len(line.rstrip("\n")) > limit:  # read no further than the bound: the line is never held whole
-                raise DataError(f"{path}:{number}: record longer than {limit:,} characters, pixiu's bound on one "
-                                "record; split it, or raise the bound with PIXIU_MAX_RECORD_CHARS=N")
+    too_long = (f"record longer than {limit:,} characters, pixiu's bound on one record; split it, "
+                "or raise the bound with PIXIU_MAX_RECORD_CHARS=N")
+    with path.open("rb") as handle:
+        # read no further than the bound (4 bytes at most per UTF-8 character): the line is never held whole
+        for number, raw_line in enumerate(iter(lambda: handle.readline(4 * limit + 1), b""), start=1):
+            where = f"{path}:{number}"
+            if len(raw_line.rstrip(b"\r\n")) > 4 * limit:
+                raise DataError(f"{where}: {too_long}")
+            try:
+                line = raw_line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield where, raw_line.decode("utf-8", errors="replace").rstrip("\r\n"), BadRecord(_not_utf8(exc))
+                continue
+            if len(line.rstrip("\r\n")) > limit:
+                raise DataError(f"{where}: {too_long}")
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 yield where, line.rstrip("\n"), json.loads(line)
             except json.JSONDecodeError as exc:
@@ -68,12 +77,25 @@ def _record_limit() -> int:
     return int(text)
 
 
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    """Say which byte is not UTF-8 and how to convert a file saved in another encoding (often GBK)."""
+    return (f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}); pixiu reads data as "
+            "UTF-8: convert the file, e.g. `iconv -f GBK -t UTF-8 in.jsonl > out.jsonl` for GBK")
+
+
 def _iter_json_list(path: Path) -> Iterator[tuple[str, str, Any]]:
     """Yield the items of a file holding one JSON list."""
+    data = path.read_bytes()
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: {_not_utf8(exc)}") from exc
+    try:
+        items = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); a .json file must hold one list") from exc
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                        "a .json file must hold one list") from exc
     if not isinstance(items, list):
         raise DataError(f"{path}: a .json data file must hold a list of records, found {type(items).__name__}")
     for index, item in enumerate(items):

@@ -97,11 +97,14 @@ def _newest(
 
 
 def _download(requirement: Requirement, cache_dir: Path) -> Path:
-    """Run `pip download` for one wheel, showing pip's progress, and return the downloaded file."""
+    """Run `pip download` for one wheel, showing pip's progress on stderr, and return the downloaded file.
+
+    pip's output goes to file descriptor 2 so that stdout carries only the command's result (`--json`).
+    """
     wheels_dir = cache_dir / "wheels"
     wheels_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels_dir)]
-    result = subprocess.run([*command, str(requirement)], stderr=subprocess.PIPE, text=True)
+    result = subprocess.run([*command, str(requirement)], stdout=2, stderr=subprocess.PIPE, text=True)
     wheel = _newest(requirement, wheels_dir, _wheel_version)
     if result.returncode == 0 and wheel is not None:
         return wheel[1]

@@ -41,17 +41,23 @@ def test_plugins_list_json_names_hooks(toy_plugin):
     assert rows["pixiu.default_plugins.model_sources"]["source"] == "built-in"
 
 
-def test_duplicate_domain_names_are_an_error(toy_plugin, register_plugin):
+def test_a_duplicate_domain_name_disables_only_that_registration(toy_plugin, register_plugin):
     class Impostor:
         @staticmethod
         @toy_domain.hookimpl
         def register_domains(register):
             register(dataclasses.replace(toy_domain.TOY, formatter=lambda record: []))
+            register(dataclasses.replace(toy_domain.TOY, name="toy2"))
 
     register_plugin(Impostor, "impostor")
-    result = invoke("domain", "list")
-    assert result.exit_code != 0
-    assert "domain 'toy' is registered twice" in result.output and "toy_domain" in result.output
+    result = CliRunner().invoke(cli, ["domain", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["name"], r["package"]) for r in rows] == [("toy", "toy_domain"), ("toy2", "toy_domain")]
+    assert "domain 'toy'" in result.stderr and "already registered by plugin 'toy'" in result.stderr
+    plugins = {r["name"]: r for r in json.loads(invoke("plugins", "list", "--json").stdout)}
+    assert plugins["toy"]["status"] == "loaded"
+    assert plugins["impostor"]["status"].startswith("failed in register_domains: domain 'toy'")
 
 
 def test_train_then_eval_then_list(toy_plugin, tiny_model_dir, tmp_path):
@@ -146,3 +152,68 @@ def test_eval_uses_the_adapters_recorded_config(toy_plugin, tiny_model_dir, tmp_
     monkeypatch.setattr(pixiu.evaluation, "evaluate", spy)
     pixiu.evaluation.evaluate_domain("toy", adapter="toy")
     assert seen == {"max_prompt_tokens": 128, "max_new_tokens": 4, "batch": 3}  # as trained, not the defaults
+
+
+def test_resume_continues_the_recorded_run_and_refuses_contradictions(toy_plugin, tiny_model_dir, tmp_path,
+                                                                      monkeypatch):
+    import shlex
+
+    import yaml
+
+    import pixiu.recipes.lora_sft as recipe
+
+    data = toy_domain.write_toy_data(tmp_path / "toy.jsonl", 30)
+    run_dir = tmp_path / "run"
+    real_loss, calls = recipe.labelled_loss, []
+
+    def interrupted_loss(model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_loss(model, batch)
+
+    monkeypatch.setattr(recipe, "labelled_loss", interrupted_loss)
+    killed = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
+                    "--output", str(run_dir), *TINY_TRAIN, "--max-steps", "4", "--set", "train.save_every=2",
+                    "--set", "train.lr=1e-3")
+    assert killed.exit_code == 130 and "interrupted" in killed.output
+    monkeypatch.setattr(recipe, "labelled_loss", real_loss)
+    hint = shlex.split(killed.output.split("Continue with:")[1].strip().splitlines()[0])
+    assert hint[:3] == ["pixiu", "domain", "train"] and "--base" not in hint and "--data" not in hint
+    split = (run_dir / "eval_split.jsonl").read_text(encoding="utf-8")
+
+    refused = invoke("domain", "train", "toy", "--resume", "--output", str(run_dir), "--max-steps", "9",
+                     "--set", "train.lr=1e-3", "--data", str(toy_domain.write_toy_data(tmp_path / "other.jsonl", 30)))
+    assert refused.exit_code != 0
+    assert "train.max_steps: recorded 4, given 9" in refused.output and "data: recorded" in refused.output
+    assert "train.lr" not in refused.output  # repeating a recorded value is fine
+
+    data.rename(tmp_path / "moved.jsonl")
+    gone = invoke(*hint[1:])
+    assert gone.exit_code != 0 and f"data file {data} is gone" in gone.output
+    (tmp_path / "moved.jsonl").rename(data)
+
+    resumed = invoke(*hint[1:])
+    assert resumed.exit_code == 0, resumed.output
+    log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    record = yaml.safe_load((run_dir / "pixiu_run.yaml").read_text(encoding="utf-8"))
+    assert record["status"] == "finished" and record["base_model"] == str(tiny_model_dir)
+    assert record["config"]["train"]["max_steps"] == 4 and record["config"]["train"]["lr"] == 1e-3
+    assert (run_dir / "eval_split.jsonl").read_text(encoding="utf-8") == split
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(pixiu_home, monkeypatch):
+    from datetime import datetime
+
+    import pixiu.cli.domain as domain_cli
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(domain_cli, "datetime", Frozen)
+    first, second = domain_cli._new_run_dir("toy"), domain_cli._new_run_dir("toy")
+    assert first.name == "toy-20260102-030405" and second.name == "toy-20260102-030405-2"
+    assert first.is_dir() and second.is_dir()

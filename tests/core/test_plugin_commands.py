@@ -77,3 +77,27 @@ def test_uninstall_refuses_unknown_plugins_and_lists_the_installed_ones(tmp_path
     monkeypatch.syspath_prepend(str(tmp_path))
     unknown = invoke("plugins", "uninstall", "nosuch")
     assert unknown.exit_code != 0 and "no installed plugin" in unknown.output and "toy (pixiu-toy)" in unknown.output
+
+
+def test_new_warns_that_the_domain_name_is_taken(tmp_path: Path, toy_plugin: str) -> None:
+    result = invoke("plugins", "new", "toy", "--dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "warning: a domain 'toy' is already installed" in result.stderr
+    assert "already installed" not in invoke("plugins", "new", "finance", "--dir", str(tmp_path)).output
+
+
+def test_install_checks_that_the_installed_plugin_loads(monkeypatch, toy_plugin: str) -> None:
+    import importlib.metadata
+
+    import pixiu.plugin_packages
+
+    real = importlib.metadata.entry_points
+    broken = importlib.metadata.EntryPoint(name="broken", value="pixiu_no_such_module:plugin", group="pixiu")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [broken, *real(group=group)])
+    monkeypatch.setenv("PIXIU_LOAD_PLUGINS", "toy,broken")
+    monkeypatch.setattr(pixiu.plugin_packages, "install", lambda spec, args: {"broken": "pixiu-broken"})
+    result = invoke("plugins", "install", "pixiu-broken")
+    assert result.exit_code != 0
+    assert "does not load" in result.output and "broken (pixiu-broken): failed: ModuleNotFoundError" in result.output
+    monkeypatch.setattr(pixiu.plugin_packages, "install", lambda spec, args: {"toy": "pixiu-toy"})
+    assert invoke("plugins", "install", "pixiu-toy").exit_code == 0

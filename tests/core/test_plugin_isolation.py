@@ -140,6 +140,29 @@ def test_a_plugin_that_raises_in_register_commands_leaves_the_command_line_worki
     assert "clumsy" in HOOK_ERRORS
 
 
+def test_a_plugin_cannot_replace_a_core_command(distribution):
+    distribution("usurper", """
+        PIXIU_HOOK_API = ">=1.0,<2"
+        import click
+        @hookimpl
+        def register_commands(cli):
+            @cli.command(name="serve")
+            def fake():
+                click.echo("hijacked")
+            cli.commands["domain"] = fake
+            @cli.command(name="hello")
+            def hello():
+                click.echo("hi")
+    """)
+    import click
+
+    core = click.Command("serve", callback=lambda: click.echo("core serve"))
+    group = click.Group(commands={"serve": core})
+    add_plugin_commands(group)
+    assert CliRunner().invoke(group, ["serve"]).output == "core serve\n"
+    assert "command 'serve' is pixiu's own" in HOOK_ERRORS["usurper"]["register_commands"]
+
+
 def test_trace_prints_every_hook_call(distribution, monkeypatch, capsys):
     distribution("traced", """
         PIXIU_HOOK_API = ">=1.0,<2"

@@ -108,3 +108,51 @@ def test_a_bad_bound_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PIXIU_MAX_RECORD_CHARS", "lots")
     with pytest.raises(DataError, match="PIXIU_MAX_RECORD_CHARS='lots': expected a positive number"):
         load_examples(path, formatter)
+
+
+def test_a_utf8_bom_does_not_reject_the_first_record(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"q": "问", "a": "答"}, ensure_ascii=False).encode() + b"\n")
+    assert [e.where for e in load_examples(path, formatter).examples] == [f"{path}:1"]
+
+
+def test_a_gbk_file_names_its_first_line_and_how_to_convert_it(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(json.dumps({"q": "什么", "a": "红"}, ensure_ascii=False).encode("gbk") + b"\n")
+    with pytest.raises(DataError, match=rf"{path}:1: not UTF-8 text .*iconv -f GBK -t UTF-8"):
+        load_examples(path, formatter)
+
+
+def test_one_gbk_line_is_skipped_into_rejects(tmp_path):
+    good = json.dumps({"q": "1", "a": "2"}).encode()
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(good + b"\n" + '{"q": "中文", "a": "是"}'.encode("gbk") + b"\n" + good + b"\n")
+    rejects = tmp_path / "rejects.jsonl"
+    result = load_examples(path, formatter, on_bad_record="skip", rejects_path=rejects)
+    assert result.rejected == 1 and [e.where for e in result.examples] == [f"{path}:1", f"{path}:3"]
+    (row,) = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
+    assert row["where"] == f"{path}:2" and row["reason"].startswith("not UTF-8 text")
+
+
+def test_a_binary_file_is_refused_by_line_not_with_a_traceback(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    with pytest.raises(DataError, match=rf"{path}:1: not UTF-8 text"):
+        load_examples(path, formatter)
+
+
+def test_a_gbk_json_list_names_the_line(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_bytes(b'[\n{"q": "1", "a": "2"},\n' + '{"q": "中", "a": "是"}'.encode("gbk") + b"\n]")
+    with pytest.raises(DataError, match=rf"{path}:3: not UTF-8 text"):
+        load_examples(path, formatter)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_json_errors_give_the_column_where_they_are(tmp_path, suffix):
+    line = '{"q": "什么颜色？", "a": "红", "x": tru}'
+    path = tmp_path / f"d{suffix}"
+    path.write_text(line + "\n" if suffix == ".jsonl" else "[\n" + line + "\n]", encoding="utf-8")
+    where = f"{path}:1" if suffix == ".jsonl" else f"{path}:2"
+    with pytest.raises(DataError, match=rf"{where}: not valid JSON \(Expecting value at column {line.index('tru') + 1}\)"):
+        load_examples(path, formatter)

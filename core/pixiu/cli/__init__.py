@@ -48,10 +48,29 @@ _add_core_commands(cli)
 
 
 def add_plugin_commands(group: click.Group) -> None:
-    """Let every plugin add its own verbs to `group` (the `register_commands` hook); a failing plugin is skipped."""
+    """Let every plugin add its own verbs to `group` (the `register_commands` hook); a failing plugin is skipped.
+
+    The verbs already in `group` are pixiu's own: a plugin that tries to replace one is refused by name
+    (reported as failing in register_commands), and the core command stays.
+    """
     from pixiu.plugins import call_hook
 
-    call_hook("register_commands", cli=group)
+    core = dict(group.commands)
+    original = group.add_command
+
+    def add_command(cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if name in core:
+            raise PixiuError(f"command {name!r} is pixiu's own and cannot be replaced by a plugin; "
+                             f"give the plugin's command another name")
+        original(cmd, name)
+
+    group.add_command = add_command  # plugins reach the group only through this hook call
+    try:
+        call_hook("register_commands", cli=group)
+    finally:
+        del group.add_command
+        group.commands.update(core)  # also undoes writes straight into group.commands
 
 
 def main() -> None:

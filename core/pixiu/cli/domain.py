@@ -81,25 +81,31 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     from pixiu.config import load_config
     from pixiu.plugins import get_domain
     from pixiu.recipes.lora_sft import run
+    from pixiu.resume import resumed_config
 
     domain = get_domain(domain_name)
     flags = {"base": base, "train.max_steps": max_steps, "data.on_bad_record": on_bad_record}
-    yaml_paths = [p for p in (domain.default_config, config_path) if p]
     values = {key: value for key, value in flags.items() if value is not None}
-    config = load_config(yaml_paths, overrides, values=values, domain=domain)
-    data_path = data_path or domain.sample_data
-    if data_path is None:
-        raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
-    run_dir = output or (_latest_unfinished_run(domain.name) if resume else None) or _new_run_dir(domain.name)
+    if resume:
+        # the run folder's pixiu_run.yaml is the config; the flags given again may only repeat it
+        run_dir = output or _latest_unfinished_run(domain.name)
+        config, data_path = resumed_config(run_dir, domain, yaml_paths=[config_path] if config_path else [],
+                                           overrides=overrides, values=values, data_path=data_path)
+    else:
+        yaml_paths = [p for p in (domain.default_config, config_path) if p]
+        config = load_config(yaml_paths, overrides, values=values, domain=domain)
+        data_path = data_path or domain.sample_data
+        if data_path is None:
+            raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
+        run_dir = output or _new_run_dir(domain.name)
     ensure_writable(run_dir, "run folder", "pass --output DIR with a folder you can write to")
     ensure_writable(pixiu_home(), "PIXIU_HOME", "point PIXIU_HOME at a folder you can write to (it holds the registry)")
     try:
         summary = run(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:
-        raise click.ClickException(
-            f"interrupted; the newest checkpoint is kept. Continue with:\n"
-            f"  pixiu domain train {domain.name} --resume --output {run_dir}"
-        ) from None
+        click.echo(f"Error: interrupted; the newest checkpoint is kept. Continue with:\n"
+                   f"  pixiu domain train {domain.name} --resume --output {run_dir}", err=True)
+        raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
     if summary.metrics.get("records"):
         _print_scores(summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics['records']} held-out records")
     else:
@@ -170,8 +176,17 @@ def _split_pair(item: str) -> tuple[str, str]:
 
 
 def _new_run_dir(domain: str) -> Path:
-    """A fresh run directory named after the domain and the time."""
-    return runs_dir() / f"{domain}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    """Create a fresh run directory named after the domain and the time (-2, -3... when that name is taken)."""
+    stem = runs_dir() / f"{domain}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    candidate, number = stem, 1
+    while True:
+        try:
+            candidate.mkdir()  # atomic: of two runs started in the same second, each gets its own folder
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = stem.with_name(f"{stem.name}-{number}")
 
 
 def _latest_unfinished_run(domain: str) -> Path | None:

@@ -64,6 +64,23 @@ def install_plugin(spec: str, pip_args: tuple[str, ...]) -> None:
         return
     for name, dist in sorted(added.items()):
         click.echo(f"plugin {name!r} installed (package {dist}); see `pixiu domain list` and `pixiu plugins list`")
+    broken = _not_loading(set(added))
+    if broken:
+        listed = "\n".join(f"  - {name} ({added[name]}): {status}" for name, status in sorted(broken.items()))
+        raise click.ClickException(f"installed, but it does not load:\n{listed}\nFix the plugin and install it "
+                                   "again, or remove it with `pixiu plugins uninstall NAME`.")
+
+
+def _not_loading(names: set[str]) -> dict[str, str]:
+    """Load the plugins afresh and return the status of each of `names` that did not load cleanly."""
+    import importlib
+
+    from pixiu.plugins import describe_plugins, get_plugin_manager
+
+    importlib.invalidate_caches()
+    get_plugin_manager.cache_clear()
+    return {row["name"]: row["status"] for row in describe_plugins()
+            if row["name"] in names and row["status"] != "loaded"}
 
 
 @group.command(name="uninstall")
@@ -98,10 +115,15 @@ def new_plugin(name: str, directory: Path, description: str | None) -> None:
       pixiu plugins new finance                       # ./pixiu-finance
       pixiu plugins new finance --dir ~/src --description "Answers questions about balance sheets."
     """
+    from pixiu.plugins import get_domains
     from pixiu.scaffold import create_plugin
 
     created = create_plugin(name, directory, description)
     click.echo(f"created {created}\n")
+    if name in get_domains():
+        click.echo(f"warning: a domain {name!r} is already installed; once pixiu-{name} is installed too, its "
+                   f"registration of {name!r} is skipped. Rename the domain unless you mean to replace the "
+                   f"installed one (then uninstall that first).", err=True)
     click.echo("next:")
     click.echo(f"  cd {created} && python -m pytest      # its own tests")
     click.echo(f"  pixiu plugins install {created}")

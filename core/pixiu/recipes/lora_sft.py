@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, cut_answers_
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
-from pixiu.files import atomic_write_json, atomic_write_text
+from pixiu.files import atomic_write_json, atomic_write_text, locked
 from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
@@ -42,6 +43,10 @@ from pixiu.runs import (
     split_examples,
     write_split,
 )
+from pixiu.resume import check_matches_record
+
+LOCK_FILE = ".pixiu.lock"
+"""Held (fcntl) by the training writing into a run folder."""
 
 
 @dataclass
@@ -63,16 +68,37 @@ def run(
     resume: bool = False,
     console: Console | None = None,
 ) -> RunSummary:
-    """Train a LoRA adapter for `domain` on `data_path` into `run_dir`, evaluate it and register it."""
-    console = console or Console(stderr=True)
-    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
+    """Train a LoRA adapter for `domain` on `data_path` into `run_dir`, evaluate it and register it.
+
+    One training at a time may write into a run folder: a second one is refused while the first holds its lock.
+    A folder this call found empty is removed again when the run fails before writing anything into it.
+    """
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    was_empty = not any(run_dir.iterdir())
+    try:
+        with locked(run_dir / LOCK_FILE, blocking=False):
+            try:
+                return _run(domain, config, data_path, run_dir, resume=resume, console=console or Console(stderr=True))
+            finally:
+                if was_empty and {p.name for p in run_dir.iterdir()} == {LOCK_FILE}:
+                    shutil.rmtree(run_dir)
+    except BlockingIOError:
+        raise PixiuError(f"another training is writing into {run_dir} (it holds {run_dir / LOCK_FILE}); "
+                         "wait for it to finish, or pass another --output") from None
+
+
+def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool,
+         console: Console) -> RunSummary:
+    """`run`, with the run folder locked."""
+    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints and not resume:
         raise PixiuError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or a new --output")
     if resume and not checkpoints:
         raise PixiuError(f"nothing to resume in {run_dir}: it has no checkpoint yet. Start it without --resume.")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        check_matches_record(run_dir, config, data_path)
 
     # --- data ---------------------------------------------------------------------------------------------
     loaded = load_examples(
@@ -87,7 +113,8 @@ def run(
         train_examples = train_examples[: config.data.max_records]
     if not train_examples:
         raise PixiuError(f"{data_path}: every record was held out for evaluation; lower data.eval_records")
-    write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
+    if not resume:  # the held-out split is part of the record: a resumed run keeps the one it started with
+        write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
 
     # --- model --------------------------------------------------------------------------------------------
     console.print(f"loading base model [bold]{config.base}[/]")
@@ -105,7 +132,7 @@ def run(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.train.warmup_steps, config.train.max_steps))
     start_step = 0
     if resume:
-        adapter, state = load_checkpoint(checkpoints[-1])
+        adapter, state = _load_newest_readable(checkpoints, console)
         restore_adapter_state(model, adapter)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -167,6 +194,22 @@ def run(
     # --- register -----------------------------------------------------------------------------------------
     register_adapter(domain.name, domain.name, run_dir, config.base, metrics)
     return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+
+
+def _load_newest_readable(checkpoints: list[Path], console: Console) -> tuple[dict, dict]:
+    """Load the newest checkpoint that reads cleanly, saying which ones were unreadable and skipped."""
+    for newer, path in enumerate(reversed(checkpoints)):
+        try:
+            loaded = load_checkpoint(path)
+        except Exception as exc:  # a torn or corrupted file: the older checkpoint kept is the way back
+            console.print(f"[yellow]checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); "
+                          f"trying the older one kept[/]")
+            continue
+        if newer:
+            console.print(f"[yellow]resuming from the older checkpoint {path}[/]")
+        return loaded
+    raise PixiuError(f"every checkpoint in {checkpoints[0].parent} is unreadable; "
+                     "start the run again with a new --output")
 
 
 def _schedule(warmup: int, total: int):
