@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pixiu.serve.engine import Engine
 from pixiu.serve.postprocess import postprocess
 from pixiu.serve.request import SamplingParams
+from pixiu.serve.sampler import TokenLogprobs
 from pixiu.serve.text import TextStream
 
 log = logging.getLogger("pixiu.serve")
@@ -79,6 +80,10 @@ class Generation:
         text = "".join([piece async for piece in self._generated()])
         return text if self.finish_reason in ("error", "cancelled") else await self._postprocess(text)
 
+    def logprobs(self) -> list[TokenLogprobs]:
+        """Logprobs of the answer's tokens (those counted in `completion_tokens`), once it has finished."""
+        return self.request.logprobs[: self.completion_tokens]
+
     async def _postprocess(self, text: str) -> str:
         """The one place answers are post-processed: plugins' `process_response`, off the event loop."""
         return await postprocess(self.request.adapter, text)
@@ -99,7 +104,7 @@ class Generation:
                 self.completion_tokens += 1
                 piece = self.text.push(token)
                 if self.text.stopped:
-                    self.engine.cancel(self.request)  # a stop string ended the answer
+                    self.engine.cancel(self.request, "stop")  # a stop string ended the answer
                 if piece:
                     yield piece
         finally:
