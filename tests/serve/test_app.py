@@ -12,7 +12,7 @@ from pixiu import hookimpl
 from pixiu.registry import register_adapter
 from pixiu.serve.request import SamplingParams
 
-from .helpers import ADMIN_TOKEN, PROMPTS, call, chat_ids
+from .helpers import ADMIN_TOKEN, PROMPTS, call, chat_ids, eventually
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -265,3 +265,38 @@ def test_hot_load_by_path_stays_inside_pixiu_home(app, adapter_dirs, pixiu_home,
     assert nul.status_code == 400
     bad_name = call(app, "POST", "/v1/adapters", json={"name": "../x", "path": "runs/medical-1"}, headers=ADMIN)
     assert bad_name.status_code == 400
+
+
+def test_an_answer_ended_by_a_stop_string_counts_as_stop(app, engine):
+    full = call(app, "POST", "/v1/chat/completions", json=chat_body(max_tokens=20)).json()
+    text = full["choices"][0]["message"]["content"]
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    for stream in (False, True):
+        call(app, "POST", "/v1/chat/completions", json=chat_body(max_tokens=20, stop=[stop], stream=stream))
+    eventually(lambda: engine.stats()["requests"].get(("law", "stop"), 0) >= 2)
+    assert ("law", "cancelled") not in engine.stats()["requests"]
+    metrics = call(app, "GET", "/metrics").text
+    assert 'pixiu_requests_total{finish_reason="stop",model="law"} 2.0' in metrics
+
+
+def test_prompts_are_tokenised_off_the_event_loop(make_engine, tokenizer, tiny_model_dir):
+    from pixiu.serve.app import build_app
+    from pixiu.serve.state import Limits
+
+    on_loop = []
+
+    class Spy:
+        """The tokenizer, noting whether each call ran on the event loop's (main) thread."""
+
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+        def __call__(self, *args, **kwargs):
+            on_loop.append(threading.current_thread() is threading.main_thread())
+            return tokenizer(*args, **kwargs)
+
+    app = build_app(make_engine().start(), Spy(), base=str(tiny_model_dir), limits=Limits(context=2048),
+                    admin_token=None)
+    assert call(app, "POST", "/v1/chat/completions", json=chat_body()).status_code == 200
+    assert call(app, "POST", "/v1/completions", json={"model": "law", "prompt": "hi", "max_tokens": 2}).status_code == 200
+    assert on_loop == [False, False]
