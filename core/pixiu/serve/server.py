@@ -14,6 +14,7 @@ import yaml
 from pixiu.errors import PixiuError
 from pixiu.registry import list_adapters, resolve_adapter
 from pixiu.serve.engine import Engine
+from pixiu.serve.guard import Timeouts, uvicorn_config
 
 RUN_FILE = "pixiu_run.yaml"
 """What a pixiu training run writes beside its adapter, the domain among it."""
@@ -60,14 +61,14 @@ def adapter_domain(folder: Path) -> str | None:
 
 
 def start_engine(base: str, adapters: dict[str, Path], *, max_batch: int, max_waiting: int,
-                 max_adapters: int | None = None) -> tuple[Engine, object]:
+                 max_adapters: int | None = None, prefill_chunk: int = 512) -> tuple[Engine, object]:
     """Load `base` and `adapters` (each with its domain), start the engine thread, and return (engine, tokenizer)."""
     from pixiu.generate import stop_token_ids
     from pixiu.models import load_base
 
     model, tokenizer = load_base(base)
     engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=max_batch, max_waiting=max_waiting,
-                    max_adapters=max_adapters)
+                    max_adapters=max_adapters, prefill_chunk=prefill_chunk)
     for name, folder in adapters.items():
         engine.load_adapter(name, folder, domain=adapter_domain(folder))
     return engine.start(), tokenizer
@@ -79,13 +80,14 @@ def context_length(engine: Engine) -> int:
 
 
 @contextmanager
-def background_server(app, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[str]:
+def background_server(app, host: str = "127.0.0.1", timeout: float = 30.0,
+                      timeouts: Timeouts = Timeouts(shutdown=5)) -> Iterator[str]:
     """Run `app` with uvicorn on a free port of `host` in a thread; yields its base URL and stops it afterwards."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind((host, 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn_config(app, host=host, timeouts=timeouts, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pixiu-http", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
