@@ -300,3 +300,35 @@ def test_prompts_are_tokenised_off_the_event_loop(make_engine, tokenizer, tiny_m
     assert call(app, "POST", "/v1/chat/completions", json=chat_body()).status_code == 200
     assert call(app, "POST", "/v1/completions", json={"model": "law", "prompt": "hi", "max_tokens": 2}).status_code == 200
     assert on_loop == [False, False]
+
+
+def test_an_adapter_trained_on_another_base_is_refused_unless_forced(app, adapter_dirs, pixiu_home):
+    import json as json_module
+
+    runs = pixiu_home / "runs"
+    peft_only, pixiu_run = runs / "peft-only", runs / "pixiu-run"
+    shutil.copytree(adapter_dirs["medical"], peft_only)
+    config = json_module.loads((peft_only / "adapter_config.json").read_text())
+    (peft_only / "adapter_config.json").write_text(json_module.dumps({**config, "base_model_name_or_path": "other/base"}))
+    shutil.copytree(adapter_dirs["medical"], pixiu_run)
+    (pixiu_run / "pixiu_run.yaml").write_text("domain: medical\nbase_model: pypi:other-base\n")
+    for folder, recorded in ((peft_only, "other/base"), (pixiu_run, "pypi:other-base")):
+        path = str(folder.relative_to(pixiu_home))
+        refused = call(app, "POST", "/v1/adapters", json={"name": "m", "path": path}, headers=ADMIN)
+        message = refused.json()["error"]["message"]
+        assert refused.status_code == 400 and f"trained on {recorded}" in message and '"force": true' in message
+        forced = call(app, "POST", "/v1/adapters", json={"name": "m", "path": path, "force": True}, headers=ADMIN)
+        assert forced.status_code == 200
+
+
+def test_the_cli_refuses_an_adapter_of_another_base_without_force(adapter_dirs, tiny_model_dir, tmp_path):
+    from pixiu.errors import PixiuError
+    from pixiu.serve.server import check_base
+
+    folder = tmp_path / "elsewhere"
+    shutil.copytree(adapter_dirs["law"], folder)
+    (folder / "pixiu_run.yaml").write_text("base_model: some/other-base\n")
+    with pytest.raises(PixiuError, match="trained on some/other-base.*pass --force"):
+        check_base(folder, str(tiny_model_dir), str(tiny_model_dir), force=False, how="pass --force")
+    check_base(folder, str(tiny_model_dir), None, force=True, how="pass --force")
+    check_base(adapter_dirs["law"], "pypi:spec", str(tiny_model_dir), force=False, how="")  # peft records the folder

@@ -196,11 +196,13 @@ class CompletionRequest(_Generation):
         return self.logprobs
 
 
-class AdapterLoad(BaseModel):
+class AdapterLoad(_Body):
     """`POST /v1/adapters`: a registry name, or a folder inside PIXIU_HOME served under `name`."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    path: str | None = Field(default=None, max_length=4096)
+    path: Text | None = Field(default=None, max_length=4096)
+    force: bool = False
+    """Load it even though it records another base model than the one served."""
 
 
 # ---- responses ------------------------------------------------------------------------------------
