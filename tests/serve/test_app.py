@@ -332,3 +332,21 @@ def test_the_cli_refuses_an_adapter_of_another_base_without_force(adapter_dirs, 
         check_base(folder, str(tiny_model_dir), str(tiny_model_dir), force=False, how="pass --force")
     check_base(folder, str(tiny_model_dir), None, force=True, how="pass --force")
     check_base(adapter_dirs["law"], "pypi:spec", str(tiny_model_dir), force=False, how="")  # peft records the folder
+
+
+def test_the_disclaimer_is_on_chat_answers_only_and_counted_in_usage(app, tokenizer, register_plugin):
+    from pixiu_medical import plugin
+    from pixiu_medical.safety import DISCLAIMER
+
+    register_plugin(SimpleNamespace(process_response=plugin.process_response), "medical-safety")
+    before = app.state.server.engine.stats()["generated_tokens"]
+    whole = call(app, "POST", "/v1/chat/completions", json=chat_body("medical")).json()
+    generated = app.state.server.engine.stats()["generated_tokens"] - before
+    added = len(tokenizer("\n\n" + DISCLAIMER, add_special_tokens=False)["input_ids"])
+    assert whole["choices"][0]["message"]["content"].endswith(DISCLAIMER)
+    assert whole["usage"]["completion_tokens"] == generated + added
+    chunks, _ = events(call(app, "POST", "/v1/chat/completions",
+                            json=chat_body("medical", stream=True, stream_options={"include_usage": True})))
+    assert chunks[-1]["usage"] == whole["usage"]
+    text = call(app, "POST", "/v1/completions", json={"model": "medical", "prompt": "hi", "max_tokens": 5}).json()
+    assert DISCLAIMER not in text["choices"][0]["text"] and text["usage"]["completion_tokens"] <= 5

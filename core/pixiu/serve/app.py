@@ -132,7 +132,7 @@ async def _complete(request: Request, body: ChatRequest | CompletionRequest, pro
         raise ApiError(400, f"stop: at most {server.limits.max_stop} strings of up to 256 characters", param="stop")
     try:
         generation = Generation(server.engine, server.tokenizer, body.model, prompt_ids, sampling, stop,
-                                on_finish=server.metrics.observe)
+                                on_finish=server.metrics.observe, chat=chat)
     except UnknownModel as exc:
         raise unknown_model(server, body.model) from exc
     except QueueFull as exc:
