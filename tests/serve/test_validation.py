@@ -66,6 +66,7 @@ def test_loose_types_are_refused_in_plain_words(app, extra, param, words):
     ({"tool_choice": "auto"}, "tool_choice", "tool calling is not supported"),
     ({"response_format": {"type": "json_object"}}, "response_format.type", "plain text only"),
     ({"logprobs": True, "stream": True}, "logprobs", "not available when streaming"),
+    ({"top_logprobs": 2}, "top_logprobs", "needs \"logprobs\": true"),
     ({"logit_bias": {"abc": 1}}, "logit_bias.abc", "token ids"),
     ({"logit_bias": {"99999999": 1}}, "logit_bias", "outside the vocabulary"),
     ({"presence_penalty": 3}, "presence_penalty", "at most 2"),

@@ -160,6 +160,8 @@ def _sampling(server: Server, body: ChatRequest | CompletionRequest, prompt_toke
         message = f"logit_bias: token id {outside[0]} is outside the vocabulary (ids 0 to {vocab - 1})"
         raise ApiError(400, message, param="logit_bias")
     top = body.top_logprob_count()
+    if isinstance(body, ChatRequest) and body.top_logprobs is not None and not body.logprobs:
+        raise ApiError(400, "top_logprobs: needs \"logprobs\": true as well", param="top_logprobs")
     if top is not None and body.stream:
         raise ApiError(400, "logprobs: not available when streaming; drop \"stream\" or \"logprobs\"",
                        param="logprobs")

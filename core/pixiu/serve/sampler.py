@@ -49,12 +49,14 @@ def adjust(logits: torch.Tensor, params: Sequence[SamplingParams], outputs: Sequ
 
     `outputs` are the tokens each row generated so far.
     """
-    logits = logits.float().clone()
+    logits = logits.float()
     biased = [(i, token, bias) for i, p in enumerate(params) for token, bias in p.logit_bias.items()]
+    penalised = [i for i, p in enumerate(params) if p.penalised and outputs[i]]
+    if biased or penalised:
+        logits = logits.clone()  # the model's output stays as it was
     if biased:
         rows, tokens, values = zip(*biased)
         logits.index_put_((torch.tensor(rows), torch.tensor(tokens)), torch.tensor(values), accumulate=True)
-    penalised = [i for i, p in enumerate(params) if p.penalised and outputs[i]]
     if penalised:
         counts = torch.zeros(len(penalised), logits.shape[1])
         rows = torch.tensor([k for k, i in enumerate(penalised) for _ in outputs[i]])
