@@ -99,22 +99,27 @@ def run_engine(engine: Engine, models: list[str], prompt_ids: list[list[int]], m
 
 
 def worst_gap(engine: Engine, prompt_ids: list[list[int]], long_ids: list[int], max_tokens: int) -> float:
-    """Seconds of the longest pause between two tokens of any running stream while `long_ids` is prefilled."""
+    """Seconds of the longest pause between two tokens of any running stream while `long_ids` is prefilled
+    (up to each stream's first token after the prefill, whose gap spans its end)."""
     last: dict[int, float] = {}
     gaps: list[float] = []
-    running = threading.Event()
-    finished = threading.Event()
+    after: set[int] = set()  # streams that emitted a token since the long prompt's first token
+    running, finished, measured = threading.Event(), threading.Event(), threading.Event()
     lock = threading.Lock()
 
     def stream_sink(index: int):
         def sink(token, finish):
             now = time.perf_counter()
             with lock:
-                if token is not None and index in last and not finished.is_set():
+                if index in last:
                     gaps.append(now - last[index])
                 last[index] = now
                 if len(last) == len(prompt_ids):
                     running.set()
+                if finished.is_set():
+                    after.add(index)
+                    if len(after) == len(prompt_ids):
+                        measured.set()
         return sink
 
     def long_sink(token, finish):
@@ -126,7 +131,7 @@ def worst_gap(engine: Engine, prompt_ids: list[list[int]], long_ids: list[int], 
     with lock:
         gaps.clear()
     engine.submit(BASE, long_ids, SamplingParams(max_tokens=1), long_sink)
-    finished.wait()
+    measured.wait()
     for request in streams:
         engine.cancel(request)
     while engine.stats()["active"]:  # let the streams end before the next measurement
