@@ -116,6 +116,8 @@ UNSUPPORTED = {
 """Fields of OpenAI's API that pixiu refuses, with why (every other unknown field is refused too)."""
 
 Penalty = Annotated[float, Field(ge=-2.0, le=2.0, allow_inf_nan=False)]
+TokenId = Annotated[str, AfterValidator(_token_id)]
+Bias = Annotated[float, Field(ge=-100.0, le=100.0, allow_inf_nan=False)]
 
 
 class _Generation(_Body):
@@ -133,7 +135,7 @@ class _Generation(_Body):
     stream_options: StreamOptions | None = None
     presence_penalty: Penalty = 0.0
     frequency_penalty: Penalty = 0.0
-    logit_bias: dict[Annotated[str, AfterValidator(_token_id)], Annotated[float, Field(ge=-100.0, le=100.0, allow_inf_nan=False)]] | None = None
+    logit_bias: dict[TokenId, Bias] | None = None
     """Token id (as a string, as OpenAI has it) -> a bias added to that token's logit."""
     response_format: ResponseFormat | None = None
     user: Text | None = Field(default=None, max_length=256)
