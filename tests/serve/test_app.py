@@ -12,7 +12,7 @@ from pixiu import hookimpl
 from pixiu.registry import register_adapter
 from pixiu.serve.request import SamplingParams
 
-from .helpers import ADMIN_TOKEN, PROMPTS, call, chat_ids
+from .helpers import ADMIN_TOKEN, PROMPTS, call, chat_ids, eventually
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -265,3 +265,88 @@ def test_hot_load_by_path_stays_inside_pixiu_home(app, adapter_dirs, pixiu_home,
     assert nul.status_code == 400
     bad_name = call(app, "POST", "/v1/adapters", json={"name": "../x", "path": "runs/medical-1"}, headers=ADMIN)
     assert bad_name.status_code == 400
+
+
+def test_an_answer_ended_by_a_stop_string_counts_as_stop(app, engine):
+    full = call(app, "POST", "/v1/chat/completions", json=chat_body(max_tokens=20)).json()
+    text = full["choices"][0]["message"]["content"]
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    for stream in (False, True):
+        call(app, "POST", "/v1/chat/completions", json=chat_body(max_tokens=20, stop=[stop], stream=stream))
+    eventually(lambda: engine.stats()["requests"].get(("law", "stop"), 0) >= 2)
+    assert ("law", "cancelled") not in engine.stats()["requests"]
+    metrics = call(app, "GET", "/metrics").text
+    assert 'pixiu_requests_total{finish_reason="stop",model="law"} 2.0' in metrics
+
+
+def test_prompts_are_tokenised_off_the_event_loop(make_engine, tokenizer, tiny_model_dir):
+    from pixiu.serve.app import build_app
+    from pixiu.serve.state import Limits
+
+    on_loop = []
+
+    class Spy:
+        """The tokenizer, noting whether each call ran on the event loop's (main) thread."""
+
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+        def __call__(self, *args, **kwargs):
+            on_loop.append(threading.current_thread() is threading.main_thread())
+            return tokenizer(*args, **kwargs)
+
+    app = build_app(make_engine().start(), Spy(), base=str(tiny_model_dir), limits=Limits(context=2048),
+                    admin_token=None)
+    assert call(app, "POST", "/v1/chat/completions", json=chat_body()).status_code == 200
+    assert call(app, "POST", "/v1/completions", json={"model": "law", "prompt": "hi", "max_tokens": 2}).status_code == 200
+    assert on_loop == [False, False]
+
+
+def test_an_adapter_trained_on_another_base_is_refused_unless_forced(app, adapter_dirs, pixiu_home):
+    import json as json_module
+
+    runs = pixiu_home / "runs"
+    peft_only, pixiu_run = runs / "peft-only", runs / "pixiu-run"
+    shutil.copytree(adapter_dirs["medical"], peft_only)
+    config = json_module.loads((peft_only / "adapter_config.json").read_text())
+    (peft_only / "adapter_config.json").write_text(json_module.dumps({**config, "base_model_name_or_path": "other/base"}))
+    shutil.copytree(adapter_dirs["medical"], pixiu_run)
+    (pixiu_run / "pixiu_run.yaml").write_text("domain: medical\nbase_model: pypi:other-base\n")
+    for folder, recorded in ((peft_only, "other/base"), (pixiu_run, "pypi:other-base")):
+        path = str(folder.relative_to(pixiu_home))
+        refused = call(app, "POST", "/v1/adapters", json={"name": "m", "path": path}, headers=ADMIN)
+        message = refused.json()["error"]["message"]
+        assert refused.status_code == 400 and f"trained on {recorded}" in message and '"force": true' in message
+        forced = call(app, "POST", "/v1/adapters", json={"name": "m", "path": path, "force": True}, headers=ADMIN)
+        assert forced.status_code == 200
+
+
+def test_the_cli_refuses_an_adapter_of_another_base_without_force(adapter_dirs, tiny_model_dir, tmp_path):
+    from pixiu.errors import PixiuError
+    from pixiu.serve.server import check_base
+
+    folder = tmp_path / "elsewhere"
+    shutil.copytree(adapter_dirs["law"], folder)
+    (folder / "pixiu_run.yaml").write_text("base_model: some/other-base\n")
+    with pytest.raises(PixiuError, match="trained on some/other-base.*pass --force"):
+        check_base(folder, str(tiny_model_dir), str(tiny_model_dir), force=False, how="pass --force")
+    check_base(folder, str(tiny_model_dir), None, force=True, how="pass --force")
+    check_base(adapter_dirs["law"], "pypi:spec", str(tiny_model_dir), force=False, how="")  # peft records the folder
+
+
+def test_the_disclaimer_is_on_chat_answers_only_and_counted_in_usage(app, tokenizer, register_plugin):
+    from pixiu_medical import plugin
+    from pixiu_medical.safety import DISCLAIMER
+
+    register_plugin(SimpleNamespace(process_response=plugin.process_response), "medical-safety")
+    before = app.state.server.engine.stats()["generated_tokens"]
+    whole = call(app, "POST", "/v1/chat/completions", json=chat_body("medical")).json()
+    generated = app.state.server.engine.stats()["generated_tokens"] - before
+    added = len(tokenizer("\n\n" + DISCLAIMER, add_special_tokens=False)["input_ids"])
+    assert whole["choices"][0]["message"]["content"].endswith(DISCLAIMER)
+    assert whole["usage"]["completion_tokens"] == generated + added
+    chunks, _ = events(call(app, "POST", "/v1/chat/completions",
+                            json=chat_body("medical", stream=True, stream_options={"include_usage": True})))
+    assert chunks[-1]["usage"] == whole["usage"]
+    text = call(app, "POST", "/v1/completions", json={"model": "medical", "prompt": "hi", "max_tokens": 5}).json()
+    assert DISCLAIMER not in text["choices"][0]["text"] and text["usage"]["completion_tokens"] <= 5

@@ -134,3 +134,27 @@ def test_a_failing_prefill_fails_only_its_own_request(engine, tokenizer, referen
     assert broken.wait().finish == "error" and broken.tokens == []
     assert healthy.wait().tokens == reference("law", ids, 20)[0]
     assert engine.running
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_between_decode_steps(make_engine, tokenizer, reference):
+    engine = make_engine(prefill_chunk=4).start()
+    events = []  # sinks run on the engine thread, so this is the exact order of emitted tokens
+
+    def sink(name, collector):
+        def record(token, finish):
+            events.append(name)
+            collector(token, finish)
+        return record
+
+    runner, long = Collector(), Collector()
+    forced = SamplingParams(max_tokens=60, logit_bias={100: 100.0})  # never an end-of-turn token: runs 60 steps
+    engine.submit("zhihu", chat_ids(tokenizer, PROMPTS[3]), forced, sink("runner", runner))
+    assert runner.first.wait(30)
+    long_ids = chat_ids(tokenizer, " ".join(PROMPTS * 2))
+    assert len(long_ids) > 40
+    submitted = len(events)
+    engine.submit("law", long_ids, SamplingParams(max_tokens=8), sink("long", long))
+    long.wait()
+    while_prefilling = events[submitted : events.index("long")].count("runner")
+    assert while_prefilling >= -(-len(long_ids) // 4) - 2  # a decode step ran between every two chunks
+    assert long.tokens == reference("law", long_ids, 8)[0]  # identical to prefilling it in one piece

@@ -6,7 +6,7 @@ from collections import Counter
 import torch
 
 from pixiu.serve.request import SamplingParams
-from pixiu.serve.sampler import sample
+from pixiu.serve.sampler import adjust, sample, token_logprobs
 
 GREEDY = SamplingParams(max_tokens=1)
 
@@ -60,3 +60,19 @@ def test_low_temperature_is_nearly_greedy():
     logits = torch.randn(1, 200, generator=torch.Generator().manual_seed(5))
     params, generator = seeded(9, temperature=1e-3)
     assert {sample(logits, [params], [generator])[0] for _ in range(50)} == {int(logits.argmax())}
+
+
+def test_bias_and_penalties_match_a_hand_computation():
+    logits = torch.tensor([[1.0, 2.0, 0.5, 3.0, -1.0], [1.0, 2.0, 0.5, 3.0, -1.0]])
+    params = [SamplingParams(max_tokens=1, presence_penalty=0.5, frequency_penalty=0.75, logit_bias={2: 1.5, 4: -100.0},
+                             logprobs=2), GREEDY]
+    adjusted = adjust(logits, params, [[3, 3, 1, 3], [3, 3]])  # the plain row ignores what it generated
+    # token 1: once -> 2 - 0.5 - 0.75; token 2: +1.5; token 3: three times -> 3 - 0.5 - 3 * 0.75; token 4: -100
+    expected = torch.tensor([1.0, 0.75, 2.0, 0.25, -101.0])
+    assert torch.allclose(adjusted[0], expected) and torch.equal(adjusted[1], logits[1])
+    tokens = sample(adjusted, params, [None, None])
+    assert tokens == [2, 3]
+    first, plain = token_logprobs(adjusted, params, tokens)
+    norm = torch.logsumexp(expected, dim=0)
+    assert plain is None and first.token == 2 and math.isclose(first.logprob, float(expected[2] - norm), rel_tol=1e-5)
+    assert [t for t, _ in first.top] == [2, 0] and math.isclose(first.top[1][1], float(expected[0] - norm), rel_tol=1e-5)

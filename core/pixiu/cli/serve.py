@@ -38,10 +38,19 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
               help="Longest prompt accepted.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=2048, show_default=True,
               help="Largest max_tokens a request may ask for.")
+@click.option("--prefill-chunk", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Prompt tokens prefilled between two decode steps: a long prompt never stalls streams for longer.")
+@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds a connection has to send a whole request (head and body); slower ones are closed.")
+@click.option("--keep-alive", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Seconds an idle keep-alive connection stays open.")
+@click.option("--shutdown-timeout", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Seconds open requests and streams get to finish on shutdown before they are cut.")
+@click.option("--force", is_flag=True, help="Load --adapter folders even if they record another base model.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads for torch [default: torch's choice]; 1 helps on a busy shared CPU.")
 def serve(base, adapters, registry, host, port, max_batch, max_queue, max_adapters, max_prompt_tokens, max_tokens,
-          threads) -> None:
+          prefill_chunk, read_timeout, keep_alive, shutdown_timeout, force, threads) -> None:
     """Serve the base model and its LoRA adapters over an OpenAI-compatible HTTP API.
 
     The base model is loaded once; each adapter is a model name chosen per request, and requests
@@ -62,6 +71,7 @@ def serve(base, adapters, registry, host, port, max_batch, max_queue, max_adapte
     import uvicorn
 
     from pixiu.serve.app import build_app
+    from pixiu.serve.guard import Timeouts, uvicorn_config
     from pixiu.serve.state import Limits
     from pixiu.serve.server import adapters_to_serve, context_length, start_engine
 
@@ -71,7 +81,7 @@ def serve(base, adapters, registry, host, port, max_batch, max_queue, max_adapte
     for note in notes:
         click.echo(note, err=True)
     engine, tokenizer = start_engine(base, folders, max_batch=max_batch, max_waiting=max_queue,
-                                     max_adapters=max_adapters)
+                                     max_adapters=max_adapters, prefill_chunk=prefill_chunk, force=force)
     try:
         limits = Limits(context=context_length(engine), max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
         admin_token = os.environ.get("PIXIU_ADMIN_TOKEN") or None
@@ -79,7 +89,8 @@ def serve(base, adapters, registry, host, port, max_batch, max_queue, max_adapte
         click.echo(f"serving {base} with adapters: {', '.join(folders) or 'none'}; "
                    f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}; "
                    "web chat page at /", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        timeouts = Timeouts(read=read_timeout, keep_alive=keep_alive, shutdown=shutdown_timeout)
+        uvicorn.Server(uvicorn_config(app, host=host, port=port, timeouts=timeouts)).run()
     finally:
         engine.stop()
 
@@ -113,7 +124,8 @@ def chat(model, url, base, system, max_tokens) -> None:
     trained_on = next((e.base for e in list_adapters() if e.name == model), None)
     base = base or trained_on or DEFAULT_BASE
     click.echo(f"loading {base}...", err=True)
-    engine, tokenizer = start_engine(base, folders, max_batch=1, max_waiting=1)
+    # the user chose this adapter and (maybe) another base by hand: a recorded base is not enforced here
+    engine, tokenizer = start_engine(base, folders, max_batch=1, max_waiting=1, force=True)
     try:
         app = build_app(engine, tokenizer, base=base, limits=Limits(context=context_length(engine)), admin_token=None)
         with background_server(app) as local_url:

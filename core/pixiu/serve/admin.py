@@ -14,7 +14,7 @@ from pixiu.registry import list_adapters
 from pixiu.serve.adapters import UnknownModel
 from pixiu.serve.http import ApiError
 from pixiu.serve.protocol import AdapterDeleted, AdapterLoad, AdapterLoaded
-from pixiu.serve.server import adapter_domain
+from pixiu.serve.server import adapter_domain, check_base
 from pixiu.serve.state import Server, model_card, server_of, unknown_model
 
 router = APIRouter()
@@ -37,8 +37,10 @@ def _require_admin(request: Request) -> Server:
 async def load_adapter(body: AdapterLoad, request: Request) -> AdapterLoaded:
     """Load adapter `name` from the registry (or from `path` inside PIXIU_HOME), replacing one of that name."""
     server = _require_admin(request)
-    folder = _adapter_folder(body.name, body.path, server.base)
+    folder = _adapter_folder(body.name, body.path, server.base, force=body.force)
     try:
+        check_base(folder, server.base, server.engine.model.name_or_path, force=body.force,
+                   how='send "force": true')
         domain = await asyncio.to_thread(adapter_domain, folder)
         info = await asyncio.to_thread(server.engine.load_adapter, body.name, folder, domain=domain)
     except PixiuError as exc:
@@ -59,8 +61,9 @@ async def unload_adapter(name: str, request: Request) -> AdapterDeleted:
     return AdapterDeleted(id=name)
 
 
-def _adapter_folder(name: str, path: str | None, base: str) -> Path:
-    """The folder to load: `path`, which must lie inside PIXIU_HOME, or the newest `name` trained on `base`."""
+def _adapter_folder(name: str, path: str | None, base: str, *, force: bool) -> Path:
+    """The folder to load: `path`, which must lie inside PIXIU_HOME, or the newest `name` trained on `base`
+    (with `force`, the newest `name` whatever its base)."""
     if path is None:
         entries = [entry for entry in list_adapters() if entry.name == name]
         if not entries:
@@ -69,9 +72,11 @@ def _adapter_folder(name: str, path: str | None, base: str) -> Path:
         for entry in entries:
             if entry.base == base:
                 return Path(entry.path)
+        if force:
+            return Path(entries[0].path)  # newest first
         trained_on = ", ".join(sorted({entry.base for entry in entries}))
-        raise ApiError(400, f"adapter {name!r} was trained on {trained_on}, but this server serves {base}",
-                       param="name")
+        raise ApiError(400, f"adapter {name!r} was trained on {trained_on}, but this server serves {base}; "
+                       'send "force": true to load it anyway', param="name")
     home = pixiu_home().resolve()
     try:
         folder = (home / path).resolve()  # an absolute `path` replaces `home`; symlinks and `..` are resolved

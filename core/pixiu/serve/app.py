@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from jinja2 import TemplateError
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 
 from pixiu.data import render
 from pixiu.serve import admin
@@ -96,12 +97,17 @@ async def metrics(request: Request) -> Response:
 async def chat_completions(body: ChatRequest, request: Request):
     """Answer a conversation, rendered with the base model's chat template."""
     server = server_of(request)
-    try:
-        prompt = render(server.tokenizer, [m.as_dict() for m in body.messages], add_generation_prompt=True)
+    try:  # rendering and tokenising a long body takes a while: in a worker thread, not on the event loop
+        prompt_ids = await run_in_threadpool(_chat_prompt_ids, server.tokenizer, body)
     except TemplateError as exc:  # e.g. a template that insists on alternating user/assistant turns
         raise ApiError(400, f"messages: the model's chat template refuses them: {exc}", param="messages") from exc
-    prompt_ids = server.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     return await _complete(request, body, prompt_ids, chat=True)
+
+
+def _chat_prompt_ids(tokenizer, body: ChatRequest) -> list[int]:
+    """The prompt token ids of a conversation, rendered with the model's chat template."""
+    prompt = render(tokenizer, [m.as_dict() for m in body.messages], add_generation_prompt=True)
+    return tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
 
 @router.post("/v1/completions")
@@ -111,7 +117,7 @@ async def completions(body: CompletionRequest, request: Request):
     prompt = body.prompt_text()
     if prompt is None:
         raise ApiError(400, "prompt: give one string (batches of prompts are not supported)", param="prompt")
-    prompt_ids = server.tokenizer(prompt)["input_ids"]
+    prompt_ids = (await run_in_threadpool(server.tokenizer, prompt))["input_ids"]  # off the event loop
     return await _complete(request, body, prompt_ids, chat=False)
 
 
@@ -120,14 +126,13 @@ async def _complete(request: Request, body: ChatRequest | CompletionRequest, pro
     server = server_of(request)
     if body.model != BASE and body.model not in server.engine.adapters.loaded():
         raise unknown_model(server, body.model)
-    sampling = SamplingParams(max_tokens=_max_tokens(server.limits, body, len(prompt_ids)), temperature=body.temperature,
-                        top_p=body.top_p, seed=body.seed)
+    sampling = _sampling(server, body, len(prompt_ids))
     stop = body.stop_list()
     if len(stop) > server.limits.max_stop or any(len(s) > 256 for s in stop):
         raise ApiError(400, f"stop: at most {server.limits.max_stop} strings of up to 256 characters", param="stop")
     try:
         generation = Generation(server.engine, server.tokenizer, body.model, prompt_ids, sampling, stop,
-                                on_finish=server.metrics.observe)
+                                on_finish=server.metrics.observe, chat=chat)
     except UnknownModel as exc:
         raise unknown_model(server, body.model) from exc
     except QueueFull as exc:
@@ -143,7 +148,26 @@ async def _complete(request: Request, body: ChatRequest | CompletionRequest, pro
         raise ApiError(503, "the server is shutting down; retry on another instance", type="server_error")
     if generation.finish_reason == "error":
         raise ApiError(500, "generation failed; see the server log", type="server_error")
-    return JSONResponse(reply.whole(text, generation).model_dump())
+    answer = reply.whole(text, generation, server.tokenizer, logprobs=sampling.logprobs is not None)
+    return JSONResponse(answer.model_dump())
+
+
+def _sampling(server: Server, body: ChatRequest | CompletionRequest, prompt_tokens: int) -> SamplingParams:
+    """The request's sampling parameters, or a 400 naming the one this server cannot honour."""
+    vocab = server.engine.vocab_size
+    outside = [token for token in body.bias() if token >= vocab]
+    if outside:
+        message = f"logit_bias: token id {outside[0]} is outside the vocabulary (ids 0 to {vocab - 1})"
+        raise ApiError(400, message, param="logit_bias")
+    top = body.top_logprob_count()
+    if isinstance(body, ChatRequest) and body.top_logprobs is not None and not body.logprobs:
+        raise ApiError(400, "top_logprobs: needs \"logprobs\": true as well", param="top_logprobs")
+    if top is not None and body.stream:
+        raise ApiError(400, "logprobs: not available when streaming; drop \"stream\" or \"logprobs\"",
+                       param="logprobs")
+    return SamplingParams(max_tokens=_max_tokens(server.limits, body, prompt_tokens), temperature=body.temperature,
+                          top_p=body.top_p, seed=body.seed, presence_penalty=body.presence_penalty,
+                          frequency_penalty=body.frequency_penalty, logit_bias=body.bias(), logprobs=top)
 
 
 def _max_tokens(limits: Limits, body: ChatRequest | CompletionRequest, prompt_tokens: int) -> int:

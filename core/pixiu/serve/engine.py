@@ -1,8 +1,10 @@
 """The scheduler: one thread owns the model and advances every active request by one token per forward pass.
 
-Continuous batching: between two decode steps the thread runs queued adapter loads, prefills newly
-admitted requests one by one and adds them to the batch, drops finished or cancelled ones, and frees
-retired adapter slots once no request uses them. Rows of one step may use different adapters (see
+Continuous batching: between two decode steps the thread runs queued adapter loads, prefills admitted
+requests and adds them to the batch, drops finished or cancelled ones, and frees retired adapter slots
+once no request uses them. Prefill is chunked: one step feeds at most `prefill_chunk` prompt tokens (a
+long prompt goes in over several steps, each into its own cache), so a decode step never waits behind
+more than one chunk of someone's prompt. Rows of one step may use different adapters (see
 `pixiu.serve.multi_lora`); the adapter table (`pixiu.serve.adapters`) maps names to slots, the sampler
 (`pixiu.serve.sampler`) picks every row's token in one pass, and `pixiu.serve.kv` owns the cache layout.
 Requests hand results back through a sink callback called on the engine thread.
@@ -16,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,13 +29,23 @@ from pixiu.serve.adapters import BASE, AdapterInfo, AdapterTable
 from pixiu.serve.batch import Batch, Row
 from pixiu.serve.multi_lora import read_adapter
 from pixiu.serve.request import EngineRequest, SamplingParams, Sink
-from pixiu.serve.sampler import sample
+from pixiu.serve.sampler import TokenLogprobs, adjust, sample, token_logprobs
 
 log = logging.getLogger("pixiu.serve")
 
 
 class QueueFull(PixiuError):
     """The waiting queue is at its limit; the client should retry later."""
+
+
+@dataclass(eq=False)
+class _Prefill:
+    """A request whose prompt is being fed to its own cache, chunk by chunk."""
+
+    request: EngineRequest
+    cache: object
+    done: int = 0
+    """Prompt tokens already in `cache`."""
 
 
 class Engine:
@@ -46,16 +59,22 @@ class Engine:
         max_batch: int = 32,
         max_waiting: int = 256,
         max_adapters: int | None = None,
+        prefill_chunk: int = 512,
     ):
         self.model = model.eval()
         self.stop_ids = set(stop_ids)
         self.max_batch = max_batch
         self.max_waiting = max_waiting
+        if prefill_chunk < 1:
+            raise ValueError(f"prefill_chunk must be at least 1 token, not {prefill_chunk}")
+        self.prefill_chunk = prefill_chunk
+        """Prompt tokens prefilled per step, at most, between two decode steps."""
         self.adapters = AdapterTable(model, max_adapters)
         kv.new_cache(model.config)  # fail now, not at the first request, for unsupported caches
         self._cache_argument = kv.cache_argument(model)
         self._batch = Batch(model.config)
         self._waiting: deque[EngineRequest] = deque()
+        self._prefilling: deque[_Prefill] = deque()
         self._commands: list[tuple[Callable[[], object], Future]] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -84,6 +103,11 @@ class Engine:
         """Stop, then detach every adapter and hook: the base model computes exactly what a fresh one does."""
         self.stop()
         self.adapters.detach()
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the model's output layer: the token ids a logit bias may name."""
+        return int(self.model.get_output_embeddings().weight.shape[0])
 
     @property
     def running(self) -> bool:
@@ -132,17 +156,21 @@ class Engine:
             self._cond.notify()
         return request
 
-    def cancel(self, request: EngineRequest) -> None:
-        """Stop a request (a client went away); it leaves the batch before the next step."""
+    def cancel(self, request: EngineRequest, reason: str = "cancelled") -> None:
+        """Stop a request; it leaves the batch before the next step and ends with `reason` (the first one given).
+
+        "cancelled" when a client went away, "stop" when a stop string ended the answer.
+        """
         with self._cond:
-            request.cancelled = True
+            if not request.cancelled:
+                request.cancelled, request.cancel_reason = True, reason
             if request in self._waiting:
                 self._waiting.remove(request)
                 waiting = True
             else:
                 waiting = False
         if waiting:
-            self._finish(request, "cancelled")
+            self._finish(request, request.cancel_reason)
 
     def stats(self) -> dict[str, object]:
         """Queue depth, active sequences, loaded adapters, counters, and tokens per second lately."""
@@ -151,7 +179,8 @@ class Engine:
             recent = [(t, n) for t, n in self._recent if now - t <= 10]
             return {
                 "waiting": len(self._waiting),
-                "active": sum(not row.request.finished for row in self._batch.rows),  # ended rows leave next
+                "active": len(self._prefilling)
+                + sum(not row.request.finished for row in self._batch.rows),  # ended rows leave next
                 "adapters": len(self.adapters.loaded()),
                 "adapter_bytes": self.adapters.allocated_bytes,
                 "tokens_per_second": sum(n for _, n in recent) / 10,
@@ -174,59 +203,71 @@ class Engine:
         """Wait for work, then run one step; until stopped."""
         while True:
             with self._cond:
-                while not (self._stopping or self._commands or self._waiting or self._batch.rows
-                           or self.adapters.retiring):
+                while not (self._stopping or self._commands or self._waiting or self._prefilling
+                           or self._batch.rows or self.adapters.retiring):
                     self._cond.wait()
                 if self._stopping:
                     break
                 commands, self._commands = self._commands, []
-                free = self.max_batch - len(self._batch)
+                free = self.max_batch - len(self._batch) - len(self._prefilling)
                 admitted = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
             self._step(commands, admitted)
             del commands, admitted  # hold no finished request while waiting for work
         self._shutdown()
 
     def _step(self, commands: list[tuple[Callable[[], object], Future]], admitted: list[EngineRequest]) -> None:
-        """Run queued commands, admit new requests, decode one token for the batch, free unloaded adapters."""
+        """Run queued commands, admit new requests, prefill one chunk's worth, decode one token for the batch,
+        free unloaded adapters."""
         for function, future in commands:
             try:
                 future.set_result(function())
             except Exception as exc:  # the caller gets the error; the engine goes on
                 future.set_exception(exc)
         generated = self.counters["generated_tokens"]
+        self._prefilling.extend(_Prefill(request, kv.new_cache(self.model.config)) for request in admitted)
         try:
-            self._admit(admitted)
+            self._prefill()
             if self._batch.rows:
                 self._decode()
         except Exception:  # a failed step must fail its requests, not the server
             log.exception("decoding step failed; its requests end with finish_reason 'error'")
-            for request in [*admitted, *(row.request for row in self._batch.rows)]:
+            for request in [*(p.request for p in self._prefilling), *(row.request for row in self._batch.rows)]:
                 self._finish(request, "error")
+            self._prefilling.clear()
             self._batch = Batch(self.model.config)
         self.adapters.free_retired()
         self._count_rate(self.counters["generated_tokens"] - generated)
 
     @torch.inference_mode()
-    def _admit(self, requests: list[EngineRequest]) -> None:
-        """Prefill each new request alone, emit its first token, and add the ones still going to the batch."""
-        rows, caches = [], []
-        for request in requests:
-            if request.cancelled:
-                self._finish(request, "cancelled")
-                continue
-            cache = kv.new_cache(self.model.config)
+    def _prefill(self) -> None:
+        """Feed up to `prefill_chunk` prompt tokens, oldest request first; a request whose prompt is all in
+        emits its first token and joins the batch."""
+        for prefill in [p for p in self._prefilling if p.request.cancelled]:
+            self._prefilling.remove(prefill)
+            self._finish(prefill.request, prefill.request.cancel_reason)
+        budget, rows, caches = self.prefill_chunk, [], []
+        while budget and self._prefilling:
+            prefill = self._prefilling[0]
+            request = prefill.request
+            chunk = request.prompt_ids[prefill.done : prefill.done + budget]
             try:
                 with self.adapters.lora.route([request.slot]):
-                    output = self.model(input_ids=torch.tensor([request.prompt_ids]), use_cache=True,
-                                        logits_to_keep=1, **{self._cache_argument: cache})
+                    output = self.model(input_ids=torch.tensor([chunk]), use_cache=True, logits_to_keep=1,
+                                        **{self._cache_argument: prefill.cache})
             except Exception:  # one bad prompt fails alone, not the batch
                 log.exception("prefill failed; the request ends with finish_reason 'error'")
+                self._prefilling.popleft()
                 self._finish(request, "error")
                 continue
-            token = sample(output.logits[:, -1], [request.sampling], [request.generator])[0]
-            if self._emit(request, token):
+            prefill.done += len(chunk)
+            budget -= len(chunk)
+            if prefill.done < len(request.prompt_ids):
+                continue  # the budget is spent; the rest of this prompt goes in at the next steps
+            self._prefilling.popleft()
+            token, logprobs = self._choose(output.logits[:, -1], [request])[0]
+            if self._emit(request, token, logprobs):
                 rows.append(Row(request, len(request.prompt_ids), token))
-                caches.append(cache)
+                caches.append(prefill.cache)
         if rows:
             self._batch.add(rows, caches)
 
@@ -238,14 +279,21 @@ class Engine:
         requests = [row.request for row in batch.rows]
         with self.adapters.lora.route([request.slot for request in requests]):
             output = self.model(**inputs, use_cache=True, **{self._cache_argument: batch.cache})
-        tokens = sample(output.logits[:, -1], [r.sampling for r in requests], [r.generator for r in requests])
         keep = []
-        for i, (row, token) in enumerate(zip(batch.rows, tokens)):
+        for i, (row, (token, logprobs)) in enumerate(zip(batch.rows, self._choose(output.logits[:, -1], requests))):
             row.length += 1
-            if self._emit(row.request, token):
+            if self._emit(row.request, token, logprobs):
                 row.token = token
                 keep.append(i)
         batch.keep(keep)
+
+    @staticmethod
+    def _choose(logits: torch.Tensor, requests: list[EngineRequest]) -> list[tuple[int, TokenLogprobs | None]]:
+        """Each request's next token from its row of `logits` (rows, vocab), with logprobs if it asked for them."""
+        params = [request.sampling for request in requests]
+        logits = adjust(logits, params, [request.output_ids for request in requests])
+        tokens = sample(logits, params, [request.generator for request in requests])
+        return list(zip(tokens, token_logprobs(logits, params, tokens)))
 
     def _count_rate(self, tokens: int) -> None:
         """Remember how many tokens one loop iteration made, for the recent tokens-per-second figure."""
@@ -255,14 +303,17 @@ class Engine:
             while now - self._recent[0][0] > 10:
                 self._recent.popleft()
 
-    def _emit(self, request: EngineRequest, token: int) -> bool:
-        """Hand `token` to the request's sink; return whether the request goes on."""
+    def _emit(self, request: EngineRequest, token: int, logprobs: TokenLogprobs | None) -> bool:
+        """Hand `token` to the request's sink (after recording it); return whether the request goes on."""
         if request.cancelled:
-            self._finish(request, "cancelled")
+            self._finish(request, request.cancel_reason)
             return False
         if token in self.stop_ids:
             self._finish(request, "stop")
             return False
+        request.output_ids.append(token)
+        if logprobs is not None:
+            request.logprobs.append(logprobs)
         request.generated += 1
         self.counters["generated_tokens"] += 1
         request.sink(token, None)
@@ -286,11 +337,12 @@ class Engine:
     def _shutdown(self) -> None:
         """Cancel everything still waiting or running, and fail pending commands."""
         with self._cond:
-            pending = [*self._waiting, *(row.request for row in self._batch.rows)]
+            pending = [*self._waiting, *(p.request for p in self._prefilling), *(row.request for row in self._batch.rows)]
             self._waiting.clear()
+            self._prefilling.clear()
             commands, self._commands = self._commands, []
         for request in pending:
-            self._finish(request, "cancelled")
+            self._finish(request, request.cancel_reason)
         self._batch = Batch(self.model.config)
         for _, future in commands:
             future.set_exception(PixiuError("the engine stopped"))

@@ -7,9 +7,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+from starlette.concurrency import run_in_threadpool
+
 from pixiu.serve.engine import Engine
 from pixiu.serve.postprocess import postprocess
 from pixiu.serve.request import SamplingParams
+from pixiu.serve.sampler import TokenLogprobs
 from pixiu.serve.text import TextStream
 
 log = logging.getLogger("pixiu.serve")
@@ -18,13 +21,15 @@ log = logging.getLogger("pixiu.serve")
 class Generation:
     """Submit a request to the engine and read its answer incrementally; cancels it if the reader goes away.
 
-    Answers are post-processed here and nowhere else (`process_response`). Raises `UnknownModel` or
+    Chat answers (`chat`) are post-processed here and nowhere else (`process_response`), and what the
+    rewrite adds is counted in `completion_tokens`; raw text completions are never rewritten. Raises `UnknownModel` or
     `QueueFull` from the constructor, as `Engine.submit` does. `on_finish(generation)` is called on the
     engine thread when the engine ends the request, with `first_token_s` and `latency_s` set.
     """
 
     def __init__(self, engine: Engine, tokenizer, model: str, prompt_ids: list[int], sampling: SamplingParams,
-                 stop: list[str], on_finish: Callable[[Generation], None] = lambda generation: None):
+                 stop: list[str], on_finish: Callable[[Generation], None] = lambda generation: None, *,
+                 chat: bool = True):
         loop = asyncio.get_running_loop()
         self._events: asyncio.Queue[tuple[int | None, str | None]] = asyncio.Queue()
         submitted = time.perf_counter()
@@ -42,6 +47,7 @@ class Generation:
 
         self.engine = engine
         self.model = model
+        self.chat = chat
         self.prompt_tokens = len(prompt_ids)
         self.completion_tokens = 0
         self.finish_reason: str | None = None
@@ -79,9 +85,26 @@ class Generation:
         text = "".join([piece async for piece in self._generated()])
         return text if self.finish_reason in ("error", "cancelled") else await self._postprocess(text)
 
+    def logprobs(self) -> list[TokenLogprobs]:
+        """Logprobs of the answer's tokens (those counted in `completion_tokens`), once it has finished."""
+        return self.request.logprobs[: self.completion_tokens]
+
     async def _postprocess(self, text: str) -> str:
-        """The one place answers are post-processed: plugins' `process_response`, off the event loop."""
-        return await postprocess(self.request.adapter, text)
+        """The one place answers are post-processed: plugins' `process_response` on chat answers, off the event
+        loop; the tokens of what it adds (or of the whole rewrite) join `completion_tokens`."""
+        if not self.chat:
+            return text
+        answer = await postprocess(self.request.adapter, text)
+        if answer.startswith(text):
+            if len(answer) > len(text):
+                self.completion_tokens += await run_in_threadpool(self._count, answer[len(text) :])
+        else:
+            self.completion_tokens = await run_in_threadpool(self._count, answer)
+        return answer
+
+    def _count(self, text: str) -> int:
+        """Tokens of `text`, as the model's tokenizer splits it."""
+        return len(self.text.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     async def _generated(self) -> AsyncIterator[str]:
         """The generated text, piece by piece as it becomes final; sets `finish_reason` at the end."""
@@ -99,7 +122,7 @@ class Generation:
                 self.completion_tokens += 1
                 piece = self.text.push(token)
                 if self.text.stopped:
-                    self.engine.cancel(self.request)  # a stop string ended the answer
+                    self.engine.cancel(self.request, "stop")  # a stop string ended the answer
                 if piece:
                     yield piece
         finally:

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixiu.serve.protocol import error_body
+from pixiu.serve.validation import describe
 
 log = logging.getLogger("pixiu.serve")
 
@@ -39,13 +40,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        location = [str(part) for part in first.get("loc", ()) if part != "body"]
-        if first.get("type") == "json_invalid":
-            message, param = "the request body is not valid JSON", None
-        else:
-            param = ".".join(location) or None
-            message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        message, param = describe(exc.errors()[0])
         return ApiError(400, message, param=param).response()
 
     @app.exception_handler(HTTPException)

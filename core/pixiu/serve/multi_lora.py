@@ -105,7 +105,9 @@ class MultiLora:
         self.model = model
         self.rank = 0
         self.capacity = capacity
+        self._min_capacity = capacity
         self._free = list(range(capacity))
+        self._ranks: dict[int, int] = {}  # slot in use -> its adapter's rank
         self._stacks: dict[str, list[torch.Tensor]] = {}  # module path -> [A (slots, rank, in), B (slots, rank, out)]
         self._route: _Route | None = None
         self._handles: list[RemovableHandle] = []  # one forward hook per adapted linear layer
@@ -136,7 +138,9 @@ class MultiLora:
             if path not in self._stacks:
                 self._stacks[path] = self._zeros(linear)
                 self._handles.append(linear.register_forward_hook(self._hook(path)))
-        slot = self._free.pop(0)
+        slot = min(self._free)  # the lowest, so that the upper slots empty and can be given back
+        self._free.remove(slot)
+        self._ranks[slot] = weights.rank
         for path, (stack_a, stack_b) in self._stacks.items():
             stack_a[slot].zero_()  # a reused slot must not keep the previous adapter's weights
             stack_b[slot].zero_()
@@ -147,10 +151,12 @@ class MultiLora:
         return slot
 
     def remove(self, slot: int) -> None:
-        """Free a slot; its weights are overwritten when the slot is reused."""
+        """Free a slot (its weights are overwritten when the slot is reused), then give back unused memory."""
         if slot in self._free or not 0 <= slot < self.capacity:
             raise ValueError(f"slot {slot} is not in use")
         self._free.append(slot)
+        del self._ranks[slot]
+        self._shrink()
 
     def detach(self) -> None:
         """Remove every hook and drop every slot: the base model computes exactly what it did before."""
@@ -159,6 +165,7 @@ class MultiLora:
         self._handles.clear()
         self._stacks.clear()
         self._free = list(range(self.capacity))
+        self._ranks.clear()
         self.rank = 0
 
     @contextmanager
@@ -228,6 +235,21 @@ class MultiLora:
             torch.zeros(self.capacity, self.rank, linear.in_features, dtype=self._dtype),
             torch.zeros(self.capacity, self.rank, linear.out_features, dtype=self._dtype),
         ]
+
+    def _shrink(self) -> None:
+        """Halve the slots while their upper half is free (down to the first capacity), and cut the stacked
+        rank to the largest rank still loaded; the stacks are copied, so the old memory is released."""
+        capacity, free = self.capacity, set(self._free)
+        while capacity > self._min_capacity and free.issuperset(range(capacity // 2, capacity)):
+            capacity //= 2
+        rank = max(self._ranks.values(), default=0)
+        if (capacity, rank) == (self.capacity, self.rank):
+            return
+        for stacks in self._stacks.values():
+            for i, old in enumerate(stacks):
+                stacks[i] = old[:capacity, :rank].clone()
+        self._free = sorted(slot for slot in free if slot < capacity)
+        self.capacity, self.rank = capacity, rank
 
     def _grow(self, *, capacity: int, rank: int) -> None:
         """Reallocate every stack with more slots or a larger rank, keeping the loaded weights."""

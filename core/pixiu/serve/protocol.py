@@ -1,24 +1,72 @@
-"""The OpenAI-compatible request bodies pixiu accepts and the response bodies it sends, errors included."""
+"""The OpenAI-compatible request bodies pixiu accepts and the response bodies it sends, errors included.
+
+Requests are validated strictly: a field of the wrong JSON type (`"stream": "yes"`, `"max_tokens": true`)
+is refused, not coerced, and so is any field pixiu does not implement (`tools`, `response_format` other
+than text, ...): a 400 that names it, never a silent 200. Text with lone UTF-16 surrogates is refused too,
+as no tokenizer can encode it.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_serializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_serializer
+from pydantic_core import PydanticCustomError
 
 
-class TextPart(BaseModel):
+def _valid_unicode(text: str) -> str:
+    """`text` unchanged, or a validation error when it holds a lone surrogate (e.g. JSON "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "lone_surrogate", "contains a lone UTF-16 surrogate (\\u{code}) at character {at}, which is not "
+            "valid Unicode text; send the whole surrogate pair or remove it",
+            {"code": f"{ord(text[exc.start]):04x}", "at": exc.start}) from exc
+    return text
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+"""A string that is valid Unicode (no lone surrogates)."""
+
+
+class _Body(BaseModel):
+    """A request body: JSON types are checked strictly and unknown fields are refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class TextPart(_Body):
     """A text piece of a message whose content is a list of parts."""
 
     type: Literal["text"]
-    text: str
+    text: Text
 
 
-class Message(BaseModel):
+def _text_content(content: Any) -> Any:
+    """Refuse, in plain words, content that is neither a string nor a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise PydanticCustomError("content_type", "give the message text as a string or a list of text parts, "
+                                  "not {kind}", {"kind": "null" if content is None else type(content).__name__})
+    for index, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind != "text":
+            raise PydanticCustomError(
+                "content_part", "part {index} is of type {kind}; this server reads text parts only "
+                "({\"type\": \"text\", \"text\": \"...\"}), not images, audio or files",
+                {"index": index, "kind": repr(kind)})
+    return content
+
+
+class Message(_Body):
     """One chat message; "developer" is treated as "system"."""
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    content: Annotated[Text | list[TextPart], BeforeValidator(_text_content)]
+    name: Text | None = None
+    """Accepted as OpenAI does; the chat template does not show it."""
 
     def as_dict(self) -> dict[str, str]:
         """The message as pixiu's chat template expects it."""
@@ -26,25 +74,72 @@ class Message(BaseModel):
         return {"role": "system" if self.role == "developer" else self.role, "content": content}
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(_Body):
     """Extra streaming behaviour."""
 
     include_usage: bool = False
 
 
-class _Generation(BaseModel):
-    """Fields shared by chat and text completions; fields pixiu does not use are ignored."""
+def _text_format(kind: str) -> str:
+    """Refuse every response format but plain text."""
+    if kind != "text":
+        raise PydanticCustomError("response_format", "{kind} is not supported; this server answers in plain "
+                                  "text only (JSON mode and JSON schemas are not implemented), so drop "
+                                  "response_format or give {\"type\": \"text\"}", {"kind": repr(kind)})
+    return kind
 
-    model: str = Field(min_length=1, max_length=256)
+
+class ResponseFormat(_Body):
+    """`response_format`: only plain text; JSON mode and JSON schemas are refused."""
+
+    type: Annotated[str, AfterValidator(_text_format)]
+
+
+def _token_id(key: str) -> str:
+    """A `logit_bias` key: a token id written as a string of digits."""
+    if not key.isdigit():
+        raise PydanticCustomError("token_id", "logit_bias keys are token ids such as \"1234\", not {key}",
+                                  {"key": repr(key)})
+    return key
+
+
+UNSUPPORTED = {
+    "tools": "tool calling is not supported",
+    "tool_choice": "tool calling is not supported",
+    "parallel_tool_calls": "tool calling is not supported",
+    "functions": "function calling is not supported",
+    "function_call": "function calling is not supported",
+    "echo": "echoing the prompt is not supported",
+    "suffix": "suffix (insertion) is not supported",
+    "best_of": "best_of is not supported",
+}
+"""Fields of OpenAI's API that pixiu refuses, with why (every other unknown field is refused too)."""
+
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0, allow_inf_nan=False)]
+TokenId = Annotated[str, AfterValidator(_token_id)]
+Bias = Annotated[float, Field(ge=-100.0, le=100.0, allow_inf_nan=False)]
+
+
+class _Generation(_Body):
+    """Fields shared by chat and text completions."""
+
+    model: Text = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     """Defaults to 0 (greedy, reproducible), unlike OpenAI's 1."""
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     n: Literal[1] = 1
-    stop: str | list[str] | None = None
+    stop: Text | list[Text] | None = None
     seed: int | None = Field(default=None, ge=0, lt=2**63)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    presence_penalty: Penalty = 0.0
+    frequency_penalty: Penalty = 0.0
+    logit_bias: dict[TokenId, Bias] | None = None
+    """Token id (as a string, as OpenAI has it) -> a bias added to that token's logit."""
+    response_format: ResponseFormat | None = None
+    user: Text | None = Field(default=None, max_length=256)
+    """Accepted as OpenAI does; pixiu does not use it."""
 
     def stop_list(self) -> list[str]:
         """`stop` as a list."""
@@ -56,22 +151,37 @@ class _Generation(BaseModel):
         """Whether a streamed response ends with a usage chunk."""
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    def bias(self) -> dict[int, float]:
+        """`logit_bias` with integer token ids."""
+        return {int(key): value for key, value in (self.logit_bias or {}).items()}
+
+    def top_logprob_count(self) -> int | None:
+        """How many alternatives to report per token, or None when logprobs are not asked for."""
+        raise NotImplementedError
+
 
 class ChatRequest(_Generation):
     """`POST /v1/chat/completions`."""
 
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
 
     def token_limit(self) -> int | None:
         """`max_completion_tokens`, or the older `max_tokens`."""
         return self.max_completion_tokens or self.max_tokens
 
+    def top_logprob_count(self) -> int | None:
+        """`top_logprobs` (0 by default) when `logprobs` is true."""
+        return (self.top_logprobs or 0) if self.logprobs else None
+
 
 class CompletionRequest(_Generation):
     """`POST /v1/completions`; `prompt` is one string (or a list holding one)."""
 
-    prompt: str | list[str]
+    prompt: Text | list[Text]
+    logprobs: int | None = Field(default=None, ge=0, le=5)
 
     def token_limit(self) -> int | None:
         """`max_tokens`."""
@@ -83,12 +193,18 @@ class CompletionRequest(_Generation):
             return self.prompt
         return self.prompt[0] if len(self.prompt) == 1 else None
 
+    def top_logprob_count(self) -> int | None:
+        """`logprobs`: how many alternatives per token (None: no logprobs)."""
+        return self.logprobs
 
-class AdapterLoad(BaseModel):
+
+class AdapterLoad(_Body):
     """`POST /v1/adapters`: a registry name, or a folder inside PIXIU_HOME served under `name`."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    path: str | None = Field(default=None, max_length=4096)
+    path: Text | None = Field(default=None, max_length=4096)
+    force: bool = False
+    """Load it even though it records another base model than the one served."""
 
 
 # ---- responses ------------------------------------------------------------------------------------
@@ -109,11 +225,32 @@ class ChatMessage(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    """One likely token at a position of a chat answer."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TokenLogprob(TopLogprob):
+    """A token of a chat answer, its logprob and the most likely tokens at its position."""
+
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    """`choices[0].logprobs` of a chat completion."""
+
+    content: list[TokenLogprob]
+
+
 class ChatChoice(BaseModel):
     """The one choice of a chat completion."""
 
     index: int = 0
     message: ChatMessage
+    logprobs: ChatLogprobs | None = None
     finish_reason: str | None
 
 
@@ -159,12 +296,21 @@ class ChatCompletionChunk(BaseModel):
     usage: Usage | None = None
 
 
+class TextLogprobs(BaseModel):
+    """`choices[0].logprobs` of a text completion (the legacy layout)."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
 class TextChoice(BaseModel):
     """The one choice of a text completion, whole or streamed."""
 
     index: int = 0
     text: str
-    logprobs: None = None
+    logprobs: TextLogprobs | None = None
     finish_reason: str | None = None
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
     from pixiu.serve.adapters import AdapterInfo
+    from pixiu.serve.sampler import TokenLogprobs
 
 Sink = Callable[[int | None, str | None], None]
 """Receives `(token_id, None)` for each generated token, then `(None, finish_reason)` exactly once.
@@ -30,6 +31,19 @@ class SamplingParams:
     """Sample only from the smallest set of tokens whose probabilities add up to at least this."""
     seed: int | None = None
     """Seeds the request's own generator: the same seed gives the same answer, whatever else is in the batch."""
+    presence_penalty: float = 0.0
+    """Subtracted from the logit of every token already generated (OpenAI's presence penalty)."""
+    frequency_penalty: float = 0.0
+    """Times how often a token was generated, subtracted from its logit (OpenAI's frequency penalty)."""
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    """Token id -> added to its logit before anything else."""
+    logprobs: int | None = None
+    """Record each chosen token's log-probability and this many top alternatives (None: record nothing)."""
+
+    @property
+    def penalised(self) -> bool:
+        """Whether presence or frequency penalties apply."""
+        return bool(self.presence_penalty or self.frequency_penalty)
 
     def new_generator(self) -> torch.Generator | None:
         """The request's own random generator, or None for greedy decoding."""
@@ -57,5 +71,11 @@ class EngineRequest:
     slot: int | None = None
     generator: torch.Generator | None = None
     generated: int = 0
+    output_ids: list[int] = field(default_factory=list)
+    """Every token sampled so far (the penalties count them)."""
+    logprobs: list[TokenLogprobs] = field(default_factory=list)
+    """Per emitted token, when `sampling.logprobs` asks for them."""
     cancelled: bool = False
+    cancel_reason: str = "cancelled"
+    """The finish reason a cancelled request ends with ("stop" when a stop string ended it)."""
     finished: bool = False

@@ -18,10 +18,15 @@ from pixiu.serve.protocol import (
     Completion,
     Delta,
     ErrorDetail,
+    ChatLogprobs,
     ErrorResponse,
     TextChoice,
+    TextLogprobs,
+    TokenLogprob,
+    TopLogprob,
     Usage,
 )
+from pixiu.serve.sampler import TokenLogprobs
 
 
 class Reply:
@@ -32,13 +37,17 @@ class Reply:
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         self.created = int(time.time())
 
-    def whole(self, text: str, generation: Generation) -> ChatCompletion | Completion:
-        """A non-streamed response."""
+    def whole(self, text: str, generation: Generation, tokenizer, logprobs: bool) -> ChatCompletion | Completion:
+        """A non-streamed response, with the answer's logprobs when `logprobs`."""
         head = {"id": self.id, "created": self.created, "model": self.model, "usage": _usage(generation)}
+        entries = generation.logprobs() if logprobs else None
         if self.chat:
-            choice = ChatChoice(message=ChatMessage(content=text), finish_reason=generation.finish_reason)
+            choice = ChatChoice(message=ChatMessage(content=text), finish_reason=generation.finish_reason,
+                                logprobs=None if entries is None else chat_logprobs(tokenizer, entries))
             return ChatCompletion(**head, choices=[choice])
-        return Completion(**head, choices=[TextChoice(text=text, finish_reason=generation.finish_reason)])
+        choice = TextChoice(text=text, finish_reason=generation.finish_reason,
+                            logprobs=None if entries is None else text_logprobs(tokenizer, entries))
+        return Completion(**head, choices=[choice])
 
     def chunk(self, text: str | None, finish_reason: str | None = None, *,
               first: bool = False) -> ChatCompletionChunk | Completion:
@@ -53,6 +62,27 @@ class Reply:
         """The extra last chunk with token counts (`stream_options.include_usage`)."""
         kind = ChatCompletionChunk if self.chat else Completion
         return kind(id=self.id, created=self.created, model=self.model, choices=[], usage=_usage(generation))
+
+
+def chat_logprobs(tokenizer, entries: list[TokenLogprobs]) -> ChatLogprobs:
+    """Chat logprobs: each token as text, its logprob, its UTF-8 bytes and its top alternatives."""
+
+    def top(token: int, logprob: float) -> TopLogprob:
+        text = tokenizer.decode([token])
+        return TopLogprob(token=text, logprob=logprob, bytes=list(text.encode("utf-8")))
+
+    content = [TokenLogprob(**top(e.token, e.logprob).model_dump(), top_logprobs=[top(t, lp) for t, lp in e.top])
+               for e in entries]
+    return ChatLogprobs(content=content)
+
+
+def text_logprobs(tokenizer, entries: list[TokenLogprobs]) -> TextLogprobs:
+    """Text-completion logprobs: tokens, their logprobs, top alternatives by text, and character offsets."""
+    tokens = [tokenizer.decode([e.token]) for e in entries]
+    offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    top = [{tokenizer.decode([t]): lp for t, lp in e.top} for e in entries]
+    return TextLogprobs(tokens=tokens, token_logprobs=[e.logprob for e in entries], top_logprobs=top,
+                        text_offset=offsets)
 
 
 def _usage(generation: Generation) -> Usage:

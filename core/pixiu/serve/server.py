@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import yaml
 from pixiu.errors import PixiuError
 from pixiu.registry import list_adapters, resolve_adapter
 from pixiu.serve.engine import Engine
+from pixiu.serve.guard import Timeouts, uvicorn_config
 
 RUN_FILE = "pixiu_run.yaml"
 """What a pixiu training run writes beside its adapter, the domain among it."""
@@ -59,16 +61,60 @@ def adapter_domain(folder: Path) -> str | None:
     return None
 
 
+def recorded_base(folder: Path) -> str | None:
+    """The base model the adapter in `folder` was trained on, as its files say: `pixiu_run.yaml`'s `base_model`,
+    else peft's `base_model_name_or_path` in `adapter_config.json`; None when neither records one."""
+    run_file = Path(folder) / RUN_FILE
+    if run_file.is_file():
+        record = yaml.safe_load(run_file.read_text(encoding="utf-8"))
+        if isinstance(record, dict) and isinstance(record.get("base_model"), str):
+            return record["base_model"]
+    config_file = Path(folder) / "adapter_config.json"
+    if config_file.is_file():
+        try:
+            recorded = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        except (ValueError, AttributeError):
+            return None
+        return recorded if isinstance(recorded, str) and recorded else None
+    return None
+
+
+def check_base(folder: Path, base: str, loaded_from: str | None, *, force: bool, how: str) -> None:
+    """Refuse an adapter recorded as trained on another base than `base` (loaded from `loaded_from`) unless `force`.
+
+    Same-shaped bases load each other's adapters without any error and answer nonsense, so the recorded
+    base is checked; `how` tells the user how to force it (e.g. "--force").
+    """
+    recorded = recorded_base(folder)
+    if force or recorded is None or _names(recorded) & (_names(base) | _names(loaded_from)):
+        return
+    raise PixiuError(f"the adapter in {folder} was trained on {recorded}, but this server serves {base}; "
+                     f"serve it on its own base, or {how} to load it anyway")
+
+
+def _names(model: str | None) -> set[str]:
+    """The ways to write a base model: its spec and, for a local folder, its resolved path."""
+    if not model:
+        return set()
+    path = Path(model).expanduser()
+    return {model, str(path.resolve())} if path.exists() else {model}
+
+
 def start_engine(base: str, adapters: dict[str, Path], *, max_batch: int, max_waiting: int,
-                 max_adapters: int | None = None) -> tuple[Engine, object]:
-    """Load `base` and `adapters` (each with its domain), start the engine thread, and return (engine, tokenizer)."""
+                 max_adapters: int | None = None, prefill_chunk: int = 512,
+                 force: bool = False) -> tuple[Engine, object]:
+    """Load `base` and `adapters` (each with its domain), start the engine thread, and return (engine, tokenizer).
+
+    An adapter recorded as trained on another base is refused unless `force` (see `check_base`).
+    """
     from pixiu.generate import stop_token_ids
     from pixiu.models import load_base
 
     model, tokenizer = load_base(base)
     engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=max_batch, max_waiting=max_waiting,
-                    max_adapters=max_adapters)
+                    max_adapters=max_adapters, prefill_chunk=prefill_chunk)
     for name, folder in adapters.items():
+        check_base(folder, base, model.name_or_path, force=force, how="pass --force")
         engine.load_adapter(name, folder, domain=adapter_domain(folder))
     return engine.start(), tokenizer
 
@@ -79,13 +125,14 @@ def context_length(engine: Engine) -> int:
 
 
 @contextmanager
-def background_server(app, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[str]:
+def background_server(app, host: str = "127.0.0.1", timeout: float = 30.0,
+                      timeouts: Timeouts = Timeouts(shutdown=5)) -> Iterator[str]:
     """Run `app` with uvicorn on a free port of `host` in a thread; yields its base URL and stops it afterwards."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind((host, 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn_config(app, host=host, timeouts=timeouts, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pixiu-http", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
