@@ -24,7 +24,9 @@ stalls every multi-threaded matmul.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import operator
 import os
 import statistics
 import tempfile
@@ -92,7 +94,7 @@ def run_engine(engine: Engine, models: list[str], prompt_ids: list[list[int]], m
                     done.set()
 
     started = time.perf_counter()
-    for model, ids in zip(models, prompt_ids):
+    for model, ids in zip(models, prompt_ids, strict=False):
         engine.submit(model, ids, SamplingParams(max_tokens=max_tokens), sink)
     done.wait()
     return time.perf_counter() - started, tokens[0]
@@ -120,13 +122,16 @@ def worst_gap(engine: Engine, prompt_ids: list[list[int]], long_ids: list[int], 
                     after.add(index)
                     if len(after) == len(prompt_ids):
                         measured.set()
+
         return sink
 
     def long_sink(token, finish):
         finished.set()  # its first token: the prefill is over
 
-    streams = [engine.submit(BASE, ids, SamplingParams(max_tokens=max_tokens), stream_sink(index))
-               for index, ids in enumerate(prompt_ids)]
+    streams = [
+        engine.submit(BASE, ids, SamplingParams(max_tokens=max_tokens), stream_sink(index))
+        for index, ids in enumerate(prompt_ids)
+    ]
     running.wait()
     with lock:
         gaps.clear()
@@ -143,11 +148,17 @@ def run_naive(peft_model, models: list[str], prompt_ids: list[list[int]], max_to
     """`set_adapter` then `generate`, one request at a time; return (seconds, tokens generated)."""
     tokens = 0
     started = time.perf_counter()
-    for model, ids in zip(models, prompt_ids):
+    for model, ids in zip(models, prompt_ids, strict=False):
         peft_model.set_adapter(model)
         input_ids = torch.tensor([ids])
-        output = peft_model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-                                     max_new_tokens=max_tokens, min_new_tokens=max_tokens, pad_token_id=0)
+        output = peft_model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            do_sample=False,
+            max_new_tokens=max_tokens,
+            min_new_tokens=max_tokens,
+            pad_token_id=0,
+        )
         tokens += output.shape[1] - input_ids.shape[1]
     return time.perf_counter() - started, tokens
 
@@ -170,8 +181,12 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="Runs of (a) and (b), alternated; the fastest counts.")
     parser.add_argument("--prefill-chunk", type=int, default=512, help="Prompt tokens prefilled per engine step.")
-    parser.add_argument("--long-prompt-tokens", type=int, default=3830,
-                        help="Length of the long prompt prefilled while streams run (cut to the model's context).")
+    parser.add_argument(
+        "--long-prompt-tokens",
+        type=int,
+        default=3830,
+        help="Length of the long prompt prefilled while streams run (cut to the model's context).",
+    )
     parser.add_argument("--streams", type=int, default=8, help="Streams running while the long prompt is prefilled.")
     parser.add_argument("--threads", type=int, help="torch threads [default: torch's choice].")
     parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
@@ -186,10 +201,11 @@ def main() -> None:
         names = [f"a{i}" for i in range(args.adapters)]
         mixed = [names[i % len(names)] for i in range(len(prompt_ids))]
 
-        engine = Engine(model, stop_ids=[], max_batch=args.max_batch, max_waiting=len(prompt_ids),
-                        prefill_chunk=args.prefill_chunk).start()
+        engine = Engine(
+            model, stop_ids=[], max_batch=args.max_batch, max_waiting=len(prompt_ids), prefill_chunk=args.prefill_chunk
+        ).start()
         before = rss_bytes()
-        for name, folder in zip(names, folders):
+        for name, folder in zip(names, folders, strict=False):
             engine.load_adapter(name, folder)
         ram_per_adapter = (rss_bytes() - before) / len(names)
         run_engine(engine, [BASE] * 4, prompt_ids[:4], 4)  # warm-up
@@ -208,7 +224,9 @@ def main() -> None:
         slot_bytes = engine.adapters.lora.bytes_per_slot
         context = int(getattr(model.config, "max_position_embeddings", 4096))
         length = min(args.long_prompt_tokens, context - 2)
-        long_ids = (sum(prompt_ids, []) * (1 + length // max(1, sum(map(len, prompt_ids)))))[:length]
+        long_ids = (
+            functools.reduce(operator.iadd, prompt_ids, []) * (1 + length // max(1, sum(map(len, prompt_ids))))
+        )[:length]
         streams = prompt_ids[: args.streams]
         gap_chunked = worst_gap(engine, streams, long_ids, max_tokens=1000)
         engine.prefill_chunk = len(long_ids)  # the whole prompt in one forward pass, as before chunking
@@ -218,7 +236,7 @@ def main() -> None:
         fresh, _ = load_base(args.base)  # without the engine's hooks, so the naive path pays nothing for them
         peft_model = PeftModel.from_pretrained(fresh, str(folders[0]), adapter_name=names[0])
         peft_ms = []
-        for name, folder in zip(names[1:], folders[1:]):
+        for name, folder in zip(names[1:], folders[1:], strict=False):
             started = time.perf_counter()
             peft_model.load_adapter(str(folder), adapter_name=name)
             peft_ms.append(1000 * (time.perf_counter() - started))
@@ -226,11 +244,20 @@ def main() -> None:
         with torch.inference_mode():
             naive_s, naive_tokens = run_naive(peft_model, mixed, prompt_ids, args.max_tokens)
 
-    rates = {"base_batched": base_tokens / base_s, "mixed_adapters": mixed_tokens / mixed_s,
-             "naive_set_adapter": naive_tokens / naive_s}
+    rates = {
+        "base_batched": base_tokens / base_s,
+        "mixed_adapters": mixed_tokens / mixed_s,
+        "naive_set_adapter": naive_tokens / naive_s,
+    }
     report = {
-        "base": args.base, "requests": len(prompt_ids), "max_tokens": args.max_tokens, "adapters": args.adapters,
-        "rank": args.rank, "max_batch": args.max_batch, "threads": torch.get_num_threads(), "rounds": args.rounds,
+        "base": args.base,
+        "requests": len(prompt_ids),
+        "max_tokens": args.max_tokens,
+        "adapters": args.adapters,
+        "rank": args.rank,
+        "max_batch": args.max_batch,
+        "threads": torch.get_num_threads(),
+        "rounds": args.rounds,
         "tokens_per_second": rates,
         "mixed_over_base": rates["mixed_adapters"] / rates["base_batched"],
         "mixed_over_naive": rates["mixed_adapters"] / rates["naive_set_adapter"],
@@ -238,25 +265,36 @@ def main() -> None:
         "peft_load_adapter_ms_median": statistics.median(peft_ms),
         "adapter_slot_mib": slot_bytes / 2**20,
         "rss_per_adapter_mib": ram_per_adapter / 2**20,
-        "long_prompt_tokens": len(long_ids), "prefill_chunk": args.prefill_chunk,
-        "worst_gap_ms_chunked": 1000 * gap_chunked, "worst_gap_ms_whole_prompt": 1000 * gap_whole,
+        "long_prompt_tokens": len(long_ids),
+        "prefill_chunk": args.prefill_chunk,
+        "worst_gap_ms_chunked": 1000 * gap_chunked,
+        "worst_gap_ms_whole_prompt": 1000 * gap_whole,
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"base {args.base}; {len(prompt_ids)} requests x {args.max_tokens} tokens; {args.adapters} adapters r={args.rank}; "
-          f"batch <= {args.max_batch}; {torch.get_num_threads()} threads; best of {args.rounds} rounds for (a) and (b)")
+    print(
+        f"base {args.base}; {len(prompt_ids)} requests x {args.max_tokens} tokens; "
+        f"{args.adapters} adapters r={args.rank}; "
+        f"batch <= {args.max_batch}; {torch.get_num_threads()} threads; best of {args.rounds} rounds for (a) and (b)"
+    )
     print(f"(a) base only, batched        {rates['base_batched']:8.1f} tokens/s  ({base_s:.1f} s)")
     print(f"(b) {args.adapters} adapters mixed, engine  {rates['mixed_adapters']:8.1f} tokens/s  ({mixed_s:.1f} s)")
     print(f"(c) naive set_adapter, 1 by 1 {rates['naive_set_adapter']:8.1f} tokens/s  ({naive_s:.1f} s)")
     print(f"(b)/(a) = {report['mixed_over_base']:.2f}  (target >= 0.9)")
     print(f"(b)/(c) = {report['mixed_over_naive']:.1f}  (target >= 5)")
-    print(f"hot load r={args.rank}: {report['hot_load_ms_median']:.1f} ms median (target <= 50); "
-          f"peft load_adapter: {report['peft_load_adapter_ms_median']:.0f} ms")
-    print(f"RAM per loaded adapter: {report['adapter_slot_mib']:.1f} MiB of weights "
-          f"({report['rss_per_adapter_mib']:.1f} MiB RSS growth each)")
-    print(f"worst inter-token gap of {len(streams)} streams while a {len(long_ids)}-token prompt is prefilled: "
-          f"{1000 * gap_chunked:.0f} ms in chunks of {args.prefill_chunk}, {1000 * gap_whole:.0f} ms in one piece")
+    print(
+        f"hot load r={args.rank}: {report['hot_load_ms_median']:.1f} ms median (target <= 50); "
+        f"peft load_adapter: {report['peft_load_adapter_ms_median']:.0f} ms"
+    )
+    print(
+        f"RAM per loaded adapter: {report['adapter_slot_mib']:.1f} MiB of weights "
+        f"({report['rss_per_adapter_mib']:.1f} MiB RSS growth each)"
+    )
+    print(
+        f"worst inter-token gap of {len(streams)} streams while a {len(long_ids)}-token prompt is prefilled: "
+        f"{1000 * gap_chunked:.0f} ms in chunks of {args.prefill_chunk}, {1000 * gap_whole:.0f} ms in one piece"
+    )
 
 
 if __name__ == "__main__":

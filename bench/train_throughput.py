@@ -18,9 +18,9 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
@@ -38,8 +38,12 @@ REAL_DATA = REPO.parent / "shared" / "data" / "law" / "cail2018_subset_train.jso
 SYNTHETIC_DATA = REPO / "plugins" / "law" / "sample_data" / "cail_synthetic.jsonl"  # bundled, short, narrow lengths
 MAX_LEN = 1024  # data.max_seq_len: cuts no law example (the formatter keeps at most 400 fact characters)
 BASELINE_BATCH = 8  # examples per Trainer step, padded to the longest
-LORA = {"r": 8, "alpha": 16, "dropout": 0.0,
-        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+LORA = {
+    "r": 8,
+    "alpha": 16,
+    "dropout": 0.0,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
 LR = 1e-4
 SEED = 0
 ATTENTION_OPS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention_for_cpu_backward")
@@ -91,13 +95,21 @@ class PathResult:
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, help=f"CAIL2018-style JSONL (default: {REAL_DATA} when present, else "
-                        f"the bundled synthetic sample {SYNTHETIC_DATA.relative_to(REPO)})")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help=f"CAIL2018-style JSONL (default: {REAL_DATA} when present, else "
+        f"the bundled synthetic sample {SYNTHETIC_DATA.relative_to(REPO)})",
+    )
     parser.add_argument("--examples", type=int, default=240, help="first N records of the data")
     parser.add_argument("--max-len", type=int, default=MAX_LEN, help="data.max_seq_len: longer prompts are cut")
-    parser.add_argument("--batch-tokens", type=int, help="pixiu's train.batch_tokens (default: the baseline's "
-                        f"{BASELINE_BATCH} examples' worth, {BASELINE_BATCH} x the mean length, so both take "
-                        "about the same real tokens per optimiser step)")
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        help="pixiu's train.batch_tokens (default: the baseline's "
+        f"{BASELINE_BATCH} examples' worth, {BASELINE_BATCH} x the mean length, so both take "
+        "about the same real tokens per optimiser step)",
+    )
     parser.add_argument("--steps", type=int, default=20, help="measured steps per path")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first; FLOPs are counted on the first")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
@@ -117,7 +129,7 @@ def choose_data(path: Path | None) -> Path:
 def load_examples(tokenizer, path: Path, count: int, max_len: int) -> tuple[list[TokenizedExample], int]:
     """The first `count` law records of `path`, tokenised exactly as pixiu's recipe does; and how many were cut."""
     with path.open(encoding="utf-8") as handle:
-        conversations = [format_record(json.loads(line)) for line, _ in zip(handle, range(count))]
+        conversations = [format_record(json.loads(line)) for line, _ in zip(handle, range(count), strict=False)]
     examples = [tokenize_example(tokenizer, messages, max_len) for messages in conversations]
     full = [tokenizer(render(tokenizer, m), add_special_tokens=False)["input_ids"] for m in conversations]
     cut = sum(len(ids) > max_len for ids in full)
@@ -173,8 +185,9 @@ def _attention_flops(query, key, value, dropout_p=0.0, is_causal=False, *args, o
     return 2 * batch * heads * _score_entries(queries, key[2], is_causal) * (depth + value[3])
 
 
-def _attention_backward_flops(grad_out, query, key, value, out, logsumexp, dropout_p=0.0, is_causal=False,
-                              *args, out_shape=None, **kwargs) -> int:
+def _attention_backward_flops(
+    grad_out, query, key, value, out, logsumexp, dropout_p=0.0, is_causal=False, *args, out_shape=None, **kwargs
+) -> int:
     """Backward FLOPs of attention: recomputed scores, then gradients of scores, v, q and k."""
     batch, heads, queries, depth = query
     return 2 * batch * heads * _score_entries(queries, key[2], is_causal) * (3 * depth + 2 * value[3])
@@ -234,8 +247,9 @@ class PixiuPath:
         return seconds, (*batch["input_ids"].shape, sum(len(self.examples[i]) for i in indices))
 
 
-def run_both(examples: list[TokenizedExample], pad_id: int, batch_tokens: int, warmup: int,
-             steps: int) -> dict[str, PathResult]:
+def run_both(
+    examples: list[TokenizedExample], pad_id: int, batch_tokens: int, warmup: int, steps: int
+) -> dict[str, PathResult]:
     """Train the baseline with a plain transformers Trainer and run one pixiu step after each of its steps.
 
     The baseline uses padded batches, full-vocabulary logits and the model's own loss. Alternating the two
@@ -248,9 +262,19 @@ def run_both(examples: list[TokenizedExample], pad_id: int, batch_tokens: int, w
     timer = _StepTimer(after_step=pixiu.run)
     with tempfile.TemporaryDirectory(prefix="pixiu-bench-") as output_dir:
         args = TrainingArguments(
-            output_dir=output_dir, max_steps=warmup + steps, per_device_train_batch_size=BASELINE_BATCH,
-            learning_rate=LR, weight_decay=0.0, seed=SEED, use_cpu=True, dataloader_num_workers=0,
-            report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
+            output_dir=output_dir,
+            max_steps=warmup + steps,
+            per_device_train_batch_size=BASELINE_BATCH,
+            learning_rate=LR,
+            weight_decay=0.0,
+            seed=SEED,
+            use_cpu=True,
+            dataloader_num_workers=0,
+            report_to="none",
+            save_strategy="no",
+            eval_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
         )  # gradient checkpointing is off by default
         dataset = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
         trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[timer])
@@ -355,10 +379,19 @@ def main() -> None:
     results = {name: result.summary(rate) for name, result in raw.items()}
     extra = {
         "ratio": results["pixiu"]["tokens_per_second"] / results["baseline"]["tokens_per_second"],
-        "matmul_gflops": rate, "matmul_before": before, "matmul_after": after, "threads": args.threads,
-        "data": str(data), "data_kind": "synthetic" if data.resolve() == SYNTHETIC_DATA else "real",
-        "examples": len(examples), "max_len": args.max_len, "lengths": lengths, "batch_tokens": batch_tokens,
-        "runtime_s": time.perf_counter() - began, "load_before": load_before, "load_after": os.getloadavg()[0],
+        "matmul_gflops": rate,
+        "matmul_before": before,
+        "matmul_after": after,
+        "threads": args.threads,
+        "data": str(data),
+        "data_kind": "synthetic" if data.resolve() == SYNTHETIC_DATA else "real",
+        "examples": len(examples),
+        "max_len": args.max_len,
+        "lengths": lengths,
+        "batch_tokens": batch_tokens,
+        "runtime_s": time.perf_counter() - began,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
     }
     other = busy_cpu_seconds() - busy - (time.process_time() - own)
     extra["other_cpu_cores"] = max(other, 0.0) / extra["runtime_s"]

@@ -14,8 +14,18 @@ import httpx
 PIXIU = [sys.executable, "-m", "pixiu"]
 """The `pixiu` command line of the interpreter running the tests."""
 
-TINY_TRAIN = ["--max-steps", "2", "--set", "data.eval_records=4", "--set", "eval.max_new_tokens=4",
-              "--set", "train.batch_tokens=512", "--set", "data.max_seq_len=128"]
+TINY_TRAIN = [
+    "--max-steps",
+    "2",
+    "--set",
+    "data.eval_records=4",
+    "--set",
+    "eval.max_new_tokens=4",
+    "--set",
+    "train.batch_tokens=512",
+    "--set",
+    "data.max_seq_len=128",
+]
 """`pixiu domain train` options for a seconds-long run on a tiny model."""
 
 

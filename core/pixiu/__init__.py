@@ -15,14 +15,14 @@ from pixiu.domain import Domain, Example, Messages, ModelSource  # noqa: E402  (
 from pixiu.errors import BadRecord, ConfigError, DataError, PixiuError  # noqa: E402
 
 __all__ = [
-    "hookimpl",
+    "BadRecord",
+    "ConfigError",
+    "DataError",
     "Domain",
     "Example",
     "Messages",
     "ModelSource",
     "PixiuError",
-    "ConfigError",
-    "DataError",
-    "BadRecord",
     "__version__",
+    "hookimpl",
 ]

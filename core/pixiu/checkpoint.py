@@ -20,7 +20,9 @@ CHECKPOINTS = "checkpoints"
 _PREFIX = "step-"
 
 
-def save_checkpoint(run_dir: Path, step: int, adapter: dict[str, torch.Tensor], state: dict[str, Any], keep: int) -> Path:
+def save_checkpoint(
+    run_dir: Path, step: int, adapter: dict[str, torch.Tensor], state: dict[str, Any], keep: int
+) -> Path:
     """Write checkpoint `step` (temp folder, fsync, rename) and prune all but the newest `keep`."""
     parent = Path(run_dir) / CHECKPOINTS
     parent.mkdir(parents=True, exist_ok=True)

@@ -129,7 +129,8 @@ class RunConfig(Section):
         """A step's token budget must fit at least one full-length example."""
         if self.train.batch_tokens < self.data.max_seq_len:
             raise ValueError(
-                f"train.batch_tokens ({self.train.batch_tokens}) must be >= data.max_seq_len ({self.data.max_seq_len}): "
+                f"train.batch_tokens ({self.train.batch_tokens}) must be >= "
+                f"data.max_seq_len ({self.data.max_seq_len}): "
                 "one step must hold a full-length example; raise train.batch_tokens or lower data.max_seq_len"
             )
         return self
@@ -281,7 +282,9 @@ def _domain_settings(sections: Any, domain: Domain | None, problems: list[str]) 
                 f"remove the {name!r} section"
             )
         elif domain.settings is None:
-            problems.append(f"plugins.{name}: domain {name!r} declares no settings (Domain.settings); remove this section")
+            problems.append(
+                f"plugins.{name}: domain {name!r} declares no settings (Domain.settings); remove this section"
+            )
     if domain is None or domain.settings is None:
         return None
     try:

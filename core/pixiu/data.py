@@ -85,9 +85,11 @@ def cut_answers_note(examples: Sequence[Example], tokenized: Sequence[TokenizedE
     cut = [example.where for example, tokens in zip(examples, tokenized, strict=True) if tokens.answer_cut]
     if not cut:
         return None
-    return (f"{len(cut)} of {len(tokenized)} training examples (the first at {cut[0]}) have answers longer than "
-            f"data.max_seq_len={max_len} tokens allows: they are cut and lose their end-of-turn token, which teaches "
-            "the model to ramble; raise data.max_seq_len or shorten those answers")
+    return (
+        f"{len(cut)} of {len(tokenized)} training examples (the first at {cut[0]}) have answers longer than "
+        f"data.max_seq_len={max_len} tokens allows: they are cut and lose their end-of-turn token, which teaches "
+        "the model to ramble; raise data.max_seq_len or shorten those answers"
+    )
 
 
 def _append(tokenizer, text: str, input_ids: list[int], labels: list[int], *, learn: bool) -> None:

@@ -101,7 +101,9 @@ def evaluate(
                 )
     if predictions_path:
         _write_predictions(predictions_path, examples, answers)
-    return Evaluation(len(examples), {label: score_answers(domain, texts, examples) for label, texts in answers.items()})
+    return Evaluation(
+        len(examples), {label: score_answers(domain, texts, examples) for label, texts in answers.items()}
+    )
 
 
 def evaluate_domain(
@@ -146,7 +148,11 @@ def evaluate_domain(
     base_model, tokenizer = load_base(base)
     model = load_adapter(base_model, adapter_dir) if adapter_dir else base_model
     result = evaluate(
-        model, tokenizer, domain, examples, config.eval,
+        model,
+        tokenizer,
+        domain,
+        examples,
+        config.eval,
         max_prompt_tokens=config.data.max_seq_len,
         variants=("base", "adapter") if adapter_dir else ("base",),
     )
@@ -178,6 +184,9 @@ def _write_predictions(path: Path, examples: Sequence[Example], answers: dict[st
 def _progress() -> Progress:
     """A progress display for generation, on stderr so `--json` output stays clean."""
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
         console=Console(stderr=True),
     )

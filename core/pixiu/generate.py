@@ -47,7 +47,9 @@ def generate_answers(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Greedy answers to each prompt (chat messages without the final answer), in the order given."""
-    texts = [render(tokenizer, fit_prompt(tokenizer, p, max_prompt_tokens), add_generation_prompt=True) for p in prompts]
+    texts = [
+        render(tokenizer, fit_prompt(tokenizer, p, max_prompt_tokens), add_generation_prompt=True) for p in prompts
+    ]
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     stops = stop_token_ids(tokenizer, model)

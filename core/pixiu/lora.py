@@ -10,7 +10,9 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
 
-def attach_lora(model: torch.nn.Module, *, r: int, alpha: float, dropout: float, target_modules: list[str]) -> PeftModel:
+def attach_lora(
+    model: torch.nn.Module, *, r: int, alpha: float, dropout: float, target_modules: list[str]
+) -> PeftModel:
     """Wrap `model` with a fresh trainable LoRA adapter named "default" (DoRA off, so it can be served per row)."""
     config = LoraConfig(
         r=r,

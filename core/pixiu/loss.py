@@ -6,9 +6,9 @@ projection (and its softmax) on prompt tokens saves a large share of every step.
 
 from __future__ import annotations
 
-import torch
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 
 from pixiu.data import IGNORE_INDEX

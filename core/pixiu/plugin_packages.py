@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from pixiu.errors import PixiuError
 from pixiu.plugins import ENTRY_POINT_GROUP
 
+
 def plugin_distributions() -> dict[str, str]:
     """Map each plugin (entry-point name in the `pixiu` group) to the distribution that provides it."""
-    return {ep.name: ep.dist.name if ep.dist else "?" for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return {
+        ep.name: ep.dist.name if ep.dist else "?" for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    }
 
 
 def install(spec: str, pip_args: Sequence[str] = ()) -> dict[str, str]:
@@ -47,6 +50,7 @@ def uninstall(name: str) -> tuple[str, list[str]]:
 
 def _same_project(first: str, second: str) -> bool:
     """Whether two distribution names denote the same project (PEP 503: case, '-', '_' and '.' do not matter)."""
+
     def normal(name: str) -> str:
         return name.lower().replace("_", "-").replace(".", "-")
 
@@ -56,8 +60,10 @@ def _same_project(first: str, second: str) -> bool:
 def _pip(*args: str) -> None:
     """Run pip of this interpreter, its output going straight to the user; raise if it fails."""
     if importlib.util.find_spec("pip") is None:
-        raise PixiuError(f"pip is not installed in pixiu's environment ({sys.executable}); "
-                         f"add it with `{sys.executable} -m ensurepip`")
+        raise PixiuError(
+            f"pip is not installed in pixiu's environment ({sys.executable}); "
+            f"add it with `{sys.executable} -m ensurepip`"
+        )
     completed = subprocess.run([sys.executable, "-m", "pip", *args], check=False)
     if completed.returncode != 0:
         raise PixiuError(f"`pip {' '.join(args)}` failed (exit code {completed.returncode}); see pip's output above")

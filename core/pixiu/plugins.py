@@ -7,6 +7,7 @@ out, and everything else keeps working.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
@@ -84,8 +85,10 @@ def check_hook_api(plugin: object, name: str) -> None:
     try:
         compatible = Version(hookspecs.HOOK_API) in SpecifierSet(str(declared))
     except InvalidSpecifier:
-        raise PluginError(f"plugin {name!r} declares {HOOK_API_ATTRIBUTE} = {declared!r}, "
-                          f"which is not a version range; write e.g. `{example}`") from None
+        raise PluginError(
+            f"plugin {name!r} declares {HOOK_API_ATTRIBUTE} = {declared!r}, "
+            f"which is not a version range; write e.g. `{example}`"
+        ) from None
     if not compatible:
         raise PluginError(
             f"plugin {name!r} needs pixiu hook API {declared}, but pixiu {__version__} provides hook API "
@@ -131,8 +134,9 @@ def collect_registered(hook_name: str, expected: type) -> list[tuple[str, Any]]:
         ok, _ = _invoke(impl, hook_name, {"register": items.append})
         wrong = [item for item in items if not isinstance(item, expected)]
         if ok and wrong:
-            record_hook_error(impl.plugin_name, hook_name,
-                              f"registered a {type(wrong[0]).__name__}, not a pixiu.{expected.__name__}")
+            record_hook_error(
+                impl.plugin_name, hook_name, f"registered a {type(wrong[0]).__name__}, not a pixiu.{expected.__name__}"
+            )
         elif ok:
             collected += [(impl.plugin_name, item) for item in items]
     return collected
@@ -167,8 +171,9 @@ def record_hook_error(plugin_name: str, hook_name: str, error: str) -> None:
     """Remember that a plugin's hook failed, and say so on stderr the first time."""
     errors = HOOK_ERRORS.setdefault(plugin_name, {})
     if hook_name not in errors:
-        print(f"pixiu: plugin {plugin_name!r} failed in hook {hook_name} and is skipped there: {error}",
-              file=sys.stderr)
+        print(
+            f"pixiu: plugin {plugin_name!r} failed in hook {hook_name} and is skipped there: {error}", file=sys.stderr
+        )
     errors[hook_name] = error
 
 
@@ -183,7 +188,8 @@ def get_domains() -> dict[str, Domain]:
     for plugin_name, domain in reversed(collect_registered("register_domains", Domain)):
         if domain.name in domains:
             record_hook_error(
-                plugin_name, "register_domains",
+                plugin_name,
+                "register_domains",
                 f"domain {domain.name!r} ({_owner(domain)}) is already registered by plugin {owners[domain.name]!r} "
                 f"({_owner(domains[domain.name])}), so this registration is skipped. Rename the domain, uninstall "
                 f"one of the plugins, or load only one with PIXIU_LOAD_PLUGINS.",
@@ -224,10 +230,8 @@ def describe_plugins() -> list[dict[str, object]]:
     """
     pm = get_plugin_manager()
     for collect in (get_domains, get_model_sources):
-        try:
+        with contextlib.suppress(PixiuError):  # a clash of two model-source schemes is reported where it matters
             collect()
-        except PixiuError:
-            pass  # a clash of two model-source schemes is reported by the commands that need them
     rows = []
     for name, plugin in pm.list_name_plugin():
         errors = HOOK_ERRORS.get(name, {})
@@ -247,5 +251,12 @@ def _describe(name: str, status: str, hooks: list[str], module: str | None) -> d
         source, package, version = "registered at run time", None, None
     else:
         package, version, source = dist.name, dist.version, "installed"
-    return {"name": name, "version": version, "source": source, "package": package, "module": module,
-            "hooks": hooks, "status": status}
+    return {
+        "name": name,
+        "version": version,
+        "source": source,
+        "package": package,
+        "module": module,
+        "hooks": hooks,
+        "status": status,
+    }

@@ -46,8 +46,10 @@ def iter_raw_records(path: Path) -> Iterator[tuple[str, str, Any]]:
         yield from _iter_json_list(path)
         return
     limit = _record_limit()
-    too_long = (f"record longer than {limit:,} characters, pixiu's bound on one record; split it, "
-                "or raise the bound with PIXIU_MAX_RECORD_CHARS=N")
+    too_long = (
+        f"record longer than {limit:,} characters, pixiu's bound on one record; split it, "
+        "or raise the bound with PIXIU_MAX_RECORD_CHARS=N"
+    )
     with path.open("rb") as handle:
         # read no further than the bound (4 bytes at most per UTF-8 character): the line is never held whole
         for number, raw_line in enumerate(iter(lambda: handle.readline(4 * limit + 1), b""), start=1):
@@ -79,8 +81,10 @@ def _record_limit() -> int:
 
 def _not_utf8(exc: UnicodeDecodeError) -> str:
     """Say which byte is not UTF-8 and how to convert a file saved in another encoding (often GBK)."""
-    return (f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}); pixiu reads data as "
-            "UTF-8: convert the file, e.g. `iconv -f GBK -t UTF-8 in.jsonl > out.jsonl` for GBK")
+    return (
+        f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}); pixiu reads data as "
+        "UTF-8: convert the file, e.g. `iconv -f GBK -t UTF-8 in.jsonl > out.jsonl` for GBK"
+    )
 
 
 def _iter_json_list(path: Path) -> Iterator[tuple[str, str, Any]]:
@@ -94,8 +98,9 @@ def _iter_json_list(path: Path) -> Iterator[tuple[str, str, Any]]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                        "a .json file must hold one list") from exc
+        raise DataError(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); a .json file must hold one list"
+        ) from exc
     if not isinstance(items, list):
         raise DataError(f"{path}: a .json data file must hold a list of records, found {type(items).__name__}")
     for index, item in enumerate(items):

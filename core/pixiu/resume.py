@@ -19,12 +19,16 @@ from pixiu.runs import RUN_FILE, read_run_file
 def resumable_record(run_dir: Path) -> dict[str, Any]:
     """The record a run folder keeps of itself, or an error saying the folder is no resumable run."""
     if not (Path(run_dir) / RUN_FILE).is_file():
-        raise PixiuError(f"cannot resume {run_dir}: it has no {RUN_FILE}, so it is not a pixiu run folder. "
-                         "Pass the --output folder of the run to continue.")
+        raise PixiuError(
+            f"cannot resume {run_dir}: it has no {RUN_FILE}, so it is not a pixiu run folder. "
+            "Pass the --output folder of the run to continue."
+        )
     record = read_run_file(run_dir)
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        raise PixiuError(f"cannot resume {run_dir}: {Path(run_dir) / RUN_FILE} holds no run config; "
-                         "start a new run with a new --output")
+        raise PixiuError(
+            f"cannot resume {run_dir}: {Path(run_dir) / RUN_FILE} holds no run config; "
+            "start a new run with a new --output"
+        )
     return record
 
 
@@ -45,8 +49,9 @@ def resumed_config(
     """
     record = resumable_record(run_dir)
     if record.get("domain") != domain.name:
-        raise PixiuError(f"cannot resume {run_dir}: it is a run of domain {record.get('domain')!r}, "
-                         f"not {domain.name!r}")
+        raise PixiuError(
+            f"cannot resume {run_dir}: it is a run of domain {record.get('domain')!r}, not {domain.name!r}"
+        )
     config = load_config(yaml_paths, overrides, values=values, domain=domain, start=record["config"])
     recorded_data = Path(record["data"])
     problems = differences(record["config"], to_dict(config))
@@ -54,8 +59,10 @@ def resumed_config(
         problems.append(f"data: recorded {recorded_data}, given {Path(data_path).resolve()}")
     refuse_differences(run_dir, problems)
     if not recorded_data.is_file():
-        raise PixiuError(f"cannot resume {run_dir}: its data file {recorded_data} is gone; put it back there "
-                         "(a resumed run must see the same records), or start a new run")
+        raise PixiuError(
+            f"cannot resume {run_dir}: its data file {recorded_data} is gone; put it back there "
+            "(a resumed run must see the same records), or start a new run"
+        )
     return config, recorded_data
 
 

@@ -36,9 +36,11 @@ def held_out_note(examples: int, eval_records: int) -> str | None:
     held = min(eval_records, examples // 2)
     if held == eval_records:
         return None
-    return (f"data.eval_records is {eval_records}, but only {held} of the {examples} records are held out for "
-            "evaluation: at most half the data is, so that training keeps the rest; give more records or lower "
-            "data.eval_records")
+    return (
+        f"data.eval_records is {eval_records}, but only {held} of the {examples} records are held out for "
+        "evaluation: at most half the data is, so that training keeps the rest; give more records or lower "
+        "data.eval_records"
+    )
 
 
 def write_split(path: Path, examples: list[Example]) -> None:
@@ -52,7 +54,9 @@ def write_split(path: Path, examples: list[Example]) -> None:
     try:
         write_jsonl(path, rows)
     except TypeError as exc:
-        raise PixiuError(f"{path}: {exc}; a formatter's Example.reference must be JSON-serialisable (lists, not sets)") from exc
+        raise PixiuError(
+            f"{path}: {exc}; a formatter's Example.reference must be JSON-serialisable (lists, not sets)"
+        ) from exc
 
 
 def read_split(path: Path) -> list[Example]:

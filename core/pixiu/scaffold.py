@@ -1,4 +1,4 @@
-"""`pixiu plugins new`: a pip-installable domain plugin generated from the cookiecutter template in `templates/plugin`."""
+"""`pixiu plugins new`: a pip-installable domain plugin made from the cookiecutter template in `templates/plugin`."""
 
 from __future__ import annotations
 
@@ -41,12 +41,16 @@ def create_plugin(name: str, directory: Path, description: str | None = None) ->
     with tempfile.TemporaryDirectory(prefix="pixiu-cookiecutter-") as scratch:
         try:
             created = cookiecutter(
-                str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(directory),
+                str(TEMPLATE),
+                no_input=True,
+                extra_context=context,
+                output_dir=str(directory),
                 default_config={"replay_dir": scratch, "cookiecutters_dir": scratch},  # nothing left in ~
             )
         except OutputDirExistsException:
-            raise PixiuError(f"{directory / ('pixiu-' + name.replace('_', '-'))} already exists; "
-                             f"choose another --dir or name") from None
+            raise PixiuError(
+                f"{directory / ('pixiu-' + name.replace('_', '-'))} already exists; choose another --dir or name"
+            ) from None
     created = Path(created)
     for compiled in list(created.rglob("__pycache__")):  # an installed pixiu's template may carry bytecode
         shutil.rmtree(compiled)

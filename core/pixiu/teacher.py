@@ -113,12 +113,14 @@ class Teacher:
 
     def _complete(self, prompt: str) -> str:
         """POST one chat completion, retrying transient failures with backoff, and return the message text."""
-        body = json.dumps({
-            "model": self.model,
-            "messages": [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}],
-            "temperature": 0,
-            "max_tokens": self.max_tokens,
-        }).encode("utf-8")
+        body = json.dumps(
+            {
+                "model": self.model,
+                "messages": [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}],
+                "temperature": 0,
+                "max_tokens": self.max_tokens,
+            }
+        ).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"

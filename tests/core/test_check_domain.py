@@ -27,20 +27,23 @@ def test_a_domain_without_data_to_check_is_told_to_ship_some():
         check_domain(TOY)
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"name": "Toy Domain"}, "name 'Toy Domain' must be lower-case"),
-    ({"description": ""}, "description must be one non-empty line"),
-    ({"spiders": ("toy_domain:NoSuchSpider",)}, "spider 'toy_domain:NoSuchSpider' does not import"),
-    ({"spiders": "toy_domain:Spider"}, "not one string"),
-    ({"parser": lambda text: ""}, "score no higher than empty answers"),
-    ({"metrics": lambda preds, refs: {"exact_match": float("inf")}}, "finite number"),
-    ({"metrics": lambda preds, refs: {"exact_match": "100"}}, "finite number"),
-    ({"metrics": lambda preds, refs: {}}, "no score"),
-    ({"metrics": lambda preds, refs: exact_match(preds, refs[1:])}, "fail on the gold answers: ValueError"),
-    ({"formatter": lambda r: format_record(r).messages[:1]}, "ending with the assistant's answer"),
-    ({"formatter": lambda r: Example(format_record(r).messages, reference={r["a"]})}, "JSON-serialisable"),
-    ({"formatter": lambda r: format_record(r).messages[1:]}, "need a user turn before the answer"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"name": "Toy Domain"}, "name 'Toy Domain' must be lower-case"),
+        ({"description": ""}, "description must be one non-empty line"),
+        ({"spiders": ("toy_domain:NoSuchSpider",)}, "spider 'toy_domain:NoSuchSpider' does not import"),
+        ({"spiders": "toy_domain:Spider"}, "not one string"),
+        ({"parser": lambda text: ""}, "score no higher than empty answers"),
+        ({"metrics": lambda preds, refs: {"exact_match": float("inf")}}, "finite number"),
+        ({"metrics": lambda preds, refs: {"exact_match": "100"}}, "finite number"),
+        ({"metrics": lambda preds, refs: {}}, "no score"),
+        ({"metrics": lambda preds, refs: exact_match(preds, refs[1:])}, "fail on the gold answers: ValueError"),
+        ({"formatter": lambda r: format_record(r).messages[:1]}, "ending with the assistant's answer"),
+        ({"formatter": lambda r: Example(format_record(r).messages, reference={r["a"]})}, "JSON-serialisable"),
+        ({"formatter": lambda r: format_record(r).messages[1:]}, "need a user turn before the answer"),
+    ],
+)
 def test_real_mistakes_are_caught(data, changes, message):
     with pytest.raises(AssertionError, match=message):
         check_domain(broken(**changes), data=data)
@@ -50,5 +53,5 @@ def test_too_few_examples_and_a_bad_recipe_are_reported_together(tmp_path):
     data = write_toy_data(tmp_path / "toy.jsonl", 2)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("train:\n  no_such_key: 1\n", encoding="utf-8")
-    with pytest.raises(AssertionError, match="(?s)default_config .* does not load.*only 2 examples"):
+    with pytest.raises(AssertionError, match=r"(?s)default_config .* does not load.*only 2 examples"):
         check_domain(broken(default_config=recipe), data=data)

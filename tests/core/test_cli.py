@@ -15,8 +15,19 @@ def invoke(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", [[], ["domain"], ["domain", "train"], ["domain", "eval"], ["domain", "crawl"],
-                                     ["plugins", "list"], ["adapters", "list"], ["models", "create-tiny"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["domain"],
+        ["domain", "train"],
+        ["domain", "eval"],
+        ["domain", "crawl"],
+        ["plugins", "list"],
+        ["adapters", "list"],
+        ["models", "create-tiny"],
+    ],
+)
 def test_help_teaches(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0
@@ -63,8 +74,18 @@ def test_a_duplicate_domain_name_disables_only_that_registration(toy_plugin, reg
 def test_train_then_eval_then_list(toy_plugin, tiny_model_dir, tmp_path):
     data = toy_domain.write_toy_data(tmp_path / "toy.jsonl", 30)
     run_dir = tmp_path / "run"
-    trained = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
-                     "--output", str(run_dir), *TINY_TRAIN)
+    trained = invoke(
+        "domain",
+        "train",
+        "toy",
+        "--base",
+        str(tiny_model_dir),
+        "--data",
+        str(data),
+        "--output",
+        str(run_dir),
+        *TINY_TRAIN,
+    )
     assert trained.exit_code == 0, trained.output
     assert "base" in trained.output and "adapter" in trained.output and "exact_match" in trained.output
     assert (run_dir / "adapter_model.safetensors").is_file()
@@ -82,8 +103,18 @@ def test_train_then_eval_then_list(toy_plugin, tiny_model_dir, tmp_path):
 def test_malformed_line_stops_with_file_and_line(toy_plugin, tiny_model_dir, tmp_path):
     data = tmp_path / "toy.jsonl"
     data.write_text('{"q": "什么颜色？", "a": "红"}\n{"q": \n', encoding="utf-8")
-    result = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
-                    "--output", str(tmp_path / "run"), *TINY_TRAIN)
+    result = invoke(
+        "domain",
+        "train",
+        "toy",
+        "--base",
+        str(tiny_model_dir),
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "run"),
+        *TINY_TRAIN,
+    )
     assert result.exit_code != 0
     assert f"{data}:2: not valid JSON" in result.output and "--on-bad-record skip" in result.output
 
@@ -94,8 +125,20 @@ def test_skip_keeps_rejects_and_reports_count(toy_plugin, tiny_model_dir, tmp_pa
     data = tmp_path / "toy.jsonl"
     data.write_text("\n".join(good + bad) + "\n", encoding="utf-8")
     run_dir = tmp_path / "run"
-    result = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
-                    "--output", str(run_dir), "--on-bad-record", "skip", *TINY_TRAIN)
+    result = invoke(
+        "domain",
+        "train",
+        "toy",
+        "--base",
+        str(tiny_model_dir),
+        "--data",
+        str(data),
+        "--output",
+        str(run_dir),
+        "--on-bad-record",
+        "skip",
+        *TINY_TRAIN,
+    )
     assert result.exit_code == 0, result.output
     assert "2 bad records skipped" in " ".join(result.output.split())
     rejects = [json.loads(line) for line in (run_dir / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -123,8 +166,21 @@ def test_a_plugin_that_fails_to_import_is_listed_and_isolated(toy_plugin, monkey
 
 @pytest.mark.parametrize("base", ["./models/v1: final", "yes", "123"])
 def test_train_flags_reach_the_config_as_typed(toy_plugin, captured_run, tmp_path, base):
-    result = invoke("domain", "train", "toy", "--base", base, "--max-steps", "3", "--on-bad-record", "skip",
-                    "--data", str(tmp_path / "toy.jsonl"), "--output", str(tmp_path / "run"))
+    result = invoke(
+        "domain",
+        "train",
+        "toy",
+        "--base",
+        base,
+        "--max-steps",
+        "3",
+        "--on-bad-record",
+        "skip",
+        "--data",
+        str(tmp_path / "toy.jsonl"),
+        "--output",
+        str(tmp_path / "run"),
+    )
     assert "interrupted" in result.output
     ((_, config),) = captured_run
     assert config.base == base and config.train.max_steps == 3 and config.data.on_bad_record == "skip"
@@ -140,8 +196,20 @@ def test_eval_uses_the_adapters_recorded_config(toy_plugin, tiny_model_dir, tmp_
     import pixiu.evaluation
 
     data = toy_domain.write_toy_data(tmp_path / "toy.jsonl", 20)
-    trained = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
-                     "--output", str(tmp_path / "run"), *TINY_TRAIN, "--set", "eval.batch_size=3")
+    trained = invoke(
+        "domain",
+        "train",
+        "toy",
+        "--base",
+        str(tiny_model_dir),
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "run"),
+        *TINY_TRAIN,
+        "--set",
+        "eval.batch_size=3",
+    )
     assert trained.exit_code == 0, trained.output
     seen = {}
 
@@ -154,8 +222,9 @@ def test_eval_uses_the_adapters_recorded_config(toy_plugin, tiny_model_dir, tmp_
     assert seen == {"max_prompt_tokens": 128, "max_new_tokens": 4, "batch": 3}  # as trained, not the defaults
 
 
-def test_resume_continues_the_recorded_run_and_refuses_contradictions(toy_plugin, tiny_model_dir, tmp_path,
-                                                                      monkeypatch):
+def test_resume_continues_the_recorded_run_and_refuses_contradictions(
+    toy_plugin, tiny_model_dir, tmp_path, monkeypatch
+):
     import shlex
 
     import yaml
@@ -173,17 +242,44 @@ def test_resume_continues_the_recorded_run_and_refuses_contradictions(toy_plugin
         return real_loss(model, batch)
 
     monkeypatch.setattr(recipe, "labelled_loss", interrupted_loss)
-    killed = invoke("domain", "train", "toy", "--base", str(tiny_model_dir), "--data", str(data),
-                    "--output", str(run_dir), *TINY_TRAIN, "--max-steps", "4", "--set", "train.save_every=2",
-                    "--set", "train.lr=1e-3")
+    killed = invoke(
+        "domain",
+        "train",
+        "toy",
+        "--base",
+        str(tiny_model_dir),
+        "--data",
+        str(data),
+        "--output",
+        str(run_dir),
+        *TINY_TRAIN,
+        "--max-steps",
+        "4",
+        "--set",
+        "train.save_every=2",
+        "--set",
+        "train.lr=1e-3",
+    )
     assert killed.exit_code == 130 and "interrupted" in killed.output
     monkeypatch.setattr(recipe, "labelled_loss", real_loss)
     hint = shlex.split(killed.output.split("Continue with:")[1].strip().splitlines()[0])
     assert hint[:3] == ["pixiu", "domain", "train"] and "--base" not in hint and "--data" not in hint
     split = (run_dir / "eval_split.jsonl").read_text(encoding="utf-8")
 
-    refused = invoke("domain", "train", "toy", "--resume", "--output", str(run_dir), "--max-steps", "9",
-                     "--set", "train.lr=1e-3", "--data", str(toy_domain.write_toy_data(tmp_path / "other.jsonl", 30)))
+    refused = invoke(
+        "domain",
+        "train",
+        "toy",
+        "--resume",
+        "--output",
+        str(run_dir),
+        "--max-steps",
+        "9",
+        "--set",
+        "train.lr=1e-3",
+        "--data",
+        str(toy_domain.write_toy_data(tmp_path / "other.jsonl", 30)),
+    )
     assert refused.exit_code != 0
     assert "train.max_steps: recorded 4, given 9" in refused.output and "data: recorded" in refused.output
     assert "train.lr" not in refused.output  # repeating a recorded value is fine

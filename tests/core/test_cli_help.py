@@ -33,7 +33,7 @@ def test_every_command_help_has_an_example(installed_plugins) -> None:
         assert result.exit_code == 0, result.output
         lines = [line.strip() for line in result.output.splitlines()]
         heading = next((i for i, line in enumerate(lines) if line.startswith("Examples") and line.endswith(":")), None)
-        examples = lines[heading + 1:] if heading is not None else []
+        examples = lines[heading + 1 :] if heading is not None else []
         if not any(line.startswith("pixiu ") for line in examples):
             missing.append(" ".join(("pixiu", *path)))
     assert not missing, f"these commands' --help lacks an 'Examples...:' block with a `pixiu ...` line: {missing}"

@@ -24,8 +24,10 @@ class ShoutSettings(Section):
 
 def shout(record: dict, settings: ShoutSettings) -> list[dict]:
     """The toy formatter, with the answer changed as the settings say."""
-    return [{"role": "user", "content": record["q"]},
-            {"role": "assistant", "content": record["a"] + settings.suffix * settings.repeat}]
+    return [
+        {"role": "user", "content": record["q"]},
+        {"role": "assistant", "content": record["a"] + settings.suffix * settings.repeat},
+    ]
 
 
 SHOUT = dataclasses.replace(TOY, name="shout", formatter=shout, settings=ShoutSettings)
@@ -50,8 +52,9 @@ def test_fields_keep_their_docstrings_as_help():
 def test_yaml_then_values_then_overrides(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("train:\n  lr: 0.001\n  max_steps: 7\nlora:\n  r: 4\n", encoding="utf-8")
-    config = load_config([recipe], ["train.lr=1e-4", "lora.target_modules=[q_proj, v_proj]"],
-                         values={"train.max_steps": 9, "lora.r": 2})
+    config = load_config(
+        [recipe], ["train.lr=1e-4", "lora.target_modules=[q_proj, v_proj]"], values={"train.max_steps": 9, "lora.r": 2}
+    )
     assert config.train.lr == pytest.approx(1e-4)
     assert config.train.max_steps == 9 and config.lora.r == 2
     assert config.lora.target_modules == ["q_proj", "v_proj"]
@@ -95,8 +98,9 @@ def test_a_boolean_is_not_a_number():
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    problems = problems_of(overrides=["train.lrr=1", "lora.r=abc", "nonsense", "data.on_bad_record=maybe",
-                                      "eval.batch_size=0"])
+    problems = problems_of(
+        overrides=["train.lrr=1", "lora.r=abc", "nonsense", "data.on_bad_record=maybe", "eval.batch_size=0"]
+    )
     assert len(problems) == 5
     assert any(p.startswith("unknown key 'train.lrr'; known keys here: batch_tokens,") for p in problems)
     assert any(p.startswith("lora.r: Input should be a valid integer (got 'abc')") for p in problems)

@@ -16,7 +16,9 @@ TESTS = Path(__file__).resolve().parents[1]
 PAGES = {
     "robots.txt": "User-agent: *\nDisallow: /private/\n",
     "index.html": '<ul><li data-id="1">一</li><li data-id="2">二</li></ul><a class="next" href="page2.html">next</a>',
-    "page2.html": '<ul><li data-id="2">二again</li><li>三</li><li>三</li></ul><a class="next" href="private/x.html">x</a>',
+    "page2.html": (
+        '<ul><li data-id="2">二again</li><li>三</li><li>三</li></ul><a class="next" href="private/x.html">x</a>'
+    ),
 }
 
 

@@ -29,7 +29,9 @@ def model(tiny_model_dir):
 
 
 def learned_text(tokenizer, example) -> str:
-    return tokenizer.decode([t for t, label in zip(example.input_ids, example.labels) if label != IGNORE_INDEX])
+    return tokenizer.decode(
+        [t for t, label in zip(example.input_ids, example.labels, strict=False) if label != IGNORE_INDEX]
+    )
 
 
 def test_only_the_answer_is_learned(tokenizer):
@@ -40,7 +42,11 @@ def test_only_the_answer_is_learned(tokenizer):
 
 
 def test_every_assistant_turn_is_learned_in_a_dialogue(tokenizer):
-    dialogue = conversation(1) + [{"role": "user", "content": "为什么？"}, {"role": "assistant", "content": "因为秘密窃取。"}]
+    dialogue = [
+        *conversation(1),
+        {"role": "user", "content": "为什么？"},
+        {"role": "assistant", "content": "因为秘密窃取。"},
+    ]
     text = learned_text(tokenizer, tokenize_example(tokenizer, dialogue, max_len=512))
     assert "罪名：盗窃1" in text and "因为秘密窃取。" in text and "为什么" not in text
 

@@ -27,8 +27,14 @@ def test_without_a_reference_the_parsed_gold_answer_is_the_reference():
 
 def test_misaligned_or_empty_input_stops_before_the_domains_metrics():
     calls = []
-    domain = Domain(name="spy", description="d", version="0", formatter=TOY.formatter, parser=str,
-                    metrics=lambda p, r: calls.append(1) or {"x": 1.0})
+    domain = Domain(
+        name="spy",
+        description="d",
+        version="0",
+        formatter=TOY.formatter,
+        parser=str,
+        metrics=lambda p, r: calls.append(1) or {"x": 1.0},
+    )
     with pytest.raises(PixiuError, match="got 1 answers for 2 examples"):
         score_answers(domain, ["红"], [example("红"), example("蓝")])
     with pytest.raises(PixiuError, match="no examples to score"):
@@ -37,19 +43,28 @@ def test_misaligned_or_empty_input_stops_before_the_domains_metrics():
 
 
 def test_metrics_must_return_finite_numbers():
-    domain = Domain(name="nan", description="d", version="0", formatter=TOY.formatter, parser=str,
-                    metrics=lambda p, r: {"score": float("nan")})
+    domain = Domain(
+        name="nan",
+        description="d",
+        version="0",
+        formatter=TOY.formatter,
+        parser=str,
+        metrics=lambda p, r: {"score": float("nan")},
+    )
     with pytest.raises(PixiuError, match="finite number"):
         score_answers(domain, ["红"], [example("红")])
 
 
-@pytest.mark.parametrize(("text", "clean"), [
-    ("罪名：盗窃<|im_end|>\n<|im_start|>user\n又一轮", "罪名：盗窃"),
-    ("<|im_start|>assistant\n早睡", "早睡"),
-    ("答案<|eot_id|>", "答案"),
-    ("  普通文本  ", "普通文本"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("罪名：盗窃<|im_end|>\n<|im_start|>user\n又一轮", "罪名：盗窃"),
+        ("<|im_start|>assistant\n早睡", "早睡"),
+        ("答案<|eot_id|>", "答案"),
+        ("  普通文本  ", "普通文本"),
+        ("", ""),
+    ],
+)
 def test_chat_tokens_are_stripped_before_parsing(text, clean):
     assert clean_answer(text) == clean
     assert score_answers(TOY, [text], [example(clean or "x", reference=clean)]) == {"exact_match": 100.0}

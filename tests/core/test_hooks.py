@@ -38,11 +38,13 @@ class ExamplePlugin:
         return f"{text}\n(toy answers are not advice; {adapter})" if domain == "toy" else None
 
 
-HOOKS = {name for name in dir(hookspecs) if not name.startswith("_") and hasattr(getattr(hookspecs, name), "pixiu_spec")}
+HOOKS = {
+    name for name in dir(hookspecs) if not name.startswith("_") and hasattr(getattr(hookspecs, name), "pixiu_spec")
+}
 
 
 def test_the_example_plugin_covers_every_hook():
-    assert HOOKS == {"register_domains", "register_model_sources", "register_commands", "process_response"}
+    assert {"register_domains", "register_model_sources", "register_commands", "process_response"} == HOOKS
     assert all(hasattr(ExamplePlugin, name) for name in HOOKS)
 
 

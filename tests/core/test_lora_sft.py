@@ -20,8 +20,13 @@ from pixiu.runs import read_split
 from toy_domain import TOY, write_toy_data
 
 CHILD = Path(__file__).with_name("train_child.py")
-SMALL = ["data.max_seq_len=64", "train.batch_tokens=256", "data.eval_records=4",
-         "eval.max_new_tokens=4", "train.lr=1e-3"]
+SMALL = [
+    "data.max_seq_len=64",
+    "train.batch_tokens=256",
+    "data.eval_records=4",
+    "eval.max_new_tokens=4",
+    "train.lr=1e-3",
+]
 
 
 def small_config(base, *extra):
@@ -33,8 +38,17 @@ def test_run_dir_explains_itself(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
     summary = run(TOY, small_config(tiny_model_dir, "train.max_steps=6", "train.save_every=2"), data, run_dir)
     names = {p.name for p in run_dir.iterdir()}
-    assert {"adapter_config.json", "adapter_model.safetensors", "pixiu_run.yaml", "metrics.json", "loss.png",
-            "train_log.jsonl", "eval_split.jsonl", "predictions.jsonl", "checkpoints"} <= names
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "pixiu_run.yaml",
+        "metrics.json",
+        "loss.png",
+        "train_log.jsonl",
+        "eval_split.jsonl",
+        "predictions.jsonl",
+        "checkpoints",
+    } <= names
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-0000004", "step-0000006"]
     record = yaml.safe_load((run_dir / "pixiu_run.yaml").read_text(encoding="utf-8"))
     assert record["status"] == "finished" and record["domain"] == "toy" and record["plugin_version"] == "0.0.1"
@@ -65,8 +79,10 @@ def train_in_child(*args):
 def test_sigkilled_run_resumes_exactly(tiny_model_dir, tmp_path):
     data = write_toy_data(tmp_path / "toy.jsonl", 60)
     common = ["--base", str(tiny_model_dir), "--data", str(data)]
-    settings = [f"--set={s}" for s in [*SMALL, "train.max_steps=16", "train.save_every=5", "data.eval_records=0",
-                                       "lora.dropout=0.1"]]
+    settings = [
+        f"--set={s}"
+        for s in [*SMALL, "train.max_steps=16", "train.save_every=5", "data.eval_records=0", "lora.dropout=0.1"]
+    ]
     straight = train_in_child(*common, "--run-dir", str(tmp_path / "straight"), *settings)
     assert straight.returncode == 0, straight.stderr
 
@@ -114,9 +130,11 @@ def test_a_second_training_into_a_locked_run_folder_is_refused(tiny_model_dir, t
 
     data = write_toy_data(tmp_path / "toy.jsonl", 20)
     run_dir = tmp_path / "run"
-    with locked(run_dir / LOCK_FILE):  # as the first training holds it
-        with pytest.raises(PixiuError, match=f"another training is writing into {run_dir}"):
-            run(TOY, small_config(tiny_model_dir, "train.max_steps=2"), data, run_dir)
+    with (
+        locked(run_dir / LOCK_FILE),  # as the first training holds it
+        pytest.raises(PixiuError, match=f"another training is writing into {run_dir}"),
+    ):
+        run(TOY, small_config(tiny_model_dir, "train.max_steps=2"), data, run_dir)
     assert not (run_dir / "train_log.jsonl").exists()
 
 

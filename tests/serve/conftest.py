@@ -45,8 +45,9 @@ def reference(tiny_model_dir: Path, adapter_dirs: dict[str, Path]):
     from pixiu.models import load_base
 
     tokenizer = load_base(str(tiny_model_dir))[1]
-    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                           str(adapter_dirs["law"]), adapter_name="law")
+    peft_model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(adapter_dirs["law"]), adapter_name="law"
+    )
     for name in ADAPTERS:
         if name != "law":
             peft_model.load_adapter(str(adapter_dirs[name]), adapter_name=name)
@@ -59,9 +60,16 @@ def reference(tiny_model_dir: Path, adapter_dirs: dict[str, Path]):
         key = (model, tuple(prompt_ids), max_tokens)
         if key not in cache:
             input_ids = torch.tensor([prompt_ids])
-            arguments = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-                             max_new_tokens=max_tokens, eos_token_id=stops, pad_token_id=tokenizer.pad_token_id,
-                             output_logits=True, return_dict_in_generate=True)
+            arguments = {
+                "input_ids": input_ids,
+                "attention_mask": torch.ones_like(input_ids),
+                "do_sample": False,
+                "max_new_tokens": max_tokens,
+                "eos_token_id": stops,
+                "pad_token_id": tokenizer.pad_token_id,
+                "output_logits": True,
+                "return_dict_in_generate": True,
+            }
             if model == "base":
                 with peft_model.disable_adapter():
                     output = peft_model.generate(**arguments)
@@ -118,8 +126,9 @@ def make_app(tiny_model_dir: Path, tokenizer):
     from pixiu.serve.state import Limits
 
     def make(engine, admin_token: str | None = ADMIN_TOKEN, **limits):
-        limits = Limits(**{"context": 2048, "max_prompt_tokens": 256, "max_tokens": 64, "max_body_bytes": 64 * 1024,
-                           **limits})
+        limits = Limits(
+            **{"context": 2048, "max_prompt_tokens": 256, "max_tokens": 64, "max_body_bytes": 64 * 1024, **limits}
+        )
         return build_app(engine, tokenizer, base=str(tiny_model_dir), limits=limits, admin_token=admin_token)
 
     return make

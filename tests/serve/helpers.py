@@ -12,8 +12,14 @@ MLP = ["gate_proj", "up_proj", "down_proj"]
 ADAPTERS = {"law": (8, ATTENTION + MLP), "medical": (4, ["q_proj", "v_proj"]), "zhihu": (8, MLP)}
 """name -> (rank, target modules): different ranks and targets, so slots with padding are exercised."""
 MODELS = ["base", *ADAPTERS]
-PROMPTS = ["被告人张某盗窃财物，构成什么罪？", "How do I make a cup of tea?", "糖尿病的典型症状有哪些", "hello",
-           "What is the capital of France?", "感冒发热时应该怎么办？请简单回答。"]
+PROMPTS = [
+    "被告人张某盗窃财物，构成什么罪？",
+    "How do I make a cup of tea?",
+    "糖尿病的典型症状有哪些",
+    "hello",
+    "What is the capital of France?",
+    "感冒发热时应该怎么办？请简单回答。",
+]
 ADMIN_TOKEN = "s3cret"
 
 

@@ -23,7 +23,7 @@ def test_lru_eviction_prefers_idle_adapters(make_engine, adapter_dirs, tokenizer
     engine.load_adapter("extra", adapter_dirs["law"])
     assert list(engine.adapters.loaded()) == ["law", "medical", "extra"]  # zhihu: the idle one used least lately
     assert engine.adapters.lora.capacity == capacity  # its slot was reused
-    with pytest.raises(UnknownModel, match="'zhihu' was evicted.*max_adapters=3.*load it again"):
+    with pytest.raises(UnknownModel, match=r"'zhihu' was evicted.*max_adapters=3.*load it again"):
         engine.submit("zhihu", ids, SamplingParams(max_tokens=2), Collector())
     engine.start()
     assert waiting.wait().tokens == reference("law", ids, 8)[0]
@@ -42,8 +42,12 @@ def test_an_evicted_adapters_requests_still_finish_on_it(make_engine, make_app, 
     engine.start()
     assert evicted.wait().tokens == reference("zhihu", ids, 20)[0]
     assert law.wait().tokens == reference("law", ids, 5)[0]
-    missing = call(make_app(engine), "POST", "/v1/chat/completions",
-                   json={"model": "zhihu", "messages": [{"role": "user", "content": "hi"}]})
+    missing = call(
+        make_app(engine),
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "zhihu", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert missing.status_code == 404 and "evicted" in missing.json()["error"]["message"]
     engine.load_adapter("zhihu", adapter_dirs["zhihu"])  # loading it again serves it again (law goes)
     assert list(engine.adapters.loaded()) == ["zhihu"]

@@ -1,4 +1,4 @@
-"""The HTTP API in process: OpenAI-shaped answers, streaming, errors as 4xx with OpenAI bodies, admin, hooks, metrics."""
+"""The HTTP API in process: OpenAI-shaped answers, streaming, 4xx errors with OpenAI bodies, admin, hooks, metrics."""
 
 import json
 import shutil
@@ -41,7 +41,10 @@ def test_chat_answer_is_the_adapters_solo_answer(app, tokenizer, reference):
     body = response.json()
     tokens, _ = reference("law", chat_ids(tokenizer, PROMPTS[0]), 10)
     assert body["object"] == "chat.completion" and body["model"] == "law"
-    assert body["choices"][0]["message"] == {"role": "assistant", "content": tokenizer.decode(tokens, skip_special_tokens=True)}
+    assert body["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": tokenizer.decode(tokens, skip_special_tokens=True),
+    }
     assert body["choices"][0]["finish_reason"] == ("length" if len(tokens) == 10 else "stop")
     assert body["usage"]["completion_tokens"] == len(tokens)
     assert body["usage"]["prompt_tokens"] == len(chat_ids(tokenizer, PROMPTS[0]))
@@ -50,8 +53,12 @@ def test_chat_answer_is_the_adapters_solo_answer(app, tokenizer, reference):
 def test_streamed_chat_equals_the_whole_answer(app):
     whole = call(app, "POST", "/v1/chat/completions", json=chat_body("zhihu")).json()
     assert whole["choices"][0]["message"]["content"]
-    response = call(app, "POST", "/v1/chat/completions",
-                    json=chat_body("zhihu", stream=True, stream_options={"include_usage": True}))
+    response = call(
+        app,
+        "POST",
+        "/v1/chat/completions",
+        json=chat_body("zhihu", stream=True, stream_options={"include_usage": True}),
+    )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
     chunks, done = events(response)
     assert done and chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
@@ -89,21 +96,24 @@ def test_unknown_model_is_an_openai_404(app):
     assert set(error) == {"message", "type", "param", "code"}
 
 
-@pytest.mark.parametrize(("request_kwargs", "status", "param"), [
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, None),
-    ({"json": ["a", "list"]}, 400, None),
-    ({"json": {"model": "law"}}, 400, "messages"),
-    ({"json": {"model": "law", "messages": []}}, 400, "messages"),
-    ({"json": chat_body(n=2)}, 400, "n"),
-    ({"json": chat_body(temperature=-1)}, 400, "temperature"),
-    ({"json": chat_body(max_tokens=0)}, 400, "max_tokens"),
-    ({"json": chat_body(max_tokens=10**9)}, 400, "max_tokens"),
-    ({"json": {"model": "law", "messages": [{"role": "tool", "content": "x"}]}}, 400, "messages.0.role"),
-    ({"json": {"model": "law", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}}, 400, None),
-    ({"json": chat_body(content="长" * 1000)}, 400, "messages"),
-    ({"json": chat_body(stop=["a", "b", "c", "d", "e"])}, 400, "stop"),
-    ({"json": chat_body(content="x" * 70_000)}, 413, None),
-])
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "param"),
+    [
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, None),
+        ({"json": ["a", "list"]}, 400, None),
+        ({"json": {"model": "law"}}, 400, "messages"),
+        ({"json": {"model": "law", "messages": []}}, 400, "messages"),
+        ({"json": chat_body(n=2)}, 400, "n"),
+        ({"json": chat_body(temperature=-1)}, 400, "temperature"),
+        ({"json": chat_body(max_tokens=0)}, 400, "max_tokens"),
+        ({"json": chat_body(max_tokens=10**9)}, 400, "max_tokens"),
+        ({"json": {"model": "law", "messages": [{"role": "tool", "content": "x"}]}}, 400, "messages.0.role"),
+        ({"json": {"model": "law", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}}, 400, None),
+        ({"json": chat_body(content="长" * 1000)}, 400, "messages"),
+        ({"json": chat_body(stop=["a", "b", "c", "d", "e"])}, 400, "stop"),
+        ({"json": chat_body(content="x" * 70_000)}, 413, None),
+    ],
+)
 def test_bad_requests_are_4xx_with_openai_bodies(app, request_kwargs, status, param):
     response = call(app, "POST", "/v1/chat/completions", **request_kwargs)
     assert response.status_code == status, response.text
@@ -140,7 +150,9 @@ def test_health_and_metrics(app):
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
     law = (("model", "law"),)
-    finished = [v for (name, labels), v in samples.items() if name == "pixiu_requests_total" and ("model", "law") in labels]
+    finished = [
+        v for (name, labels), v in samples.items() if name == "pixiu_requests_total" and ("model", "law") in labels
+    ]
     assert finished == [1.0]
     assert samples[("pixiu_adapters_loaded", ())] == 3 and samples[("pixiu_queue_depth", ())] == 0
     assert samples[("pixiu_generated_tokens_total", ())] >= 1 and samples[("pixiu_prompt_tokens_total", ())] > 0
@@ -194,8 +206,9 @@ def test_process_response_hook_rewrites_answers(app, register_plugin):
     assert HOOK_CALLS == [("zhihu", "zhihu", False), ("zhihu", "zhihu", False), ("law", "law", False)]
 
 
-def test_the_medical_adapter_keeps_its_disclaimer_under_any_name(app, adapter_dirs, tiny_model_dir, pixiu_home,
-                                                                  register_plugin):
+def test_the_medical_adapter_keeps_its_disclaimer_under_any_name(
+    app, adapter_dirs, tiny_model_dir, pixiu_home, register_plugin
+):
     from pixiu_medical import plugin
     from pixiu_medical.safety import DISCLAIMER
 
@@ -295,10 +308,13 @@ def test_prompts_are_tokenised_off_the_event_loop(make_engine, tokenizer, tiny_m
             on_loop.append(threading.current_thread() is threading.main_thread())
             return tokenizer(*args, **kwargs)
 
-    app = build_app(make_engine().start(), Spy(), base=str(tiny_model_dir), limits=Limits(context=2048),
-                    admin_token=None)
+    app = build_app(
+        make_engine().start(), Spy(), base=str(tiny_model_dir), limits=Limits(context=2048), admin_token=None
+    )
     assert call(app, "POST", "/v1/chat/completions", json=chat_body()).status_code == 200
-    assert call(app, "POST", "/v1/completions", json={"model": "law", "prompt": "hi", "max_tokens": 2}).status_code == 200
+    assert (
+        call(app, "POST", "/v1/completions", json={"model": "law", "prompt": "hi", "max_tokens": 2}).status_code == 200
+    )
     assert on_loop == [False, False]
 
 
@@ -309,7 +325,9 @@ def test_an_adapter_trained_on_another_base_is_refused_unless_forced(app, adapte
     peft_only, pixiu_run = runs / "peft-only", runs / "pixiu-run"
     shutil.copytree(adapter_dirs["medical"], peft_only)
     config = json_module.loads((peft_only / "adapter_config.json").read_text())
-    (peft_only / "adapter_config.json").write_text(json_module.dumps({**config, "base_model_name_or_path": "other/base"}))
+    (peft_only / "adapter_config.json").write_text(
+        json_module.dumps({**config, "base_model_name_or_path": "other/base"})
+    )
     shutil.copytree(adapter_dirs["medical"], pixiu_run)
     (pixiu_run / "pixiu_run.yaml").write_text("domain: medical\nbase_model: pypi:other-base\n")
     for folder, recorded in ((peft_only, "other/base"), (pixiu_run, "pypi:other-base")):
@@ -328,7 +346,7 @@ def test_the_cli_refuses_an_adapter_of_another_base_without_force(adapter_dirs, 
     folder = tmp_path / "elsewhere"
     shutil.copytree(adapter_dirs["law"], folder)
     (folder / "pixiu_run.yaml").write_text("base_model: some/other-base\n")
-    with pytest.raises(PixiuError, match="trained on some/other-base.*pass --force"):
+    with pytest.raises(PixiuError, match=r"trained on some/other-base.*pass --force"):
         check_base(folder, str(tiny_model_dir), str(tiny_model_dir), force=False, how="pass --force")
     check_base(folder, str(tiny_model_dir), None, force=True, how="pass --force")
     check_base(adapter_dirs["law"], "pypi:spec", str(tiny_model_dir), force=False, how="")  # peft records the folder
@@ -345,8 +363,14 @@ def test_the_disclaimer_is_on_chat_answers_only_and_counted_in_usage(app, tokeni
     added = len(tokenizer("\n\n" + DISCLAIMER, add_special_tokens=False)["input_ids"])
     assert whole["choices"][0]["message"]["content"].endswith(DISCLAIMER)
     assert whole["usage"]["completion_tokens"] == generated + added
-    chunks, _ = events(call(app, "POST", "/v1/chat/completions",
-                            json=chat_body("medical", stream=True, stream_options={"include_usage": True})))
+    chunks, _ = events(
+        call(
+            app,
+            "POST",
+            "/v1/chat/completions",
+            json=chat_body("medical", stream=True, stream_options={"include_usage": True}),
+        )
+    )
     assert chunks[-1]["usage"] == whole["usage"]
     text = call(app, "POST", "/v1/completions", json={"model": "medical", "prompt": "hi", "max_tokens": 5}).json()
     assert DISCLAIMER not in text["choices"][0]["text"] and text["usage"]["completion_tokens"] <= 5

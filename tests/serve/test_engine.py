@@ -92,7 +92,9 @@ def test_unload_lets_running_requests_finish(engine, tokenizer, reference):
         engine.submit("zhihu", ids, SamplingParams(max_tokens=2), Collector())
     unloaded.result(timeout=30)
     assert running.done.is_set() and running.tokens == reference("zhihu", ids, 60)[0]
-    assert "zhihu" not in engine.adapters.loaded() and len(engine.adapters.lora._free) == engine.adapters.lora.capacity - 2
+    assert (
+        "zhihu" not in engine.adapters.loaded() and len(engine.adapters.lora._free) == engine.adapters.lora.capacity - 2
+    )
 
 
 def test_replacing_an_adapter_keeps_running_requests_on_the_old_one(engine, tokenizer, adapter_dirs, reference):
@@ -144,6 +146,7 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_decode_steps(make_engine, 
         def record(token, finish):
             events.append(name)
             collector(token, finish)
+
         return record
 
     runner, long = Collector(), Collector()

@@ -32,8 +32,10 @@ def test_idle_and_half_sent_connections_are_closed(make_app, engine):
         half_head = socket.create_connection(address)
         half_head.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         half_body = socket.create_connection(address)
-        half_body.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: 100\r\n\r\n{\"model\":")
+        half_body.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"model":'
+        )
         started = time.monotonic()
         assert all(closed_within(s, 5) for s in (idle, half_head, half_body))
         assert time.monotonic() - started < 3

@@ -21,12 +21,15 @@ def test_batched_decoding_matches_peft_step_by_step(tiny_model_dir, adapter_dirs
     cache_argument = kv.cache_argument(model)
     jobs = [("law", PROMPTS[0]), ("base", PROMPTS[3]), ("medical", PROMPTS[1]), ("zhihu", PROMPTS[5])]
     steps = 6
-    expected = {model_name: reference(model_name, chat_ids(tokenizer, prompt), steps + 1) for model_name, prompt in jobs}
+    expected = {
+        model_name: reference(model_name, chat_ids(tokenizer, prompt), steps + 1) for model_name, prompt in jobs
+    }
     batch, rows, caches = Batch(model.config), [], []
     for model_name, prompt in jobs:  # each prompt prefilled alone, as the engine does
         ids = chat_ids(tokenizer, prompt)
-        request = EngineRequest(model_name, ids, SamplingParams(max_tokens=steps + 1), lambda *event: None,
-                                slot=slots.get(model_name))
+        request = EngineRequest(
+            model_name, ids, SamplingParams(max_tokens=steps + 1), lambda *event: None, slot=slots.get(model_name)
+        )
         cache = kv.new_cache(model.config)
         with loras.route([request.slot]):
             logits = model(input_ids=torch.tensor([ids]), use_cache=True, **{cache_argument: cache}).logits[0, -1]

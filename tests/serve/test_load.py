@@ -43,8 +43,11 @@ async def fire(url: str) -> list[tuple[str, str, httpx.Response]]:
 
 def test_200_concurrent_requests_over_four_models(make_engine, make_app, tokenizer, reference):
     engine = make_engine(max_batch=32, max_waiting=REQUESTS).start()
-    solo = {(m, p): tokenizer.decode(reference(m, chat_ids(tokenizer, p), MAX_TOKENS)[0], skip_special_tokens=True)
-            for m in MODELS for p in LOAD_PROMPTS}
+    solo = {
+        (m, p): tokenizer.decode(reference(m, chat_ids(tokenizer, p), MAX_TOKENS)[0], skip_special_tokens=True)
+        for m in MODELS
+        for p in LOAD_PROMPTS
+    }
     assert len({solo[(m, PROMPTS[0])] for m in MODELS}) == len(MODELS)  # a crossed adapter would be visible
     before = rss_mib()
     with background_server(make_app(engine)) as url:

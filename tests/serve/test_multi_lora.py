@@ -15,8 +15,9 @@ def peft_logits(tiny_model_dir, adapter_dirs, input_ids):
     """Each model's logits for the whole batch, computed by peft with one adapter active at a time."""
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(adapter_dirs["law"]),
-                                      adapter_name="law")
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(adapter_dirs["law"]), adapter_name="law"
+    )
     for name in ("medical", "zhihu"):
         model.load_adapter(str(adapter_dirs[name]), adapter_name=name)
     logits = {}
@@ -29,11 +30,14 @@ def peft_logits(tiny_model_dir, adapter_dirs, input_ids):
     return logits
 
 
-@pytest.mark.parametrize(("capacity", "rows"), [
-    (1, ["law", "medical", None, "zhihu", "law"]),  # the stacks grow while adapters are added; all slots used
-    (16, ["law", "medical", None, "zhihu", "law"]),  # few of many slots used: they are gathered
-    (4, [None, "zhihu", None, "zhihu", "zhihu"]),  # one adapter and the base
-])
+@pytest.mark.parametrize(
+    ("capacity", "rows"),
+    [
+        (1, ["law", "medical", None, "zhihu", "law"]),  # the stacks grow while adapters are added; all slots used
+        (16, ["law", "medical", None, "zhihu", "law"]),  # few of many slots used: they are gathered
+        (4, [None, "zhihu", None, "zhihu", "zhihu"]),  # one adapter and the base
+    ],
+)
 def test_mixed_batch_rows_match_peft(tiny_model_dir, adapter_dirs, capacity, rows):
     input_ids = torch.randint(3, 1000, (5, 9), generator=torch.Generator().manual_seed(0))
     expected = peft_logits(tiny_model_dir, adapter_dirs, input_ids)
@@ -67,10 +71,12 @@ def test_an_adapter_that_does_not_fit_is_refused(tiny_model_dir, tmp_path):
     folder.mkdir()
     (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8}))
     prefix = "base_model.model.model.layers.0.self_attn.q_proj"
-    save_file({f"{prefix}.lora_A.weight": torch.ones(4, 32), f"{prefix}.lora_B.weight": torch.ones(64, 4)},
-              str(folder / "adapter_model.safetensors"))
+    save_file(
+        {f"{prefix}.lora_A.weight": torch.ones(4, 32), f"{prefix}.lora_B.weight": torch.ones(64, 4)},
+        str(folder / "adapter_model.safetensors"),
+    )
     loras = MultiLora(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
-    with pytest.raises(PixiuError, match="does not fit this base model.*64->64"):
+    with pytest.raises(PixiuError, match=r"does not fit this base model.*64->64"):
         loras.add(read_adapter(folder))
 
 

@@ -34,8 +34,9 @@ def test_a_seed_gives_the_same_tokens_alone_or_in_any_batch():
     mine = params.new_generator()
     batched = []
     for _ in range(30):  # the same row among a greedy row and two other seeded rows
-        tokens = sample(logits[[0, 1, 2, 3]], [GREEDY, others[0][0], params, others[1][0]],
-                        [None, others[0][1], mine, others[1][1]])
+        tokens = sample(
+            logits[[0, 1, 2, 3]], [GREEDY, others[0][0], params, others[1][0]], [None, others[0][1], mine, others[1][1]]
+        )
         batched.append(tokens[2])
     assert solo == batched and len(set(solo)) > 3  # really sampled, and reproduced exactly
     different = seeded(8, temperature=1.3, top_p=0.9)
@@ -64,8 +65,12 @@ def test_low_temperature_is_nearly_greedy():
 
 def test_bias_and_penalties_match_a_hand_computation():
     logits = torch.tensor([[1.0, 2.0, 0.5, 3.0, -1.0], [1.0, 2.0, 0.5, 3.0, -1.0]])
-    params = [SamplingParams(max_tokens=1, presence_penalty=0.5, frequency_penalty=0.75, logit_bias={2: 1.5, 4: -100.0},
-                             logprobs=2), GREEDY]
+    params = [
+        SamplingParams(
+            max_tokens=1, presence_penalty=0.5, frequency_penalty=0.75, logit_bias={2: 1.5, 4: -100.0}, logprobs=2
+        ),
+        GREEDY,
+    ]
     adjusted = adjust(logits, params, [[3, 3, 1, 3], [3, 3]])  # the plain row ignores what it generated
     # token 1: once -> 2 - 0.5 - 0.75; token 2: +1.5; token 3: three times -> 3 - 0.5 - 3 * 0.75; token 4: -100
     expected = torch.tensor([1.0, 0.75, 2.0, 0.25, -101.0])
@@ -75,4 +80,6 @@ def test_bias_and_penalties_match_a_hand_computation():
     first, plain = token_logprobs(adjusted, params, tokens)
     norm = torch.logsumexp(expected, dim=0)
     assert plain is None and first.token == 2 and math.isclose(first.logprob, float(expected[2] - norm), rel_tol=1e-5)
-    assert [t for t, _ in first.top] == [2, 0] and math.isclose(first.top[1][1], float(expected[0] - norm), rel_tol=1e-5)
+    assert [t for t, _ in first.top] == [2, 0] and math.isclose(
+        first.top[1][1], float(expected[0] - norm), rel_tol=1e-5
+    )

@@ -8,7 +8,7 @@ TEXT = "被告人张某盗窃财物 worth $25，构成盗窃罪。The END"
 def stream(tokenizer, ids, stop=None):
     text = TextStream(tokenizer, stop)
     pieces = [text.push(token) for token in ids]
-    return pieces + [text.finish()], text
+    return [*pieces, text.finish()], text
 
 
 def test_pieces_add_up_to_the_decoded_text(tokenizer):

@@ -24,10 +24,16 @@ def error_of(response):
     return response.status_code, error["message"], error["param"]
 
 
-@pytest.mark.parametrize("path, body", [
-    ("/v1/chat/completions", b'{"model": "law", "max_tokens": 2, "messages": [{"role": "user", "content": "\\ud800"}]}'),
-    ("/v1/completions", b'{"model": "law", "max_tokens": 2, "prompt": "a\\udfffb"}'),
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/chat/completions",
+            b'{"model": "law", "max_tokens": 2, "messages": [{"role": "user", "content": "\\ud800"}]}',
+        ),
+        ("/v1/completions", b'{"model": "law", "max_tokens": 2, "prompt": "a\\udfffb"}'),
+    ],
+)
 def test_a_lone_surrogate_is_a_400_and_the_connection_stays_usable(make_app, engine, path, body):
     with background_server(make_app(engine)) as url:
         connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
@@ -36,49 +42,65 @@ def test_a_lone_surrogate_is_a_400_and_the_connection_stays_usable(make_app, eng
         error = json.loads(response.read())["error"]
         assert response.status == 400 and "lone UTF-16 surrogate" in error["message"]
         socket = connection.sock
-        connection.request("POST", "/v1/completions", body=json.dumps(TEXT), headers={"content-type": "application/json"})
+        connection.request(
+            "POST", "/v1/completions", body=json.dumps(TEXT), headers={"content-type": "application/json"}
+        )
         again = connection.getresponse()
         assert again.status == 200 and json.loads(again.read())["choices"][0]["text"] is not None
         assert connection.sock is socket  # the same keep-alive connection answered
         connection.close()
 
 
-@pytest.mark.parametrize("extra, param, words", [
-    ({"stream": "yes"}, "stream", "stream: give true or false, not 'yes'"),
-    ({"max_tokens": True}, "max_tokens", "max_tokens: give a whole number, not true"),
-    ({"temperature": "0.5"}, "temperature", "temperature: give a number"),
-    ({"temperature": float("nan")}, "temperature", "temperature: give a finite number, not nan"),
-    ({"temperature": 3}, "temperature", "temperature: give a number at most 2"),
-    ({"messages": [{"role": "user", "content": None}]}, "messages.0.content",
-     "messages.0.content: give the message text as a string or a list of text parts, not null"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-     "messages.0.content", "this server reads text parts only"),
-    ({"messages": [{"role": "user"}]}, "messages.0.content", "messages.0.content: is required"),
-])
+@pytest.mark.parametrize(
+    ("extra", "param", "words"),
+    [
+        ({"stream": "yes"}, "stream", "stream: give true or false, not 'yes'"),
+        ({"max_tokens": True}, "max_tokens", "max_tokens: give a whole number, not true"),
+        ({"temperature": "0.5"}, "temperature", "temperature: give a number"),
+        ({"temperature": float("nan")}, "temperature", "temperature: give a finite number, not nan"),
+        ({"temperature": 3}, "temperature", "temperature: give a number at most 2"),
+        (
+            {"messages": [{"role": "user", "content": None}]},
+            "messages.0.content",
+            "messages.0.content: give the message text as a string or a list of text parts, not null",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+            "messages.0.content",
+            "this server reads text parts only",
+        ),
+        ({"messages": [{"role": "user"}]}, "messages.0.content", "messages.0.content: is required"),
+    ],
+)
 def test_loose_types_are_refused_in_plain_words(app, extra, param, words):
     status, message, got = error_of(post(app, "/v1/chat/completions", {**CHAT, **extra}))
     assert status == 400 and got == param and words in message
     assert "Input should" not in message and "≤" not in message and ".str" not in message
 
 
-@pytest.mark.parametrize("extra, param, words", [
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "tool calling is not supported"),
-    ({"tool_choice": "auto"}, "tool_choice", "tool calling is not supported"),
-    ({"response_format": {"type": "json_object"}}, "response_format.type", "plain text only"),
-    ({"logprobs": True, "stream": True}, "logprobs", "not available when streaming"),
-    ({"top_logprobs": 2}, "top_logprobs", "needs \"logprobs\": true"),
-    ({"logit_bias": {"abc": 1}}, "logit_bias.abc", "token ids"),
-    ({"logit_bias": {"99999999": 1}}, "logit_bias", "outside the vocabulary"),
-    ({"presence_penalty": 3}, "presence_penalty", "at most 2"),
-    ({"made_up": 1}, "made_up", "pixiu does not implement this parameter"),
-])
+@pytest.mark.parametrize(
+    ("extra", "param", "words"),
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "tool calling is not supported"),
+        ({"tool_choice": "auto"}, "tool_choice", "tool calling is not supported"),
+        ({"response_format": {"type": "json_object"}}, "response_format.type", "plain text only"),
+        ({"logprobs": True, "stream": True}, "logprobs", "not available when streaming"),
+        ({"top_logprobs": 2}, "top_logprobs", 'needs "logprobs": true'),
+        ({"logit_bias": {"abc": 1}}, "logit_bias.abc", "token ids"),
+        ({"logit_bias": {"99999999": 1}}, "logit_bias", "outside the vocabulary"),
+        ({"presence_penalty": 3}, "presence_penalty", "at most 2"),
+        ({"made_up": 1}, "made_up", "pixiu does not implement this parameter"),
+    ],
+)
 def test_unsupported_parameters_are_a_400_naming_them(app, extra, param, words):
     status, message, got = error_of(call(app, "POST", "/v1/chat/completions", json={**CHAT, **extra}))
     assert status == 400 and got == param and words in message
 
 
 def test_text_response_format_and_user_are_accepted(app):
-    response = call(app, "POST", "/v1/chat/completions", json={**CHAT, "response_format": {"type": "text"}, "user": "u"})
+    response = call(
+        app, "POST", "/v1/chat/completions", json={**CHAT, "response_format": {"type": "text"}, "user": "u"}
+    )
     assert response.status_code == 200
 
 

@@ -12,8 +12,16 @@ from pixiu.serve.server import background_server
 from .helpers import ADMIN_TOKEN, MODELS, PROMPTS, call
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; CI installs it (.ci/run)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def test_page_and_its_files_are_served(app) -> None:
@@ -79,8 +87,10 @@ def api_answer(url: str, model: str, messages: list[dict]) -> str:
 def test_chat_in_the_browser(page, url: str) -> None:
     """Pick an adapter, get its greedy answer streamed in, ask again with the history, see it drawn, clear."""
     sent = []
-    page.on("request", lambda request: sent.append(request.post_data_json)
-            if request.url.endswith("/v1/chat/completions") else None)
+    page.on(
+        "request",
+        lambda request: sent.append(request.post_data_json) if request.url.endswith("/v1/chat/completions") else None,
+    )
     options = page.eval_on_selector_all("#model option", "options => options.map(o => o.value)")
     assert options == MODELS and page.input_value("#model") == "law"  # opens on the first adapter
     page.select_option("#model", "zhihu")
@@ -125,11 +135,11 @@ def test_errors_are_shown_and_the_question_kept(page, url: str) -> None:
     assert page.input_value("#model") == "law"
 
     busy = {"error": {"message": "too many requests are waiting", "type": "rate_limit_error", "code": "queue_full"}}
-    page.route("**/v1/chat/completions", lambda route: route.fulfill(status=429, headers={"Retry-After": "1"},
-                                                                     json=busy))
+    page.route(
+        "**/v1/chat/completions", lambda route: route.fulfill(status=429, headers={"Retry-After": "1"}, json=busy)
+    )
     ask(page, "你好")
-    assert page.text_content("#error") == ("The server is busy (429): too many requests are waiting. "
-                                           "Try again in 1 s.")
+    assert page.text_content("#error") == ("The server is busy (429): too many requests are waiting. Try again in 1 s.")
     page.unroute("**/v1/chat/completions")
 
     page.route("**/v1/chat/completions", lambda route: route.abort())

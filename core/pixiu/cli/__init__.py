@@ -11,7 +11,7 @@ from pixiu.errors import PixiuError
 class _FriendlyGroup(click.Group):
     """A click group that prints `PixiuError`s as one clear message instead of a traceback."""
 
-    def invoke(self, ctx: click.Context):  # noqa: D102
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except PixiuError as exc:
@@ -61,8 +61,10 @@ def add_plugin_commands(group: click.Group) -> None:
     def add_command(cmd: click.Command, name: str | None = None) -> None:
         name = name or cmd.name
         if name in core:
-            raise PixiuError(f"command {name!r} is pixiu's own and cannot be replaced by a plugin; "
-                             f"give the plugin's command another name")
+            raise PixiuError(
+                f"command {name!r} is pixiu's own and cannot be replaced by a plugin; "
+                f"give the plugin's command another name"
+            )
         original(cmd, name)
 
     group.add_command = add_command  # plugins reach the group only through this hook call

@@ -57,13 +57,31 @@ def list_domains(as_json: bool) -> None:
 @group.command()
 @click.argument("domain_name", metavar="DOMAIN")
 @click.option("--base", help="Base model: hub id, local folder, .gguf file, or scheme:ref (default from the recipe).")
-@click.option("--data", "data_path", type=click.Path(path_type=Path), help="Raw records (.jsonl/.json) instead of the sample data.")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    help="Raw records (.jsonl/.json) instead of the sample data.",
+)
 @click.option("--max-steps", type=int, help="Optimiser steps (same as --set train.max_steps=N).")
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory [default: PIXIU_HOME/runs/DOMAIN-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (or this domain's newest unfinished run).")
-@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path), help="A YAML recipe laid over the domain's own.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key, e.g. train.lr=1e-4 (repeatable).")
-@click.option("--on-bad-record", type=click.Choice(["error", "skip"]), help="Stop at a bad record, or skip it into rejects.jsonl.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="A YAML recipe laid over the domain's own.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe key, e.g. train.lr=1e-4 (repeatable).",
+)
+@click.option(
+    "--on-bad-record", type=click.Choice(["error", "skip"]), help="Stop at a bad record, or skip it into rejects.jsonl."
+)
 def train(domain_name, base, data_path, max_steps, output, resume, config_path, overrides, on_bad_record) -> None:
     """Train a LoRA adapter for DOMAIN, evaluate it against the base model, and register it.
 
@@ -89,8 +107,14 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     if resume:
         # the run folder's pixiu_run.yaml is the config; the flags given again may only repeat it
         run_dir = output or _latest_unfinished_run(domain.name)
-        config, data_path = resumed_config(run_dir, domain, yaml_paths=[config_path] if config_path else [],
-                                           overrides=overrides, values=values, data_path=data_path)
+        config, data_path = resumed_config(
+            run_dir,
+            domain,
+            yaml_paths=[config_path] if config_path else [],
+            overrides=overrides,
+            values=values,
+            data_path=data_path,
+        )
     else:
         yaml_paths = [p for p in (domain.default_config, config_path) if p]
         config = load_config(yaml_paths, overrides, values=values, domain=domain)
@@ -103,11 +127,16 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     try:
         summary = run(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:
-        click.echo(f"Error: interrupted; the newest checkpoint is kept. Continue with:\n"
-                   f"  pixiu domain train {domain.name} --resume --output {run_dir}", err=True)
+        click.echo(
+            f"Error: interrupted; the newest checkpoint is kept. Continue with:\n"
+            f"  pixiu domain train {domain.name} --resume --output {run_dir}",
+            err=True,
+        )
         raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
     if summary.metrics.get("records"):
-        _print_scores(summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics['records']} held-out records")
+        _print_scores(
+            summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics['records']} held-out records"
+        )
     else:
         click.echo("no records were held out, so nothing was evaluated (raise data.eval_records to evaluate)")
     click.echo(f"adapter saved in {summary.run_dir} and registered as {domain.name!r}")
@@ -117,7 +146,9 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
 @click.argument("domain_name", metavar="DOMAIN")
 @click.option("--base", help="Base model [default: the adapter's base, else the domain recipe's].")
 @click.option("--adapter", help="Registered adapter name or adapter folder; scores are shown next to the base's.")
-@click.option("--data", "data_path", type=click.Path(path_type=Path), help="Records to score [default: the held-out split].")
+@click.option(
+    "--data", "data_path", type=click.Path(path_type=Path), help="Records to score [default: the held-out split]."
+)
 @click.option("--limit", type=int, help="Score at most N records.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def evaluate_command(domain_name, base, adapter, data_path, limit, as_json) -> None:
@@ -143,8 +174,12 @@ def evaluate_command(domain_name, base, adapter, data_path, limit, as_json) -> N
 
 @group.command()
 @click.argument("domain_name", metavar="DOMAIN")
-@click.option("--output", type=click.Path(path_type=Path), help="JSONL to append to [default: PIXIU_HOME/data/DOMAIN/raw.jsonl].")
-@click.option("--arg", "spider_args", multiple=True, metavar="KEY=VALUE", help="Spider argument, e.g. start_url=... (repeatable).")
+@click.option(
+    "--output", type=click.Path(path_type=Path), help="JSONL to append to [default: PIXIU_HOME/data/DOMAIN/raw.jsonl]."
+)
+@click.option(
+    "--arg", "spider_args", multiple=True, metavar="KEY=VALUE", help="Spider argument, e.g. start_url=... (repeatable)."
+)
 def crawl(domain_name, output, spider_args) -> None:
     """Run DOMAIN's spiders politely (robots.txt, throttling, retries) and append raw records to JSONL.
 

@@ -67,8 +67,10 @@ def install_plugin(spec: str, pip_args: tuple[str, ...]) -> None:
     broken = _not_loading(set(added))
     if broken:
         listed = "\n".join(f"  - {name} ({added[name]}): {status}" for name, status in sorted(broken.items()))
-        raise click.ClickException(f"installed, but it does not load:\n{listed}\nFix the plugin and install it "
-                                   "again, or remove it with `pixiu plugins uninstall NAME`.")
+        raise click.ClickException(
+            f"installed, but it does not load:\n{listed}\nFix the plugin and install it "
+            "again, or remove it with `pixiu plugins uninstall NAME`."
+        )
 
 
 def _not_loading(names: set[str]) -> dict[str, str]:
@@ -79,8 +81,9 @@ def _not_loading(names: set[str]) -> dict[str, str]:
 
     importlib.invalidate_caches()
     get_plugin_manager.cache_clear()
-    return {row["name"]: row["status"] for row in describe_plugins()
-            if row["name"] in names and row["status"] != "loaded"}
+    return {
+        row["name"]: row["status"] for row in describe_plugins() if row["name"] in names and row["status"] != "loaded"
+    }
 
 
 @group.command(name="uninstall")
@@ -101,8 +104,14 @@ def uninstall_plugin(name: str) -> None:
 
 @group.command(name="new")
 @click.argument("name")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Folder to create the package folder pixiu-NAME in.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to create the package folder pixiu-NAME in.",
+)
 @click.option("--description", help="One line for `pixiu domain list` [default: 'Answers questions about NAME.'].")
 def new_plugin(name: str, directory: Path, description: str | None) -> None:
     """Scaffold a pip-installable domain plugin package pixiu-NAME for the domain NAME.
@@ -121,9 +130,12 @@ def new_plugin(name: str, directory: Path, description: str | None) -> None:
     created = create_plugin(name, directory, description)
     click.echo(f"created {created}\n")
     if name in get_domains():
-        click.echo(f"warning: a domain {name!r} is already installed; once pixiu-{name} is installed too, its "
-                   f"registration of {name!r} is skipped. Rename the domain unless you mean to replace the "
-                   f"installed one (then uninstall that first).", err=True)
+        click.echo(
+            f"warning: a domain {name!r} is already installed; once pixiu-{name} is installed too, its "
+            f"registration of {name!r} is skipped. Rename the domain unless you mean to replace the "
+            f"installed one (then uninstall that first).",
+            err=True,
+        )
     click.echo("next:")
     click.echo(f"  cd {created} && python -m pytest      # its own tests")
     click.echo(f"  pixiu plugins install {created}")

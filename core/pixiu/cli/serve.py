@@ -21,36 +21,108 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 
 
 @click.command()
-@click.option("--base", default=DEFAULT_BASE, show_default=True, help="Base model: hub id, folder, .gguf or scheme:ref.")
-@click.option("--adapter", "adapters", multiple=True, metavar="NAME=DIR", callback=_pairs,
-              help="Serve the adapter in DIR (or registered as DIR) as model NAME (repeatable).")
-@click.option("--registry/--no-registry", default=True, show_default=True,
-              help="Also serve the newest registered adapter of every name trained on --base.")
+@click.option(
+    "--base", default=DEFAULT_BASE, show_default=True, help="Base model: hub id, folder, .gguf or scheme:ref."
+)
+@click.option(
+    "--adapter",
+    "adapters",
+    multiple=True,
+    metavar="NAME=DIR",
+    callback=_pairs,
+    help="Serve the adapter in DIR (or registered as DIR) as model NAME (repeatable).",
+)
+@click.option(
+    "--registry/--no-registry",
+    default=True,
+    show_default=True,
+    help="Also serve the newest registered adapter of every name trained on --base.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
-@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Requests generated together in one forward pass.")
-@click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Requests waiting to start; more get HTTP 429.")
-@click.option("--max-adapters", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Adapters served at once; loading one more evicts the least recently used.")
-@click.option("--max-prompt-tokens", type=click.IntRange(min=1), default=4096, show_default=True,
-              help="Longest prompt accepted.")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=2048, show_default=True,
-              help="Largest max_tokens a request may ask for.")
-@click.option("--prefill-chunk", type=click.IntRange(min=1), default=512, show_default=True,
-              help="Prompt tokens prefilled between two decode steps: a long prompt never stalls streams for longer.")
-@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Seconds a connection has to send a whole request (head and body); slower ones are closed.")
-@click.option("--keep-alive", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Seconds an idle keep-alive connection stays open.")
-@click.option("--shutdown-timeout", type=click.IntRange(min=0), default=10, show_default=True,
-              help="Seconds open requests and streams get to finish on shutdown before they are cut.")
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Requests generated together in one forward pass.",
+)
+@click.option(
+    "--max-queue",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Requests waiting to start; more get HTTP 429.",
+)
+@click.option(
+    "--max-adapters",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Adapters served at once; loading one more evicts the least recently used.",
+)
+@click.option(
+    "--max-prompt-tokens", type=click.IntRange(min=1), default=4096, show_default=True, help="Longest prompt accepted."
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Largest max_tokens a request may ask for.",
+)
+@click.option(
+    "--prefill-chunk",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Prompt tokens prefilled between two decode steps: a long prompt never stalls streams for longer.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a connection has to send a whole request (head and body); slower ones are closed.",
+)
+@click.option(
+    "--keep-alive",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Seconds an idle keep-alive connection stays open.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Seconds open requests and streams get to finish on shutdown before they are cut.",
+)
 @click.option("--force", is_flag=True, help="Load --adapter folders even if they record another base model.")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for torch [default: torch's choice]; 1 helps on a busy shared CPU.")
-def serve(base, adapters, registry, host, port, max_batch, max_queue, max_adapters, max_prompt_tokens, max_tokens,
-          prefill_chunk, read_timeout, keep_alive, shutdown_timeout, force, threads) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for torch [default: torch's choice]; 1 helps on a busy shared CPU.",
+)
+def serve(
+    base,
+    adapters,
+    registry,
+    host,
+    port,
+    max_batch,
+    max_queue,
+    max_adapters,
+    max_prompt_tokens,
+    max_tokens,
+    prefill_chunk,
+    read_timeout,
+    keep_alive,
+    shutdown_timeout,
+    force,
+    threads,
+) -> None:
     """Serve the base model and its LoRA adapters over an OpenAI-compatible HTTP API.
 
     The base model is loaded once; each adapter is a model name chosen per request, and requests
@@ -72,23 +144,33 @@ def serve(base, adapters, registry, host, port, max_batch, max_queue, max_adapte
 
     from pixiu.serve.app import build_app
     from pixiu.serve.guard import Timeouts, uvicorn_config
-    from pixiu.serve.state import Limits
     from pixiu.serve.server import adapters_to_serve, context_length, start_engine
+    from pixiu.serve.state import Limits
 
     if threads:
         torch.set_num_threads(threads)
     folders, notes = adapters_to_serve(base, adapters, registry=registry)
     for note in notes:
         click.echo(note, err=True)
-    engine, tokenizer = start_engine(base, folders, max_batch=max_batch, max_waiting=max_queue,
-                                     max_adapters=max_adapters, prefill_chunk=prefill_chunk, force=force)
+    engine, tokenizer = start_engine(
+        base,
+        folders,
+        max_batch=max_batch,
+        max_waiting=max_queue,
+        max_adapters=max_adapters,
+        prefill_chunk=prefill_chunk,
+        force=force,
+    )
     try:
         limits = Limits(context=context_length(engine), max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
         admin_token = os.environ.get("PIXIU_ADMIN_TOKEN") or None
         app = build_app(engine, tokenizer, base=base, limits=limits, admin_token=admin_token)
-        click.echo(f"serving {base} with adapters: {', '.join(folders) or 'none'}; "
-                   f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}; "
-                   "web chat page at /", err=True)
+        click.echo(
+            f"serving {base} with adapters: {', '.join(folders) or 'none'}; "
+            f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}; "
+            "web chat page at /",
+            err=True,
+        )
         timeouts = Timeouts(read=read_timeout, keep_alive=keep_alive, shutdown=shutdown_timeout)
         uvicorn.Server(uvicorn_config(app, host=host, port=port, timeouts=timeouts)).run()
     finally:
@@ -97,10 +179,14 @@ def serve(base, adapters, registry, host, port, max_batch, max_queue, max_adapte
 
 @click.command()
 @click.argument("model", metavar="DOMAIN")
-@click.option("--url", help="A running `pixiu serve`, e.g. http://127.0.0.1:8000 [default: run the model in this process].")
+@click.option(
+    "--url", help="A running `pixiu serve`, e.g. http://127.0.0.1:8000 [default: run the model in this process]."
+)
 @click.option("--base", help="Base model when running in this process [default: the adapter's own base].")
 @click.option("--system", help="A system message that starts the conversation.")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Longest answer, in tokens.")
+@click.option(
+    "--max-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Longest answer, in tokens."
+)
 def chat(model, url, base, system, max_tokens) -> None:
     """Chat with DOMAIN (an adapter name, or "base") in the terminal; answers stream as they are generated.
 

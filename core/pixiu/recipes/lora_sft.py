@@ -33,6 +33,7 @@ from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
 from pixiu.records import load_examples
 from pixiu.registry import register_adapter
+from pixiu.resume import check_matches_record
 from pixiu.runs import (
     EVAL_SPLIT_FILE,
     LOG_FILE,
@@ -43,7 +44,6 @@ from pixiu.runs import (
     split_examples,
     write_split,
 )
-from pixiu.resume import check_matches_record
 
 LOCK_FILE = ".pixiu.lock"
 """Held (fcntl) by the training writing into a run folder."""
@@ -84,12 +84,15 @@ def run(
                 if was_empty and {p.name for p in run_dir.iterdir()} == {LOCK_FILE}:
                     shutil.rmtree(run_dir)
     except BlockingIOError:
-        raise PixiuError(f"another training is writing into {run_dir} (it holds {run_dir / LOCK_FILE}); "
-                         "wait for it to finish, or pass another --output") from None
+        raise PixiuError(
+            f"another training is writing into {run_dir} (it holds {run_dir / LOCK_FILE}); "
+            "wait for it to finish, or pass another --output"
+        ) from None
 
 
-def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool,
-         console: Console) -> RunSummary:
+def _run(
+    domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console
+) -> RunSummary:
     """`run`, with the run folder locked."""
     torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
     checkpoints = list_checkpoints(run_dir)
@@ -102,7 +105,10 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
 
     # --- data ---------------------------------------------------------------------------------------------
     loaded = load_examples(
-        data_path, formatter_for(domain, config), on_bad_record=config.data.on_bad_record, rejects_path=run_dir / "rejects.jsonl"
+        data_path,
+        formatter_for(domain, config),
+        on_bad_record=config.data.on_bad_record,
+        rejects_path=run_dir / "rejects.jsonl",
     )
     if loaded.rejected:
         console.print(f"[yellow]{loaded.rejected} bad records skipped; see {run_dir / 'rejects.jsonl'}[/]")
@@ -129,7 +135,9 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     model = attach_lora(base, **config.lora.model_dump())
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.train.warmup_steps, config.train.max_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(config.train.warmup_steps, config.train.max_steps)
+    )
     start_step = 0
     if resume:
         adapter, state = _load_newest_readable(checkpoints, console)
@@ -162,13 +170,27 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
             loss = loss_sum.item() / max(count, 1)
             epoch, index = batches.position(step)
-            log.write(json.dumps({"step": step + 1, "loss": loss, "tokens": tokens, "seconds": seconds,
-                                  "lr": scheduler.get_last_lr()[0], "epoch": epoch, "batch": index}) + "\n")
+            log.write(
+                json.dumps(
+                    {
+                        "step": step + 1,
+                        "loss": loss,
+                        "tokens": tokens,
+                        "seconds": seconds,
+                        "lr": scheduler.get_last_lr()[0],
+                        "epoch": epoch,
+                        "batch": index,
+                    }
+                )
+                + "\n"
+            )
             log.flush()
             progress.update(step + 1, loss=loss, tokens_per_second=trained_tokens / train_seconds)
             if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
                 save_checkpoint(
-                    run_dir, step + 1, adapter_state(model),
+                    run_dir,
+                    step + 1,
+                    adapter_state(model),
                     {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                     keep=config.train.keep_checkpoints,
                 )
@@ -181,12 +203,25 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     speed = trained_tokens / train_seconds if train_seconds else 0.0
 
     # --- evaluate -----------------------------------------------------------------------------------------
-    metrics: dict = {"train": {"steps": config.train.max_steps, "final_loss": _last_loss(run_dir / LOG_FILE),
-                               "tokens_per_second": round(speed, 1), "examples": len(tokenized),
-                               "rejected_records": loaded.rejected}}
+    metrics: dict = {
+        "train": {
+            "steps": config.train.max_steps,
+            "final_loss": _last_loss(run_dir / LOG_FILE),
+            "tokens_per_second": round(speed, 1),
+            "examples": len(tokenized),
+            "rejected_records": loaded.rejected,
+        }
+    }
     if eval_examples:
-        result = evaluate(model, tokenizer, domain, eval_examples, config.eval,
-                          max_prompt_tokens=config.data.max_seq_len, predictions_path=run_dir / PREDICTIONS_FILE)
+        result = evaluate(
+            model,
+            tokenizer,
+            domain,
+            eval_examples,
+            config.eval,
+            max_prompt_tokens=config.data.max_seq_len,
+            predictions_path=run_dir / PREDICTIONS_FILE,
+        )
         metrics.update(records=result.records, **result.scores)
     atomic_write_json(run_dir / METRICS_FILE, metrics)
     _write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
@@ -202,14 +237,16 @@ def _load_newest_readable(checkpoints: list[Path], console: Console) -> tuple[di
         try:
             loaded = load_checkpoint(path)
         except Exception as exc:  # a torn or corrupted file: the older checkpoint kept is the way back
-            console.print(f"[yellow]checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); "
-                          f"trying the older one kept[/]")
+            console.print(
+                f"[yellow]checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); trying the older one kept[/]"
+            )
             continue
         if newer:
             console.print(f"[yellow]resuming from the older checkpoint {path}[/]")
         return loaded
-    raise PixiuError(f"every checkpoint in {checkpoints[0].parent} is unreadable; "
-                     "start the run again with a new --output")
+    raise PixiuError(
+        f"every checkpoint in {checkpoints[0].parent} is unreadable; start the run again with a new --output"
+    )
 
 
 def _schedule(warmup: int, total: int):
@@ -227,8 +264,11 @@ def _schedule(warmup: int, total: int):
 def _open_log(path: Path, keep_through: int):
     """Open the per-step log for appending, first dropping steps after `keep_through` (redone on resume)."""
     if path.exists():
-        rows = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["step"] <= keep_through]
+        rows = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["step"] <= keep_through
+        ]
         atomic_write_text(path, "".join(row + "\n" for row in rows))
     return path.open("a", encoding="utf-8")
 

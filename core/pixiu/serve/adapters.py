@@ -107,9 +107,12 @@ class AdapterTable:
         with self._lock:
             cap = self.max_adapters
             if cap is not None and name not in self._loaded and len(self._loaded) >= cap:
-                victim = min(self._loaded, key=lambda n: (bool(self._users.get(self._loaded[n][0])), self._last_used[n]))
-                log.warning("evicting adapter %r (least recently used) to serve %r within max_adapters=%d",
-                            victim, name, cap)
+                victim = min(
+                    self._loaded, key=lambda n: (bool(self._users.get(self._loaded[n][0])), self._last_used[n])
+                )
+                log.warning(
+                    "evicting adapter %r (least recently used) to serve %r within max_adapters=%d", victim, name, cap
+                )
                 self._retire(victim, None)
                 self._evicted.add(victim)
         self.free_retired()  # an idle victim's slot is reused right away
@@ -160,8 +163,10 @@ class AdapterTable:
         """`missing`, for a caller that holds the lock."""
         message = f"the model {name!r} does not exist; loaded models: {', '.join([BASE, *self._loaded])}"
         if name in self._evicted:
-            message += (f". {name!r} was evicted as the least recently used of max_adapters={self.max_adapters}; "
-                        f"load it again (POST /v1/adapters) or start the server with a larger --max-adapters")
+            message += (
+                f". {name!r} was evicted as the least recently used of max_adapters={self.max_adapters}; "
+                f"load it again (POST /v1/adapters) or start the server with a larger --max-adapters"
+            )
         return message
 
     def _retire(self, name: str, future: Future | None) -> None:

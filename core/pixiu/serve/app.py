@@ -79,8 +79,13 @@ async def health(request: Request) -> JSONResponse:
     server = server_of(request)
     stats = server.engine.stats()
     running = server.engine.running
-    body = Health(status="ok" if running else "stopped", base=server.base,
-                  adapters=sorted(server.engine.adapters.loaded()), waiting=stats["waiting"], active=stats["active"])
+    body = Health(
+        status="ok" if running else "stopped",
+        base=server.base,
+        adapters=sorted(server.engine.adapters.loaded()),
+        waiting=stats["waiting"],
+        active=stats["active"],
+    )
     return JSONResponse(body.model_dump(), status_code=200 if running else 503)
 
 
@@ -131,8 +136,16 @@ async def _complete(request: Request, body: ChatRequest | CompletionRequest, pro
     if len(stop) > server.limits.max_stop or any(len(s) > 256 for s in stop):
         raise ApiError(400, f"stop: at most {server.limits.max_stop} strings of up to 256 characters", param="stop")
     try:
-        generation = Generation(server.engine, server.tokenizer, body.model, prompt_ids, sampling, stop,
-                                on_finish=server.metrics.observe, chat=chat)
+        generation = Generation(
+            server.engine,
+            server.tokenizer,
+            body.model,
+            prompt_ids,
+            sampling,
+            stop,
+            on_finish=server.metrics.observe,
+            chat=chat,
+        )
     except UnknownModel as exc:
         raise unknown_model(server, body.model) from exc
     except QueueFull as exc:
@@ -161,13 +174,19 @@ def _sampling(server: Server, body: ChatRequest | CompletionRequest, prompt_toke
         raise ApiError(400, message, param="logit_bias")
     top = body.top_logprob_count()
     if isinstance(body, ChatRequest) and body.top_logprobs is not None and not body.logprobs:
-        raise ApiError(400, "top_logprobs: needs \"logprobs\": true as well", param="top_logprobs")
+        raise ApiError(400, 'top_logprobs: needs "logprobs": true as well', param="top_logprobs")
     if top is not None and body.stream:
-        raise ApiError(400, "logprobs: not available when streaming; drop \"stream\" or \"logprobs\"",
-                       param="logprobs")
-    return SamplingParams(max_tokens=_max_tokens(server.limits, body, prompt_tokens), temperature=body.temperature,
-                          top_p=body.top_p, seed=body.seed, presence_penalty=body.presence_penalty,
-                          frequency_penalty=body.frequency_penalty, logit_bias=body.bias(), logprobs=top)
+        raise ApiError(400, 'logprobs: not available when streaming; drop "stream" or "logprobs"', param="logprobs")
+    return SamplingParams(
+        max_tokens=_max_tokens(server.limits, body, prompt_tokens),
+        temperature=body.temperature,
+        top_p=body.top_p,
+        seed=body.seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        logit_bias=body.bias(),
+        logprobs=top,
+    )
 
 
 def _max_tokens(limits: Limits, body: ChatRequest | CompletionRequest, prompt_tokens: int) -> int:
@@ -182,8 +201,10 @@ def _max_tokens(limits: Limits, body: ChatRequest | CompletionRequest, prompt_to
         raise ApiError(400, f"max_tokens is {requested}; at most {limits.max_tokens} is allowed", param="max_tokens")
     room = limits.context - prompt_tokens
     if room < 1 or (requested is not None and requested > room):
-        message = (f"the prompt ({prompt_tokens} tokens) plus max_tokens ({requested}) exceeds the model's "
-                   f"context of {limits.context} tokens; shorten the prompt or lower max_tokens")
+        message = (
+            f"the prompt ({prompt_tokens} tokens) plus max_tokens ({requested}) exceeds the model's "
+            f"context of {limits.context} tokens; shorten the prompt or lower max_tokens"
+        )
         raise ApiError(400, message, param="max_tokens", code="context_length_exceeded")
     return requested if requested is not None else min(limits.default_max_tokens, room)
 

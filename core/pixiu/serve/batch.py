@@ -81,4 +81,3 @@ class Batch:
         self.cache = kv.select(self.cache, index, start, self.config)
         self.mask = mask[:, start:]
         self.rows = [self.rows[i] for i in indices]
-

@@ -203,8 +203,14 @@ class Engine:
         """Wait for work, then run one step; until stopped."""
         while True:
             with self._cond:
-                while not (self._stopping or self._commands or self._waiting or self._prefilling
-                           or self._batch.rows or self.adapters.retiring):
+                while not (
+                    self._stopping
+                    or self._commands
+                    or self._waiting
+                    or self._prefilling
+                    or self._batch.rows
+                    or self.adapters.retiring
+                ):
                     self._cond.wait()
                 if self._stopping:
                     break
@@ -252,8 +258,12 @@ class Engine:
             chunk = request.prompt_ids[prefill.done : prefill.done + budget]
             try:
                 with self.adapters.lora.route([request.slot]):
-                    output = self.model(input_ids=torch.tensor([chunk]), use_cache=True, logits_to_keep=1,
-                                        **{self._cache_argument: prefill.cache})
+                    output = self.model(
+                        input_ids=torch.tensor([chunk]),
+                        use_cache=True,
+                        logits_to_keep=1,
+                        **{self._cache_argument: prefill.cache},
+                    )
             except Exception:  # one bad prompt fails alone, not the batch
                 log.exception("prefill failed; the request ends with finish_reason 'error'")
                 self._prefilling.popleft()
@@ -280,7 +290,9 @@ class Engine:
         with self.adapters.lora.route([request.slot for request in requests]):
             output = self.model(**inputs, use_cache=True, **{self._cache_argument: batch.cache})
         keep = []
-        for i, (row, (token, logprobs)) in enumerate(zip(batch.rows, self._choose(output.logits[:, -1], requests))):
+        for i, (row, (token, logprobs)) in enumerate(
+            zip(batch.rows, self._choose(output.logits[:, -1], requests), strict=False)
+        ):
             row.length += 1
             if self._emit(row.request, token, logprobs):
                 row.token = token
@@ -293,7 +305,7 @@ class Engine:
         params = [request.sampling for request in requests]
         logits = adjust(logits, params, [request.output_ids for request in requests])
         tokens = sample(logits, params, [request.generator for request in requests])
-        return list(zip(tokens, token_logprobs(logits, params, tokens)))
+        return list(zip(tokens, token_logprobs(logits, params, tokens), strict=False))
 
     def _count_rate(self, tokens: int) -> None:
         """Remember how many tokens one loop iteration made, for the recent tokens-per-second figure."""
@@ -337,7 +349,11 @@ class Engine:
     def _shutdown(self) -> None:
         """Cancel everything still waiting or running, and fail pending commands."""
         with self._cond:
-            pending = [*self._waiting, *(p.request for p in self._prefilling), *(row.request for row in self._batch.rows)]
+            pending = [
+                *self._waiting,
+                *(p.request for p in self._prefilling),
+                *(row.request for row in self._batch.rows),
+            ]
             self._waiting.clear()
             self._prefilling.clear()
             commands, self._commands = self._commands, []

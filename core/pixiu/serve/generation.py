@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,9 +28,18 @@ class Generation:
     engine thread when the engine ends the request, with `first_token_s` and `latency_s` set.
     """
 
-    def __init__(self, engine: Engine, tokenizer, model: str, prompt_ids: list[int], sampling: SamplingParams,
-                 stop: list[str], on_finish: Callable[[Generation], None] = lambda generation: None, *,
-                 chat: bool = True):
+    def __init__(
+        self,
+        engine: Engine,
+        tokenizer,
+        model: str,
+        prompt_ids: list[int],
+        sampling: SamplingParams,
+        stop: list[str],
+        on_finish: Callable[[Generation], None] = lambda generation: None,
+        *,
+        chat: bool = True,
+    ):
         loop = asyncio.get_running_loop()
         self._events: asyncio.Queue[tuple[int | None, str | None]] = asyncio.Queue()
         submitted = time.perf_counter()
@@ -40,10 +50,8 @@ class Generation:
             if finish is not None:
                 self.latency_s = time.perf_counter() - submitted
                 on_finish(self)
-            try:
+            with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is listening any more
                 loop.call_soon_threadsafe(self._events.put_nowait, (token, finish))
-            except RuntimeError:  # the event loop is closed: nobody is listening any more
-                pass
 
         self.engine = engine
         self.model = model
@@ -77,8 +85,7 @@ class Generation:
             if len(answer) > len(text):
                 yield answer[len(text) :]
         else:
-            log.warning("process_response rewrote streamed text of %r; a stream only gets what is appended",
-                        self.model)
+            log.warning("process_response rewrote streamed text of %r; a stream only gets what is appended", self.model)
 
     async def collect(self) -> str:
         """The whole answer, post-processed (unless generation failed or was cancelled)."""

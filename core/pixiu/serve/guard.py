@@ -79,5 +79,12 @@ def uvicorn_config(app, *, host: str, port: int = 0, timeouts: Timeouts = Timeou
     import uvicorn
 
     protocol = type("ReadDeadline", (ReadDeadline,), {"read_timeout": timeouts.read})
-    return uvicorn.Config(app, host=host, port=port, http=protocol, log_level=log_level,
-                          timeout_keep_alive=timeouts.keep_alive, timeout_graceful_shutdown=timeouts.shutdown)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol,
+        log_level=log_level,
+        timeout_keep_alive=timeouts.keep_alive,
+        timeout_graceful_shutdown=timeouts.shutdown,
+    )

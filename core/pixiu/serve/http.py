@@ -20,8 +20,16 @@ log = logging.getLogger("pixiu.serve")
 class ApiError(Exception):
     """An error answered with an OpenAI-style body and the given HTTP status."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.type, self.param, self.code, self.headers = status, type, param, code, headers
 

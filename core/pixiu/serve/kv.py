@@ -29,8 +29,10 @@ def cache_argument(model: torch.nn.Module) -> str:
     for name in ("cache", "past_key_values"):
         if name in parameters:
             return name
-    msg = (f"{type(model).__name__}.forward takes neither `cache` nor `past_key_values` in transformers "
-           f"{transformers.__version__}; pixiu serve needs a causal LM with a KV cache, under {SUPPORTED}")
+    msg = (
+        f"{type(model).__name__}.forward takes neither `cache` nor `past_key_values` in transformers "
+        f"{transformers.__version__}; pixiu serve needs a causal LM with a KV cache, under {SUPPORTED}"
+    )
     raise PixiuError(msg)
 
 
@@ -39,8 +41,10 @@ def new_cache(config) -> DynamicCache:
     cache = DynamicCache(config=config)
     layers = getattr(cache, "layers", None)
     if not isinstance(layers, list):
-        msg = (f"transformers {transformers.__version__} lays out DynamicCache differently from what pixiu serve "
-               f"supports; install a supported version: pip install '{SUPPORTED}'")
+        msg = (
+            f"transformers {transformers.__version__} lays out DynamicCache differently from what pixiu serve "
+            f"supports; install a supported version: pip install '{SUPPORTED}'"
+        )
         raise PixiuError(msg)
     if any(type(layer) is not DynamicLayer for layer in layers):
         kinds = sorted({type(layer).__name__ for layer in layers})

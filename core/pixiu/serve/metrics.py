@@ -39,11 +39,19 @@ class ServeMetrics:
         self.registry = CollectorRegistry()
         self.registry.register(_EngineCollector(engine))
         self.time_to_first_token = Histogram(
-            "pixiu_time_to_first_token_seconds", "Seconds from accepting a request to its first generated token.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            "pixiu_time_to_first_token_seconds",
+            "Seconds from accepting a request to its first generated token.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.request_latency = Histogram(
-            "pixiu_request_latency_seconds", "Seconds from accepting a request until the engine ended it.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            "pixiu_request_latency_seconds",
+            "Seconds from accepting a request until the engine ended it.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
     def observe(self, generation: Generation) -> None:
         """Record a finished request's time to first token (if it got a token) and latency."""
@@ -66,8 +74,9 @@ class _EngineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """The engine's figures as metric families."""
         stats = self.engine.stats()
-        requests = CounterMetricFamily("pixiu_requests", "Finished requests by model and finish reason.",
-                                       labels=["model", "finish_reason"])
+        requests = CounterMetricFamily(
+            "pixiu_requests", "Finished requests by model and finish reason.", labels=["model", "finish_reason"]
+        )
         for (model, reason), count in sorted(stats["requests"].items()):
             requests.add_metric([model, reason], count)
         yield requests

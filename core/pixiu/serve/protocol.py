@@ -20,9 +20,11 @@ def _valid_unicode(text: str) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise PydanticCustomError(
-            "lone_surrogate", "contains a lone UTF-16 surrogate (\\u{code}) at character {at}, which is not "
+            "lone_surrogate",
+            "contains a lone UTF-16 surrogate (\\u{code}) at character {at}, which is not "
             "valid Unicode text; send the whole surrogate pair or remove it",
-            {"code": f"{ord(text[exc.start]):04x}", "at": exc.start}) from exc
+            {"code": f"{ord(text[exc.start]):04x}", "at": exc.start},
+        ) from exc
     return text
 
 
@@ -48,15 +50,20 @@ def _text_content(content: Any) -> Any:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise PydanticCustomError("content_type", "give the message text as a string or a list of text parts, "
-                                  "not {kind}", {"kind": "null" if content is None else type(content).__name__})
+        raise PydanticCustomError(
+            "content_type",
+            "give the message text as a string or a list of text parts, not {kind}",
+            {"kind": "null" if content is None else type(content).__name__},
+        )
     for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind != "text":
             raise PydanticCustomError(
-                "content_part", "part {index} is of type {kind}; this server reads text parts only "
-                "({\"type\": \"text\", \"text\": \"...\"}), not images, audio or files",
-                {"index": index, "kind": repr(kind)})
+                "content_part",
+                "part {index} is of type {kind}; this server reads text parts only "
+                '({"type": "text", "text": "..."}), not images, audio or files',
+                {"index": index, "kind": repr(kind)},
+            )
     return content
 
 
@@ -83,9 +90,13 @@ class StreamOptions(_Body):
 def _text_format(kind: str) -> str:
     """Refuse every response format but plain text."""
     if kind != "text":
-        raise PydanticCustomError("response_format", "{kind} is not supported; this server answers in plain "
-                                  "text only (JSON mode and JSON schemas are not implemented), so drop "
-                                  "response_format or give {\"type\": \"text\"}", {"kind": repr(kind)})
+        raise PydanticCustomError(
+            "response_format",
+            "{kind} is not supported; this server answers in plain "
+            "text only (JSON mode and JSON schemas are not implemented), so drop "
+            'response_format or give {"type": "text"}',
+            {"kind": repr(kind)},
+        )
     return kind
 
 
@@ -98,8 +109,9 @@ class ResponseFormat(_Body):
 def _token_id(key: str) -> str:
     """A `logit_bias` key: a token id written as a string of digits."""
     if not key.isdigit():
-        raise PydanticCustomError("token_id", "logit_bias keys are token ids such as \"1234\", not {key}",
-                                  {"key": repr(key)})
+        raise PydanticCustomError(
+            "token_id", 'logit_bias keys are token ids such as "1234", not {key}', {"key": repr(key)}
+        )
     return key
 
 
@@ -383,7 +395,8 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,
-               code: str | None = None) -> dict:
+def error_body(
+    message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> dict:
     """An OpenAI-style error document."""
     return ErrorResponse(error=ErrorDetail(message=message, type=type, param=param, code=code)).model_dump()

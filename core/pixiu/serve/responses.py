@@ -13,12 +13,12 @@ from pixiu.serve.protocol import (
     ChatChoice,
     ChatCompletion,
     ChatCompletionChunk,
+    ChatLogprobs,
     ChatMessage,
     ChunkChoice,
     Completion,
     Delta,
     ErrorDetail,
-    ChatLogprobs,
     ErrorResponse,
     TextChoice,
     TextLogprobs,
@@ -42,15 +42,22 @@ class Reply:
         head = {"id": self.id, "created": self.created, "model": self.model, "usage": _usage(generation)}
         entries = generation.logprobs() if logprobs else None
         if self.chat:
-            choice = ChatChoice(message=ChatMessage(content=text), finish_reason=generation.finish_reason,
-                                logprobs=None if entries is None else chat_logprobs(tokenizer, entries))
+            choice = ChatChoice(
+                message=ChatMessage(content=text),
+                finish_reason=generation.finish_reason,
+                logprobs=None if entries is None else chat_logprobs(tokenizer, entries),
+            )
             return ChatCompletion(**head, choices=[choice])
-        choice = TextChoice(text=text, finish_reason=generation.finish_reason,
-                            logprobs=None if entries is None else text_logprobs(tokenizer, entries))
+        choice = TextChoice(
+            text=text,
+            finish_reason=generation.finish_reason,
+            logprobs=None if entries is None else text_logprobs(tokenizer, entries),
+        )
         return Completion(**head, choices=[choice])
 
-    def chunk(self, text: str | None, finish_reason: str | None = None, *,
-              first: bool = False) -> ChatCompletionChunk | Completion:
+    def chunk(
+        self, text: str | None, finish_reason: str | None = None, *, first: bool = False
+    ) -> ChatCompletionChunk | Completion:
         """One streamed chunk with new text (None: no text) and, in the last one, the finish reason."""
         head = {"id": self.id, "created": self.created, "model": self.model}
         if self.chat:
@@ -71,8 +78,10 @@ def chat_logprobs(tokenizer, entries: list[TokenLogprobs]) -> ChatLogprobs:
         text = tokenizer.decode([token])
         return TopLogprob(token=text, logprob=logprob, bytes=list(text.encode("utf-8")))
 
-    content = [TokenLogprob(**top(e.token, e.logprob).model_dump(), top_logprobs=[top(t, lp) for t, lp in e.top])
-               for e in entries]
+    content = [
+        TokenLogprob(**top(e.token, e.logprob).model_dump(), top_logprobs=[top(t, lp) for t, lp in e.top])
+        for e in entries
+    ]
     return ChatLogprobs(content=content)
 
 
@@ -81,14 +90,18 @@ def text_logprobs(tokenizer, entries: list[TokenLogprobs]) -> TextLogprobs:
     tokens = [tokenizer.decode([e.token]) for e in entries]
     offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
     top = [{tokenizer.decode([t]): lp for t, lp in e.top} for e in entries]
-    return TextLogprobs(tokens=tokens, token_logprobs=[e.logprob for e in entries], top_logprobs=top,
-                        text_offset=offsets)
+    return TextLogprobs(
+        tokens=tokens, token_logprobs=[e.logprob for e in entries], top_logprobs=top, text_offset=offsets
+    )
 
 
 def _usage(generation: Generation) -> Usage:
     """OpenAI's token counts."""
-    return Usage(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
-                 total_tokens=generation.prompt_tokens + generation.completion_tokens)
+    return Usage(
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=generation.completion_tokens,
+        total_tokens=generation.prompt_tokens + generation.completion_tokens,
+    )
 
 
 async def stream_events(generation: Generation, reply: Reply, usage: bool) -> AsyncIterator[str]:
@@ -110,4 +123,3 @@ async def stream_events(generation: Generation, reply: Reply, usage: bool) -> As
 def _sse(model: BaseModel) -> str:
     """One server-sent event."""
     return f"data: {model.model_dump_json()}\n\n"
-

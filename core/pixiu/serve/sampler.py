@@ -30,9 +30,10 @@ class TokenLogprobs:
     """(token, logprob) of the `SamplingParams.logprobs` most likely tokens, most likely first."""
 
 
-def sample(logits: torch.Tensor, params: Sequence[SamplingParams],
-           generators: Sequence[torch.Generator | None]) -> list[int]:
-    """The next token for each row of `logits` (rows, vocab, already `adjust`ed); rows without a generator are greedy."""
+def sample(
+    logits: torch.Tensor, params: Sequence[SamplingParams], generators: Sequence[torch.Generator | None]
+) -> list[int]:
+    """The next token for each row of `logits` (rows, vocab, already `adjust`ed); rows with no generator are greedy."""
     tokens = logits.argmax(dim=-1)
     rows = [i for i, generator in enumerate(generators) if generator is not None]
     if rows:
@@ -55,7 +56,7 @@ def adjust(logits: torch.Tensor, params: Sequence[SamplingParams], outputs: Sequ
     if biased or penalised:
         logits = logits.clone()  # the model's output stays as it was
     if biased:
-        rows, tokens, values = zip(*biased)
+        rows, tokens, values = zip(*biased, strict=False)
         logits.index_put_((torch.tensor(rows), torch.tensor(tokens)), torch.tensor(values), accumulate=True)
     if penalised:
         counts = torch.zeros(len(penalised), logits.shape[1])
@@ -69,8 +70,9 @@ def adjust(logits: torch.Tensor, params: Sequence[SamplingParams], outputs: Sequ
     return logits
 
 
-def token_logprobs(logits: torch.Tensor, params: Sequence[SamplingParams],
-                   chosen: list[int]) -> list[TokenLogprobs | None]:
+def token_logprobs(
+    logits: torch.Tensor, params: Sequence[SamplingParams], chosen: list[int]
+) -> list[TokenLogprobs | None]:
     """Logprobs of the chosen tokens and their top alternatives under `adjust`ed logits, for rows that ask for them."""
     result: list[TokenLogprobs | None] = [None] * len(chosen)
     rows = [i for i, p in enumerate(params) if p.logprobs is not None]
@@ -80,7 +82,7 @@ def token_logprobs(logits: torch.Tensor, params: Sequence[SamplingParams],
     top_values, top_tokens = logprobs.topk(max(params[i].logprobs for i in rows), dim=-1)
     for k, i in enumerate(rows):
         count = params[i].logprobs
-        top = list(zip(top_tokens[k, :count].tolist(), top_values[k, :count].tolist()))
+        top = list(zip(top_tokens[k, :count].tolist(), top_values[k, :count].tolist(), strict=False))
         result[i] = TokenLogprobs(chosen[i], float(logprobs[k, chosen[i]]), top)
     return result
 

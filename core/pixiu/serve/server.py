@@ -88,8 +88,10 @@ def check_base(folder: Path, base: str, loaded_from: str | None, *, force: bool,
     recorded = recorded_base(folder)
     if force or recorded is None or _names(recorded) & (_names(base) | _names(loaded_from)):
         return
-    raise PixiuError(f"the adapter in {folder} was trained on {recorded}, but this server serves {base}; "
-                     f"serve it on its own base, or {how} to load it anyway")
+    raise PixiuError(
+        f"the adapter in {folder} was trained on {recorded}, but this server serves {base}; "
+        f"serve it on its own base, or {how} to load it anyway"
+    )
 
 
 def _names(model: str | None) -> set[str]:
@@ -100,9 +102,16 @@ def _names(model: str | None) -> set[str]:
     return {model, str(path.resolve())} if path.exists() else {model}
 
 
-def start_engine(base: str, adapters: dict[str, Path], *, max_batch: int, max_waiting: int,
-                 max_adapters: int | None = None, prefill_chunk: int = 512,
-                 force: bool = False) -> tuple[Engine, object]:
+def start_engine(
+    base: str,
+    adapters: dict[str, Path],
+    *,
+    max_batch: int,
+    max_waiting: int,
+    max_adapters: int | None = None,
+    prefill_chunk: int = 512,
+    force: bool = False,
+) -> tuple[Engine, object]:
     """Load `base` and `adapters` (each with its domain), start the engine thread, and return (engine, tokenizer).
 
     An adapter recorded as trained on another base is refused unless `force` (see `check_base`).
@@ -111,8 +120,14 @@ def start_engine(base: str, adapters: dict[str, Path], *, max_batch: int, max_wa
     from pixiu.models import load_base
 
     model, tokenizer = load_base(base)
-    engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=max_batch, max_waiting=max_waiting,
-                    max_adapters=max_adapters, prefill_chunk=prefill_chunk)
+    engine = Engine(
+        model,
+        stop_token_ids(tokenizer, model),
+        max_batch=max_batch,
+        max_waiting=max_waiting,
+        max_adapters=max_adapters,
+        prefill_chunk=prefill_chunk,
+    )
     for name, folder in adapters.items():
         check_base(folder, base, model.name_or_path, force=force, how="pass --force")
         engine.load_adapter(name, folder, domain=adapter_domain(folder))
@@ -124,9 +139,14 @@ def context_length(engine: Engine) -> int:
     return int(getattr(engine.model.config, "max_position_embeddings", 2048))
 
 
+BACKGROUND_TIMEOUTS = Timeouts(shutdown=5)
+"""A background server (tests, benches) gives open streams 5 s to end when it stops."""
+
+
 @contextmanager
-def background_server(app, host: str = "127.0.0.1", timeout: float = 30.0,
-                      timeouts: Timeouts = Timeouts(shutdown=5)) -> Iterator[str]:
+def background_server(
+    app, host: str = "127.0.0.1", timeout: float = 30.0, timeouts: Timeouts = BACKGROUND_TIMEOUTS
+) -> Iterator[str]:
     """Run `app` with uvicorn on a free port of `host` in a thread; yields its base URL and stops it afterwards."""
     import uvicorn
 

@@ -51,8 +51,12 @@ def server_of(request: Request) -> Server:
 def model_card(server: Server, name: str) -> ModelCard:
     """A model object as OpenAI lists it, plus where it comes from."""
     adapter = server.engine.adapters.loaded().get(name)
-    return ModelCard(id=name, created=server.started, root=str(adapter.folder) if adapter else server.base,
-                     parent=BASE if adapter else None)
+    return ModelCard(
+        id=name,
+        created=server.started,
+        root=str(adapter.folder) if adapter else server.base,
+        parent=BASE if adapter else None,
+    )
 
 
 def unknown_model(server: Server, name: str) -> ApiError:

@@ -6,11 +6,24 @@ from typing import Any
 
 from pixiu.serve.protocol import UNSUPPORTED
 
-_BOUNDS = {"greater_than": "more than {gt}", "greater_than_equal": "at least {ge}", "less_than": "less than {lt}",
-           "less_than_equal": "at most {le}"}
-_KINDS = {"bool_type": "true or false", "int_type": "a whole number", "int_from_float": "a whole number",
-          "float_type": "a number", "string_type": "a string", "list_type": "a list", "dict_type": "an object",
-          "model_type": "an object", "model_attributes_type": "an object", "finite_number": "a finite number"}
+_BOUNDS = {
+    "greater_than": "more than {gt}",
+    "greater_than_equal": "at least {ge}",
+    "less_than": "less than {lt}",
+    "less_than_equal": "at most {le}",
+}
+_KINDS = {
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "finite_number": "a finite number",
+}
 
 _TAGS = {"body", "str", "int", "float", "bool", "list", "dict"}
 

@@ -150,12 +150,14 @@ def _check_scores(domain: Domain, examples: list[Example]) -> tuple[dict[str, fl
         empty = score_answers(domain, [""] * len(examples), examples)
     except PixiuError as exc:
         return {}, [str(exc)]
-    except Exception as exc:  # noqa: BLE001 (a plugin bug of any kind is a contract problem to report)
+    except Exception as exc:
         return {}, [f"parser or metrics fail on the gold answers: {type(exc).__name__}: {exc}"]
     if not perfect:
         return {}, ["metrics returned no score; return at least one {name: number}"]
     if not any(perfect[name] > empty.get(name, float("-inf")) for name in perfect):
-        problem = (f"the gold answers score no higher than empty answers ({perfect} vs {empty}); do parser "
-                   "and metrics compare predictions with the references?")
+        problem = (
+            f"the gold answers score no higher than empty answers ({perfect} vs {empty}); do parser "
+            "and metrics compare predictions with the references?"
+        )
         return perfect, [problem]
     return perfect, []

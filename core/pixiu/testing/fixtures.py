@@ -13,8 +13,14 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["installed_plugins", "no_installed_plugins", "pixiu_home", "register_plugin", "tiny_model_dir",
-           "tiny_qwen2_dir"]
+__all__ = [
+    "installed_plugins",
+    "no_installed_plugins",
+    "pixiu_home",
+    "register_plugin",
+    "tiny_model_dir",
+    "tiny_qwen2_dir",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ def serving(server: ThreadingHTTPServer) -> Iterator[str]:
 class QuietFileHandler(SimpleHTTPRequestHandler):
     """Serve files without logging every request to stderr."""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -67,7 +67,7 @@ def completion(content: str, **fields: object) -> dict:
 
 
 class _ChatHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         server: FakeOpenAI = self.server  # type: ignore[assignment]
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         status, payload = server.reply(ChatRequest(self.path, self.headers.get("Authorization"), body))
@@ -78,7 +78,7 @@ class _ChatHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

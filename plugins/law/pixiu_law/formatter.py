@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from pixiu import BadRecord, Example
-
 from pixiu_law.charges import normalize_charge
 
 SYSTEM_PROMPT = "你是刑事法律助手，根据案情判断罪名。"
@@ -51,7 +50,7 @@ def format_record(record: dict[str, Any]) -> Example:
     else:
         raise BadRecord(
             "unknown record format: expected CAIL2018 fields `fact` and `meta.accusation`, or LawBench "
-            f"fields `question` (\"事实:…\") and `answer` (\"罪名:…\"); found keys {sorted(record)}"
+            f'fields `question` ("事实:…") and `answer` ("罪名:…"); found keys {sorted(record)}'
         )
     fact = _clean_fact(fact)
     charges = sorted(set(charges))
@@ -73,7 +72,7 @@ def _read_cail(record: dict[str, Any]) -> tuple[str, list[str]]:
     accusation = meta["accusation"]
     if not isinstance(accusation, list) or not all(isinstance(item, str) for item in accusation):
         raise BadRecord(
-            f"field `meta.accusation` must be a list of strings such as [\"盗窃\"], found {_preview(accusation)}"
+            f'field `meta.accusation` must be a list of strings such as ["盗窃"], found {_preview(accusation)}'
         )
     return fact, _require_charges(accusation, "meta.accusation")
 
@@ -83,7 +82,7 @@ def _read_lawbench(record: dict[str, Any]) -> tuple[str, list[str]]:
     question = _require_text(record["question"], "question")
     fact = _LAWBENCH_FACT.sub("", question, count=1)
     if "answer" not in record:
-        raise BadRecord("field `answer` is missing; expected a string such as \"罪名:盗窃;诈骗\"")
+        raise BadRecord('field `answer` is missing; expected a string such as "罪名:盗窃;诈骗"')
     answer = _require_text(record["answer"], "answer")
     return fact, _require_charges(_LAWBENCH_SPLIT.split(_LAWBENCH_ANSWER.sub("", answer, count=1)), "answer")
 
@@ -101,7 +100,7 @@ def _require_charges(names: list[str], field: str) -> list[str]:
     """Normalise charge names; raise BadRecord naming `field` when none is left."""
     charges = [charge for charge in map(normalize_charge, names) if charge]
     if not charges:
-        raise BadRecord(f"field `{field}` names no charge, found {_preview(names)}; expected e.g. [\"盗窃\"]")
+        raise BadRecord(f'field `{field}` names no charge, found {_preview(names)}; expected e.g. ["盗窃"]')
     return charges
 
 

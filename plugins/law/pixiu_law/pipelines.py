@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from itemadapter import ItemAdapter
-from pixiu.crawl import DedupePipeline
 from scrapy.exceptions import DropItem
+
+from pixiu.crawl import DedupePipeline
 
 logger = logging.getLogger(__name__)
 

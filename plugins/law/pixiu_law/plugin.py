@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pixiu import Domain, hookimpl
-
 import pixiu_law
+from pixiu import Domain, hookimpl
 from pixiu_law.formatter import format_record
 from pixiu_law.metrics import charge_metrics
 from pixiu_law.parser import parse_charges

@@ -130,18 +130,42 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 """Fact templates per charge; every slot is filled by `_slots`."""
 
 TWO_CHARGE_PAIRS: tuple[tuple[str, str], ...] = (
-    ("盗窃", "诈骗"), ("故意伤害", "妨害公务"), ("容留他人吸毒", "非法持有毒品"), ("盗窃", "信用卡诈骗"),
-    ("寻衅滋事", "故意毁坏财物"), ("抢劫", "盗窃"), ("危险驾驶", "妨害公务"),
-    ("走私、贩卖、运输、制造毒品", "容留他人吸毒"), ("开设赌场", "非法拘禁"), ("抢夺", "盗窃"),
+    ("盗窃", "诈骗"),
+    ("故意伤害", "妨害公务"),
+    ("容留他人吸毒", "非法持有毒品"),
+    ("盗窃", "信用卡诈骗"),
+    ("寻衅滋事", "故意毁坏财物"),
+    ("抢劫", "盗窃"),
+    ("危险驾驶", "妨害公务"),
+    ("走私、贩卖、运输、制造毒品", "容留他人吸毒"),
+    ("开设赌场", "非法拘禁"),
+    ("抢夺", "盗窃"),
 )
 """Offences that plausibly occur together in one judgment."""
 
 _SURNAMES = "张王李赵刘陈杨黄周吴徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾田董潘袁蔡蒋余杜叶程魏苏吕丁沈姚卢"
 _GIVEN = "明华强军伟芳丽平勇杰涛斌"
 _CITIES = (
-    "北京市朝阳区", "上海市浦东新区", "广州市天河区", "深圳市宝安区", "杭州市西湖区", "南京市江宁区", "武汉市洪山区",
-    "成都市武侯区", "重庆市渝北区", "西安市雁塔区", "长沙市岳麓区", "郑州市金水区", "济南市历下区", "合肥市蜀山区",
-    "昆明市官渡区", "南宁市青秀区", "福州市鼓楼区", "沈阳市和平区", "哈尔滨市南岗区", "石家庄市长安区",
+    "北京市朝阳区",
+    "上海市浦东新区",
+    "广州市天河区",
+    "深圳市宝安区",
+    "杭州市西湖区",
+    "南京市江宁区",
+    "武汉市洪山区",
+    "成都市武侯区",
+    "重庆市渝北区",
+    "西安市雁塔区",
+    "长沙市岳麓区",
+    "郑州市金水区",
+    "济南市历下区",
+    "合肥市蜀山区",
+    "昆明市官渡区",
+    "南宁市青秀区",
+    "福州市鼓楼区",
+    "沈阳市和平区",
+    "哈尔滨市南岗区",
+    "石家庄市长安区",
 )
 _STREETS = ("人民路", "解放路", "建设大道", "中山路", "胜利街", "和平路", "新华路", "长江路")
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -174,11 +198,9 @@ def generate(n: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> list[dict[str,
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
     while len(records) < n:
-        pair: tuple[str, ...]
-        if rng.random() < TWO_CHARGE_SHARE:
-            pair = rng.choice(TWO_CHARGE_PAIRS)
-        else:
-            pair = (rng.choice(charges),)
+        pair: tuple[str, ...] = (
+            rng.choice(TWO_CHARGE_PAIRS) if rng.random() < TWO_CHARGE_SHARE else (rng.choice(charges),)
+        )
         slots = _slots(rng)
         parts = [rng.choice(TEMPLATES[charge]).format(**slots) for charge in pair]
         fact = "另查明，".join(parts)
@@ -202,14 +224,23 @@ def _slots(rng: random.Random) -> dict[str, str]:
     month = rng.randint(1, 11)
     slots = {key: rng.choice(options) for key, options in _CHOICES.items()}
     slots.update(
-        name=names[0], name2=names[1], name3=names[2], victim=names[3],
-        city=city[: city.index("市") + 1], city2=city2[: city2.index("市") + 1],
-        place=city, road=rng.choice(_STREETS),
-        date=f"{year}年{month}月{rng.randint(1, 28)}日", date2=f"{year}年{month + 1}月{rng.randint(1, 28)}日",
+        name=names[0],
+        name2=names[1],
+        name3=names[2],
+        victim=names[3],
+        city=city[: city.index("市") + 1],
+        city2=city2[: city2.index("市") + 1],
+        place=city,
+        road=rng.choice(_STREETS),
+        date=f"{year}年{month}月{rng.randint(1, 28)}日",
+        date2=f"{year}年{month + 1}月{rng.randint(1, 28)}日",
         hour=f"{rng.choice((1, 2, 10, 14, 19, 21, 22, 23))}时许",
         amount=str(rng.choice((rng.randint(3, 99) * 100, rng.randint(1, 30) * 1000, rng.randint(1000, 9999)))),
-        price=str(rng.randint(2, 30) * 50), count=str(rng.randint(2, 9)),
-        gram=f"{rng.randint(5, 300) / 10:g}", held=str(rng.randint(10, 300)), bac=str(rng.randint(81, 260)),
+        price=str(rng.randint(2, 30) * 50),
+        count=str(rng.randint(2, 9)),
+        gram=f"{rng.randint(5, 300) / 10:g}",
+        held=str(rng.randint(10, 300)),
+        bac=str(rng.randint(81, 260)),
     )
     return slots
 

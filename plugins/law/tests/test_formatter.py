@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from pixiu import BadRecord
 
+from pixiu import BadRecord
 from pixiu_law.formatter import MAX_FACT_CHARS, QUESTION, SYSTEM_PROMPT, format_record
 from pixiu_law.parser import parse_charges
 

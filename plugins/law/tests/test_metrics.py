@@ -31,5 +31,8 @@ def test_accepts_any_iterables_of_names() -> None:
 
 def test_all_empty_sets() -> None:
     assert charge_metrics([set()], [set()]) == {
-        "accuracy": 100.0, "micro_f1": 0.0, "macro_f1": 0.0, "cail_score": 0.0,
+        "accuracy": 100.0,
+        "micro_f1": 0.0,
+        "macro_f1": 0.0,
+        "cail_score": 0.0,
     }

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pluggy
-from pixiu import Domain, hookspecs
-from pixiu.testing import check_domain
 
 import pixiu_law
+from pixiu import Domain, hookspecs
+from pixiu.testing import check_domain
 from pixiu_law import plugin
 
 

@@ -78,8 +78,10 @@ def kg_stats_command(kg: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"kg": str(kg), **stats}, ensure_ascii=False, indent=2))
         return
-    click.echo(f"{kg}: {stats['entities']} entities, {stats['relations']} relations, "
-               f"{stats['diseases_with_facts']} diseases with facts")
+    click.echo(
+        f"{kg}: {stats['entities']} entities, {stats['relations']} relations, "
+        f"{stats['diseases_with_facts']} diseases with facts"
+    )
     click.echo("entities:  " + ", ".join(f"{kind} {n}" for kind, n in stats["entity_types"].items()))
     click.echo("relations: " + ", ".join(f"{name} {n}" for name, n in stats["relation_counts"].items()))
 
@@ -88,19 +90,39 @@ def kg_stats_command(kg: Path | None, as_json: bool) -> None:
 @click.argument("kg", type=_IN)
 @click.argument("output", type=_OUT)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the choice of phrasings.")
-@click.option("--phrasings", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Questions per disease and relation.")
-@click.option("--multi-fact", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Questions per disease asking for several relations at once.")
-@click.option("--reverse", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Questions per disease giving two symptoms and asking which diseases fit.")
-@click.option("--teacher-url",
-              help="OpenAI-compatible API base, e.g. http://localhost:8000/v1 [default: template answers].")
+@click.option(
+    "--phrasings", type=click.IntRange(min=1), default=2, show_default=True, help="Questions per disease and relation."
+)
+@click.option(
+    "--multi-fact",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Questions per disease asking for several relations at once.",
+)
+@click.option(
+    "--reverse",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Questions per disease giving two symptoms and asking which diseases fit.",
+)
+@click.option(
+    "--teacher-url", help="OpenAI-compatible API base, e.g. http://localhost:8000/v1 [default: template answers]."
+)
 @click.option("--teacher-model", help="Model name to ask the teacher endpoint for (needed with --teacher-url).")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
-              help="Environment variable holding the teacher's API key, if it needs one.")
-@click.option("--cache", "cache_path", type=_OUT,
-              help="Teacher answers cache (JSONL) [default: OUTPUT's name + .teacher-cache.jsonl].")
+@click.option(
+    "--api-key-env",
+    default="OPENAI_API_KEY",
+    show_default=True,
+    help="Environment variable holding the teacher's API key, if it needs one.",
+)
+@click.option(
+    "--cache",
+    "cache_path",
+    type=_OUT,
+    help="Teacher answers cache (JSONL) [default: OUTPUT's name + .teacher-cache.jsonl].",
+)
 def instructions(
     kg, output, seed, phrasings, multi_fact, reverse, teacher_url, teacher_model, api_key_env, cache_path
 ) -> None:
@@ -116,11 +138,10 @@ def instructions(
       pixiu medical instructions kg.jsonl train.jsonl --seed 1 --phrasings 3
       pixiu medical instructions kg.jsonl train.jsonl --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-7b
     """
-    from pixiu_medical.instructions import generate_instructions
     from pixiu.files import write_jsonl
-    from pixiu_medical.kg import read_kg
     from pixiu.teacher import TeacherCache
-
+    from pixiu_medical.instructions import generate_instructions
+    from pixiu_medical.kg import read_kg
     from pixiu_medical.teacher import answer_teacher, with_teacher_answers
 
     if bool(teacher_url) != bool(teacher_model):
@@ -148,8 +169,8 @@ def csv_to_jsonl(csv_path: Path, output: Path) -> None:
       pixiu medical csv-to-jsonl 内科5000-33000.csv neike.jsonl
       pixiu domain train medical --data neike.jsonl
     """
-    from pixiu_medical.dialogue import read_dialogue_csv
     from pixiu.files import write_jsonl
+    from pixiu_medical.dialogue import read_dialogue_csv
 
     rows = list(read_dialogue_csv(csv_path))
     write_jsonl(output, rows)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from pixiu import BadRecord, Example
-
 from pixiu_medical.kg import RELATIONS, TEXT_TYPE
 from pixiu_medical.parser import parse_answer
 
@@ -98,8 +97,12 @@ def stated_facts(record: dict[str, Any]) -> list[str]:
 
 def _is_triple(fact: Any) -> bool:
     """Whether `fact` is [head, relation, tail] strings with a known relation."""
-    return (isinstance(fact, list | tuple) and len(fact) == 3 and all(isinstance(part, str) for part in fact)
-            and fact[1] in RELATIONS)
+    return (
+        isinstance(fact, list | tuple)
+        and len(fact) == 3
+        and all(isinstance(part, str) for part in fact)
+        and fact[1] in RELATIONS
+    )
 
 
 def _text(record: dict[str, Any], field: str, hint: str = "") -> str:

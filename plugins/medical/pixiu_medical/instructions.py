@@ -21,7 +21,12 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
     "examination": ("{d}需要做哪些检查？", "怀疑{d}应该查什么？", "诊断{d}常用哪些检查？", "看{d}一般要做什么检查？"),
     "treatment": ("{d}怎么治疗？", "{d}有哪些治疗方法？", "得了{d}该怎么办？", "{d}的治疗方式有哪些？"),
     "drug": ("{d}吃什么药？", "{d}常用哪些药物？", "治疗{d}的药有哪些？", "{d}用什么药比较好？"),
-    "complication": ("{d}有哪些并发症？", "{d}会引起哪些并发症？", "{d}不及时治疗会有什么后果？", "{d}可能导致哪些疾病？"),
+    "complication": (
+        "{d}有哪些并发症？",
+        "{d}会引起哪些并发症？",
+        "{d}不及时治疗会有什么后果？",
+        "{d}可能导致哪些疾病？",
+    ),
     "department": ("{d}挂什么科？", "得了{d}应该看哪个科？", "{d}去医院挂哪个科室？"),
 }
 """Question phrasings per relation; `{d}` is the disease."""
@@ -51,7 +56,11 @@ MULTI_QUESTIONS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 """Questions asking for several facts at once, with the relations their answer covers."""
 
-REVERSE_QUESTIONS = ("出现{a}和{b}，可能是什么病？", "{a}、{b}可能是哪些疾病引起的？", "同时有{a}和{b}，可能得了什么病？")
+REVERSE_QUESTIONS = (
+    "出现{a}和{b}，可能是什么病？",
+    "{a}、{b}可能是哪些疾病引起的？",
+    "同时有{a}和{b}，可能得了什么病？",
+)
 REVERSE_ANSWER = "可能的疾病有：{items}。具体需要医生检查后明确诊断。"
 
 MAX_ITEMS = 4

@@ -25,8 +25,47 @@ KEY_TERMS = 5
 _KEY_POS = ("n", "nz", "vn", "nr", "nrt", "ns", "nt", "an", "i", "l")
 """jieba part-of-speech tags of key terms: nouns of all kinds, noun-like verbs and adjectives, idioms."""
 _GENERIC = frozenset(
-    "患者 治疗 可能 建议 需要 进行 医生 症状 疾病 情况 出现 引起 导致 常见 一般 注意 及时 检查 病情 医院 主要 表现 "
-    "包括 这种 如果 可以 通常 应该 以及 因此 同时 相关 方面 问题 时候 感谢 咨询 帮助 希望".split()
+    [
+        "患者",
+        "治疗",
+        "可能",
+        "建议",
+        "需要",
+        "进行",
+        "医生",
+        "症状",
+        "疾病",
+        "情况",
+        "出现",
+        "引起",
+        "导致",
+        "常见",
+        "一般",
+        "注意",
+        "及时",
+        "检查",
+        "病情",
+        "医院",
+        "主要",
+        "表现",
+        "包括",
+        "这种",
+        "如果",
+        "可以",
+        "通常",
+        "应该",
+        "以及",
+        "因此",
+        "同时",
+        "相关",
+        "方面",
+        "问题",
+        "时候",
+        "感谢",
+        "咨询",
+        "帮助",
+        "希望",
+    ]
 )
 """Words too general to count as a fact of a free-text answer."""
 

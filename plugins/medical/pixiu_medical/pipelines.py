@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from itemadapter import ItemAdapter
-from pixiu.crawl import DedupePipeline
-from pixiu.files import write_jsonl
 from scrapy.exceptions import DropItem
 
+from pixiu.crawl import DedupePipeline
+from pixiu.files import write_jsonl
 from pixiu_medical.kg import RELATIONS, kg_stats, merge_triples, read_kg, triples_from_disease
 
 if TYPE_CHECKING:

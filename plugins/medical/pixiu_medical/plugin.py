@@ -6,9 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pixiu import Domain, hookimpl
-
 import pixiu_medical
+from pixiu import Domain, hookimpl
 from pixiu_medical.formatter import format_record
 from pixiu_medical.metrics import medical_metrics
 from pixiu_medical.parser import parse_answer

@@ -6,17 +6,21 @@ import re
 
 _NUMBER = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十半]+)"
 DOSE = re.compile(
-    "|".join((
-        rf"(?:每次|每日|每天|一次|一日|日)\s*{_NUMBER}\s*(?:片|粒|袋|支|丸|包|贴|滴|喷|毫升|毫克|微克|克|mg|ml|g)",
-        r"\d+(?:\.\d+)?\s*(?:mg|μg|ug|mcg|ml|iu|毫克|微克|毫升|国际单位)(?![a-z])",
-        rf"(?:一日|每日|每天|日)\s*{_NUMBER}\s*次",
-        r"(?<![a-z])(?:qd|bid|tid|qid|q\d+h)(?![a-z])",
-    )),
+    "|".join(
+        (
+            rf"(?:每次|每日|每天|一次|一日|日)\s*{_NUMBER}\s*(?:片|粒|袋|支|丸|包|贴|滴|喷|毫升|毫克|微克|克|mg|ml|g)",
+            r"\d+(?:\.\d+)?\s*(?:mg|μg|ug|mcg|ml|iu|毫克|微克|毫升|国际单位)(?![a-z])",
+            rf"(?:一日|每日|每天|日)\s*{_NUMBER}\s*次",
+            r"(?<![a-z])(?:qd|bid|tid|qid|q\d+h)(?![a-z])",
+        )
+    ),
     re.IGNORECASE,
 )
 """A dose or dosing schedule: "每次2片", "500mg", "10毫克", "一日三次", "bid"."""
 
-ADVICE = re.compile(r"遵医嘱|遵照医嘱|咨询医生|咨询医师|请教医生|询问医生|医生指导|医师指导|在医生|就医|就诊|到医院|去医院|药师")
+ADVICE = re.compile(
+    r"遵医嘱|遵照医嘱|咨询医生|咨询医师|请教医生|询问医生|医生指导|医师指导|在医生|就医|就诊|到医院|去医院|药师"
+)
 """Words that send the reader to a doctor or pharmacist."""
 
 DISCLAIMER = "（以上内容仅供参考，不能代替医生的诊断和治疗；如有不适，请及时就医。）"

@@ -11,7 +11,6 @@ from typing import Any
 
 from pixiu import PixiuError
 from pixiu.teacher import Teacher, TeacherCache
-
 from pixiu_medical.kg import RELATIONS
 from pixiu_medical.safety import unsafe_dose
 
@@ -62,4 +61,3 @@ def with_teacher_answers(records: Iterable[dict[str, Any]], teacher: Teacher) ->
             answer += DOSE_ADVICE
         rewritten.append({**record, "output": answer, "answer_source": "teacher"})
     return rewritten
-

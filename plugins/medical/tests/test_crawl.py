@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pixiu.testing.loopback import QuietFileHandler, crawl_in_subprocess, serving
 from pixiu_medical.commands import group
 from pixiu_medical.kg import facts_by_head, read_kg
-
-from pixiu.testing.loopback import QuietFileHandler, crawl_in_subprocess, serving
 
 from ._data import SITE
 
@@ -26,7 +25,7 @@ from ._data import SITE
 class _CountingHandler(QuietFileHandler):
     """Serve files without logging every request to stderr, and count the paths asked for."""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: object) -> None:
         self.server.paths.append(self.path)  # type: ignore[attr-defined]
 
 
@@ -73,8 +72,10 @@ def test_crawl_builds_the_graph_then_resumes(site: tuple[str, list[str]], tmp_pa
     assert built.exit_code == 0, built.output
     assert read_kg(rebuilt) == graph  # the crawl's graph is the graph of its feed
     stats = CliRunner().invoke(group, ["kg", "stats", str(rebuilt), "--json"])
-    assert json.loads(stats.output)["entities"] == len({(t["head"], "disease") for t in graph} | {
-        (t["tail"], t["tail_type"]) for t in graph if t["tail_type"] != "text"})
+    assert json.loads(stats.output)["entities"] == len(
+        {(t["head"], "disease") for t in graph}
+        | {(t["tail"], t["tail_type"]) for t in graph if t["tail_type"] != "text"}
+    )
 
     again = crawl(output, start_url, tmp_path / "job")  # same job folder: pages already seen are skipped
     assert again["scraped"] == 0 and again["errors"] == []

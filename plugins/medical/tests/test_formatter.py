@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pixiu import BadRecord, PixiuError
 
+from pixiu import BadRecord, PixiuError
 from pixiu_medical.commands import group
 from pixiu_medical.dialogue import FIELDS, read_dialogue_csv
 from pixiu_medical.formatter import SYSTEM_PROMPT, format_record
@@ -35,14 +35,28 @@ def test_input_follows_the_instruction_and_whitespace_is_tidied() -> None:
 
 
 def test_kg_instruction_record_keeps_its_answer() -> None:
-    record = {"instruction": "感冒有哪些症状？", "input": "", "output": "感冒常见症状有：发热、鼻塞。",
-              "entity": "感冒", "kind": "single", "facts": [["感冒", "symptom", "发热"]], "synthetic": True}
-    assert [m["content"] for m in format_record(record).messages[1:]] == ["感冒有哪些症状？", "感冒常见症状有：发热、鼻塞。"]
+    record = {
+        "instruction": "感冒有哪些症状？",
+        "input": "",
+        "output": "感冒常见症状有：发热、鼻塞。",
+        "entity": "感冒",
+        "kind": "single",
+        "facts": [["感冒", "symptom", "发热"]],
+        "synthetic": True,
+    }
+    assert [m["content"] for m in format_record(record).messages[1:]] == [
+        "感冒有哪些症状？",
+        "感冒常见症状有：发热、鼻塞。",
+    ]
 
 
 def test_the_reference_carries_the_records_facts_not_a_line_in_the_answer() -> None:
-    record = {"instruction": "感冒有哪些症状？", "output": "发热和鼻塞都常见。", "kind": "single",
-              "facts": [["感冒", "symptom", "发热"], ["感冒", "symptom", "鼻塞"], ["感冒", "overview", "常见病。"]]}
+    record = {
+        "instruction": "感冒有哪些症状？",
+        "output": "发热和鼻塞都常见。",
+        "kind": "single",
+        "facts": [["感冒", "symptom", "发热"], ["感冒", "symptom", "鼻塞"], ["感冒", "overview", "常见病。"]],
+    }
     example = format_record(record)
     assert example.reference == {"text": "发热和鼻塞都常见。", "facts": ["发热", "鼻塞"]}
     assert example.messages[-1]["content"] == "发热和鼻塞都常见。"
@@ -54,7 +68,12 @@ def test_the_reference_carries_the_records_facts_not_a_line_in_the_answer() -> N
 
 
 def test_dialogue_rows_use_ask_else_title() -> None:
-    row = {"department": "心血管科", "title": "高血压能吃党参吗？", "ask": "我有高血压，可以喝党参泡水吗？", "answer": "可以适量。"}
+    row = {
+        "department": "心血管科",
+        "title": "高血压能吃党参吗？",
+        "ask": "我有高血压，可以喝党参泡水吗？",
+        "answer": "可以适量。",
+    }
     assert [m["content"] for m in format_record(row).messages[1:]] == ["我有高血压，可以喝党参泡水吗？", "可以适量。"]
     for ask in ("", "无", "  "):
         assert format_record({**row, "ask": ask}).messages[1]["content"] == "高血压能吃党参吗？"
@@ -79,7 +98,7 @@ def test_bad_records_say_what_is_wrong(record: object, message: str) -> None:
         format_record(record)  # type: ignore[arg-type]
 
 
-CSV_TEXT = "department,title,ask,answer\n消化科,胃痛怎么办？,\"吃完饭胃痛，\n怎么办？\",建议就医。\n内科,头晕,,注意休息\n"
+CSV_TEXT = 'department,title,ask,answer\n消化科,胃痛怎么办？,"吃完饭胃痛，\n怎么办？",建议就医。\n内科,头晕,,注意休息\n'
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])

@@ -7,20 +7,28 @@ from collections import defaultdict
 from pathlib import Path
 
 from click.testing import CliRunner
-from pixiu.files import write_jsonl
 
+from pixiu.files import write_jsonl
 from pixiu_medical.commands import group
-from pixiu_medical.instructions import ADVICE, MAX_CHARS, QUESTIONS, generate_instructions
 from pixiu_medical.formatter import format_record
+from pixiu_medical.instructions import ADVICE, MAX_CHARS, QUESTIONS, generate_instructions
 from pixiu_medical.kg import merge_triples, triples_from_disease
 from pixiu_medical.parser import list_facts
 
 GRAPH = merge_triples(
     t
     for record in (
-        {"name": "感冒", "overview": "感冒是常见的上呼吸道感染。", "symptoms": ["发热", "鼻塞", "流涕", "咳嗽", "咽痛"],
-         "causes": ["病毒感染", "受凉"], "examinations": ["血常规"], "treatments": ["休息", "多饮水"],
-         "drugs": ["解热镇痛药"], "complications": ["肺炎"], "departments": ["呼吸内科"]},
+        {
+            "name": "感冒",
+            "overview": "感冒是常见的上呼吸道感染。",
+            "symptoms": ["发热", "鼻塞", "流涕", "咳嗽", "咽痛"],
+            "causes": ["病毒感染", "受凉"],
+            "examinations": ["血常规"],
+            "treatments": ["休息", "多饮水"],
+            "drugs": ["解热镇痛药"],
+            "complications": ["肺炎"],
+            "departments": ["呼吸内科"],
+        },
         {"name": "流行性感冒", "symptoms": ["高热", "发热", "鼻塞"], "departments": ["呼吸内科"]},
     )
     for t in triples_from_disease(record)
@@ -43,7 +51,9 @@ def test_several_phrasings_per_relation_with_the_same_facts() -> None:
     symptom_questions = [r["instruction"] for r in by_relation[("感冒", "symptom")]]
     assert len(set(symptom_questions)) == 3
     assert all(q in {p.format(d="感冒") for p in QUESTIONS["symptom"]} for q in symptom_questions)
-    assert {tuple(stated(r)) for r in by_relation[("感冒", "symptom")]} == {("发热", "鼻塞", "流涕", "咳嗽")}  # 4 at most
+    assert {tuple(stated(r)) for r in by_relation[("感冒", "symptom")]} == {
+        ("发热", "鼻塞", "流涕", "咳嗽")
+    }  # 4 at most
     assert len(records) == len({r["instruction"] for r in records})
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pixiu import PixiuError
 
+from pixiu import PixiuError
 from pixiu_medical.commands import group
 from pixiu_medical.kg import (
     build_kg,
@@ -21,8 +21,13 @@ from pixiu_medical.kg import (
 )
 
 FLU = {
-    "name": "感冒", "url": "p101", "overview": "感冒是常见病。", "symptoms": ["发热", " 鼻塞、", "流涕等"],
-    "drugs": ["维生素Ｃ"], "complications": ["肺炎", "感冒"], "departments": ["呼吸内科"],
+    "name": "感冒",
+    "url": "p101",
+    "overview": "感冒是常见病。",
+    "symptoms": ["发热", " 鼻塞、", "流涕等"],
+    "drugs": ["维生素Ｃ"],
+    "complications": ["肺炎", "感冒"],
+    "departments": ["呼吸内科"],
 }
 FLU_AGAIN = {"name": "感冒", "url": "p104", "symptoms": ["鼻塞", "头痛"], "complications": ["肺炎"]}
 HYPERTENSION = {"name": "高血压", "url": "p102", "symptoms": ["头晕", "头痛"], "causes": ["高盐饮食"]}
@@ -36,11 +41,22 @@ def test_normalize_term() -> None:
 def test_triples_of_one_record() -> None:
     triples = triples_from_disease(FLU)
     assert [(t["relation"], t["tail"]) for t in triples] == [
-        ("overview", "感冒是常见病。"), ("symptom", "发热"), ("symptom", "鼻塞"), ("symptom", "流涕"),
-        ("drug", "维生素C"), ("complication", "肺炎"), ("department", "呼吸内科"),  # a self-reference is left out
+        ("overview", "感冒是常见病。"),
+        ("symptom", "发热"),
+        ("symptom", "鼻塞"),
+        ("symptom", "流涕"),
+        ("drug", "维生素C"),
+        ("complication", "肺炎"),
+        ("department", "呼吸内科"),  # a self-reference is left out
     ]
-    assert triples[1] == {"head": "感冒", "head_type": "disease", "relation": "symptom", "tail": "发热",
-                          "tail_type": "symptom", "sources": ["p101"]}
+    assert triples[1] == {
+        "head": "感冒",
+        "head_type": "disease",
+        "relation": "symptom",
+        "tail": "发热",
+        "tail_type": "symptom",
+        "sources": ["p101"],
+    }
     assert triples_from_disease({"url": "x", "symptoms": ["发热"]}) == []
 
 

@@ -31,8 +31,16 @@ def test_free_text_is_represented_by_its_key_terms() -> None:
 
 @pytest.mark.parametrize(
     ("text", "dose"),
-    [("每次2片，一日三次", True), ("成人一次10mg", True), ("每日两次，饭后服用", True), ("0.5毫克口服", True),
-     ("bid 口服", True), ("感染性休克需急救", False), ("常用药物有：降压药", False), ("病程2周", False)],
+    [
+        ("每次2片，一日三次", True),
+        ("成人一次10mg", True),
+        ("每日两次，饭后服用", True),
+        ("0.5毫克口服", True),
+        ("bid 口服", True),
+        ("感染性休克需急救", False),
+        ("常用药物有：降压药", False),
+        ("病程2周", False),
+    ],
 )
 def test_dose_detection(text: str, dose: bool) -> None:
     assert gives_dose(text) is dose
@@ -52,8 +60,11 @@ def test_disclaimer_is_appended_once_and_never_changes_the_text() -> None:
 
 
 def test_metrics_by_hand() -> None:
-    refs = [ref("感冒常见症状有：发热、鼻塞。", ["发热", "鼻塞"]), ref("高血压常用药物包括：降压药。具体用药请遵医嘱。"),
-            ref("胃炎常做的检查有：胃镜。", ["胃镜"])]
+    refs = [
+        ref("感冒常见症状有：发热、鼻塞。", ["发热", "鼻塞"]),
+        ref("高血压常用药物包括：降压药。具体用药请遵医嘱。"),
+        ref("胃炎常做的检查有：胃镜。", ["胃镜"]),
+    ]
     preds = [parse_answer(t) for t in ("感冒的症状有发热。", "降压药每次2片，一日三次。", "")]
     scores = medical_metrics(preds, refs)
     # ROUGE-L F1 on characters is 2·LCS/(|pred|+|ref|). Example 1: LCS 感冒症状有发热。 = 8 of 9 and 14

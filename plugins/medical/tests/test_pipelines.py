@@ -15,8 +15,12 @@ from pixiu_medical.pipelines import DedupeDiseasePipeline, KnowledgeGraphPipelin
 
 
 def item(**changes: object) -> DiseaseItem:
-    fields = {"name": "感冒", "url": "https://jib.xywy.com/il_sii/gaishu/101.htm", "disease_id": "101",
-              "symptoms": ["发热", "鼻塞"]}
+    fields = {
+        "name": "感冒",
+        "url": "https://jib.xywy.com/il_sii/gaishu/101.htm",
+        "disease_id": "101",
+        "symptoms": ["发热", "鼻塞"],
+    }
     return DiseaseItem(**{**fields, **changes})
 
 

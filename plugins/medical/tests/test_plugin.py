@@ -8,10 +8,10 @@ import click
 import pluggy
 import pytest
 import yaml
-from pixiu import Domain, hookspecs
-from pixiu.testing import check_domain
 
 import pixiu_medical
+from pixiu import Domain, hookspecs
+from pixiu.testing import check_domain
 from pixiu_medical import plugin
 from pixiu_medical.safety import DISCLAIMER
 

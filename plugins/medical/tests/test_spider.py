@@ -75,9 +75,12 @@ def test_sub_page_parsers() -> None:
     assert parse_cause_page(response_for("il_sii/cause/102.htm")) == {"causes": ["遗传因素", "高盐饮食", "精神紧张"]}
     assert parse_symptom_page(response_for("il_sii/symptom/101.htm")) == {"symptoms": ["发热", "鼻塞", "流涕", "咳嗽"]}
     assert parse_inspect_page(response_for("il_sii/inspect/101.htm")) == {"examinations": ["血常规", "胸部X线检查"]}
-    assert parse_inspect_page(response_for("il_sii/inspect/102.htm")) == {"examinations": ["血压测量", "心电图"]}  # by title
+    assert parse_inspect_page(response_for("il_sii/inspect/102.htm")) == {
+        "examinations": ["血压测量", "心电图"]
+    }  # by title
     assert parse_treat_page(response_for("il_sii/treat/102.htm")) == {
-        "departments": ["心血管内科"], "treatments": ["药物治疗", "生活方式干预"],
+        "departments": ["心血管内科"],
+        "treatments": ["药物治疗", "生活方式干预"],
     }
     assert parse_drug_page(response_for("il_sii/drug/101.htm")) == {"drugs": ["复方氨酚烷胺片", "连花清瘟胶囊"]}
     assert parse_neopathy_page(response_for("il_sii/neopathy/101.htm")) == {"complications": ["鼻窦炎", "肺炎"]}

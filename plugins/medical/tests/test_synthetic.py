@@ -7,9 +7,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from pixiu.files import to_jsonl
-
 import pixiu_medical
+from pixiu.files import to_jsonl
 from pixiu_medical.instructions import ADVICE
 from pixiu_medical.kg import kg_stats, read_kg
 from pixiu_medical.synthetic import generate, knowledge_graph
@@ -38,8 +37,16 @@ def test_graph_size_and_labels() -> None:
     graph = read_kg(SAMPLE / "kg_synthetic.jsonl")
     stats = kg_stats(graph)
     assert 40 <= stats["diseases_with_facts"] <= 80
-    assert set(stats["relation_counts"]) == {"overview", "cause", "symptom", "examination", "treatment", "drug",
-                                             "complication", "department"}
+    assert set(stats["relation_counts"]) == {
+        "overview",
+        "cause",
+        "symptom",
+        "examination",
+        "treatment",
+        "drug",
+        "complication",
+        "department",
+    }
     assert all(t["sources"] == ["synthetic"] for t in graph)
 
 

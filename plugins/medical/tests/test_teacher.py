@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from pixiu import PixiuError
 from pixiu.files import write_jsonl
 from pixiu.teacher import TeacherCache, cache_key
 from pixiu.testing.loopback import ChatRequest, FakeOpenAI, completion, serving
-
 from pixiu_medical.commands import group
+from pixiu_medical.formatter import format_record
 from pixiu_medical.instructions import generate_instructions
 from pixiu_medical.kg import merge_triples, triples_from_disease
-from pixiu_medical.formatter import format_record
 from pixiu_medical.safety import unsafe_dose
 from pixiu_medical.teacher import (
     DOSE_ADVICE,
@@ -26,9 +26,16 @@ from pixiu_medical.teacher import (
     with_teacher_answers,
 )
 
-GRAPH = merge_triples(triples_from_disease({
-    "name": "感冒", "symptoms": ["发热", "鼻塞"], "drugs": ["解热镇痛药"], "departments": ["呼吸内科"],
-}))
+GRAPH = merge_triples(
+    triples_from_disease(
+        {
+            "name": "感冒",
+            "symptoms": ["发热", "鼻塞"],
+            "drugs": ["解热镇痛药"],
+            "departments": ["呼吸内科"],
+        }
+    )
+)
 
 
 class AnsweringServer(FakeOpenAI):
@@ -90,7 +97,7 @@ def test_a_crash_loses_nothing(server: AnsweringServer, tmp_path: Path) -> None:
     records = generate_instructions(GRAPH)
     cache_path = tmp_path / "cache.jsonl"
     server.fail_from = 3
-    with pytest.raises(PixiuError, match="HTTP 400.*running the same command again resumes"):
+    with pytest.raises(PixiuError, match=r"HTTP 400.*running the same command again resumes"):
         with_teacher_answers(records, answer_teacher(server.url, "fake", TeacherCache(cache_path)))
     assert len(cache_path.read_text(encoding="utf-8").splitlines()) == 3
     with cache_path.open("a", encoding="utf-8") as handle:
@@ -107,15 +114,19 @@ def test_transient_errors_are_retried_then_reported(server: AnsweringServer, tmp
     server.unavailable_once = True
     assert teacher.ask("问题：感冒吃什么药？").startswith("关于")
     assert teacher.calls == 2 and waits == [1]
-    gone = answer_teacher("http://127.0.0.1:9/v1", "fake", TeacherCache(tmp_path / "d.jsonl"), retries=1, sleep=waits.append)
-    with pytest.raises(PixiuError, match="cannot reach teacher .* Is the server running"):
+    gone = answer_teacher(
+        "http://127.0.0.1:9/v1", "fake", TeacherCache(tmp_path / "d.jsonl"), retries=1, sleep=waits.append
+    )
+    with pytest.raises(PixiuError, match=r"cannot reach teacher .* Is the server running"):
         gone.ask("问题：感冒吃什么药？")
 
 
 def test_a_dose_without_advice_gets_the_advice(server: AnsweringServer, tmp_path: Path) -> None:
     server.dose = True
     record = next(r for r in generate_instructions(GRAPH) if r["facts"][0][1] == "drug")
-    (rewritten,) = with_teacher_answers([record], answer_teacher(server.url, "fake", TeacherCache(tmp_path / "c.jsonl")))
+    (rewritten,) = with_teacher_answers(
+        [record], answer_teacher(server.url, "fake", TeacherCache(tmp_path / "c.jsonl"))
+    )
     assert DOSE_ADVICE in rewritten["output"] and not unsafe_dose(rewritten["output"])
     assert rewritten["output"].endswith(DOSE_ADVICE) and format_record(rewritten).reference["facts"] == ["解热镇痛药"]
 

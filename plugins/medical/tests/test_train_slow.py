@@ -7,13 +7,24 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from pixiu.cli import cli
 
 from ._data import shared_or_skip
 
 HELD_OUT = 40
-SMALL_RUN = ["--max-steps", "30", "--set", "data.eval_records=20", "--set", "eval.max_new_tokens=32",
-             "--set", "train.batch_tokens=1024", "--set", "data.max_seq_len=256"]
+SMALL_RUN = [
+    "--max-steps",
+    "30",
+    "--set",
+    "data.eval_records=20",
+    "--set",
+    "eval.max_new_tokens=32",
+    "--set",
+    "train.batch_tokens=1024",
+    "--set",
+    "data.max_seq_len=256",
+]
 SCORES = {"rouge_l", "bleu_4", "knowledge_recall", "unsafe_dose_rate"}
 
 
@@ -25,7 +36,17 @@ def test_train_on_huatuo_then_eval_on_held_out_records(installed_plugins, tiny_m
     test.write_text("".join(lines[-HELD_OUT:]), encoding="utf-8")
 
     run_dir = tmp_path / "run"
-    train_args = ["domain", "train", "medical", "--base", str(tiny_model_dir), "--data", str(train), "--output", str(run_dir)]
+    train_args = [
+        "domain",
+        "train",
+        "medical",
+        "--base",
+        str(tiny_model_dir),
+        "--data",
+        str(train),
+        "--output",
+        str(run_dir),
+    ]
     trained = CliRunner().invoke(cli, [*train_args, *SMALL_RUN], catch_exceptions=False)
     assert trained.exit_code == 0, trained.output
     losses = [json.loads(line)["loss"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]

@@ -7,7 +7,23 @@ import re
 _DROPPED_TAGS = ("script", "style", "noscript", "img", "figure", "svg", "video", "iframe", "template")
 """Elements whose content is not answer text; `figure` takes its `figcaption` (an image caption) with it."""
 _BLOCK_TAGS = (
-    "p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "hr", "section", "ul", "ol",
+    "p",
+    "div",
+    "br",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "tr",
+    "hr",
+    "section",
+    "ul",
+    "ol",
 )
 """Elements that end a line of text."""
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u3000\u200b\u200c\u200d\ufeff]+")

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import click
-from pixiu import BadRecord, PixiuError
 
+from pixiu import BadRecord, PixiuError
 from pixiu_zhihu.pairs import DEFAULT_MARGIN, DEFAULT_MAX_PAIRS, DEFAULT_RATIO
 
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -32,12 +32,25 @@ def group() -> None:
 @click.argument("output", type=_OUT)
 @click.option("--teacher-url", help="OpenAI-compatible API base, e.g. http://localhost:8000/v1 [default: silver].")
 @click.option("--teacher-model", help="Model name to ask the teacher endpoint for (needed with --teacher-url).")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
-              help="Environment variable holding the teacher's API key, if it needs one.")
-@click.option("--cache", "cache_path", type=_OUT,
-              help="Teacher summaries cache (JSONL) [default: OUTPUT's name + .teacher-cache.jsonl].")
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Most up-voted answers a summary is drawn from.")
+@click.option(
+    "--api-key-env",
+    default="OPENAI_API_KEY",
+    show_default=True,
+    help="Environment variable holding the teacher's API key, if it needs one.",
+)
+@click.option(
+    "--cache",
+    "cache_path",
+    type=_OUT,
+    help="Teacher summaries cache (JSONL) [default: OUTPUT's name + .teacher-cache.jsonl].",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Most up-voted answers a summary is drawn from.",
+)
 def references(raw, output, teacher_url, teacher_model, api_key_env, cache_path, top_k) -> None:
     """Write RAW's questions to OUTPUT with a reference `summary` each: the user's, a teacher's, or a silver one.
 
@@ -50,9 +63,8 @@ def references(raw, output, teacher_url, teacher_model, api_key_env, cache_path,
       pixiu zhihu references raw.jsonl train.jsonl                # silver summaries, offline
       pixiu zhihu references raw.jsonl train.jsonl --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-7b
     """
-    from pixiu_zhihu.references import fill_references
     from pixiu.teacher import TeacherCache
-
+    from pixiu_zhihu.references import fill_references
     from pixiu_zhihu.teacher import summary_teacher
 
     if bool(teacher_url) != bool(teacher_model):
@@ -75,12 +87,27 @@ def references(raw, output, teacher_url, teacher_model, api_key_env, cache_path,
 @group.command()
 @click.argument("raw", type=_IN)
 @click.argument("output", type=_OUT)
-@click.option("--margin", type=click.IntRange(min=1), default=DEFAULT_MARGIN, show_default=True,
-              help="The chosen answer needs at least this many more up-votes.")
-@click.option("--ratio", type=click.FloatRange(min=1.0), default=DEFAULT_RATIO, show_default=True,
-              help="…and at least this many times the rejected answer's up-votes.")
-@click.option("--max-pairs", type=click.IntRange(min=1), default=DEFAULT_MAX_PAIRS, show_default=True,
-              help="Pairs per question at most.")
+@click.option(
+    "--margin",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MARGIN,
+    show_default=True,
+    help="The chosen answer needs at least this many more up-votes.",
+)
+@click.option(
+    "--ratio",
+    type=click.FloatRange(min=1.0),
+    default=DEFAULT_RATIO,
+    show_default=True,
+    help="…and at least this many times the rejected answer's up-votes.",
+)
+@click.option(
+    "--max-pairs",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PAIRS,
+    show_default=True,
+    help="Pairs per question at most.",
+)
 def pairs(raw, output, margin, ratio, max_pairs) -> None:
     """Write preference pairs (prompt/chosen/rejected JSONL) from the votes of RAW's answers.
 
@@ -94,7 +121,6 @@ def pairs(raw, output, margin, ratio, max_pairs) -> None:
     """
     from pixiu.files import write_jsonl
     from pixiu.records import iter_raw_records
-
     from pixiu_zhihu.pairs import preference_pairs
 
     rows = []
@@ -124,7 +150,6 @@ def csl_to_jsonl(tsv, output) -> None:
       pixiu domain train zhihu --data csl_dev.jsonl
     """
     from pixiu.files import write_jsonl
-
     from pixiu_zhihu.csl import read_csl_tsv
 
     rows = list(read_csl_tsv(tsv))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from pixiu import BadRecord
 from pixiu.config import Section
-from pydantic import Field
 
 SYSTEM_PROMPT = "你是知乎问答总结助手，用一句话概括高赞回答的要点。"
 CSL_SYSTEM_PROMPT = "你是学术摘要助手，根据论文摘要拟一个简洁的标题。"
@@ -98,7 +99,7 @@ def question_prompt(record: dict[str, Any], *, top_k: int, max_chars: int) -> st
     title = _cut(_require_text(record, "title"), MAX_TITLE_CHARS)
     answers = top_answers(record, top_k)
     if not answers:
-        raise BadRecord("field `answers` holds no answer with text; expected [{\"text\": …, \"voteup_count\": …}]")
+        raise BadRecord('field `answers` holds no answer with text; expected [{"text": …, "voteup_count": …}]')
     lines = [f"问题：{title}"]
     used = len(lines[0])
     shown = answers[: max(1, (max_chars - used) // (MIN_ANSWER_SHARE + 4))]  # 4: "答1：" and a line break

@@ -40,7 +40,8 @@ def preference_pairs(
         `{"prompt", "chosen", "rejected", "meta"}` dicts; the prompt is the title, then the detail.
     """
     answers = [
-        (answer_votes(a), index, a) for index, a in enumerate(record.get("answers") or [])
+        (answer_votes(a), index, a)
+        for index, a in enumerate(record.get("answers") or [])
         if isinstance(a, dict) and isinstance(a.get("text"), str) and a["text"].strip()
     ]
     by_votes = sorted(answers, key=lambda row: (-row[0], row[1]))
@@ -54,16 +55,18 @@ def preference_pairs(
                 break  # the rest are voted higher still
             if chosen["text"].strip() == rejected["text"].strip():
                 continue
-            pairs.append({
-                "prompt": prompt,
-                "chosen": chosen["text"].strip(),
-                "rejected": rejected["text"].strip(),
-                "meta": {
-                    "question_id": record.get("question_id"),
-                    "chosen_id": chosen.get("answer_id"),
-                    "rejected_id": rejected.get("answer_id"),
-                    "chosen_votes": chosen_votes,
-                    "rejected_votes": rejected_votes,
-                },
-            })
+            pairs.append(
+                {
+                    "prompt": prompt,
+                    "chosen": chosen["text"].strip(),
+                    "rejected": rejected["text"].strip(),
+                    "meta": {
+                        "question_id": record.get("question_id"),
+                        "chosen_id": chosen.get("answer_id"),
+                        "rejected_id": rejected.get("answer_id"),
+                        "chosen_votes": chosen_votes,
+                        "rejected_votes": rejected_votes,
+                    },
+                }
+            )
     return pairs

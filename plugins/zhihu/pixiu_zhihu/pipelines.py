@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pixiu.crawl import seen_keys
 from scrapy import signals
 from scrapy.exceptions import DropItem
 
+from pixiu.crawl import seen_keys
 from pixiu_zhihu.cleaning import html_to_text
 from pixiu_zhihu.items import AnswerItem, QuestionItem
 
@@ -88,7 +88,10 @@ class AnswerFilterPipeline:
         logger.debug("dropped answer %s: %s", answer.answer_id, reason)
         if self.crawler is not None:
             self.crawler.signals.send_catch_log(
-                signal=signals.item_dropped, item=answer, response=None, spider=self.crawler.spider,
+                signal=signals.item_dropped,
+                item=answer,
+                response=None,
+                spider=self.crawler.spider,
                 exception=DropItem(reason),
             )
 

@@ -6,9 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pixiu import Domain, hookimpl
-
 import pixiu_zhihu
+from pixiu import Domain, hookimpl
 from pixiu_zhihu.formatter import ZhihuSettings, format_record
 from pixiu_zhihu.metrics import summary_metrics
 from pixiu_zhihu.parser import parse_summary

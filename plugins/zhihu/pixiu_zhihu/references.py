@@ -16,7 +16,6 @@ from pixiu import BadRecord, PixiuError
 from pixiu.files import write_jsonl
 from pixiu.records import iter_raw_records
 from pixiu.teacher import Teacher
-
 from pixiu_zhihu.extractive import extractive_summary
 from pixiu_zhihu.formatter import question_prompt, top_answers
 from pixiu_zhihu.parser import parse_summary

@@ -45,14 +45,20 @@ def response_for(url: str, request: Request | None = None) -> TextResponse:
     path, status = found
     cls = HtmlResponse if path.suffix == ".html" else TextResponse
     headers = {"Content-Type": CONTENT_TYPES[path.suffix]}
-    return cls(url=url, status=status, body=path.read_bytes(), headers=headers, encoding="utf-8",
-               request=request or Request(url))
+    return cls(
+        url=url,
+        status=status,
+        body=path.read_bytes(),
+        headers=headers,
+        encoding="utf-8",
+        request=request or Request(url),
+    )
 
 
 class _FixtureHandler(BaseHTTPRequestHandler):
     """Serve the saved site by URL; everything else (robots.txt included) is a bare 404."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         found = find_fixture(self.path)
         if found is None:
             self.send_error(404)
@@ -65,7 +71,7 @@ class _FixtureHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

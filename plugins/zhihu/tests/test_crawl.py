@@ -26,13 +26,16 @@ import pixiu_zhihu.settings as settings
 settings.DOWNLOAD_DELAY = 0
 settings.AUTOTHROTTLE_ENABLED = False
 """
-CLI = NO_DELAYS + """
+CLI = (
+    NO_DELAYS
+    + """
 import sys
 from pixiu.cli import main
 
 sys.argv = ["pixiu", *sys.argv[1:]]
 main()
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +85,19 @@ def test_crawl_questions_then_resume(site: str, tmp_path: Path) -> None:
     rows = {row["question_id"]: row for row in read_rows(output)}
     assert sorted(rows) == ["1001", "1002", "1003"]
     first = rows["1001"]
-    assert first["title"] == "如何坚持每天早起？" and first["detail"] == "试过很多次定闹钟，总是起不来。\n有什么实用的方法吗？"
+    assert (
+        first["title"] == "如何坚持每天早起？"
+        and first["detail"] == "试过很多次定闹钟，总是起不来。\n有什么实用的方法吗？"
+    )
     assert first["complete"] is True and first["answer_count"] == 8 and first["url"] == f"{site}/question/1001"
     assert [a["answer_id"] for a in first["answers"]] == ["90010001", "90010003", "90010004", "90010006"]
     assert first["answers"][0] == {
-        "answer_id": "90010001", "author": "晨跑的猫", "text": "关键是早睡：晚上十一点前放下手机，早起就不难。\n坚持两周就习惯了。",
-        "voteup_count": 120, "comment_count": 14, "created_time": 1700000100,
+        "answer_id": "90010001",
+        "author": "晨跑的猫",
+        "text": "关键是早睡：晚上十一点前放下手机，早起就不难。\n坚持两周就习惯了。",
+        "voteup_count": 120,
+        "comment_count": 14,
+        "created_time": 1700000100,
     }
     assert top_answers(first, 2)[0].startswith("给早起一个期待")  # 300 votes, on the second page
     assert rows["1002"]["title"] == "有哪些适合新手的家常菜？" and rows["1002"]["detail"] == ""
@@ -100,21 +110,36 @@ def test_crawl_questions_then_resume(site: str, tmp_path: Path) -> None:
 
 def test_cli_crawls_the_hot_list_and_follows_answers(site: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    hot = run_python(CLI, "domain", "crawl", "zhihu", "--output", str(tmp_path / "hot.jsonl"),
-                     "--arg", f"base_url={site}", home=home)
+    hot = run_python(
+        CLI, "domain", "crawl", "zhihu", "--output", str(tmp_path / "hot.jsonl"), "--arg", f"base_url={site}", home=home
+    )
     assert "2 items appended" in hot.stdout
     assert [(r["rank"], r["question_id"], r["heat"]) for r in read_rows(tmp_path / "hot.jsonl")] == [
-        (1, "1001", "1234 万热度"), (2, "1002", "987 万热度"),
+        (1, "1001", "1234 万热度"),
+        (2, "1002", "987 万热度"),
     ]
     assert (home / "crawl" / "zhihu").is_dir()  # the resumable job folders
 
-    followed = run_python(CLI, "domain", "crawl", "zhihu", "--output", str(tmp_path / "followed.jsonl"),
-                          "--arg", f"base_url={site}", "--arg", "hot_url=/billboard", "--arg", "follow_answers=1",
-                          home=tmp_path / "home2")
+    followed = run_python(
+        CLI,
+        "domain",
+        "crawl",
+        "zhihu",
+        "--output",
+        str(tmp_path / "followed.jsonl"),
+        "--arg",
+        f"base_url={site}",
+        "--arg",
+        "hot_url=/billboard",
+        "--arg",
+        "follow_answers=1",
+        home=tmp_path / "home2",
+    )
     assert "2 items appended" in followed.stdout and "error" in followed.stdout  # 1003's page 2 is refused
     rows = read_rows(tmp_path / "followed.jsonl")
     assert sorted((r["question_id"], r["complete"], len(r["answers"])) for r in rows) == [
-        ("1001", True, 4), ("1003", False, 2),
+        ("1001", True, 4),
+        ("1003", False, 2),
     ]
 
 

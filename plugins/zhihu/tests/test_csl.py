@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pixiu import PixiuError
 
+from pixiu import PixiuError
 from pixiu_zhihu.commands import group
 from pixiu_zhihu.csl import read_csl_tsv
 from pixiu_zhihu.formatter import CSL_SYSTEM_PROMPT, format_record
@@ -40,13 +40,14 @@ def test_reader_accepts_two_columns_and_names_bad_lines(tmp_path: Path) -> None:
     tsv = tmp_path / "mini.tsv"
     tsv.write_text('to title\t摘要一，含"引号"。\t标题一\n\n摘要二\t标题二\r\n', encoding="utf-8")
     assert list(read_csl_tsv(tsv)) == [
-        {"abstract": '摘要一，含"引号"。', "title": "标题一"}, {"abstract": "摘要二", "title": "标题二"},
+        {"abstract": '摘要一，含"引号"。', "title": "标题一"},
+        {"abstract": "摘要二", "title": "标题二"},
     ]
     tsv.write_text("to title\t摘要\t标题\nonly one column\n", encoding="utf-8")
     with pytest.raises(PixiuError, match=r"mini.tsv:2: expected 3 tab-separated columns .* found 1"):
         list(read_csl_tsv(tsv))
     tsv.write_text("to title\t\t标题\n", encoding="utf-8")
-    with pytest.raises(PixiuError, match="mini.tsv:1: the abstract or the title is empty"):
+    with pytest.raises(PixiuError, match=r"mini.tsv:1: the abstract or the title is empty"):
         list(read_csl_tsv(tsv))
     with pytest.raises(PixiuError, match="no such file"):
         list(read_csl_tsv(tmp_path / "nope.tsv"))

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from pixiu import BadRecord
 
+from pixiu import BadRecord
 from pixiu_zhihu.formatter import (
-    CSL_SYSTEM_PROMPT, MAX_PROMPT_CHARS, SYSTEM_PROMPT, TOP_K, ZhihuSettings, format_record, question_prompt,
+    CSL_SYSTEM_PROMPT,
+    MAX_PROMPT_CHARS,
+    SYSTEM_PROMPT,
+    TOP_K,
+    ZhihuSettings,
+    format_record,
+    question_prompt,
     top_answers,
 )
 
@@ -39,18 +45,26 @@ def test_question_with_each_reference_kind(kind: str | None) -> None:
 
 
 def test_top_answers_by_votes_ties_keep_crawled_order() -> None:
-    record = {"answers": [
-        {"text": "甲", "voteup_count": 5}, {"text": "乙", "voteup_count": 9}, {"text": "丙", "voteup_count": 5},
-        {"text": "  ", "voteup_count": 99}, {"text": "丁"}, "not an answer",
-    ]}
+    record = {
+        "answers": [
+            {"text": "甲", "voteup_count": 5},
+            {"text": "乙", "voteup_count": 9},
+            {"text": "丙", "voteup_count": 5},
+            {"text": "  ", "voteup_count": 99},
+            {"text": "丁"},
+            "not an answer",
+        ]
+    }
     assert top_answers(record, 3) == ["乙", "甲", "丙"]
     assert top_answers(record, 10) == ["乙", "甲", "丙", "丁"]
 
 
 def test_prompt_stays_within_the_character_budget() -> None:
-    long = {**QUESTION, "title": "问" * 60, "answers": [
-        {"text": f"回答{i}" + "很长的内容" * 30, "voteup_count": i} for i in range(6)
-    ]}
+    long = {
+        **QUESTION,
+        "title": "问" * 60,
+        "answers": [{"text": f"回答{i}" + "很长的内容" * 30, "voteup_count": i} for i in range(6)],
+    }
     prompt = question_prompt(long, top_k=TOP_K, max_chars=MAX_PROMPT_CHARS)
     lines = prompt.splitlines()
     assert len(prompt) <= MAX_PROMPT_CHARS
@@ -82,16 +96,19 @@ def test_csl_record() -> None:
     assert messages[2]["content"] == "一种飞行器镇定控制器设计方法"
 
 
-@pytest.mark.parametrize(("record", "message"), [
-    (QUESTION, "no reference summary: add a `summary` field, or run `pixiu zhihu references"),
-    ({**QUESTION, "summary": "  "}, "no reference summary"),
-    ({**QUESTION, "summary": "s", "reference": "gold"}, "field `reference` must be one of user, teacher, silver"),
-    ({**QUESTION, "summary": "s", "answers": [{"text": ""}]}, "holds no answer with text"),
-    ({**QUESTION, "summary": "s", "answers": "many"}, "field `answers` must be a list"),
-    ({**QUESTION, "summary": "s", "title": ""}, "field `title` must be non-empty text"),
-    ({"abstract": "摘要", "title": None}, "field `title` must be non-empty text, found missing"),
-    ({"question_id": "1", "title": "热榜问题", "rank": 1}, "unknown record format"),
-])
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (QUESTION, "no reference summary: add a `summary` field, or run `pixiu zhihu references"),
+        ({**QUESTION, "summary": "  "}, "no reference summary"),
+        ({**QUESTION, "summary": "s", "reference": "gold"}, "field `reference` must be one of user, teacher, silver"),
+        ({**QUESTION, "summary": "s", "answers": [{"text": ""}]}, "holds no answer with text"),
+        ({**QUESTION, "summary": "s", "answers": "many"}, "field `answers` must be a list"),
+        ({**QUESTION, "summary": "s", "title": ""}, "field `title` must be non-empty text"),
+        ({"abstract": "摘要", "title": None}, "field `title` must be non-empty text, found missing"),
+        ({"question_id": "1", "title": "热榜问题", "rank": 1}, "unknown record format"),
+    ],
+)
 def test_unusable_records_say_why(record: dict, message: str) -> None:
     with pytest.raises(BadRecord, match=message.replace("(", r"\(")):
         format_record(record)

@@ -8,17 +8,20 @@ from pixiu_zhihu.metrics import summary_metrics
 from pixiu_zhihu.parser import parse_summary
 
 
-@pytest.mark.parametrize(("text", "summary"), [
-    ("高赞建议早点睡觉。", "高赞建议早点睡觉。"),
-    ("总结：「早睡，给早起一个期待」\n多余的第二行", "早睡，给早起一个期待"),
-    ("\n\n 标题: 一种 新的  设计方法 \n", "一种 新的 设计方法"),
-    ("要点：早睡", "早睡"),
-    ('"外部性"问题与"科斯定理"', '"外部性"问题与"科斯定理"'),
-    ("“早睡早起”", "早睡早起"),
-    ("《红楼梦》", "《红楼梦》"),
-    ("", ""),
-    ("   \n ", ""),
-])
+@pytest.mark.parametrize(
+    ("text", "summary"),
+    [
+        ("高赞建议早点睡觉。", "高赞建议早点睡觉。"),
+        ("总结：「早睡，给早起一个期待」\n多余的第二行", "早睡，给早起一个期待"),
+        ("\n\n 标题: 一种 新的  设计方法 \n", "一种 新的 设计方法"),
+        ("要点：早睡", "早睡"),
+        ('"外部性"问题与"科斯定理"', '"外部性"问题与"科斯定理"'),
+        ("“早睡早起”", "早睡早起"),
+        ("《红楼梦》", "《红楼梦》"),
+        ("", ""),
+        ("   \n ", ""),
+    ],
+)
 def test_parse_summary(text: str, summary: str) -> None:
     assert parse_summary(text) == summary
 
@@ -42,4 +45,3 @@ def test_empty_texts_score_zero_without_crashing() -> None:
 def test_length_ratio_is_predicted_over_reference_characters() -> None:
     scores = summary_metrics(["一二三四五六", "一二"], ["一二三", "一二三"])
     assert scores["length_ratio"] == pytest.approx(8 / 6) and scores["ref_chars"] == 3.0
-

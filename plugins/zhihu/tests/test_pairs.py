@@ -32,7 +32,15 @@ def ids(pairs: list[dict]) -> list[tuple[str, str]]:
 def test_pairs_clearest_contrast_first() -> None:
     pairs = preference_pairs(RECORD, margin=10, ratio=2.0)
     assert ids(pairs) == [
-        ("d", "c"), ("d", "a"), ("d", "e"), ("d", "b"), ("b", "c"), ("b", "a"), ("e", "c"), ("e", "a"), ("a", "c"),
+        ("d", "c"),
+        ("d", "a"),
+        ("d", "e"),
+        ("d", "b"),
+        ("b", "c"),
+        ("b", "a"),
+        ("e", "c"),
+        ("e", "a"),
+        ("a", "c"),
     ]
     first = pairs[0]
     assert first == {

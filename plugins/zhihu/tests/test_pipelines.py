@@ -58,8 +58,11 @@ def test_filter_drops_empty_short_and_duplicate_answers_and_reports_each() -> No
     crawler = fake_crawler()
     pipeline = AnswerFilterPipeline.from_crawler(crawler)
     item = question(
-        AnswerItem("1", "a", LONG), AnswerItem("2", "b", "谢邀，同问。"), AnswerItem("3", "c", ""),
-        AnswerItem("1", "a", LONG), AnswerItem("4", "d", LONG + "另外，早餐要好吃。"),
+        AnswerItem("1", "a", LONG),
+        AnswerItem("2", "b", "谢邀，同问。"),
+        AnswerItem("3", "c", ""),
+        AnswerItem("1", "a", LONG),
+        AnswerItem("4", "d", LONG + "另外，早餐要好吃。"),
     )
     assert pipeline.process_item(item) is item
     assert [a.answer_id for a in item.answers] == ["1", "4"]

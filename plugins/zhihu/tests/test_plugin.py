@@ -8,11 +8,11 @@ import click
 import pluggy
 import pytest
 from click.testing import CliRunner
+
+import pixiu_zhihu
 from pixiu import Domain, hookspecs
 from pixiu.config import load_config
 from pixiu.testing import check_domain
-
-import pixiu_zhihu
 from pixiu_zhihu import plugin
 from pixiu_zhihu.formatter import ZhihuSettings
 

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from pixiu import PixiuError
 from pixiu.teacher import TeacherCache, cache_key
-
+from pixiu.testing.loopback import ChatRequest, FakeOpenAI, completion, serving
 from pixiu_zhihu.commands import group
 from pixiu_zhihu.extractive import MAX_SILVER_CHARS, extractive_summary
 from pixiu_zhihu.references import fill_references
 from pixiu_zhihu.teacher import SYSTEM_PROMPT, summary_teacher
-
-from pixiu.testing.loopback import ChatRequest, FakeOpenAI, completion, serving
 
 
 def question(qid: str, *texts: str, **extra: object) -> dict:
@@ -25,7 +24,9 @@ def question(qid: str, *texts: str, **extra: object) -> dict:
 
 
 RECORDS = [
-    question("1", "关键是早点睡觉，十一点前放下手机。", "把闹钟放远，必须下床才能关掉。", summary="用户写的摘要：早睡。"),
+    question(
+        "1", "关键是早点睡觉，十一点前放下手机。", "把闹钟放远，必须下床才能关掉。", summary="用户写的摘要：早睡。"
+    ),
     question("2", "先走跑结合，跑一分钟走两分钟。", "买双合适的跑鞋，能少受很多伤。"),
     question("3", "精听加听写，一句句听到能写出来。"),
     question("4", "发工资先存一部分，剩下的再花。", "坚持记账，才知道钱花在哪里。"),
@@ -81,13 +82,17 @@ def test_teacher_fills_what_the_user_did_not(fake_openai: SummaryServer, raw: Pa
     teacher = summary_teacher(fake_openai.url, "qwen-test", TeacherCache(cache), api_key="sk-local")
     counts = fill_references(raw, tmp_path / "out.jsonl", teacher=teacher, top_k=3)
     assert dict(counts) == {
-        "user": 1, "teacher": 4,
+        "user": 1,
+        "teacher": 4,
         "skipped: not a question with answers (hot-list entries need follow_answers=1)": 1,
         "skipped: no answer has text": 1,
     }
     out = read(tmp_path / "out.jsonl")
     assert (out["1"]["summary"], out["1"]["reference"]) == ("用户写的摘要：早睡。", "user")
-    assert (out["2"]["summary"], out["2"]["reference"]) == ("问题2怎么办？", "teacher")  # the "摘要：" label is parsed off
+    assert (out["2"]["summary"], out["2"]["reference"]) == (
+        "问题2怎么办？",
+        "teacher",
+    )  # the "摘要：" label is parsed off
     assert out["5"]["reference"] == "teacher"  # a teacher replaces an earlier silver summary
     assert out["2"]["answers"] == RECORDS[1]["answers"] and "6" not in out and "7" not in out
     first = fake_openai.requests[0]
@@ -100,7 +105,9 @@ def test_teacher_fills_what_the_user_did_not(fake_openai: SummaryServer, raw: Pa
 
 def test_second_run_makes_no_http_calls(fake_openai: SummaryServer, raw: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.jsonl"
-    fill_references(raw, tmp_path / "a.jsonl", teacher=summary_teacher(fake_openai.url, "m", TeacherCache(cache)), top_k=3)
+    fill_references(
+        raw, tmp_path / "a.jsonl", teacher=summary_teacher(fake_openai.url, "m", TeacherCache(cache)), top_k=3
+    )
     sent = len(fake_openai.requests)
     again = summary_teacher(fake_openai.url, "m", TeacherCache(cache))
     fill_references(raw, tmp_path / "b.jsonl", teacher=again, top_k=3)
@@ -114,8 +121,10 @@ def test_second_run_makes_no_http_calls(fake_openai: SummaryServer, raw: Path, t
 def test_a_crash_midway_keeps_the_summaries_received(fake_openai: SummaryServer, raw: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache.jsonl"
     fake_openai.fail_from = 3
-    with pytest.raises(PixiuError, match=r"raw.jsonl:4: teacher .* answered HTTP 500: .*boom.*running the same command again resumes"):
-        teacher = summary_teacher(fake_openai.url, "m", TeacherCache(cache))
+    teacher = summary_teacher(fake_openai.url, "m", TeacherCache(cache))
+    with pytest.raises(
+        PixiuError, match=r"raw.jsonl:4: teacher .* answered HTTP 500: .*boom.*running the same command again resumes"
+    ):
         fill_references(raw, tmp_path / "out.jsonl", teacher=teacher, top_k=3)
     assert not (tmp_path / "out.jsonl").exists()  # no half-written output
     assert len(TeacherCache(cache)) == 2
@@ -139,7 +148,12 @@ def test_transient_statuses_are_retried(fake_openai: SummaryServer, tmp_path: Pa
 
 def test_unreachable_teacher_says_how_to_fix(tmp_path: Path) -> None:
     teacher = summary_teacher(
-        "http://127.0.0.1:9/v1", "m", TeacherCache(tmp_path / "c.jsonl"), retries=1, timeout=2, sleep=lambda seconds: None
+        "http://127.0.0.1:9/v1",
+        "m",
+        TeacherCache(tmp_path / "c.jsonl"),
+        retries=1,
+        timeout=2,
+        sleep=lambda seconds: None,
     )
     url = "http://127.0.0.1:9/v1/chat/completions"
     with pytest.raises(PixiuError, match=f"cannot reach teacher {url}: .*Is the server running"):
@@ -166,7 +180,11 @@ def test_silver_fallback_without_teacher(raw: Path, tmp_path: Path) -> None:
 
 def test_extractive_summary_prefers_keyword_rich_sentences_of_top_answers() -> None:
     record = question(
-        "9", "早起的关键是早睡。今天天气不错。", "早睡早起，早起之前先早睡。", "哈哈。", "低赞：早起早睡早起早睡早起。",
+        "9",
+        "早起的关键是早睡。今天天气不错。",
+        "早睡早起，早起之前先早睡。",
+        "哈哈。",
+        "低赞：早起早睡早起早睡早起。",
     )
     assert extractive_summary(record, top_k=3) == "早起的关键是早睡；早睡早起，早起之前先早睡"
     assert extractive_summary({"answers": []}) == ""
@@ -180,7 +198,9 @@ def test_cache_keys_and_lines(tmp_path: Path) -> None:
     cache.put(key, "摘要", "m")
     assert TeacherCache(tmp_path / "nested" / "cache.jsonl").get(key) == "摘要"
     assert json.loads((tmp_path / "nested" / "cache.jsonl").read_text(encoding="utf-8")) == {
-        "key": key, "model": "m", "answer": "摘要",
+        "key": key,
+        "model": "m",
+        "answer": "摘要",
     }
 
 
@@ -189,8 +209,17 @@ def test_references_command(
 ) -> None:
     monkeypatch.setenv("TEACHER_KEY", "sk-cli")
     out = tmp_path / "train.jsonl"
-    args = ["references", str(raw), str(out), "--teacher-url", fake_openai.url, "--teacher-model", "m",
-            "--api-key-env", "TEACHER_KEY"]
+    args = [
+        "references",
+        str(raw),
+        str(out),
+        "--teacher-url",
+        fake_openai.url,
+        "--teacher-model",
+        "m",
+        "--api-key-env",
+        "TEACHER_KEY",
+    ]
     first = CliRunner().invoke(group, args)
     assert first.exit_code == 0, first.output
     assert "5 questions written" in first.output and "teacher: 4" in first.output

@@ -34,8 +34,10 @@ def crawl_question(spider: ZhihuAnswersSpider, question_id: str) -> tuple[list, 
 
 def test_arguments() -> None:
     spider = ZhihuAnswersSpider(
-        question_ids="1001, https://www.zhihu.com/question/1002/answer/9,1001", base_url="http://127.0.0.1:8000/",
-        cookies="z_c0=abc; _xsrf=x=y", user_agent="Mozilla/5.0 test",
+        question_ids="1001, https://www.zhihu.com/question/1002/answer/9,1001",
+        base_url="http://127.0.0.1:8000/",
+        cookies="z_c0=abc; _xsrf=x=y",
+        user_agent="Mozilla/5.0 test",
     )
     assert spider.question_ids == ["1001", "1002"]
     assert spider.base_url == "http://127.0.0.1:8000" and spider.allowed_domains == ["127.0.0.1"]
@@ -46,11 +48,14 @@ def test_arguments() -> None:
     assert ZhihuAnswersSpider().base_url == ZHIHU and ZhihuAnswersSpider().question_ids == []
 
 
-@pytest.mark.parametrize(("parse", "value", "message"), [
-    (parse_question_ids, "1001,abc", "'abc' is not a question id"),
-    (parse_cookies, "z_c0", "'z_c0' is not name=value"),
-    (parse_flag, "maybe", "pass x=1 or x=0"),
-])
+@pytest.mark.parametrize(
+    ("parse", "value", "message"),
+    [
+        (parse_question_ids, "1001,abc", "'abc' is not a question id"),
+        (parse_cookies, "z_c0", "'z_c0' is not name=value"),
+        (parse_flag, "maybe", "pass x=1 or x=0"),
+    ],
+)
 def test_bad_arguments_say_how_to_fix(parse, value: str, message: str) -> None:
     args = (value, "x") if parse is parse_flag else (value,)
     with pytest.raises(ValueError, match=message):
@@ -71,11 +76,22 @@ def test_question_pages_are_followed_to_the_end() -> None:
     assert (question.question_id, question.title, question.answer_count) == ("1001", "如何坚持每天早起？", 8)
     assert question.url == f"{ZHIHU}/question/1001" and question.detail.startswith("<p>试过很多次")
     assert [a.answer_id for a in question.answers] == [
-        "90010001", "90010002", "90010003", "90010004", "90010005", "90010003", "90010006",
+        "90010001",
+        "90010002",
+        "90010003",
+        "90010004",
+        "90010005",
+        "90010003",
+        "90010006",
     ]  # cleaning and filtering are the pipelines' job
     first = question.answers[0]
     assert isinstance(first, AnswerItem)
-    assert (first.author, first.voteup_count, first.comment_count, first.created_time) == ("晨跑的猫", 120, 14, 1700000100)
+    assert (first.author, first.voteup_count, first.comment_count, first.created_time) == (
+        "晨跑的猫",
+        120,
+        14,
+        1700000100,
+    )
     assert first.text.startswith("<p>关键是<b>早睡</b>")
     assert question.answers[2].author == "匿名用户"
 
@@ -91,9 +107,10 @@ def test_error_body_mid_question_keeps_the_answers_read_and_raises_the_sites_mes
     (answers_request,) = follow(spider, spider.question_request("1003"))
     next_request = follow(spider, answers_request)[0]
     outputs = []
-    with pytest.raises(ZhihuApiError, match=r"question 1003: answers HTTP 403 \(code 10003\): 请求参数异常，请升级客户端后重试。"):
-        for output in next_request.callback(response_for(next_request.url), **next_request.cb_kwargs):
-            outputs.append(output)
+    with pytest.raises(
+        ZhihuApiError, match=r"question 1003: answers HTTP 403 \(code 10003\): 请求参数异常，请升级客户端后重试。"
+    ):
+        outputs.extend(next_request.callback(response_for(next_request.url), **next_request.cb_kwargs))
     (question,) = outputs
     assert not question.complete and [a.answer_id for a in question.answers] == ["90030001", "90030002"]
 
@@ -135,7 +152,8 @@ def test_start_without_question_ids_requests_nothing() -> None:
 
     assert asyncio.run(collect(ZhihuAnswersSpider())) == []
     assert [r.url for r in asyncio.run(collect(ZhihuAnswersSpider(question_ids="7,8")))] == [
-        f"{ZHIHU}/question/7", f"{ZHIHU}/question/8",
+        f"{ZHIHU}/question/7",
+        f"{ZHIHU}/question/8",
     ]
     assert asyncio.run(collect(ZhihuHotSpider(question_ids="7"))) == []
     assert len(asyncio.run(collect(ZhihuHotSpider(question_ids="7", hot="1")))) == 1
@@ -146,10 +164,24 @@ def test_hot_list_api() -> None:
     assert spider.hot_url == f"{ZHIHU}/api/v3/feed/topstory/hot-lists/total?limit=50"
     items = list(spider.parse_hot(response_for(spider.hot_url)))
     assert items == [
-        HotQuestionItem(question_id="1001", title="如何坚持每天早起？", rank=1, heat="1234 万热度",
-                        excerpt="试过很多次定闹钟，总是起不来。", url=f"{ZHIHU}/question/1001", answer_count=8),
-        HotQuestionItem(question_id="1002", title="有哪些适合新手的家常菜？", rank=2, heat="987 万热度",
-                        excerpt="", url=f"{ZHIHU}/question/1002", answer_count=2),
+        HotQuestionItem(
+            question_id="1001",
+            title="如何坚持每天早起？",
+            rank=1,
+            heat="1234 万热度",
+            excerpt="试过很多次定闹钟，总是起不来。",
+            url=f"{ZHIHU}/question/1001",
+            answer_count=8,
+        ),
+        HotQuestionItem(
+            question_id="1002",
+            title="有哪些适合新手的家常菜？",
+            rank=2,
+            heat="987 万热度",
+            excerpt="",
+            url=f"{ZHIHU}/question/1002",
+            answer_count=2,
+        ),
     ]  # the advertised article in between is skipped
 
 

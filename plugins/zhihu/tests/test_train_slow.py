@@ -7,14 +7,24 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pixiu.cli import cli
 
+from pixiu.cli import cli
 from pixiu_zhihu.commands import group
 
 from ._data import csl_or_skip
 
-SMALL_RUN = ["--max-steps", "30", "--set", "data.eval_records=20", "--set", "eval.max_new_tokens=16",
-             "--set", "train.batch_tokens=1024", "--set", "data.max_seq_len=256"]
+SMALL_RUN = [
+    "--max-steps",
+    "30",
+    "--set",
+    "data.eval_records=20",
+    "--set",
+    "eval.max_new_tokens=16",
+    "--set",
+    "train.batch_tokens=1024",
+    "--set",
+    "data.max_seq_len=256",
+]
 
 
 @pytest.mark.slow
@@ -27,8 +37,22 @@ def test_train_on_csl_dev_then_eval_on_test(zhihu_entry_point, tiny_model_dir: P
     subset.write_text("".join(test.read_text(encoding="utf-8").splitlines(keepends=True)[:40]), encoding="utf-8")
 
     run_dir = tmp_path / "run"
-    trained = CliRunner().invoke(cli, ["domain", "train", "zhihu", "--base", str(tiny_model_dir), "--data", str(dev),
-                                       "--output", str(run_dir), *SMALL_RUN], catch_exceptions=False)
+    trained = CliRunner().invoke(
+        cli,
+        [
+            "domain",
+            "train",
+            "zhihu",
+            "--base",
+            str(tiny_model_dir),
+            "--data",
+            str(dev),
+            "--output",
+            str(run_dir),
+            *SMALL_RUN,
+        ],
+        catch_exceptions=False,
+    )
     assert trained.exit_code == 0, trained.output
     assert "rouge_l" in trained.output and (run_dir / "adapter_model.safetensors").is_file()
     losses = [json.loads(line)["loss"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
@@ -36,8 +60,9 @@ def test_train_on_csl_dev_then_eval_on_test(zhihu_entry_point, tiny_model_dir: P
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["train"]["examples"] == 980 and metrics["records"] == 20
 
-    evaluated = CliRunner().invoke(cli, ["domain", "eval", "zhihu", "--adapter", "zhihu", "--data", str(subset),
-                                         "--json"], catch_exceptions=False)
+    evaluated = CliRunner().invoke(
+        cli, ["domain", "eval", "zhihu", "--adapter", "zhihu", "--data", str(subset), "--json"], catch_exceptions=False
+    )
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.stdout)
     assert report["records"] == 40 and set(report["scores"]) == {"base", "adapter"}

@@ -59,7 +59,9 @@ MAX_CAUSES = 8
 
 _DISEASE_LINK = re.compile(r"/il_sii(?:/gaishu/|_)(\d+)\.htm")
 _VALUE_SEPARATOR = re.compile(r"[\s、，,；;]+")
-_NUMBERED_LEAD = re.compile(r"^(?:\d+|[一二三四五六七八九十]+|[(（]\d+[)）])[、.．)）]?\s*([^：:，,。；;]{2,20})[：:，,。]")
+_NUMBERED_LEAD = re.compile(
+    r"^(?:\d+|[一二三四五六七八九十]+|[(（]\d+[)）])[、.．)）]?\s*([^：:，,。；;]{2,20})[：:，,。]"
+)
 _NUMBERING = re.compile(r"^(?:\d+|[一二三四五六七八九十]+|[(（]\d+[)）])[、.．)）]\s*")
 _GENERIC_NAME = re.compile(r"[(（]([^()（）]+)[)）]\s*$")
 _SENTENCE = re.compile(r"[^。！？]+[。！？]?")

@@ -95,7 +95,9 @@ class ZhihuAnswersSpider(scrapy.Spider):
         if entity is None:
             self.logger.warning(
                 "question %s: the page (HTTP %s) holds no question data, perhaps a login wall; "
-                "the title comes from the answers API and the detail stays empty", question_id, response.status,
+                "the title comes from the answers API and the detail stays empty",
+                question_id,
+                response.status,
             )
             entity = {}
         question = QuestionItem(
@@ -118,7 +120,10 @@ class ZhihuAnswersSpider(scrapy.Spider):
         """The request for one answers page, carrying the question and the answers read so far."""
         # Never filtered as seen: a page is only ever reached through its question's chain of pages.
         return self._request(
-            url, callback=self.parse_answers, errback=self.answers_failed, cb_kwargs={"question": question},
+            url,
+            callback=self.parse_answers,
+            errback=self.answers_failed,
+            cb_kwargs={"question": question},
             dont_filter=True,
         )
 
