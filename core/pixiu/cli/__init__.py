@@ -67,7 +67,7 @@ def add_plugin_commands(group: click.Group) -> None:
             )
         original(cmd, name)
 
-    group.add_command = add_command  # plugins reach the group only through this hook call
+    group.add_command = add_command  # type: ignore[method-assign]  # plugins reach the group only through this call
     try:
         call_hook("register_commands", cli=group)
     finally:

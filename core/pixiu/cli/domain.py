@@ -224,7 +224,7 @@ def _new_run_dir(domain: str) -> Path:
             candidate = stem.with_name(f"{stem.name}-{number}")
 
 
-def _latest_unfinished_run(domain: str) -> Path | None:
+def _latest_unfinished_run(domain: str) -> Path:
     """The newest run of `domain` that has checkpoints but did not finish."""
     import yaml
 

@@ -82,7 +82,9 @@ def _not_loading(names: set[str]) -> dict[str, str]:
     importlib.invalidate_caches()
     get_plugin_manager.cache_clear()
     return {
-        row["name"]: row["status"] for row in describe_plugins() if row["name"] in names and row["status"] != "loaded"
+        str(row["name"]): str(row["status"])
+        for row in describe_plugins()
+        if row["name"] in names and row["status"] != "loaded"
     }
 
 

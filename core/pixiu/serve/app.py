@@ -122,7 +122,8 @@ async def completions(body: CompletionRequest, request: Request):
     prompt = body.prompt_text()
     if prompt is None:
         raise ApiError(400, "prompt: give one string (batches of prompts are not supported)", param="prompt")
-    prompt_ids = (await run_in_threadpool(server.tokenizer, prompt))["input_ids"]  # off the event loop
+    encoded = await run_in_threadpool(server.tokenizer, prompt)  # off the event loop
+    prompt_ids: list[int] = encoded["input_ids"]
     return await _complete(request, body, prompt_ids, chat=False)
 
 

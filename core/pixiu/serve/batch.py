@@ -52,7 +52,7 @@ class Batch:
     def add(self, rows: list[Row], caches: list[DynamicCache]) -> None:
         """Append rows whose prompts were prefilled alone into `caches` (one sequence each)."""
         masks = [torch.ones(1, row.length, dtype=torch.long) for row in rows]
-        if self.cache is not None:
+        if self.cache is not None and self.mask is not None:
             caches, masks = [self.cache, *caches], [self.mask, *masks]
         width = max(mask.shape[1] for mask in masks)
         self.cache = kv.merge_left_padded(caches, width, self.config)
@@ -61,6 +61,7 @@ class Batch:
 
     def step_inputs(self) -> dict[str, torch.Tensor]:
         """Model inputs (besides the cache, `self.cache`) that feed every row its pending token; the mask grows."""
+        assert self.mask is not None, "step_inputs needs rows in the batch"
         self.mask = F.pad(self.mask, (0, 1), value=1)
         return {
             "input_ids": torch.tensor([[row.token] for row in self.rows]),
@@ -75,6 +76,7 @@ class Batch:
         if not indices:
             self.rows, self.cache, self.mask = [], None, None
             return
+        assert self.mask is not None and self.cache is not None, "a batch with rows has a mask and a cache"
         index = torch.tensor(indices)
         mask = self.mask[index]
         start = int(mask.any(dim=0).nonzero()[0])

@@ -20,8 +20,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from transformers import DynamicCache, PreTrainedModel
 
 from pixiu.errors import PixiuError
 from pixiu.serve import kv
@@ -43,7 +45,7 @@ class _Prefill:
     """A request whose prompt is being fed to its own cache, chunk by chunk."""
 
     request: EngineRequest
-    cache: object
+    cache: DynamicCache
     done: int = 0
     """Prompt tokens already in `cache`."""
 
@@ -53,7 +55,7 @@ class Engine:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: PreTrainedModel,
         stop_ids: list[int],
         *,
         max_batch: int = 32,
@@ -79,7 +81,8 @@ class Engine:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.counters = {"requests": {}, "prompt_tokens": 0, "generated_tokens": 0, "rejected": 0}
+        self.counters: dict[str, Any] = {"requests": {}, "prompt_tokens": 0, "generated_tokens": 0, "rejected": 0}
+        """Finished requests by (model, finish reason), tokens read and generated, requests turned away."""
         self._recent: deque[tuple[float, int]] = deque()  # (time, tokens) per step over the last few seconds
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -172,7 +175,7 @@ class Engine:
         if waiting:
             self._finish(request, request.cancel_reason)
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> dict[str, Any]:
         """Queue depth, active sequences, loaded adapters, counters, and tokens per second lately."""
         now = time.monotonic()
         with self._cond:
@@ -251,7 +254,8 @@ class Engine:
         for prefill in [p for p in self._prefilling if p.request.cancelled]:
             self._prefilling.remove(prefill)
             self._finish(prefill.request, prefill.request.cancel_reason)
-        budget, rows, caches = self.prefill_chunk, [], []
+        budget, rows = self.prefill_chunk, []
+        caches: list[DynamicCache] = []
         while budget and self._prefilling:
             prefill = self._prefilling[0]
             request = prefill.request

@@ -43,6 +43,10 @@ class Generation:
         loop = asyncio.get_running_loop()
         self._events: asyncio.Queue[tuple[int | None, str | None]] = asyncio.Queue()
         submitted = time.perf_counter()
+        self.first_token_s: float | None = None
+        """Seconds from submission to the first generated token (None if none came)."""
+        self.latency_s: float | None = None
+        """Seconds from submission until the engine ended the request."""
 
         def sink(token: int | None, finish: str | None) -> None:
             if token is not None and self.first_token_s is None:
@@ -59,10 +63,6 @@ class Generation:
         self.prompt_tokens = len(prompt_ids)
         self.completion_tokens = 0
         self.finish_reason: str | None = None
-        self.first_token_s: float | None = None
-        """Seconds from submission to the first generated token (None if none came)."""
-        self.latency_s: float | None = None
-        """Seconds from submission until the engine ended the request."""
         self.text = TextStream(tokenizer, stop)
         self.request = engine.submit(model, prompt_ids, sampling, sink)
 
@@ -126,6 +126,7 @@ class Generation:
                     return
                 if self.text.stopped:
                     continue
+                assert token is not None, "the engine sends a token or a finish reason"
                 self.completion_tokens += 1
                 piece = self.text.push(token)
                 if self.text.stopped:

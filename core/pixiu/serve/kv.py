@@ -10,6 +10,7 @@ with what to install, any cache whose layout is not this one.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -54,17 +55,19 @@ def new_cache(config) -> DynamicCache:
 
 def merge_left_padded(caches: list[DynamicCache], width: int, config) -> DynamicCache:
     """One cache holding the rows of `caches` in order, each right-aligned and zero-padded on the left to `width`."""
+    per_cache: list[list[Any]] = [list(cache.layers) for cache in caches]  # full-attention layers (checked above)
     layers = []
-    for index in range(len(caches[0].layers)):
-        keys = torch.cat([_pad_left(cache.layers[index].keys, width) for cache in caches])
-        values = torch.cat([_pad_left(cache.layers[index].values, width) for cache in caches])
+    for index in range(len(per_cache[0])):
+        keys = torch.cat([_pad_left(cache_layers[index].keys, width) for cache_layers in per_cache])
+        values = torch.cat([_pad_left(cache_layers[index].values, width) for cache_layers in per_cache])
         layers.append((keys, values))
     return DynamicCache(ddp_cache_data=layers, config=config)
 
 
 def select(cache: DynamicCache, rows: torch.Tensor, start: int, config) -> DynamicCache:
     """A cache with only `rows` of `cache`, and only its columns from `start` on."""
-    layers = [(layer.keys[rows, :, start:], layer.values[rows, :, start:]) for layer in cache.layers]
+    full: list[Any] = list(cache.layers)  # full-attention layers (checked when the cache was made)
+    layers = [(layer.keys[rows, :, start:], layer.values[rows, :, start:]) for layer in full]
     return DynamicCache(ddp_cache_data=layers, config=config)
 
 

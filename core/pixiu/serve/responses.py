@@ -48,12 +48,12 @@ class Reply:
                 logprobs=None if entries is None else chat_logprobs(tokenizer, entries),
             )
             return ChatCompletion(**head, choices=[choice])
-        choice = TextChoice(
+        text_choice = TextChoice(
             text=text,
             finish_reason=generation.finish_reason,
             logprobs=None if entries is None else text_logprobs(tokenizer, entries),
         )
-        return Completion(**head, choices=[choice])
+        return Completion(**head, choices=[text_choice])
 
     def chunk(
         self, text: str | None, finish_reason: str | None = None, *, first: bool = False

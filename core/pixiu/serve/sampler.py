@@ -56,8 +56,10 @@ def adjust(logits: torch.Tensor, params: Sequence[SamplingParams], outputs: Sequ
     if biased or penalised:
         logits = logits.clone()  # the model's output stays as it was
     if biased:
-        rows, tokens, values = zip(*biased, strict=False)
-        logits.index_put_((torch.tensor(rows), torch.tensor(tokens)), torch.tensor(values), accumulate=True)
+        bias_rows, bias_tokens, bias_values = zip(*biased, strict=True)
+        logits.index_put_(
+            (torch.tensor(bias_rows), torch.tensor(bias_tokens)), torch.tensor(bias_values), accumulate=True
+        )
     if penalised:
         counts = torch.zeros(len(penalised), logits.shape[1])
         rows = torch.tensor([k for k, i in enumerate(penalised) for _ in outputs[i]])
@@ -79,9 +81,9 @@ def token_logprobs(
     if not rows:
         return result
     logprobs = torch.log_softmax(logits[torch.tensor(rows)], dim=-1)
-    top_values, top_tokens = logprobs.topk(max(params[i].logprobs for i in rows), dim=-1)
-    for k, i in enumerate(rows):
-        count = params[i].logprobs
+    counts = [params[i].logprobs or 0 for i in rows]
+    top_values, top_tokens = logprobs.topk(max(counts), dim=-1)
+    for k, (i, count) in enumerate(zip(rows, counts, strict=True)):
         top = list(zip(top_tokens[k, :count].tolist(), top_values[k, :count].tolist(), strict=False))
         result[i] = TokenLogprobs(chosen[i], float(logprobs[k, chosen[i]]), top)
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -11,6 +12,9 @@ from pixiu.serve.engine import Engine
 from pixiu.serve.http import ApiError
 from pixiu.serve.metrics import ServeMetrics
 from pixiu.serve.protocol import ModelCard
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class Server:
     """Everything the routes need."""
 
     engine: Engine
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
     base: str
     """The base model spec, shown as the `root` of the base model in `/v1/models`."""
     limits: Limits
