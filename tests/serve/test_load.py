@@ -1,10 +1,13 @@
-"""200 concurrent requests over loopback, spread over three adapters and the base: no errors, no crossed adapters."""
+"""200 concurrent requests over loopback, spread over three adapters and the base: no errors, no crossed adapters;
+and (slow) a soak of such bursts for minutes with memory sampled."""
 
 import asyncio
 import gc
 import os
+import time
 
 import httpx
+import pytest
 
 from pixiu.serve.request import EngineRequest
 from pixiu.serve.server import background_server
@@ -60,3 +63,25 @@ def test_200_concurrent_requests_over_four_models(make_engine, make_app, tokeniz
     stats = engine.stats()
     assert stats["active"] == 0 and stats["waiting"] == 0 and sum(stats["requests"].values()) == REQUESTS
     assert rss_mib() - before < 300, "memory grew by more than 300 MiB"
+
+
+SOAK_SECONDS = 180
+"""How long the soak keeps the server under mixed load."""
+
+
+@pytest.mark.slow
+def test_soak_mixed_adapter_load_shows_no_memory_growth(make_engine, make_app):
+    """Bursts of mixed-adapter requests for a few minutes: no errors, and memory levels off instead of growing."""
+    engine = make_engine(max_batch=32, max_waiting=REQUESTS).start()
+    samples: list[float] = []
+    deadline = time.monotonic() + SOAK_SECONDS
+    with background_server(make_app(engine)) as url:
+        while time.monotonic() < deadline:
+            results = asyncio.run(fire(url))
+            assert [r.status_code for _, _, r in results if r.status_code != 200] == []
+            gc.collect()
+            samples.append(rss_mib())
+    assert len(samples) >= 4, f"only {len(samples)} bursts in {SOAK_SECONDS} s"
+    warm = samples[len(samples) // 4]  # allocator and caches settle during the first quarter
+    assert max(samples[len(samples) // 4 :]) - warm < 50, f"memory kept growing (MiB per burst): {samples}"
+    eventually(lambda: engine._batch.cache is None and not live_requests())
