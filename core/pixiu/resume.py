@@ -54,10 +54,7 @@ def resumed_config(
         )
     config = load_config(yaml_paths, overrides, values=values, domain=domain, start=record["config"])
     recorded_data = Path(record["data"])
-    problems = differences(record["config"], to_dict(config))
-    if data_path is not None and Path(data_path).resolve() != recorded_data:
-        problems.append(f"data: recorded {recorded_data}, given {Path(data_path).resolve()}")
-    refuse_differences(run_dir, problems)
+    refuse_differences(run_dir, _differences_from_record(record, config, data_path))
     if not recorded_data.is_file():
         raise PixiuError(
             f"cannot resume {run_dir}: its data file {recorded_data} is gone; put it back there "
@@ -68,11 +65,15 @@ def resumed_config(
 
 def check_matches_record(run_dir: Path, config: RunConfig, data_path: Path) -> None:
     """Refuse to resume `run_dir` with a config or data file other than the ones it recorded."""
-    record = resumable_record(run_dir)
+    refuse_differences(run_dir, _differences_from_record(resumable_record(run_dir), config, data_path))
+
+
+def _differences_from_record(record: Mapping[str, Any], config: RunConfig, data_path: Path | None) -> list[str]:
+    """Each config value, and the data file when given, that differs from what the run recorded."""
     problems = differences(record["config"], to_dict(config))
-    if Path(data_path).resolve() != Path(record["data"]):
+    if data_path is not None and Path(data_path).resolve() != Path(record["data"]):
         problems.append(f"data: recorded {record['data']}, given {Path(data_path).resolve()}")
-    refuse_differences(run_dir, problems)
+    return problems
 
 
 def refuse_differences(run_dir: Path, problems: list[str]) -> None:

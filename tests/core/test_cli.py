@@ -15,6 +15,23 @@ def invoke(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
+def train_toy(base, data, run_dir, *options):
+    """`pixiu domain train toy` on `base` and `data` into `run_dir`, seconds long (TINY_TRAIN), then `options`."""
+    return invoke(
+        "domain",
+        "train",
+        "toy",
+        "--base",
+        str(base),
+        "--data",
+        str(data),
+        "--output",
+        str(run_dir),
+        *TINY_TRAIN,
+        *options,
+    )
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -74,18 +91,7 @@ def test_a_duplicate_domain_name_disables_only_that_registration(toy_plugin, reg
 def test_train_then_eval_then_list(toy_plugin, tiny_model_dir, tmp_path):
     data = toy_domain.write_toy_data(tmp_path / "toy.jsonl", 30)
     run_dir = tmp_path / "run"
-    trained = invoke(
-        "domain",
-        "train",
-        "toy",
-        "--base",
-        str(tiny_model_dir),
-        "--data",
-        str(data),
-        "--output",
-        str(run_dir),
-        *TINY_TRAIN,
-    )
+    trained = train_toy(tiny_model_dir, data, run_dir)
     assert trained.exit_code == 0, trained.output
     assert "base" in trained.output and "adapter" in trained.output and "exact_match" in trained.output
     assert (run_dir / "adapter_model.safetensors").is_file()
@@ -103,18 +109,7 @@ def test_train_then_eval_then_list(toy_plugin, tiny_model_dir, tmp_path):
 def test_malformed_line_stops_with_file_and_line(toy_plugin, tiny_model_dir, tmp_path):
     data = tmp_path / "toy.jsonl"
     data.write_text('{"q": "什么颜色？", "a": "红"}\n{"q": \n', encoding="utf-8")
-    result = invoke(
-        "domain",
-        "train",
-        "toy",
-        "--base",
-        str(tiny_model_dir),
-        "--data",
-        str(data),
-        "--output",
-        str(tmp_path / "run"),
-        *TINY_TRAIN,
-    )
+    result = train_toy(tiny_model_dir, data, tmp_path / "run")
     assert result.exit_code != 0
     assert f"{data}:2: not valid JSON" in result.output and "--on-bad-record skip" in result.output
 
@@ -125,20 +120,7 @@ def test_skip_keeps_rejects_and_reports_count(toy_plugin, tiny_model_dir, tmp_pa
     data = tmp_path / "toy.jsonl"
     data.write_text("\n".join(good + bad) + "\n", encoding="utf-8")
     run_dir = tmp_path / "run"
-    result = invoke(
-        "domain",
-        "train",
-        "toy",
-        "--base",
-        str(tiny_model_dir),
-        "--data",
-        str(data),
-        "--output",
-        str(run_dir),
-        "--on-bad-record",
-        "skip",
-        *TINY_TRAIN,
-    )
+    result = train_toy(tiny_model_dir, data, run_dir, "--on-bad-record", "skip")
     assert result.exit_code == 0, result.output
     assert "2 bad records skipped" in " ".join(result.output.split())
     rejects = [json.loads(line) for line in (run_dir / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -196,20 +178,7 @@ def test_eval_uses_the_adapters_recorded_config(toy_plugin, tiny_model_dir, tmp_
     import pixiu.evaluation
 
     data = toy_domain.write_toy_data(tmp_path / "toy.jsonl", 20)
-    trained = invoke(
-        "domain",
-        "train",
-        "toy",
-        "--base",
-        str(tiny_model_dir),
-        "--data",
-        str(data),
-        "--output",
-        str(tmp_path / "run"),
-        *TINY_TRAIN,
-        "--set",
-        "eval.batch_size=3",
-    )
+    trained = train_toy(tiny_model_dir, data, tmp_path / "run", "--set", "eval.batch_size=3")
     assert trained.exit_code == 0, trained.output
     seen = {}
 
@@ -242,23 +211,8 @@ def test_resume_continues_the_recorded_run_and_refuses_contradictions(
         return real_loss(model, batch)
 
     monkeypatch.setattr(recipe, "labelled_loss", interrupted_loss)
-    killed = invoke(
-        "domain",
-        "train",
-        "toy",
-        "--base",
-        str(tiny_model_dir),
-        "--data",
-        str(data),
-        "--output",
-        str(run_dir),
-        *TINY_TRAIN,
-        "--max-steps",
-        "4",
-        "--set",
-        "train.save_every=2",
-        "--set",
-        "train.lr=1e-3",
+    killed = train_toy(
+        tiny_model_dir, data, run_dir, "--max-steps", "4", "--set", "train.save_every=2", "--set", "train.lr=1e-3"
     )
     assert killed.exit_code == 130 and "interrupted" in killed.output
     monkeypatch.setattr(recipe, "labelled_loss", real_loss)
