@@ -6,9 +6,13 @@ import importlib
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pixiu.domain import Domain, Example
 from pixiu.errors import PixiuError
+
+if TYPE_CHECKING:
+    from pixiu.config import RunConfig
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
 """A domain name: what `pixiu domain train NAME` and the adapter registry accept."""
@@ -32,8 +36,9 @@ def check_domain(
     Raises:
         AssertionError: Listing every problem found, each with how to fix it.
     """
-    problems = _check_fields(domain) + _check_config(domain) + _check_spiders(domain)
-    examples, loading = _load(domain, data, limit)
+    config, config_problems = _check_config(domain)
+    problems = _check_fields(domain) + config_problems + _check_spiders(domain)
+    examples, loading = _load(domain, config, data, limit)
     problems += loading
     if examples and len(examples) < min_examples:
         problems.append(f"only {len(examples)} examples formatted; ship at least {min_examples} sample records")
@@ -70,17 +75,16 @@ def _check_fields(domain: Domain) -> list[str]:
     return problems
 
 
-def _check_config(domain: Domain) -> list[str]:
-    """Problems loading the default recipe YAML."""
-    from pixiu.config import load_config
+def _check_config(domain: Domain) -> tuple[RunConfig, list[str]]:
+    """The config of the default recipe YAML (defaults when there is none or it does not load), and its problems."""
+    from pixiu.config import RunConfig, load_config
 
     if domain.default_config is None or not Path(domain.default_config).is_file():
-        return []
+        return RunConfig(), []
     try:
-        load_config([domain.default_config], domain=domain)
+        return load_config([domain.default_config], domain=domain), []
     except PixiuError as exc:
-        return [f"default_config {domain.default_config} does not load: {exc}"]
-    return []
+        return RunConfig(), [f"default_config {domain.default_config} does not load: {exc}"]
 
 
 def _check_spiders(domain: Domain) -> list[str]:
@@ -100,9 +104,9 @@ def _check_spiders(domain: Domain) -> list[str]:
     return problems
 
 
-def _load(domain: Domain, data: Path | None, limit: int) -> tuple[list[Example], list[str]]:
+def _load(domain: Domain, config: RunConfig, data: Path | None, limit: int) -> tuple[list[Example], list[str]]:
     """The first `limit` examples of `data` (or the sample data) through pixiu's loader, or why there are none."""
-    from pixiu.config import RunConfig, formatter_for, load_config
+    from pixiu.config import formatter_for
     from pixiu.records import load_examples
 
     path = data or domain.sample_data
@@ -110,10 +114,6 @@ def _load(domain: Domain, data: Path | None, limit: int) -> tuple[list[Example],
         return [], ["no sample_data to check; ship sample records or pass data= to check_domain"]
     if not callable(domain.formatter) or not Path(path).is_file():
         return [], []
-    try:
-        config = load_config([domain.default_config], domain=domain) if domain.default_config else RunConfig()
-    except PixiuError:
-        config = RunConfig()  # the recipe's own problems are reported by _check_config
     try:
         return load_examples(Path(path), formatter_for(domain, config)).examples[:limit], []
     except PixiuError as exc:
