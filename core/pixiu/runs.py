@@ -65,6 +65,7 @@ def read_split(path: Path) -> list[Example]:
 
 
 def read_run_file(run_dir: Path) -> dict[str, Any]:
-    """A run's `pixiu_run.yaml`, or nothing when the folder was not made by pixiu."""
+    """A run's `pixiu_run.yaml`, or nothing when the folder was not made by pixiu (or the file holds no mapping)."""
     path = Path(run_dir) / RUN_FILE
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    record = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return record if isinstance(record, dict) else {}

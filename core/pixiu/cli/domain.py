@@ -226,12 +226,11 @@ def _new_run_dir(domain: str) -> Path:
 
 def _latest_unfinished_run(domain: str) -> Path:
     """The newest run of `domain` that has checkpoints but did not finish."""
-    import yaml
+    from pixiu.runs import RUN_FILE, read_run_file
 
     candidates = sorted(runs_dir().glob(f"{domain}-*"), reverse=True)
     for run_dir in candidates:
-        run_file = run_dir / "pixiu_run.yaml"
-        if run_file.is_file() and yaml.safe_load(run_file.read_text(encoding="utf-8")).get("status") != "finished":
+        if (run_dir / RUN_FILE).is_file() and read_run_file(run_dir).get("status") != "finished":
             return run_dir
     raise click.UsageError(f"no unfinished {domain} run under {runs_dir()}; pass --output DIR to choose one")
 

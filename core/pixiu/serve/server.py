@@ -10,14 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
 from pixiu.errors import PixiuError
 from pixiu.registry import list_adapters, resolve_adapter
+from pixiu.runs import read_run_file
 from pixiu.serve.engine import Engine
 from pixiu.serve.guard import Timeouts, uvicorn_config
 
-RUN_FILE = "pixiu_run.yaml"
 """What a pixiu training run writes beside its adapter, the domain among it."""
 
 
@@ -53,22 +51,16 @@ def adapter_domain(folder: Path) -> str | None:
     for entry in list_adapters():  # newest first
         if Path(entry.path).resolve() == folder:
             return entry.domain
-    run_file = folder / RUN_FILE
-    if run_file.is_file():
-        record = yaml.safe_load(run_file.read_text(encoding="utf-8"))
-        if isinstance(record, dict) and isinstance(record.get("domain"), str):
-            return record["domain"]
-    return None
+    domain = read_run_file(folder).get("domain")
+    return domain if isinstance(domain, str) else None
 
 
 def recorded_base(folder: Path) -> str | None:
     """The base model the adapter in `folder` was trained on, as its files say: `pixiu_run.yaml`'s `base_model`,
     else peft's `base_model_name_or_path` in `adapter_config.json`; None when neither records one."""
-    run_file = Path(folder) / RUN_FILE
-    if run_file.is_file():
-        record = yaml.safe_load(run_file.read_text(encoding="utf-8"))
-        if isinstance(record, dict) and isinstance(record.get("base_model"), str):
-            return record["base_model"]
+    base = read_run_file(folder).get("base_model")
+    if isinstance(base, str):
+        return base
     config_file = Path(folder) / "adapter_config.json"
     if config_file.is_file():
         try:
