@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from pixiu.devices import Precision, check_device_spec
 from pixiu.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class LoraArgs(Section):
         min_length=1,
     )
     """Names of the linear layers to adapt (peft's `target_modules`)."""
+    quantize: Literal["4bit", "8bit"] | None = None
+    """QLoRA: load the frozen base through bitsandbytes, "4bit" (NF4, double quantisation, bf16 compute) or
+    "8bit" (LLM.int8); needs CUDA and `pip install 'pixiu[qlora]'`. None loads it in `train.precision`."""
 
 
 class DataArgs(Section):
@@ -98,6 +102,20 @@ class TrainArgs(Section):
     """Seed for the data split, shuffling, LoRA initialisation and dropout."""
     threads: int | None = Field(None, gt=0)
     """CPU threads for torch; None uses every core."""
+    device: Annotated[str, AfterValidator(check_device_spec)] = "auto"
+    """auto | cpu | cuda | cuda:N | mps; auto picks the first CUDA device when there is one, else the CPU."""
+    precision: Precision = "auto"
+    """auto | fp32 | bf16 | fp16: the frozen base's compute dtype (LoRA weights and optimiser state stay fp32);
+    auto is bf16 on GPUs that support it, fp32 on the CPU; fp16 trains with a gradient scaler."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of keeping them: far less memory for
+    long batches (activations dominate), at about a third more compute per step."""
+    devices: int = Field(1, gt=0)
+    """Data-parallel processes (one per GPU, or CPU processes on gloo); above 1, `pixiu domain train` starts
+    them through `accelerate launch`. Under `accelerate launch` or `torchrun` the launcher's count is used."""
+    strategy: Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = "ddp"
+    """How several devices share the work: ddp replicates the model; fsdp and DeepSpeed ZeRO-2/3 shard
+    optimiser state, gradients (and with ZeRO-3/FSDP the weights) through accelerate's shipped configs."""
 
 
 class EvalArgs(Section):

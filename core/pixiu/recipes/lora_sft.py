@@ -132,7 +132,7 @@ def _run(
     if not tokenized:
         raise PixiuError(f"no example keeps any answer token within data.max_seq_len={config.data.max_seq_len}")
     torch.manual_seed(config.train.seed)
-    model = attach_lora(base, **config.lora.model_dump())
+    model = attach_lora(base, **config.lora.model_dump(exclude={"quantize"}))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
