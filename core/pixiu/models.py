@@ -131,12 +131,15 @@ def _convert(gguf_file: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)  # keeps the chat template
 
 
-def load_base(spec: str, *, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_base(
+    spec: str, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Resolve `spec` (see `resolve_base`) and load the causal LM and its tokenizer, which always has a pad token.
 
     Args:
         spec: A local folder, a `.gguf` file, `scheme:ref`, or a hub id.
-        dtype: Weight dtype of the loaded model.
+        dtype: Weight dtype of the loaded model: weights are read straight into it, with no fp32 copy on the way.
+        device: Where the weights go; loaded there directly (accelerate's `device_map`), not through the CPU.
 
     Returns:
         (model, tokenizer); the tokenizer's pad token is its eos token when it had none.
@@ -147,7 +150,8 @@ def load_base(spec: str, *, dtype: torch.dtype = torch.float32) -> tuple[PreTrai
         raise PixiuError(f"{source} is not a Hugging Face model folder (no config.json); pass the folder that has one")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        placement = {"device_map": {"": device}} if device is not None and device.type != "cpu" else {}
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement)
     except OSError as exc:
         if local:
             raise
