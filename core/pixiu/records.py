@@ -6,12 +6,14 @@ is written to a rejects file with the reason, and counted.
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pixiu.domain import Example, Messages
 from pixiu.errors import BadRecord, DataError
@@ -46,10 +48,7 @@ def iter_raw_records(path: Path) -> Iterator[tuple[str, str, Any]]:
         yield from _iter_json_list(path)
         return
     limit = _record_limit()
-    too_long = (
-        f"record longer than {limit:,} characters, pixiu's bound on one record; split it, "
-        "or raise the bound with PIXIU_MAX_RECORD_CHARS=N"
-    )
+    too_long = _too_long(limit)
     with path.open("rb") as handle:
         # read no further than the bound (4 bytes at most per UTF-8 character): the line is never held whole
         for number, raw_line in enumerate(iter(lambda: handle.readline(4 * limit + 1), b""), start=1):
@@ -79,6 +78,14 @@ def _record_limit() -> int:
     return int(text)
 
 
+def _too_long(limit: int) -> str:
+    """Why a record over the bound is refused, and how to raise the bound."""
+    return (
+        f"record longer than {limit:,} characters, pixiu's bound on one record; split it, "
+        "or raise the bound with PIXIU_MAX_RECORD_CHARS=N"
+    )
+
+
 def _not_utf8(exc: UnicodeDecodeError) -> str:
     """Say which byte is not UTF-8 and how to convert a file saved in another encoding (often GBK)."""
     return (
@@ -88,23 +95,99 @@ def _not_utf8(exc: UnicodeDecodeError) -> str:
 
 
 def _iter_json_list(path: Path) -> Iterator[tuple[str, str, Any]]:
-    """Yield the items of a file holding one JSON list."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: {_not_utf8(exc)}") from exc
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); a .json file must hold one list"
-        ) from exc
-    if not isinstance(items, list):
-        raise DataError(f"{path}: a .json data file must hold a list of records, found {type(items).__name__}")
-    for index, item in enumerate(items):
-        yield f"{path}[{index}]", json.dumps(item, ensure_ascii=False), item
+    """Yield the items of a file holding one JSON list, streamed: the file is never held whole, nor any item
+    longer than the record bound (PIXIU_MAX_RECORD_CHARS)."""
+    reader = _JsonListReader(path, _record_limit())
+    reader.expect("[", "a .json data file must hold one list of records; expected [")
+    if reader.peek() == "]":
+        reader.take(1)
+    else:
+        for index in itertools.count():
+            item = reader.value()
+            yield f"{path}[{index}]", json.dumps(item, ensure_ascii=False), item
+            separator = reader.peek()
+            if separator == "]":
+                reader.take(1)
+                break
+            reader.expect(",", f"expected , or ] after record {index}")
+    if reader.peek() != "":
+        reader.fail("text after the end of the list; a .json data file must hold exactly one list")
+
+
+class _JsonListReader:
+    """A JSON text read in chunks, decoded one value at a time, with exact line and column for every error."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self.path, self.limit = path, limit
+        self._stream = path.open("rb")
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self._json = json.JSONDecoder()
+        self._buffer, self._line, self._column = "", 1, 0  # line and column where the buffer starts
+        self._ended = False
+
+    def _more(self) -> bool:
+        """Read the next chunk into the buffer; False at the end of the file."""
+        if self._ended:
+            return False
+        data = self._stream.read(self.CHUNK)
+        try:
+            self._buffer += self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            self._buffer += data[: exc.start].decode("utf-8", errors="replace")
+            line = self._line + self._buffer.count("\n")
+            raise DataError(f"{self.path}:{line}: {_not_utf8(exc)}") from exc
+        if not data:
+            self._ended = True
+            self._stream.close()
+        return True
+
+    def take(self, count: int) -> None:
+        """Drop the first `count` characters of the buffer, keeping track of the line and column."""
+        dropped, self._buffer = self._buffer[:count], self._buffer[count:]
+        newlines = dropped.count("\n")
+        self._line += newlines
+        self._column = len(dropped) - dropped.rfind("\n") - 1 if newlines else self._column + len(dropped)
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ("" at the end of the file), whitespace dropped."""
+        while True:
+            stripped = self._buffer.lstrip(" \t\r\n")
+            self.take(len(self._buffer) - len(stripped))
+            if self._buffer or not self._more():
+                return self._buffer[:1]
+
+    def expect(self, char: str, what: str) -> None:
+        """Consume `char` as the next non-whitespace character, or fail saying `what` was expected."""
+        if self.peek() != char:
+            self.fail(what)
+        self.take(1)
+
+    def value(self) -> Any:
+        """Decode the next JSON value; it is complete once a character follows it (or the file ends)."""
+        self.peek()
+        while True:
+            try:
+                item, end = self._json.raw_decode(self._buffer)
+                if self._buffer[end:].strip() or self._ended:
+                    self.take(end)
+                    return item
+            except json.JSONDecodeError as exc:
+                if self._ended:
+                    self._fail_at(exc.lineno, exc.colno, exc.msg)
+            if len(self._buffer) > self.limit:
+                raise DataError(f"{self.path}:{self._line}: {_too_long(self.limit)}")
+            self._more()
+
+    def fail(self, what: str) -> NoReturn:
+        """Raise a DataError for the current position."""
+        self._fail_at(1, 1, what)
+
+    def _fail_at(self, line: int, column: int, what: str) -> NoReturn:
+        """Raise a DataError at `line`/`column` counted from the start of the buffer."""
+        absolute_column = column + self._column if line == 1 else column
+        raise DataError(f"{self.path}:{self._line + line - 1}: not valid JSON ({what} at column {absolute_column})")
 
 
 def load_examples(

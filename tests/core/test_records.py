@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import pixiu.records
 from pixiu.errors import BadRecord, DataError
 from pixiu.records import load_examples
 
@@ -158,3 +159,35 @@ def test_json_errors_give_the_column_where_they_are(tmp_path, suffix):
         DataError, match=rf"{where}: not valid JSON \(Expecting value at column {line.index('tru') + 1}\)"
     ):
         load_examples(path, formatter)
+
+
+def test_json_list_files_are_streamed_with_exact_error_positions(tmp_path, monkeypatch):
+    monkeypatch.setattr("pixiu.records._JsonListReader.CHUNK", 7)  # records and errors straddle many chunks
+    path = tmp_path / "d.json"
+    rows = [{"q": "问题" * 5, "a": str(n)} for n in range(4)]
+    path.write_text(
+        "\ufeff[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n]\n", encoding="utf-8"
+    )
+    assert [e.messages[1]["content"] for e in load_examples(path, formatter).examples] == ["0", "1", "2", "3"]
+    path.write_text('[{"q": "1", "a": "2"},\n {"q": "3", "a": "4"} {"q": "5"}]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.json:2: not valid JSON \(expected , or \] after record 1 at column 23\)"):
+        load_examples(path, formatter)
+    path.write_text('[{"q": "1", "a": "2"}, {"q": "3", "a": 4x}]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.json:1: not valid JSON \(Expecting ',' delimiter at column 41\)"):
+        load_examples(path, formatter)
+    path.write_text('{"q": "1"}', encoding="utf-8")
+    with pytest.raises(DataError, match=r"must hold one list of records; expected \[ at column 1\)"):
+        load_examples(path, formatter)
+
+
+def test_a_json_list_record_over_the_bound_is_refused_without_reading_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXIU_MAX_RECORD_CHARS", "100")
+    monkeypatch.setattr("pixiu.records._JsonListReader.CHUNK", 16)
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([{"q": "1", "a": "2"}, {"q": "x" * 500, "a": "2"}]), encoding="utf-8")
+    read = []
+    real_read = pixiu.records._JsonListReader._more
+    monkeypatch.setattr(pixiu.records._JsonListReader, "_more", lambda self: read.append(1) or real_read(self))
+    with pytest.raises(DataError, match=r"d\.json:1: record longer than 100 characters"):
+        load_examples(path, formatter)
+    assert len(read) * 16 < 300, "the reader kept reading past the bound"
