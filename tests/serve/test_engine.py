@@ -161,3 +161,29 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_decode_steps(make_engine, 
     while_prefilling = events[submitted : events.index("long")].count("runner")
     assert while_prefilling >= -(-len(long_ids) // 4) - 2  # a decode step ran between every two chunks
     assert long.tokens == reference("law", long_ids, 8)[0]  # identical to prefilling it in one piece
+
+
+def test_bf16_engine_serves_what_peft_serves(tiny_model_dir, adapter_dirs, tokenizer, reference):
+    """A bf16 base (as `pixiu serve --precision bf16` loads it) answers every model and prompt greedily as peft in
+    fp32 does. Four tokens: bf16 keeps 8 significant bits, so a near-tie can flip after a few more steps (one of
+    these 24 answers does at its 6th token), which would be rounding, not routing."""
+    import torch
+
+    from pixiu.generate import stop_token_ids
+    from pixiu.models import load_base
+    from pixiu.serve.engine import Engine
+
+    model = load_base(str(tiny_model_dir), dtype=torch.bfloat16)[0]
+    engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=4)
+    for name, folder in adapter_dirs.items():
+        engine.load_adapter(name, folder, domain=name)
+    assert {a.dtype for stacks in engine.adapters.lora._stacks.values() for a in stacks} == {torch.bfloat16}
+    jobs = [(m, chat_ids(tokenizer, p), Collector()) for m in MODELS for p in PROMPTS]
+    for m, ids, sink in jobs:  # queued before the start: batches mix models
+        engine.submit(m, ids, SamplingParams(max_tokens=4), sink)
+    engine.start()
+    try:
+        for m, ids, sink in jobs:
+            assert sink.wait().tokens == reference(m, ids, 4)[0], (m, ids)
+    finally:
+        engine.stop()
