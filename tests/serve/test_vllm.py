@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import httpx
 import pytest
@@ -136,6 +137,33 @@ def test_missing_vllm_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(PixiuError, match=r"pip install 'pixiu\[vllm\]'"):
         require_vllm()
+
+
+HEALTHY = """
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def test_start_vllm_waits_for_health_and_stop_ends_it():
+    from pixiu.serve.vllm import free_port, start_vllm, stop_vllm
+
+    port = free_port()
+    process = start_vllm([sys.executable, "-c", HEALTHY, str(port)], f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        assert process.poll() is None and httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    finally:
+        stop_vllm(process)
+    assert process.returncode is not None
+    with pytest.raises(PixiuError, match="vLLM exited with status 3 while starting"):
+        start_vllm([sys.executable, "-c", "raise SystemExit(3)"], f"http://127.0.0.1:{free_port()}", timeout=60)
 
 
 # ---- the proxy -------------------------------------------------------------------------------------
