@@ -138,6 +138,7 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 @PRECISION
 @click.option(
     "--engine",
+    "backend",
     type=click.Choice(["pixiu", "vllm"]),
     default="pixiu",
     show_default=True,
@@ -168,7 +169,7 @@ def serve(
     force,
     device,
     precision,
-    engine,
+    backend,
     print_command,
     threads,
 ) -> None:
@@ -201,14 +202,25 @@ def serve(
 
     if threads:
         torch.set_num_threads(threads)
-    if print_command and engine != "vllm":
+    if print_command and backend != "vllm":
         raise click.UsageError("--print-command goes with --engine vllm")
     folders, notes = adapters_to_serve(base, adapters, registry=registry)
     for note in notes:
         click.echo(note, err=True)
     timeouts = Timeouts(read=read_timeout, keep_alive=keep_alive, shutdown=shutdown_timeout)
-    if engine == "vllm":
-        _serve_vllm(base, folders, host, port, device, precision, max_batch, force, print_command, timeouts)
+    if backend == "vllm":
+        _serve_vllm(
+            base,
+            folders,
+            host=host,
+            port=port,
+            device=device,
+            precision=precision,
+            max_batch=max_batch,
+            force=force,
+            print_command=print_command,
+            timeouts=timeouts,
+        )
         return
     where, dtype = _placement(device, precision)
     engine, tokenizer = start_engine(
@@ -284,7 +296,7 @@ def chat(model, url, base, system, max_tokens, device, precision) -> None:
         engine.stop()
 
 
-def _serve_vllm(base, folders, host, port, device, precision, max_batch, force, print_command, timeouts) -> None:
+def _serve_vllm(base, folders, *, host, port, device, precision, max_batch, force, print_command, timeouts) -> None:
     """`pixiu serve --engine vllm`: vLLM serves the base and adapters on a private port, pixiu's proxy on `port`."""
     import shlex
 

@@ -77,7 +77,7 @@ def _key_problem(key: str, shape: list[int], rank: object) -> str | None:
     if parts[-1] != "weight" or parts[-2] not in ("lora_A", "lora_B"):
         return f"weight {key!r} is not a LoRA matrix named <module>.lora_A.weight or <module>.lora_B.weight"
     own_rank = shape[0] if parts[-2] == "lora_A" else shape[-1]
-    if len(shape) != 2 or own_rank != rank:
+    if len(shape) != 2 or (isinstance(rank, int) and own_rank != rank):
         return f"weight {key!r} has shape {tuple(shape)}, not rank r={rank}"
     return None
 
