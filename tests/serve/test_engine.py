@@ -210,3 +210,32 @@ def _serve_all_models_as_peft(tiny_model_dir, adapter_dirs, tokenizer, reference
         assert len(seeded.wait().tokens) == 4 and seeded.finish == "length"
     finally:
         engine.stop()
+
+
+def test_every_tensor_the_engine_makes_is_on_the_model_device(make_engine, tokenizer, reference, monkeypatch):
+    """The device audit, on the CPU: with torch's default device set to `meta` on the engine thread, a tensor made
+    without an explicit device lands on `meta`, which has no data, and its step fails. Right answers here mean the
+    engine puts every tensor where the model is, which on a GPU is `cuda`."""
+    import torch
+
+    from pixiu.serve.engine import Engine
+
+    loop = Engine._loop
+
+    def loop_on_meta(self):
+        with torch.device("meta"):
+            loop(self)
+
+    monkeypatch.setattr(Engine, "_loop", loop_on_meta)
+    engine = make_engine(max_batch=3)
+    jobs = [(m, chat_ids(tokenizer, PROMPTS[i % len(PROMPTS)]), Collector()) for i, m in enumerate(MODELS)]
+    for m, ids, sink in jobs:
+        engine.submit(m, ids, SamplingParams(max_tokens=5), sink)
+    seeded = Collector()
+    sampling = SamplingParams(max_tokens=5, temperature=0.7, seed=1, presence_penalty=0.5, logit_bias={5: -1.0})
+    engine.submit("law", jobs[0][1], SamplingParams(**{**vars(sampling), "logprobs": 2}), seeded)
+    engine.start()
+    for m, ids, sink in jobs:
+        assert sink.wait().tokens == reference(m, ids, 5)[0], m
+        assert sink.finish in ("length", "stop")
+    assert seeded.wait().finish == "length" and len(seeded.tokens) == 5

@@ -42,7 +42,9 @@ def sample(
         temperature = torch.tensor([params[i].temperature for i in rows], dtype=torch.float32, device=on).unsqueeze(1)
         top_p = torch.tensor([params[i].top_p for i in rows], dtype=torch.float32, device=on).unsqueeze(1)
         # drawn on the CPU, from each request's own CPU generator, so a seed gives the same answer on any device
-        draws = torch.cat([torch.rand(1, generator=generators[i], dtype=torch.float64) for i in rows]).to(on)
+        cpu = torch.device("cpu")
+        draws = torch.cat([torch.rand(1, generator=generators[i], dtype=torch.float64, device=cpu) for i in rows])
+        draws = draws.to(on)
         tokens[index] = _sample_rows(logits[index].float() / temperature, top_p, draws)
     return tokens.tolist()
 
