@@ -55,3 +55,39 @@ def test_serve_command_answers_over_http(tiny_model_dir, adapter_dirs):
         assert health["adapters"] == ["law"]
         body = {"model": "law", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
         assert httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("command", [["serve", "--no-registry"], ["chat", "base"]])
+def test_a_missing_device_fails_before_loading(command, monkeypatch):
+    import torch
+
+    import pixiu.models
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(pixiu.models, "load_base", lambda *a, **k: pytest.fail("loaded before the device was checked"))
+    result = invoke(*command, "--device", "cuda:1")
+    assert result.exit_code == 1 and "--device cuda:1" in result.output and "--device cpu" in result.output
+    assert invoke(*command, "--device", "tpu").exit_code == 2
+    fp16 = invoke(*command, "--device", "cpu", "--precision", "fp16")
+    assert fp16.exit_code == 1 and "fp16 on the CPU" in fp16.output
+
+
+def test_chat_in_process_runs_in_bf16(tiny_model_dir, adapter_dirs, monkeypatch):
+    import torch
+
+    import pixiu.serve.server
+
+    loaded = []
+    real = pixiu.serve.server.start_engine
+
+    def spy(*args, **kwargs):
+        engine, tokenizer = real(*args, **kwargs)
+        loaded.append(engine.model.dtype)
+        return engine, tokenizer
+
+    monkeypatch.setattr(pixiu.serve.server, "start_engine", spy)
+    register_adapter("zhihu", "zhihu", adapter_dirs["zhihu"], str(tiny_model_dir), {})
+    result = invoke("chat", "zhihu", "--max-tokens", "3", "--device", "cpu", "--precision", "bf16", input="你好\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("> ") and len(result.stdout.splitlines()[0]) > 2  # it answered
+    assert loaded == [torch.bfloat16]

@@ -161,3 +161,81 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_decode_steps(make_engine, 
     while_prefilling = events[submitted : events.index("long")].count("runner")
     assert while_prefilling >= -(-len(long_ids) // 4) - 2  # a decode step ran between every two chunks
     assert long.tokens == reference("law", long_ids, 8)[0]  # identical to prefilling it in one piece
+
+
+def test_bf16_engine_serves_what_peft_serves(tiny_model_dir, adapter_dirs, tokenizer, reference):
+    """A bf16 base (as `pixiu serve --precision bf16` loads it) answers every model and prompt greedily as peft in
+    fp32 does. Four tokens: bf16 keeps 8 significant bits, so a near-tie can flip after a few more steps (one of
+    these 24 answers does at its 6th token), which would be rounding, not routing."""
+    import torch
+
+    _serve_all_models_as_peft(tiny_model_dir, adapter_dirs, tokenizer, reference, torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_engine_serves_what_peft_serves(tiny_model_dir, adapter_dirs, tokenizer, reference):
+    """The same on a GPU: every tensor the engine makes must be on the model's device, or this fails."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    _serve_all_models_as_peft(tiny_model_dir, adapter_dirs, tokenizer, reference, torch.device("cuda", 0))
+
+
+def _serve_all_models_as_peft(tiny_model_dir, adapter_dirs, tokenizer, reference, device):
+    """Serve 4 tokens for every model and prompt from a bf16 engine on `device`; each equals peft's fp32 answer."""
+    import torch
+
+    from pixiu.generate import stop_token_ids
+    from pixiu.models import load_base
+    from pixiu.serve.engine import Engine
+
+    model = load_base(str(tiny_model_dir), dtype=torch.bfloat16, device=device)[0]
+    engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=4)
+    for name, folder in adapter_dirs.items():
+        engine.load_adapter(name, folder, domain=name)
+    stacks = [a for pair in engine.adapters.lora._stacks.values() for a in pair]
+    assert {(a.dtype, a.device.type) for a in stacks} == {(torch.bfloat16, device.type)}
+    jobs = [(m, chat_ids(tokenizer, p), Collector()) for m in MODELS for p in PROMPTS]
+    for m, ids, sink in jobs:  # queued before the start: batches mix models
+        engine.submit(m, ids, SamplingParams(max_tokens=4), sink)
+    seeded = Collector()  # sampling, a logit bias, penalties and logprobs make their tensors on the device too
+    bias = {5: -1.0}
+    sampling = SamplingParams(max_tokens=4, temperature=0.7, seed=1, presence_penalty=0.5, logit_bias=bias, logprobs=2)
+    engine.submit("law", jobs[0][1], sampling, seeded)
+    engine.start()
+    try:
+        for m, ids, sink in jobs:
+            assert sink.wait().tokens == reference(m, ids, 4)[0], (m, ids)
+        assert len(seeded.wait().tokens) == 4 and seeded.finish == "length"
+    finally:
+        engine.stop()
+
+
+def test_every_tensor_the_engine_makes_is_on_the_model_device(make_engine, tokenizer, reference, monkeypatch):
+    """The device audit, on the CPU: with torch's default device set to `meta` on the engine thread, a tensor made
+    without an explicit device lands on `meta`, which has no data, and its step fails. Right answers here mean the
+    engine puts every tensor where the model is, which on a GPU is `cuda`."""
+    import torch
+
+    from pixiu.serve.engine import Engine
+
+    loop = Engine._loop
+
+    def loop_on_meta(self):
+        with torch.device("meta"):
+            loop(self)
+
+    monkeypatch.setattr(Engine, "_loop", loop_on_meta)
+    engine = make_engine(max_batch=3)
+    jobs = [(m, chat_ids(tokenizer, PROMPTS[i % len(PROMPTS)]), Collector()) for i, m in enumerate(MODELS)]
+    for m, ids, sink in jobs:
+        engine.submit(m, ids, SamplingParams(max_tokens=5), sink)
+    seeded = Collector()
+    sampling = SamplingParams(max_tokens=5, temperature=0.7, seed=1, presence_penalty=0.5, logit_bias={5: -1.0})
+    engine.submit("law", jobs[0][1], SamplingParams(**{**vars(sampling), "logprobs": 2}), seeded)
+    engine.start()
+    for m, ids, sink in jobs:
+        assert sink.wait().tokens == reference(m, ids, 5)[0], m
+        assert sink.finish in ("length", "stop")
+    assert seeded.wait().finish == "length" and len(seeded.tokens) == 5

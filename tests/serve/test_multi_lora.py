@@ -90,3 +90,34 @@ def test_dora_is_refused(adapter_dirs, tmp_path):
         read_adapter(folder)
     with pytest.raises(PixiuError, match="not a LoRA adapter folder"):
         read_adapter(tmp_path)
+
+
+def test_bf16_mixed_batch_is_as_close_to_fp32_as_peft_in_bf16(tiny_model_dir, adapter_dirs):
+    """A bf16 base: every row's logits are as close to the fp32 peft truth as peft's own bf16 run is.
+
+    bf16 keeps 8 significant bits, so no fixed tolerance on logits is meaningful for a random model; the honest
+    yardstick is peft computing the same thing in bf16 (its adapters are upcast to fp32 inside; ours are bf16).
+    """
+    from peft import PeftModel
+
+    input_ids = torch.randint(3, 1000, (4, 9), generator=torch.Generator().manual_seed(2))
+    rows = ["law", "medical", None, "zhihu"]
+    truth = peft_logits(tiny_model_dir, adapter_dirs, input_ids)
+    peft_bf16 = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16), str(adapter_dirs["law"])
+    )
+    with torch.inference_mode():
+        peft_error = (peft_bf16(input_ids=input_ids).logits.float() - truth["law"]).abs().max()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    loras = MultiLora(model, capacity=4)
+    slots = {name: loras.add(read_adapter(folder, dtype=torch.bfloat16)) for name, folder in adapter_dirs.items()}
+    assert all(a.dtype == torch.bfloat16 for stacks in loras._stacks.values() for a in stacks)
+    with torch.inference_mode(), loras.route([slots.get(name) for name in rows]):
+        logits = model(input_ids=input_ids).logits
+    assert logits.dtype == torch.bfloat16
+    for i, name in enumerate(rows):
+        error = (logits[i].float() - truth[name][i]).abs().max()
+        assert error <= 2 * peft_error, (name, float(error), float(peft_error))
+        assert logits[i].float().argmax(-1).eq(truth[name][i].argmax(-1)).float().mean() >= 0.9, name
+    spread = (truth["law"] - truth["medical"]).abs().max()
+    assert spread > 10 * peft_error  # the adapters differ far more than bf16 rounding: a crossed row would fail

@@ -17,6 +17,7 @@ def group() -> None:
     Examples:
       pixiu adapters list
       pixiu adapters list --json
+      pixiu adapters merge law --output ./law-merged
     """
 
 
@@ -35,3 +36,44 @@ def list_adapters_command(as_json: bool) -> None:
     rows = [asdict(entry) for entry in list_adapters()]
     empty = "No adapters yet: train one with `pixiu domain train DOMAIN`."
     print_rows(rows, ["name", "created", "base", "path"], as_json=as_json, empty=empty)
+
+
+@group.command(name="merge")
+@click.argument("name")
+@click.option(
+    "--output", required=True, type=click.Path(file_okay=False), help="New (or empty) folder for the merged model."
+)
+@click.option("--base", help="Base model the adapter was trained on [default: the one it records].")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Number format the base is loaded, merged and saved in.",
+)
+def merge_command(name: str, output: str, base: str | None, precision: str) -> None:
+    """Merge adapter NAME (a registered name or a folder) into its base: a plain Hugging Face model folder
+    (weights, config, generation config, tokenizer) that vLLM, llama.cpp converters or transformers load
+    without peft.
+
+    \b
+    Examples:
+      pixiu adapters merge law --output ./law-merged
+      pixiu adapters merge ~/.pixiu/runs/law-20250101-120000 --output ./law-bf16 --precision bf16
+    """
+    from pathlib import Path
+
+    from pixiu.devices import DTYPES
+    from pixiu.errors import PixiuError
+    from pixiu.merge import merge_adapter
+    from pixiu.registry import list_adapters, resolve_adapter
+    from pixiu.serve.server import recorded_base
+
+    folder = resolve_adapter(name)
+    registered = next((e.base for e in list_adapters() if Path(e.path).resolve() == folder.resolve()), None)
+    base = base or registered or recorded_base(folder)
+    if base is None:
+        raise PixiuError(f"the adapter in {folder} records no base model; pass --base")
+    click.echo(f"merging {folder} into {base} ({precision})...", err=True)
+    merged = merge_adapter(folder, Path(output), base=base, dtype=DTYPES[precision])
+    click.echo(str(merged))

@@ -9,6 +9,40 @@ import click
 from pixiu.config import DEFAULT_BASE
 
 
+def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Check a --device spec's form (whether the device is there is checked before loading)."""
+    from pixiu.devices import check_device_spec
+
+    try:
+        return check_device_spec(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
+def _placement(device: str, precision: str):
+    """(torch device, dtype) for --device and --precision, checked before anything is loaded."""
+    from pixiu.devices import resolve_device, resolve_precision
+
+    where = resolve_device(device)
+    return where, resolve_precision(precision, where)  # type: ignore[arg-type]  # click.Choice checked it
+
+
+DEVICE = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    callback=_device,
+    help="Where the model runs: auto (the first GPU, else the CPU), cpu, cuda, cuda:N or mps.",
+)
+PRECISION = click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+    help="Number format of the weights: auto is bf16 on GPUs that have it, fp16 on mps, fp32 on the CPU.",
+)
+
+
 def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
     """Parse repeated NAME=DIR options."""
     pairs = {}
@@ -100,6 +134,18 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
     help="Seconds open requests and streams get to finish on shutdown before they are cut.",
 )
 @click.option("--force", is_flag=True, help="Load --adapter folders even if they record another base model.")
+@DEVICE
+@PRECISION
+@click.option(
+    "--engine",
+    "backend",
+    type=click.Choice(["pixiu", "vllm"]),
+    default="pixiu",
+    show_default=True,
+    help="pixiu: this process generates. vllm: start vLLM's OpenAI server with the same base and adapters "
+    "(Linux + CUDA, pip install 'pixiu[vllm]') behind a proxy that keeps plugins' process_response.",
+)
+@click.option("--print-command", is_flag=True, help="With --engine vllm: print the vLLM command line and exit.")
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -121,6 +167,10 @@ def serve(
     keep_alive,
     shutdown_timeout,
     force,
+    device,
+    precision,
+    backend,
+    print_command,
     threads,
 ) -> None:
     """Serve the base model and its LoRA adapters over an OpenAI-compatible HTTP API.
@@ -136,12 +186,15 @@ def serve(
       pixiu serve                                   # default base + every registered adapter
       pixiu serve --adapter law=~/.pixiu/runs/law-20250101-120000 --no-registry
       PIXIU_ADMIN_TOKEN=secret pixiu serve --host 0.0.0.0 --port 9000
+      pixiu serve --device cuda:1 --precision bf16
+      pixiu serve --engine vllm                     # vLLM generates; pixiu's hooks stay in front
       curl localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
         -d '{"model": "law", "messages": [{"role": "user", "content": "..."}]}'
     """
     import torch
     import uvicorn
 
+    from pixiu.devices import precision_name
     from pixiu.serve.app import build_app
     from pixiu.serve.guard import Timeouts, uvicorn_config
     from pixiu.serve.server import adapters_to_serve, context_length, start_engine
@@ -149,9 +202,27 @@ def serve(
 
     if threads:
         torch.set_num_threads(threads)
+    if print_command and backend != "vllm":
+        raise click.UsageError("--print-command goes with --engine vllm")
     folders, notes = adapters_to_serve(base, adapters, registry=registry)
     for note in notes:
         click.echo(note, err=True)
+    timeouts = Timeouts(read=read_timeout, keep_alive=keep_alive, shutdown=shutdown_timeout)
+    if backend == "vllm":
+        _serve_vllm(
+            base,
+            folders,
+            host=host,
+            port=port,
+            device=device,
+            precision=precision,
+            max_batch=max_batch,
+            force=force,
+            print_command=print_command,
+            timeouts=timeouts,
+        )
+        return
+    where, dtype = _placement(device, precision)
     engine, tokenizer = start_engine(
         base,
         folders,
@@ -160,18 +231,19 @@ def serve(
         max_adapters=max_adapters,
         prefill_chunk=prefill_chunk,
         force=force,
+        dtype=dtype,
+        device=where,
     )
     try:
         limits = Limits(context=context_length(engine), max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
         admin_token = os.environ.get("PIXIU_ADMIN_TOKEN") or None
         app = build_app(engine, tokenizer, base=base, limits=limits, admin_token=admin_token)
         click.echo(
-            f"serving {base} with adapters: {', '.join(folders) or 'none'}; "
+            f"serving {base} on {where} in {precision_name(dtype)} with adapters: {', '.join(folders) or 'none'}; "
             f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}; "
             "web chat page at /",
             err=True,
         )
-        timeouts = Timeouts(read=read_timeout, keep_alive=keep_alive, shutdown=shutdown_timeout)
         uvicorn.Server(uvicorn_config(app, host=host, port=port, timeouts=timeouts)).run()
     finally:
         engine.stop()
@@ -187,7 +259,9 @@ def serve(
 @click.option(
     "--max-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Longest answer, in tokens."
 )
-def chat(model, url, base, system, max_tokens) -> None:
+@DEVICE
+@PRECISION
+def chat(model, url, base, system, max_tokens, device, precision) -> None:
     """Chat with DOMAIN (an adapter name, or "base") in the terminal; answers stream as they are generated.
 
     Type /reset to start over and /exit (or Ctrl-D) to leave.
@@ -196,6 +270,7 @@ def chat(model, url, base, system, max_tokens) -> None:
     Examples:
       pixiu chat law                                # loads the base and the law adapter here
       pixiu chat medical --url http://127.0.0.1:8000
+      pixiu chat law --device cuda --precision bf16
     """
     if url:
         _converse(url, model, system, max_tokens)
@@ -209,15 +284,54 @@ def chat(model, url, base, system, max_tokens) -> None:
     folders = {} if model == BASE else {model: resolve_adapter(model)}
     trained_on = next((e.base for e in list_adapters() if e.name == model), None)
     base = base or trained_on or DEFAULT_BASE
-    click.echo(f"loading {base}...", err=True)
+    where, dtype = _placement(device, precision)
+    click.echo(f"loading {base} on {where}...", err=True)
     # the user chose this adapter and (maybe) another base by hand: a recorded base is not enforced here
-    engine, tokenizer = start_engine(base, folders, max_batch=1, max_waiting=1, force=True)
+    engine, tokenizer = start_engine(base, folders, max_batch=1, max_waiting=1, force=True, dtype=dtype, device=where)
     try:
         app = build_app(engine, tokenizer, base=base, limits=Limits(context=context_length(engine)), admin_token=None)
         with background_server(app) as local_url:
             _converse(local_url, model, system, max_tokens)
     finally:
         engine.stop()
+
+
+def _serve_vllm(base, folders, *, host, port, device, precision, max_batch, force, print_command, timeouts) -> None:
+    """`pixiu serve --engine vllm`: vLLM serves the base and adapters on a private port, pixiu's proxy on `port`."""
+    import shlex
+
+    import uvicorn
+
+    from pixiu.models import resolve_base
+    from pixiu.serve import vllm
+    from pixiu.serve.guard import uvicorn_config
+    from pixiu.serve.proxy import build_proxy
+    from pixiu.serve.server import adapter_domain, check_base
+
+    if device in ("cpu", "mps"):
+        raise click.UsageError(f"--engine vllm runs on NVIDIA GPUs, not --device {device}; use --engine pixiu")
+    base_folder = resolve_base(base)
+    for folder in folders.values():
+        check_base(folder, base, base_folder, force=force, how="pass --force")
+    ranks = [vllm.check_adapter_for_vllm(folder) for folder in folders.values()]
+    upstream = vllm.free_port()
+    command = vllm.vllm_command(
+        base_folder, folders, ranks, host="127.0.0.1", port=upstream, precision=precision, max_batch=max_batch
+    )
+    if print_command:
+        click.echo(shlex.join(command))
+        return
+    vllm.require_vllm()
+    env = {"CUDA_VISIBLE_DEVICES": device.partition(":")[2]} if device.startswith("cuda:") else {}
+    click.echo(f"starting vLLM: {shlex.join(command)}", err=True)
+    process = vllm.start_vllm(command, f"http://127.0.0.1:{upstream}", env=env)
+    try:
+        domains = {name: adapter_domain(folder) for name, folder in folders.items()}
+        app = build_proxy(f"http://127.0.0.1:{upstream}", domains)
+        click.echo(f"serving {base} through vLLM with adapters: {', '.join(folders) or 'none'}", err=True)
+        uvicorn.Server(uvicorn_config(app, host=host, port=port, timeouts=timeouts)).run()
+    finally:
+        vllm.stop_vllm(process)
 
 
 def _converse(url: str, model: str, system: str | None, max_tokens: int) -> None:

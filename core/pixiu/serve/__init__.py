@@ -12,5 +12,7 @@ Split along vLLM's seams:
 - `generation`, `postprocess` and `text`: one request seen from asyncio, post-processed by plugins, detokenised
   incrementally, cut at stop strings;
 - `server`: what `pixiu serve` loads at startup; `chat`: the client behind `pixiu chat`;
+- `vllm` and `proxy`: `pixiu serve --engine vllm`, the hand-off to vLLM (adapter checks, its command line) behind
+  a thin proxy that keeps plugins' `process_response`;
 - `static/`: the web chat page served at `/` (plain HTML, CSS and JS; no build step).
 """

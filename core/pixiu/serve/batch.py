@@ -35,8 +35,10 @@ class Row:
 class Batch:
     """Rows decoding in lockstep over one shared, left-padded KV cache."""
 
-    def __init__(self, config):
+    def __init__(self, config, device: torch.device | None = None):
         self.config = config
+        self.device = device or torch.device("cpu")
+        """Where the model runs: every tensor the batch makes goes there."""
         self.rows: list[Row] = []
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # (rows, cache width), 1 where a real token is cached
@@ -51,7 +53,7 @@ class Batch:
 
     def add(self, rows: list[Row], caches: list[DynamicCache]) -> None:
         """Append rows whose prompts were prefilled alone into `caches` (one sequence each)."""
-        masks = [torch.ones(1, row.length, dtype=torch.long) for row in rows]
+        masks = [torch.ones(1, row.length, dtype=torch.long, device=self.device) for row in rows]
         if self.cache is not None and self.mask is not None:
             caches, masks = [self.cache, *caches], [self.mask, *masks]
         width = max(mask.shape[1] for mask in masks)
@@ -64,9 +66,9 @@ class Batch:
         assert self.mask is not None, "step_inputs needs rows in the batch"
         self.mask = F.pad(self.mask, (0, 1), value=1)
         return {
-            "input_ids": torch.tensor([[row.token] for row in self.rows]),
+            "input_ids": torch.tensor([[row.token] for row in self.rows], device=self.device),
             "attention_mask": self.mask,
-            "position_ids": torch.tensor([[row.length] for row in self.rows]),
+            "position_ids": torch.tensor([[row.length] for row in self.rows], device=self.device),
         }
 
     def keep(self, indices: list[int]) -> None:
@@ -77,7 +79,7 @@ class Batch:
             self.rows, self.cache, self.mask = [], None, None
             return
         assert self.mask is not None and self.cache is not None, "a batch with rows has a mask and a cache"
-        index = torch.tensor(indices)
+        index = torch.tensor(indices, device=self.device)
         mask = self.mask[index]
         start = int(mask.any(dim=0).nonzero()[0])
         self.cache = kv.select(self.cache, index, start, self.config)

@@ -74,7 +74,9 @@ class Engine:
         self.adapters = AdapterTable(model, max_adapters)
         kv.new_cache(model.config)  # fail now, not at the first request, for unsupported caches
         self._cache_argument = kv.cache_argument(model)
-        self._batch = Batch(model.config)
+        self.device = model.device
+        """Where the model runs (its weights' device): prompts and batches are made there."""
+        self._batch = Batch(model.config, self.device)
         self._waiting: deque[EngineRequest] = deque()
         self._prefilling: deque[_Prefill] = deque()
         self._commands: list[tuple[Callable[[], object], Future]] = []
@@ -123,7 +125,7 @@ class Engine:
         """Load (or replace) adapter `name` trained for `domain`; requests already running on an older version
         finish on it. Past `max_adapters`, the least recently used adapter is evicted."""
         started = time.perf_counter()
-        weights = read_adapter(Path(folder), dtype=next(self.model.parameters()).dtype)  # off the engine thread
+        weights = read_adapter(Path(folder), dtype=self.model.dtype, device=self.device)  # off the engine thread
 
         def install() -> AdapterInfo:
             return self.adapters.install(name, weights, domain, 1000 * (time.perf_counter() - started))
@@ -243,7 +245,7 @@ class Engine:
             for request in [*(p.request for p in self._prefilling), *(row.request for row in self._batch.rows)]:
                 self._finish(request, "error")
             self._prefilling.clear()
-            self._batch = Batch(self.model.config)
+            self._batch = Batch(self.model.config, self.device)
         self.adapters.free_retired()
         self._count_rate(self.counters["generated_tokens"] - generated)
 
@@ -263,7 +265,7 @@ class Engine:
             try:
                 with self.adapters.lora.route([request.slot]):
                     output = self.model(
-                        input_ids=torch.tensor([chunk]),
+                        input_ids=torch.tensor([chunk], device=self.device),
                         use_cache=True,
                         logits_to_keep=1,
                         **{self._cache_argument: prefill.cache},
@@ -363,7 +365,7 @@ class Engine:
             commands, self._commands = self._commands, []
         for request in pending:
             self._finish(request, request.cancel_reason)
-        self._batch = Batch(self.model.config)
+        self._batch = Batch(self.model.config, self.device)
         for _, future in commands:
             future.set_exception(PixiuError("the engine stopped"))
         self.adapters.free_retired()

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
 from starlette.concurrency import run_in_threadpool
 
 from pixiu.serve.engine import Engine
-from pixiu.serve.postprocess import postprocess
+from pixiu.serve.postprocess import postprocess, streamed_addition
 from pixiu.serve.request import SamplingParams
 from pixiu.serve.sampler import TokenLogprobs
 from pixiu.serve.text import TextStream
-
-log = logging.getLogger("pixiu.serve")
 
 
 class Generation:
@@ -80,12 +77,9 @@ class Generation:
         if self.finish_reason in ("error", "cancelled"):
             return
         text = "".join(sent)
-        answer = await self._postprocess(text)
-        if answer.startswith(text):
-            if len(answer) > len(text):
-                yield answer[len(text) :]
-        else:
-            log.warning("process_response rewrote streamed text of %r; a stream only gets what is appended", self.model)
+        addition = streamed_addition(text, await self._postprocess(text), adapter=self.model)
+        if addition:
+            yield addition
 
     async def collect(self) -> str:
         """The whole answer, post-processed (unless generation failed or was cancelled)."""

@@ -52,8 +52,11 @@ class AdapterWeights:
         return sum(a.nbytes + b.nbytes for a, b in self.modules.values())
 
 
-def read_adapter(folder: Path, dtype: torch.dtype = torch.float32) -> AdapterWeights:
-    """Read a peft LoRA adapter folder; raise a `PixiuError` for anything but plain LoRA on linear layers."""
+def read_adapter(
+    folder: Path, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> AdapterWeights:
+    """Read a peft LoRA adapter folder into `dtype` on `device` (the base model's); raise a `PixiuError` for anything
+    but plain LoRA on linear layers. The scaling is applied in float32, before the cast."""
     folder = Path(folder)
     config_file, weights_file = folder / "adapter_config.json", folder / "adapter_model.safetensors"
     if not config_file.is_file() or not weights_file.is_file():
@@ -83,7 +86,8 @@ def read_adapter(folder: Path, dtype: torch.dtype = torch.float32) -> AdapterWei
         rank = pair["A"].shape[0]
         alpha = config.get("lora_alpha", rank)
         scaling = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
-        modules[path] = (pair["A"].to(dtype), (pair["B"].T * scaling).to(dtype).contiguous())
+        a, b = pair["A"].float(), pair["B"].float().T * scaling
+        modules[path] = (a.to(device, dtype), b.to(device, dtype).contiguous())
     if not modules:
         raise PixiuError(f"adapter {folder} has no LoRA weights")
     return AdapterWeights(folder, max(a.shape[0] for a, _ in modules.values()), modules)
@@ -112,6 +116,7 @@ class MultiLora:
         self._route: _Route | None = None
         self._handles: list[RemovableHandle] = []  # one forward hook per adapted linear layer
         self._dtype = next(model.parameters()).dtype
+        self._device = next(model.parameters()).device
 
     @property
     def bytes_per_slot(self) -> int:
@@ -175,7 +180,8 @@ class MultiLora:
         if not used:
             self._route = None
         elif len(used) == 1:
-            rows = None if None not in slots else torch.tensor([[s is not None] for s in slots], dtype=self._dtype)
+            present = [[s is not None] for s in slots]
+            rows = None if None not in slots else torch.tensor(present, dtype=self._dtype, device=self._device)
             self._route = _Route(used[0], None, None if rows is None else rows.expand(-1, self.rank).unsqueeze(1))
         else:
             # Copying the used slots out of the stacks costs more than multiplying through unused ones,
@@ -183,12 +189,12 @@ class MultiLora:
             gather = len(used) * 2 < self.capacity
             columns = used if gather else range(self.capacity)
             owner = {slot: i for i, slot in enumerate(columns)}
-            mask = torch.zeros(len(slots), len(columns), dtype=self._dtype)
+            mask = torch.zeros(len(slots), len(columns), dtype=self._dtype, device=self._device)
             for row, slot in enumerate(slots):
                 if slot is not None:
                     mask[row, owner[slot]] = 1
             mask = mask.repeat_interleave(self.rank, dim=1).unsqueeze(1)
-            self._route = _Route(None, torch.tensor(used) if gather else None, mask)
+            self._route = _Route(None, torch.tensor(used, device=self._device) if gather else None, mask)
         try:
             yield
         finally:
@@ -232,8 +238,8 @@ class MultiLora:
     def _zeros(self, linear: torch.nn.Linear) -> list[torch.Tensor]:
         """Empty A and B stacks for one linear layer."""
         return [
-            torch.zeros(self.capacity, self.rank, linear.in_features, dtype=self._dtype),
-            torch.zeros(self.capacity, self.rank, linear.out_features, dtype=self._dtype),
+            torch.zeros(self.capacity, self.rank, linear.in_features, dtype=self._dtype, device=self._device),
+            torch.zeros(self.capacity, self.rank, linear.out_features, dtype=self._dtype, device=self._device),
         ]
 
     def _shrink(self) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.concurrency import run_in_threadpool
 
 from pixiu.plugins import fold_hook
 from pixiu.serve.adapters import AdapterInfo
+
+log = logging.getLogger("pixiu.serve")
 
 
 def process_response(domain: str | None, text: str, *, adapter: str) -> str:
@@ -22,4 +26,20 @@ async def postprocess(adapter: AdapterInfo | None, text: str) -> str:
     """The answer as plugins rewrite it, computed in a worker thread (hooks may block); the base's is unchanged."""
     if adapter is None:
         return text
-    return await run_in_threadpool(process_response, adapter.domain, text, adapter=adapter.name)
+    return await rewrite(adapter.domain, text, adapter=adapter.name)
+
+
+async def rewrite(domain: str | None, text: str, *, adapter: str) -> str:
+    """`process_response` for the adapter served as `adapter`, trained for `domain`, run in a worker thread."""
+    return await run_in_threadpool(process_response, domain, text, adapter=adapter)
+
+
+def streamed_addition(text: str, answer: str, *, adapter: str) -> str:
+    """What a stream that already sent `text` can still send of the post-processed `answer`: what it appends.
+
+    Text already streamed cannot change, so a rewrite that does more than append is logged and not streamed.
+    """
+    if answer.startswith(text):
+        return answer[len(text) :]
+    log.warning("process_response rewrote streamed text of %r; a stream only gets what is appended", adapter)
+    return ""

@@ -49,7 +49,7 @@ class SamplingParams:
         """The request's own random generator, or None for greedy decoding."""
         if self.temperature <= 0:
             return None
-        generator = torch.Generator()
+        generator = torch.Generator(device="cpu")  # on the CPU whatever the model's device: a seed means one answer
         if self.seed is None:
             generator.seed()
         else:

@@ -37,10 +37,14 @@ def sample(
     tokens = logits.argmax(dim=-1)
     rows = [i for i, generator in enumerate(generators) if generator is not None]
     if rows:
-        index = torch.tensor(rows)
-        temperature = torch.tensor([params[i].temperature for i in rows], dtype=torch.float32).unsqueeze(1)
-        top_p = torch.tensor([params[i].top_p for i in rows], dtype=torch.float32).unsqueeze(1)
-        draws = torch.cat([torch.rand(1, generator=generators[i], dtype=torch.float64) for i in rows])
+        on = logits.device
+        index = torch.tensor(rows, device=on)
+        temperature = torch.tensor([params[i].temperature for i in rows], dtype=torch.float32, device=on).unsqueeze(1)
+        top_p = torch.tensor([params[i].top_p for i in rows], dtype=torch.float32, device=on).unsqueeze(1)
+        # drawn on the CPU, from each request's own CPU generator, so a seed gives the same answer on any device
+        cpu = torch.device("cpu")
+        draws = torch.cat([torch.rand(1, generator=generators[i], dtype=torch.float64, device=cpu) for i in rows])
+        draws = draws.to(on)
         tokens[index] = _sample_rows(logits[index].float() / temperature, top_p, draws)
     return tokens.tolist()
 
@@ -51,6 +55,7 @@ def adjust(logits: torch.Tensor, params: Sequence[SamplingParams], outputs: Sequ
     `outputs` are the tokens each row generated so far.
     """
     logits = logits.float()
+    on = logits.device
     biased = [(i, token, bias) for i, p in enumerate(params) for token, bias in p.logit_bias.items()]
     penalised = [i for i, p in enumerate(params) if p.penalised and outputs[i]]
     if biased or penalised:
@@ -58,16 +63,18 @@ def adjust(logits: torch.Tensor, params: Sequence[SamplingParams], outputs: Sequ
     if biased:
         bias_rows, bias_tokens, bias_values = zip(*biased, strict=True)
         logits.index_put_(
-            (torch.tensor(bias_rows), torch.tensor(bias_tokens)), torch.tensor(bias_values), accumulate=True
+            (torch.tensor(bias_rows, device=on), torch.tensor(bias_tokens, device=on)),
+            torch.tensor(bias_values, dtype=torch.float32, device=on),
+            accumulate=True,
         )
     if penalised:
-        counts = torch.zeros(len(penalised), logits.shape[1])
-        rows = torch.tensor([k for k, i in enumerate(penalised) for _ in outputs[i]])
-        tokens = torch.tensor([token for i in penalised for token in outputs[i]])
-        counts.index_put_((rows, tokens), torch.ones(len(tokens)), accumulate=True)
-        presence = torch.tensor([params[i].presence_penalty for i in penalised]).unsqueeze(1)
-        frequency = torch.tensor([params[i].frequency_penalty for i in penalised]).unsqueeze(1)
-        index = torch.tensor(penalised)
+        counts = torch.zeros(len(penalised), logits.shape[1], device=on)
+        rows = torch.tensor([k for k, i in enumerate(penalised) for _ in outputs[i]], device=on)
+        tokens = torch.tensor([token for i in penalised for token in outputs[i]], device=on)
+        counts.index_put_((rows, tokens), torch.ones(len(tokens), device=on), accumulate=True)
+        presence = torch.tensor([params[i].presence_penalty for i in penalised], device=on).unsqueeze(1)
+        frequency = torch.tensor([params[i].frequency_penalty for i in penalised], device=on).unsqueeze(1)
+        index = torch.tensor(penalised, device=on)
         logits[index] -= counts * frequency + (counts > 0) * presence
     return logits
 
@@ -80,7 +87,7 @@ def token_logprobs(
     rows = [i for i, p in enumerate(params) if p.logprobs is not None]
     if not rows:
         return result
-    logprobs = torch.log_softmax(logits[torch.tensor(rows)], dim=-1)
+    logprobs = torch.log_softmax(logits[torch.tensor(rows, device=logits.device)], dim=-1)
     counts = [params[i].logprobs or 0 for i in rows]
     top_values, top_tokens = logprobs.topk(max(counts), dim=-1)
     for k, (i, count) in enumerate(zip(rows, counts, strict=True)):

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 from pixiu.errors import PixiuError
 from pixiu.registry import list_adapters, resolve_adapter
 from pixiu.runs import read_run_file
@@ -103,15 +105,18 @@ def start_engine(
     max_adapters: int | None = None,
     prefill_chunk: int = 512,
     force: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
 ) -> tuple[Engine, object]:
-    """Load `base` and `adapters` (each with its domain), start the engine thread, and return (engine, tokenizer).
+    """Load `base` in `dtype` on `device` and `adapters` (each with its domain, read to the same dtype and device),
+    start the engine thread, and return (engine, tokenizer).
 
     An adapter recorded as trained on another base is refused unless `force` (see `check_base`).
     """
     from pixiu.generate import stop_token_ids
     from pixiu.models import load_base
 
-    model, tokenizer = load_base(base)
+    model, tokenizer = load_base(base, dtype=dtype, device=device)
     engine = Engine(
         model,
         stop_token_ids(tokenizer, model),
