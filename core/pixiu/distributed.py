@@ -186,6 +186,10 @@ class Ranks:
         """Whether rank 0 holds whole weights, so it can generate alone after training."""
         return self.strategy not in SHARDED or self.world_size == 1
 
+    def cpu_threads(self) -> int:
+        """This process's fair part of the CPU cores: all of them alone, a 1/N share with N processes on the machine."""
+        return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
     def share(self, examples: Sequence[TokenizedExample], rows: Sequence[int]) -> Share:
         """This rank's rows of the step batch `rows`; a rank left without rows trains the first, weighted 0."""
         count = sum(labelled_count(examples[r]) for r in rows)

@@ -117,6 +117,10 @@ def train(
     from pixiu.resume import resumed_config
 
     domain = get_domain(domain_name)
+    if under_launcher() and output is None:
+        raise click.UsageError(
+            "under accelerate launch or torchrun pass --output DIR, so that every process trains into one run folder"
+        )
     flags = {
         "base": base,
         "train.max_steps": max_steps,

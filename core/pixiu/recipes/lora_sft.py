@@ -99,7 +99,7 @@ def _run(
     domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console, ranks: Ranks
 ) -> RunSummary:
     """`run`, with the run folder locked."""
-    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
+    torch.set_num_threads(config.train.threads or ranks.cpu_threads())
     checkpoints = list_checkpoints(run_dir)
     if checkpoints and not resume:
         raise PixiuError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or a new --output")
@@ -150,8 +150,10 @@ def _run(
     if resume:
         adapter, state = _load_newest_readable(checkpoints, console)
         restore_adapter_state(model, adapter)
-        if state["optimizer"] is not None:  # None: written under a sharded strategy (see pixiu.distributed)
+        if state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
+        else:  # written under fsdp or deepspeed, where each rank holds only a part of it (see pixiu.distributed)
+            console.print("[yellow]the checkpoint has no optimizer state (sharded strategy); AdamW restarts[/]")
         scheduler.load_state_dict(state["scheduler"])
         start_step = state["step"]
         console.print(f"resuming {run_dir} at step {start_step}")
