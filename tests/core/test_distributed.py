@@ -152,3 +152,9 @@ def test_two_cpu_processes_train_the_one_process_adapter_and_resume_on_one(
     assert resumed.exit_code == 0, resumed.output
     difference = _max_difference(_adapter(tmp_path / "one"), _adapter(two))
     assert difference < 1e-4, f"resumed on 1 process vs 1 process throughout: max abs difference {difference:.3g}"
+
+
+def test_under_a_users_launcher_every_process_needs_one_output(toy_plugin, monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    refused = CliRunner().invoke(cli, ["domain", "train", "toy"])
+    assert refused.exit_code == 2 and "pass --output DIR" in refused.output

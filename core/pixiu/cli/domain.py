@@ -149,12 +149,14 @@ def train(
         run_dir = output or _new_run_dir(domain.name)
     ensure_writable(run_dir, "run folder", "pass --output DIR with a folder you can write to")
     ensure_writable(pixiu_home(), "PIXIU_HOME", "point PIXIU_HOME at a folder you can write to (it holds the registry)")
-    if config.train.devices > 1 and not under_launcher():
-        _launch_processes(domain.name, config.train, run_dir)
-        return
     try:
+        if config.train.devices > 1 and not under_launcher():
+            _launch_processes(domain.name, config.train, run_dir)
+            return
         summary = run(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:
+        if not is_main_process():  # rank 0 says it for all
+            raise SystemExit(130) from None
         click.echo(
             f"Error: interrupted; the newest checkpoint is kept. Continue with:\n"
             f"  pixiu domain train {domain.name} --resume --output {run_dir}",
