@@ -241,7 +241,8 @@ class Ranks:
                 return None
             from peft import get_peft_model_state_dict
 
-            self._gathered = {k.removeprefix("model."): v for k, v in whole.items()}
+            # keep only the LoRA tensors of the gathered whole model (peft's adapter keys), not the base weights
+            self._gathered = {k.removeprefix("model."): v.cpu() for k, v in whole.items() if "lora_" in k}
             return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model, self._gathered).items()}
         return read(model) if self.is_main else None
 

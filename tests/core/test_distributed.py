@@ -158,3 +158,23 @@ def test_under_a_users_launcher_every_process_needs_one_output(toy_plugin, monke
     monkeypatch.setenv("LOCAL_RANK", "0")
     refused = CliRunner().invoke(cli, ["domain", "train", "toy"])
     assert refused.exit_code == 2 and "pass --output DIR" in refused.output
+
+
+def test_sharded_strategies_keep_the_adapter_of_the_gathered_state(tiny_model_dir, tmp_path):
+    from pixiu.config import LoraArgs
+    from pixiu.lora import adapter_state, attach_lora
+    from pixiu.models import load_base
+
+    model = attach_lora(load_base(str(tiny_model_dir))[0], **LoraArgs().model_dump(exclude={"quantize"}))
+    for name, weight in model.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero; make the adapter non-trivial so the comparison means something
+            torch.nn.init.normal_(weight)
+    whole = {f"model.{k}": v for k, v in model.state_dict().items()}  # what get_state_dict of the wrapper returns
+    gather = SimpleNamespace(num_processes=2, is_main_process=True, get_state_dict=lambda prepared: whole)
+    ranks = Ranks(gather, "deepspeed-zero3")
+    gathered = ranks.adapter_state(model, adapter_state)
+    expected = adapter_state(model)
+    assert gathered is not None and _max_difference(gathered, expected) == 0.0
+    ranks.save_adapter(model, tmp_path)
+    assert _max_difference(_adapter(tmp_path), expected) == 0.0
+    assert not ranks.can_evaluate and ranks.optimizer_state(torch.optim.SGD(model.parameters(), lr=1)) is None
