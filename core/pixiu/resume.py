@@ -68,9 +68,15 @@ def check_matches_record(run_dir: Path, config: RunConfig, data_path: Path) -> N
     refuse_differences(run_dir, _differences_from_record(resumable_record(run_dir), config, data_path))
 
 
+CHANGEABLE_ON_RESUME = ("train.devices",)
+"""Keys a resumed run may change: the step fixes the data position, only its split over the devices changes."""
+
+
 def _differences_from_record(record: Mapping[str, Any], config: RunConfig, data_path: Path | None) -> list[str]:
     """Each config value, and the data file when given, that differs from what the run recorded."""
-    problems = differences(record["config"], to_dict(config))
+    problems = [
+        p for p in differences(record["config"], to_dict(config)) if p.partition(":")[0] not in CHANGEABLE_ON_RESUME
+    ]
     if data_path is not None and Path(data_path).resolve() != Path(record["data"]):
         problems.append(f"data: recorded {record['data']}, given {Path(data_path).resolve()}")
     return problems

@@ -82,7 +82,19 @@ def list_domains(as_json: bool) -> None:
 @click.option(
     "--on-bad-record", type=click.Choice(["error", "skip"]), help="Stop at a bad record, or skip it into rejects.jsonl."
 )
-def train(domain_name, base, data_path, max_steps, output, resume, config_path, overrides, on_bad_record) -> None:
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1),
+    help="Data-parallel processes, one per GPU (CPU processes on gloo without CUDA); same as train.devices.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"]),
+    help="How --devices share the work (train.strategy); fsdp and deepspeed need CUDA.",
+)
+def train(
+    domain_name, base, data_path, max_steps, output, resume, config_path, overrides, on_bad_record, devices, strategy
+) -> None:
     """Train a LoRA adapter for DOMAIN, evaluate it against the base model, and register it.
 
     The recipe is the domain's YAML (see `pixiu domain list --json`), then --config, then the flags, then --set;
@@ -95,14 +107,27 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
       pixiu domain train law --data cail.jsonl --max-steps 300 --set train.lr=1e-4
       pixiu domain train law --base /tmp/tiny --max-steps 5 --output /tmp/law-run
       pixiu domain train law --resume --output /tmp/law-run
+      pixiu domain train law --devices 4                # data-parallel on 4 GPUs through accelerate
+      pixiu domain train law --devices 8 --strategy deepspeed-zero3
     """
     from pixiu.config import load_config
+    from pixiu.distributed import is_main_process, under_launcher
     from pixiu.plugins import get_domain
     from pixiu.recipes.lora_sft import run
     from pixiu.resume import resumed_config
 
     domain = get_domain(domain_name)
-    flags = {"base": base, "train.max_steps": max_steps, "data.on_bad_record": on_bad_record}
+    if under_launcher() and output is None:
+        raise click.UsageError(
+            "under accelerate launch or torchrun pass --output DIR, so that every process trains into one run folder"
+        )
+    flags = {
+        "base": base,
+        "train.max_steps": max_steps,
+        "data.on_bad_record": on_bad_record,
+        "train.devices": devices,
+        "train.strategy": strategy,
+    }
     values = {key: value for key, value in flags.items() if value is not None}
     if resume:
         # the run folder's pixiu_run.yaml is the config; the flags given again may only repeat it
@@ -125,14 +150,21 @@ def train(domain_name, base, data_path, max_steps, output, resume, config_path, 
     ensure_writable(run_dir, "run folder", "pass --output DIR with a folder you can write to")
     ensure_writable(pixiu_home(), "PIXIU_HOME", "point PIXIU_HOME at a folder you can write to (it holds the registry)")
     try:
+        if config.train.devices > 1 and not under_launcher():
+            _launch_processes(domain.name, config.train, run_dir)
+            return
         summary = run(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:
+        if not is_main_process():  # rank 0 says it for all
+            raise SystemExit(130) from None
         click.echo(
             f"Error: interrupted; the newest checkpoint is kept. Continue with:\n"
             f"  pixiu domain train {domain.name} --resume --output {run_dir}",
             err=True,
         )
         raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
+    if not is_main_process():  # rank 0 of a launch reports for all
+        return
     if summary.metrics.get("records"):
         _print_scores(
             summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics['records']} held-out records"
@@ -200,6 +232,18 @@ def crawl(domain_name, output, spider_args) -> None:
     output = output or pixiu_home() / "data" / domain.name / "raw.jsonl"
     summary = run_crawl(domain, output, spider_args=args)
     click.echo(summary.describe())
+
+
+def _launch_processes(domain: str, train, run_dir: Path) -> None:
+    """Start this same command as `train.devices` processes under accelerate's launcher, into `run_dir`."""
+    import sys
+
+    from pixiu.distributed import check_devices, launch, launch_command
+
+    check_devices(train.devices, train.strategy, train.device)
+    argv = [*sys.argv[1:], "--output", str(run_dir)]  # every rank writes to (and rank 0 locks) one folder
+    resume = f"pixiu domain train {domain} --resume --output {run_dir} --devices {train.devices}"
+    launch(launch_command(argv, train.devices, train.strategy), run_dir, resume)
 
 
 def _split_pair(item: str) -> tuple[str, str]:

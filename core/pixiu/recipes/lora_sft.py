@@ -22,6 +22,7 @@ from pixiu import __version__
 from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pixiu.config import RunConfig, formatter_for, to_dict
 from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, cut_answers_note, tokenize_example
+from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
@@ -75,11 +76,15 @@ def run(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    ranks = Ranks.start(config.train.device, config.train.strategy)
+    if not ranks.is_main:  # rank 0 holds the folder's lock and writes every file; the other ranks only train
+        return _run(domain, config, data_path, run_dir, resume=resume, console=Console(quiet=True), ranks=ranks)
     was_empty = not any(run_dir.iterdir())
     try:
         with locked(run_dir / LOCK_FILE, blocking=False):
             try:
-                return _run(domain, config, data_path, run_dir, resume=resume, console=console or Console(stderr=True))
+                console = console or Console(stderr=True)
+                return _run(domain, config, data_path, run_dir, resume=resume, console=console, ranks=ranks)
             finally:
                 if was_empty and {p.name for p in run_dir.iterdir()} == {LOCK_FILE}:
                     shutil.rmtree(run_dir)
@@ -91,10 +96,10 @@ def run(
 
 
 def _run(
-    domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console
+    domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console, ranks: Ranks
 ) -> RunSummary:
     """`run`, with the run folder locked."""
-    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
+    torch.set_num_threads(config.train.threads or ranks.cpu_threads())
     checkpoints = list_checkpoints(run_dir)
     if checkpoints and not resume:
         raise PixiuError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or a new --output")
@@ -108,7 +113,7 @@ def _run(
         data_path,
         formatter_for(domain, config),
         on_bad_record=config.data.on_bad_record,
-        rejects_path=run_dir / "rejects.jsonl",
+        rejects_path=run_dir / "rejects.jsonl" if ranks.is_main else None,
     )
     if loaded.rejected:
         console.print(f"[yellow]{loaded.rejected} bad records skipped; see {run_dir / 'rejects.jsonl'}[/]")
@@ -119,12 +124,13 @@ def _run(
         train_examples = train_examples[: config.data.max_records]
     if not train_examples:
         raise PixiuError(f"{data_path}: every record was held out for evaluation; lower data.eval_records")
-    if not resume:  # the held-out split is part of the record: a resumed run keeps the one it started with
+    # the held-out split is part of the record: a resumed run keeps the one it started with
+    if not resume and ranks.is_main:
         write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
 
     # --- model --------------------------------------------------------------------------------------------
     console.print(f"loading base model [bold]{config.base}[/]")
-    base, tokenizer = load_base(config.base)
+    base, tokenizer = load_base(config.base, device=ranks.device)
     tokenized = [tokenize_example(tokenizer, e.messages, config.data.max_seq_len) for e in train_examples]
     if note := cut_answers_note(train_examples, tokenized, config.data.max_seq_len):
         console.print(f"[yellow]{note}[/]")
@@ -134,7 +140,9 @@ def _run(
     torch.manual_seed(config.train.seed)
     model = attach_lora(base, **config.lora.model_dump(exclude={"quantize"}))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+        trainable, lr=config.train.lr, weight_decay=config.train.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(config.train.warmup_steps, config.train.max_steps)
     )
@@ -142,33 +150,40 @@ def _run(
     if resume:
         adapter, state = _load_newest_readable(checkpoints, console)
         restore_adapter_state(model, adapter)
-        optimizer.load_state_dict(state["optimizer"])
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        else:  # written under fsdp or deepspeed, where each rank holds only a part of it (see pixiu.distributed)
+            console.print("[yellow]the checkpoint has no optimizer state (sharded strategy); AdamW restarts[/]")
         scheduler.load_state_dict(state["scheduler"])
         start_step = state["step"]
         console.print(f"resuming {run_dir} at step {start_step}")
-    _write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+    if ranks.is_main:
+        _write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     # --- train --------------------------------------------------------------------------------------------
     batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    log = _open_log(run_dir / LOG_FILE, keep_through=start_step)
+    # only rank 0 logs; the others write their (identical) step rows nowhere
+    log = _open_log(run_dir / LOG_FILE, keep_through=start_step) if ranks.is_main else open(os.devnull, "w")  # noqa: SIM115
+    step_loss, optimizer = ranks.prepare(model, optimizer, labelled_loss)
     model.train()
     trained_tokens, train_seconds = 0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
-            batch = collate(tokenized, indices, pad_id)
-            loss_sum, count = labelled_loss(model, batch)
-            (loss_sum / max(count, 1)).backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            share = ranks.share(tokenized, indices)  # this rank's rows; the whole batch when alone
+            batch = collate(tokenized, share.rows, pad_id)
+            loss_sum = step_loss(batch)
+            ranks.backward(loss_sum * share.weight)
+            ranks.clip(trainable, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             seconds = time.perf_counter() - began
             tokens = sum(len(tokenized[i]) for i in indices)
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
-            loss = loss_sum.item() / max(count, 1)
+            loss = ranks.step_loss(loss_sum, share)
             epoch, index = batches.position(step)
             log.write(
                 json.dumps(
@@ -187,18 +202,20 @@ def _run(
             log.flush()
             progress.update(step + 1, loss=loss, tokens_per_second=trained_tokens / train_seconds)
             if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
-                save_checkpoint(
-                    run_dir,
-                    step + 1,
-                    adapter_state(model),
-                    {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                    keep=config.train.keep_checkpoints,
-                )
-                progress.note(f"checkpoint saved: step {step + 1}")
+                saved = ranks.adapter_state(model, adapter_state)  # None on the ranks that do not write
+                if saved is not None:
+                    training_state = {
+                        "optimizer": ranks.optimizer_state(optimizer),
+                        "scheduler": scheduler.state_dict(),
+                    }
+                    save_checkpoint(run_dir, step + 1, saved, training_state, keep=config.train.keep_checkpoints)
+                    progress.note(f"checkpoint saved: step {step + 1}")
     log.close()
+    if not ranks.is_main:  # another rank's work ends with training: rank 0 saves, evaluates and registers
+        return RunSummary(run_dir, config.train.max_steps, trained_tokens / max(train_seconds, 1e-9), {})
 
     # --- save ---------------------------------------------------------------------------------------------
-    model.save_pretrained(str(run_dir))
+    ranks.save_adapter(model, run_dir)
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} LoRA on {config.base}")
     speed = trained_tokens / train_seconds if train_seconds else 0.0
 
@@ -212,7 +229,12 @@ def _run(
             "rejected_records": loaded.rejected,
         }
     }
-    if eval_examples:
+    if eval_examples and not ranks.can_evaluate:
+        console.print(
+            f"[yellow]train.strategy={config.train.strategy} shards the weights, so rank 0 cannot generate alone; "
+            f"evaluate with: pixiu domain eval {domain.name} --adapter {run_dir}[/]"
+        )
+    elif eval_examples:
         result = evaluate(
             model,
             tokenizer,
