@@ -68,9 +68,13 @@ def check_matches_record(run_dir: Path, config: RunConfig, data_path: Path) -> N
     refuse_differences(run_dir, _differences_from_record(resumable_record(run_dir), config, data_path))
 
 
+HARDWARE_KEYS = ("train.device: ", "train.precision: ", "train.gradient_checkpointing: ")
+"""Where and in which number format a run computes may change on resume: checkpoints are device-independent."""
+
+
 def _differences_from_record(record: Mapping[str, Any], config: RunConfig, data_path: Path | None) -> list[str]:
-    """Each config value, and the data file when given, that differs from what the run recorded."""
-    problems = differences(record["config"], to_dict(config))
+    """Each config value (but the hardware ones), and the data file when given, that differs from the record."""
+    problems = [p for p in differences(record["config"], to_dict(config)) if not p.startswith(HARDWARE_KEYS)]
     if data_path is not None and Path(data_path).resolve() != Path(record["data"]):
         problems.append(f"data: recorded {record['data']}, given {Path(data_path).resolve()}")
     return problems

@@ -22,15 +22,17 @@ from pixiu import __version__
 from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pixiu.config import RunConfig, formatter_for, to_dict
 from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, cut_answers_note, tokenize_example
+from pixiu.devices import peak_memory, precision_name, reset_peak_memory, resolve_device, resolve_precision
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
 from pixiu.files import atomic_write_json, atomic_write_text, locked
-from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
+from pixiu.lora import adapter_state, attach_lora, enable_gradient_checkpointing, restore_adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
+from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
 from pixiu.registry import register_adapter
 from pixiu.resume import check_matches_record
@@ -57,6 +59,15 @@ class RunSummary:
     steps: int
     train_tokens_per_second: float
     metrics: dict
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Where a run computes: the device, the frozen base's dtype, and the gradient scaler (enabled for fp16)."""
+
+    device: torch.device
+    dtype: torch.dtype
+    scaler: torch.amp.GradScaler
 
 
 def run(
@@ -102,6 +113,7 @@ def _run(
         raise PixiuError(f"nothing to resume in {run_dir}: it has no checkpoint yet. Start it without --resume.")
     if resume:
         check_matches_record(run_dir, config, data_path)
+    hardware = _training_setup(config)  # fails on an unusable device, precision or quantisation before loading
 
     # --- data ---------------------------------------------------------------------------------------------
     loaded = load_examples(
@@ -123,8 +135,14 @@ def _run(
         write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
 
     # --- model --------------------------------------------------------------------------------------------
-    console.print(f"loading base model [bold]{config.base}[/]")
-    base, tokenizer = load_base(config.base)
+    console.print(
+        f"loading base model [bold]{config.base}[/] on {hardware.device} in "
+        f"{config.lora.quantize or precision_name(hardware.dtype)}"
+    )
+    base, tokenizer = load_base(
+        config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
+    )
+    base = _prepare_base(base, config)
     tokenized = [tokenize_example(tokenizer, e.messages, config.data.max_seq_len) for e in train_examples]
     if note := cut_answers_note(train_examples, tokenized, config.data.max_seq_len):
         console.print(f"[yellow]{note}[/]")
@@ -142,8 +160,10 @@ def _run(
     if resume:
         adapter, state = _load_newest_readable(checkpoints, console)
         restore_adapter_state(model, adapter)
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])  # moves the CPU-loaded state onto the parameters' device
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            hardware.scaler.load_state_dict(state["scaler"])
         start_step = state["step"]
         console.print(f"resuming {run_dir} at step {start_step}")
     _write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
@@ -153,16 +173,19 @@ def _run(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     log = _open_log(run_dir / LOG_FILE, keep_through=start_step)
     model.train()
+    reset_peak_memory(hardware.device)
     trained_tokens, train_seconds = 0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
-            batch = collate(tokenized, indices, pad_id)
+            batch = {k: v.to(hardware.device) for k, v in collate(tokenized, indices, pad_id).items()}
             loss_sum, count = labelled_loss(model, batch)
-            (loss_sum / max(count, 1)).backward()
+            hardware.scaler.scale(loss_sum / max(count, 1)).backward()
+            hardware.scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
+            hardware.scaler.step(optimizer)  # skipped when fp16 gradients overflowed
+            hardware.scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             seconds = time.perf_counter() - began
@@ -191,11 +214,16 @@ def _run(
                     run_dir,
                     step + 1,
                     adapter_state(model),
-                    {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                    {
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": hardware.scaler.state_dict(),
+                    },
                     keep=config.train.keep_checkpoints,
                 )
                 progress.note(f"checkpoint saved: step {step + 1}")
     log.close()
+    memory = peak_memory(hardware.device)  # before evaluation, whose generation is not training memory
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir))
@@ -210,6 +238,10 @@ def _run(
             "tokens_per_second": round(speed, 1),
             "examples": len(tokenized),
             "rejected_records": loaded.rejected,
+            "device": str(hardware.device),
+            "precision": config.lora.quantize or precision_name(hardware.dtype),
+            "gradient_checkpointing": config.train.gradient_checkpointing,
+            "peak_memory": memory,
         }
     }
     if eval_examples:
@@ -229,6 +261,26 @@ def _run(
     # --- register -----------------------------------------------------------------------------------------
     register_adapter(domain.name, domain.name, run_dir, config.base, metrics)
     return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+
+
+def _training_setup(config: RunConfig) -> Hardware:
+    """Resolve and check `train.device`, `train.precision` and `lora.quantize`; raises PixiuError before loading."""
+    device = resolve_device(config.train.device)
+    dtype = resolve_precision(config.train.precision, device)
+    if config.lora.quantize:
+        check_quantize(config.lora.quantize, device)
+    # fp16's narrow range underflows small gradients without loss scaling; bf16 and fp32 need none
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    return Hardware(device, dtype, scaler)
+
+
+def _prepare_base(base, config: RunConfig):
+    """Ready the frozen base for LoRA training: peft's k-bit preparation when quantised, and checkpointing."""
+    if config.lora.quantize:
+        return prepare_quantized(base, gradient_checkpointing=config.train.gradient_checkpointing)
+    if config.train.gradient_checkpointing:
+        enable_gradient_checkpointing(base)
+    return base
 
 
 def _load_newest_readable(checkpoints: list[Path], console: Console) -> tuple[dict, dict]:
