@@ -57,4 +57,4 @@ def test_qlora_trains_on_the_gpu(kind, tiny_model_dir, tmp_path):
     overrides = [*SMALL, "train.device=cuda", "data.eval_records=0", f"lora.quantize={kind}"]
     recipe.run(TOY, load_config(overrides=overrides, values={"base": str(tiny_model_dir)}), data, tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["train"]
-    assert metrics["precision"] == kind and metrics["final_loss"] is not None
+    assert metrics["quantize"] == kind and metrics["final_loss"] is not None

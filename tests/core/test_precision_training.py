@@ -62,7 +62,8 @@ def test_bf16_training_on_the_cpu_records_device_precision_and_memory(tiny_model
     trained = losses(run_dir)
     assert all(torch.isfinite(torch.tensor(trained))) and trained[-1] < trained[0]
     metrics = json.loads((run_dir / "metrics.json").read_text())["train"]
-    assert metrics["device"] == "cpu" and metrics["precision"] == "bf16" and metrics["gradient_checkpointing"] is False
+    assert metrics["device"] == "cpu" and metrics["precision"] == "bf16" and metrics["quantize"] is None
+    assert metrics["gradient_checkpointing"] is False
     assert metrics["peak_memory"]["kind"] == "peak_rss" and metrics["peak_memory"]["gib"] > 0
     assert {v.dtype for v in load_file(str(run_dir / "adapter_model.safetensors")).values()} == {torch.float32}
 

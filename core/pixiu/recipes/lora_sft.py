@@ -239,7 +239,8 @@ def _run(
             "examples": len(tokenized),
             "rejected_records": loaded.rejected,
             "device": str(hardware.device),
-            "precision": config.lora.quantize or precision_name(hardware.dtype),
+            "precision": precision_name(hardware.dtype),
+            "quantize": config.lora.quantize,
             "gradient_checkpointing": config.train.gradient_checkpointing,
             "peak_memory": memory,
         }
