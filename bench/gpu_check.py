@@ -42,7 +42,7 @@ from transformers import (
 
 from pixiu.data import IGNORE_INDEX, StepBatches, TokenizedExample, collate
 from pixiu.devices import peak_memory, reset_peak_memory, resolve_device
-from pixiu.lora import attach_lora
+from pixiu.lora import attach_lora, enable_gradient_checkpointing
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
 from pixiu.serve.adapters import BASE
@@ -156,12 +156,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def enable_checkpointing(model) -> None:
-    """Non-reentrant activation checkpointing, as `pixiu.lora.enable_gradient_checkpointing` (branch hw) does."""
-    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    model.enable_input_require_grads()
-
-
 def train_pixiu(
     folder: Path, examples: list[TokenizedExample], plan: Plan, device: torch.device, *, dtype: torch.dtype,
     checkpointing: bool, steps: int, warmup: int, lr: float,
@@ -169,7 +163,7 @@ def train_pixiu(
     """pixiu's training loop on `device`; returns losses, timed steps' real tokens and seconds, and peak memory."""
     base, tokenizer = load_base(str(folder), dtype=dtype, device=device)
     if checkpointing:
-        enable_checkpointing(base)
+        enable_gradient_checkpointing(base)
     torch.manual_seed(SEED)
     model = attach_lora(base, **LORA)
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -4,6 +4,7 @@ Both sides train the same LoRA adapter on the same base model and the same token
 way batches are built and the loss is taken differs. Run by hand (it takes several minutes):
 
     python bench/train_throughput.py [--data CAIL.jsonl] [--steps 20] [--home ~/.pixiu] [--json]
+        [--gradient-checkpointing]
 
 See bench/README.md for what each number means.
 """
@@ -27,7 +28,8 @@ from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from pixiu.data import IGNORE_INDEX, StepBatches, TokenizedExample, collate, render, tokenize_example
-from pixiu.lora import attach_lora
+from pixiu.devices import peak_memory
+from pixiu.lora import attach_lora, enable_gradient_checkpointing
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
 from pixiu_law.formatter import format_record
@@ -114,6 +116,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first; FLOPs are counted on the first")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--home", help="PIXIU_HOME holding the cached base model (default: $PIXIU_HOME or ~/.pixiu)")
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="both paths recompute activations in the backward pass (train.gradient_checkpointing)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     return parser.parse_args()
 
@@ -143,9 +150,11 @@ def length_profile(examples: list[TokenizedExample]) -> dict[str, float]:
     return {"min": lengths[0], **at, "max": lengths[-1], "mean": statistics.fmean(lengths)}
 
 
-def fresh_model():
+def fresh_model(gradient_checkpointing: bool):
     """The base model in fp32 with a new LoRA adapter, seeded so both paths start from the same weights."""
     base, tokenizer = load_base(BASE)
+    if gradient_checkpointing:
+        enable_gradient_checkpointing(base)
     torch.manual_seed(SEED)
     return attach_lora(base, **LORA), tokenizer
 
@@ -213,9 +222,11 @@ def counted_flops(counter: FlopCounterMode) -> tuple[int, int]:
 class PixiuPath:
     """pixiu's training path as core/pixiu/recipes/lora_sft.py runs it: length-grouped batches, answer-only head."""
 
-    def __init__(self, examples: list[TokenizedExample], pad_id: int, batch_tokens: int, warmup: int):
+    def __init__(
+        self, examples: list[TokenizedExample], pad_id: int, batch_tokens: int, warmup: int, checkpointing: bool
+    ):
         self.examples, self.pad_id, self.warmup = examples, pad_id, warmup
-        self.model, _ = fresh_model()
+        self.model, _ = fresh_model(checkpointing)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=LR, weight_decay=0.0)
         self.batches = StepBatches(examples, batch_tokens, SEED)
@@ -248,7 +259,7 @@ class PixiuPath:
 
 
 def run_both(
-    examples: list[TokenizedExample], pad_id: int, batch_tokens: int, warmup: int, steps: int
+    examples: list[TokenizedExample], pad_id: int, batch_tokens: int, warmup: int, steps: int, checkpointing: bool
 ) -> dict[str, PathResult]:
     """Train the baseline with a plain transformers Trainer and run one pixiu step after each of its steps.
 
@@ -256,8 +267,8 @@ def run_both(
     paths step by step exposes both to the same machine: on a shared or throttling CPU, speed drifts
     within minutes, and running one path after the other would charge that drift to one of them.
     """
-    pixiu = PixiuPath(examples, pad_id, batch_tokens, warmup)
-    model, tokenizer = fresh_model()
+    pixiu = PixiuPath(examples, pad_id, batch_tokens, warmup, checkpointing)
+    model, tokenizer = fresh_model(checkpointing)
     collator = _RecordingCollator(DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX))
     timer = _StepTimer(after_step=pixiu.run)
     with tempfile.TemporaryDirectory(prefix="pixiu-bench-") as output_dir:
@@ -275,7 +286,7 @@ def run_both(
             eval_strategy="no",
             logging_strategy="no",
             disable_tqdm=True,
-        )  # gradient checkpointing is off by default
+        )  # gradient checkpointing, when asked for, is switched on in the model itself (fresh_model)
         dataset = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
         trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[timer])
         trainer.remove_callback(PrinterCallback)  # it would print the final metrics into our output
@@ -352,6 +363,10 @@ def print_report(results: dict[str, dict[str, float]], extra: dict) -> None:
         f"other processes used {extra['other_cpu_cores']:.2f} cores on average  "
         f"load average {extra['load_before']:.2f} before, {extra['load_after']:.2f} after"
     )
+    print(
+        f"gradient checkpointing {'on' if extra['gradient_checkpointing'] else 'off'}; peak memory "
+        f"{extra['peak_memory']['gib']:.2f} GiB ({extra['peak_memory']['kind']}, both paths in one process)"
+    )
     if extra["other_cpu_cores"] > 0.1:
         print("warning: other processes shared the CPU during the run; timings are inflated, run it again when idle")
     if abs(extra["matmul_before"] - extra["matmul_after"]) > 0.1 * extra["matmul_gflops"]:
@@ -373,7 +388,7 @@ def main() -> None:
     batch_tokens = args.batch_tokens or max(64 * math.ceil(BASELINE_BATCH * lengths["mean"] / 64), lengths["max"])
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     before = matmul_gflops()
-    raw = run_both(examples, pad_id, batch_tokens, args.warmup, args.steps)
+    raw = run_both(examples, pad_id, batch_tokens, args.warmup, args.steps, args.gradient_checkpointing)
     after = matmul_gflops()
     rate = (before + after) / 2
     results = {name: result.summary(rate) for name, result in raw.items()}
@@ -392,6 +407,8 @@ def main() -> None:
         "runtime_s": time.perf_counter() - began,
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "peak_memory": peak_memory(torch.device("cpu")),  # the process's peak: both paths' models together
     }
     other = busy_cpu_seconds() - busy - (time.process_time() - own)
     extra["other_cpu_cores"] = max(other, 0.0) / extra["runtime_s"]

@@ -2,6 +2,8 @@
 
 A checkpoint holds the adapter weights, optimiser, scheduler, every RNG state and the step; the data
 position follows from the step because the batch stream is deterministic (`pixiu.data.StepBatches`).
+Checkpoints are device-independent: everything loads onto the CPU, and the caller's `load_state_dict`
+moves it onto the run's device, so a run started on a GPU resumes on a CPU and the other way round.
 """
 
 from __future__ import annotations
@@ -52,21 +54,25 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint's adapter weights and state, and restore the RNGs it saved."""
-    state = torch.load(Path(path) / "state.pt", weights_only=True)  # tensors and plain data only: no pickle code
+    """Read a checkpoint's adapter weights and state onto the CPU, and restore the RNGs it saved."""
+    # tensors and plain data only (no pickle code); CUDA tensors of a GPU run land on the CPU
+    state = torch.load(Path(path) / "state.pt", weights_only=True, map_location="cpu")
     _set_rng_state(state.pop("rng"))
-    return load_file(str(Path(path) / "adapter.safetensors")), state
+    return load_file(str(Path(path) / "adapter.safetensors"), device="cpu"), state
 
 
 def _rng_state() -> dict[str, Any]:
     """Every random-number generator training touches, as tensors and plain data (loadable with weights_only)."""
     version, python_state, gauss = random.getstate()
     kind, keys, position, has_gauss, cached = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
-    return {
+    state: dict[str, Any] = {
         "python": [version, list(python_state), gauss],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
         "torch": torch.get_rng_state(),
     }
+    if torch.cuda.is_available():  # dropout on a GPU draws from the CUDA generators
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _set_rng_state(rng: dict[str, Any]) -> None:
@@ -76,3 +82,5 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
     kind, keys, position, has_gauss, cached = rng["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():  # a GPU run resumed on a CPU has no CUDA generators to set
+        torch.cuda.set_rng_state_all(rng["cuda"][: torch.cuda.device_count()])

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pixiu.config import EvalArgs, formatter_for, load_config
+from pixiu.devices import Precision
 from pixiu.domain import Domain, Example
 from pixiu.errors import PixiuError
 from pixiu.files import write_jsonl
@@ -113,17 +114,24 @@ def evaluate_domain(
     adapter: str | None = None,
     data_path: Path | None = None,
     limit: int | None = None,
+    device: str = "auto",
+    precision: Precision = "auto",
 ) -> dict[str, Any]:
     """Score the base model, and the adapter when given, on a domain's records; return a JSON-ready report.
 
     With an adapter made by pixiu, its run's recorded config applies (`pixiu_run.yaml`): prompts are cut
     at the length it was trained with, and the domain's settings and generation settings are the run's.
+    `device` and `precision` (as `--device`/`--precision`) are checked before anything is loaded; the
+    base's weights are loaded straight onto the device in that dtype, the adapter's stay fp32.
     """
+    from pixiu.devices import precision_name, resolve_device, resolve_precision
     from pixiu.lora import load_adapter
     from pixiu.models import load_base
     from pixiu.plugins import get_domain
     from pixiu.registry import resolve_adapter
 
+    target = resolve_device(device)
+    dtype = resolve_precision(precision, target)
     domain = get_domain(domain_name)
     adapter_dir = resolve_adapter(adapter) if adapter else None
     run_record = read_run_file(adapter_dir) if adapter_dir else {}
@@ -145,7 +153,7 @@ def evaluate_domain(
         raise PixiuError(f"domain {domain.name!r} ships no sample data; pass --data FILE to evaluate on")
     if limit:
         examples = examples[:limit]
-    base_model, tokenizer = load_base(base)
+    base_model, tokenizer = load_base(base, dtype=dtype, device=target)
     model = load_adapter(base_model, adapter_dir) if adapter_dir else base_model
     result = evaluate(
         model,
@@ -162,6 +170,8 @@ def evaluate_domain(
         "adapter": str(adapter_dir) if adapter_dir else None,
         "data": source,
         "records": result.records,
+        "device": str(target),
+        "precision": precision_name(dtype),
         "scores": result.scores,
     }
 

@@ -63,9 +63,9 @@ def generate_answers(
         for row, i in enumerate(chunk):
             input_ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
             attention_mask[row, width - len(encoded[i]) :] = 1
-        output = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
+        output = model.generate(  # the batch is built on the CPU; the model may sit on a GPU
+            input_ids=input_ids.to(model.device),
+            attention_mask=attention_mask.to(model.device),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             eos_token_id=stops,

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from transformers import PreTrainedModel
 
 
 def attach_lora(
@@ -27,14 +28,25 @@ def attach_lora(
         return get_peft_model(model, config)
 
 
+def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
+    """Recompute each decoder layer's activations in the backward pass (non-reentrant, as peft needs).
+
+    Non-reentrant checkpointing gives the LoRA weights inside a checkpointed layer their gradients even
+    though the frozen embeddings' output needs none; input grads are switched on as well for models whose
+    layers checkpoint the reentrant way regardless.
+    """
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+
+
 def load_adapter(model: torch.nn.Module, adapter_dir: Path) -> PeftModel:
     """Load a saved adapter onto `model` for inference."""
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
 
 
 def adapter_state(model: PeftModel) -> dict[str, torch.Tensor]:
-    """The adapter's weights only (a few MB), as peft saves them."""
-    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+    """The adapter's weights only (a few MB), as peft saves them, copied onto the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
 
 
 def restore_adapter_state(model: PeftModel, state: dict[str, torch.Tensor]) -> None:

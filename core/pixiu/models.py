@@ -25,6 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from pixiu.errors import PixiuError
 from pixiu.paths import models_dir
 from pixiu.plugins import get_model_sources
+from pixiu.quantize import Quantize, bnb_config
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 _LOCAL_PREFIXES = ("/", "./", "../", "~")
@@ -132,7 +133,11 @@ def _convert(gguf_file: Path, out_dir: Path) -> None:
 
 
 def load_base(
-    spec: str, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+    spec: str,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+    quantize: Quantize | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Resolve `spec` (see `resolve_base`) and load the causal LM and its tokenizer, which always has a pad token.
 
@@ -140,6 +145,8 @@ def load_base(
         spec: A local folder, a `.gguf` file, `scheme:ref`, or a hub id.
         dtype: Weight dtype of the loaded model: weights are read straight into it, with no fp32 copy on the way.
         device: Where the weights go; loaded there directly (accelerate's `device_map`), not through the CPU.
+        quantize: "4bit" or "8bit" loads the linear layers through bitsandbytes (`pixiu.quantize.bnb_config`,
+            computing in `dtype`); callers run `pixiu.quantize.check_quantize` first.
 
     Returns:
         (model, tokenizer); the tokenizer's pad token is its eos token when it had none.
@@ -150,7 +157,9 @@ def load_base(
         raise PixiuError(f"{source} is not a Hugging Face model folder (no config.json); pass the folder that has one")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        placement = {"device_map": {"": device}} if device is not None and device.type != "cpu" else {}
+        placement: dict = {"device_map": {"": device}} if device is not None and device.type != "cpu" else {}
+        if quantize:
+            placement["quantization_config"] = bnb_config(quantize, dtype)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement)
     except OSError as exc:
         if local:

@@ -68,12 +68,13 @@ def check_matches_record(run_dir: Path, config: RunConfig, data_path: Path) -> N
     refuse_differences(run_dir, _differences_from_record(resumable_record(run_dir), config, data_path))
 
 
-CHANGEABLE_ON_RESUME = ("train.devices",)
-"""Keys a resumed run may change: the step fixes the data position, only its split over the devices changes."""
+CHANGEABLE_ON_RESUME = ("train.devices", "train.device", "train.precision", "train.gradient_checkpointing")
+"""Keys a resumed run may change: checkpoints are device-independent, and the step fixes the data position
+(only its split over the devices changes)."""
 
 
 def _differences_from_record(record: Mapping[str, Any], config: RunConfig, data_path: Path | None) -> list[str]:
-    """Each config value, and the data file when given, that differs from what the run recorded."""
+    """Each config value (but those that may change on resume), and the data file when given, that differs."""
     problems = [
         p for p in differences(record["config"], to_dict(config)) if p.partition(":")[0] not in CHANGEABLE_ON_RESUME
     ]

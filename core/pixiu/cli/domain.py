@@ -11,6 +11,21 @@ import click
 from pixiu.cli.output import print_rows
 from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
+PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
+"""`--precision` choices (pixiu.devices.Precision), spelled out so `--help` needs no torch import."""
+
+
+def _check_device(_ctx: click.Context, _param: click.Parameter, spec: str | None) -> str | None:
+    """`--device` as given, or a usage error naming the accepted forms (a click callback)."""
+    if spec is None:
+        return None
+    from pixiu.devices import check_device_spec
+
+    try:
+        return check_device_spec(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
+
 
 @click.group(name="domain")
 def group() -> None:
@@ -82,6 +97,13 @@ def list_domains(as_json: bool) -> None:
 @click.option(
     "--on-bad-record", type=click.Choice(["error", "skip"]), help="Stop at a bad record, or skip it into rejects.jsonl."
 )
+@click.option("--device", callback=_check_device, help="auto | cpu | cuda | cuda:N | mps (train.device).")
+@click.option("--precision", type=click.Choice(PRECISIONS), help="Base weights' dtype (same as train.precision).")
+@click.option(
+    "--gradient-checkpointing/--no-gradient-checkpointing",
+    default=None,
+    help="Recompute activations in the backward pass: less memory, more compute (train.gradient_checkpointing).",
+)
 @click.option(
     "--devices",
     type=click.IntRange(min=1),
@@ -93,7 +115,20 @@ def list_domains(as_json: bool) -> None:
     help="How --devices share the work (train.strategy); fsdp and deepspeed need CUDA.",
 )
 def train(
-    domain_name, base, data_path, max_steps, output, resume, config_path, overrides, on_bad_record, devices, strategy
+    domain_name,
+    base,
+    data_path,
+    max_steps,
+    output,
+    resume,
+    config_path,
+    overrides,
+    on_bad_record,
+    device,
+    precision,
+    gradient_checkpointing,
+    devices,
+    strategy,
 ) -> None:
     """Train a LoRA adapter for DOMAIN, evaluate it against the base model, and register it.
 
@@ -107,6 +142,7 @@ def train(
       pixiu domain train law --data cail.jsonl --max-steps 300 --set train.lr=1e-4
       pixiu domain train law --base /tmp/tiny --max-steps 5 --output /tmp/law-run
       pixiu domain train law --resume --output /tmp/law-run
+      pixiu domain train law --device cuda --precision bf16 --gradient-checkpointing
       pixiu domain train law --devices 4                # data-parallel on 4 GPUs through accelerate
       pixiu domain train law --devices 8 --strategy deepspeed-zero3
     """
@@ -125,6 +161,9 @@ def train(
         "base": base,
         "train.max_steps": max_steps,
         "data.on_bad_record": on_bad_record,
+        "train.device": device,
+        "train.precision": precision,
+        "train.gradient_checkpointing": gradient_checkpointing,
         "train.devices": devices,
         "train.strategy": strategy,
     }
@@ -182,8 +221,22 @@ def train(
     "--data", "data_path", type=click.Path(path_type=Path), help="Records to score [default: the held-out split]."
 )
 @click.option("--limit", type=int, help="Score at most N records.")
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    callback=_check_device,
+    help="auto | cpu | cuda | cuda:N | mps.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="auto",
+    show_default=True,
+    help="Base weights' dtype; auto is bf16 on GPUs that support it, fp32 on the CPU.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def evaluate_command(domain_name, base, adapter, data_path, limit, as_json) -> None:
+def evaluate_command(domain_name, base, adapter, data_path, limit, device, precision, as_json) -> None:
     """Generate answers greedily and score them with DOMAIN's metrics.
 
     Without --data, the records held out from training are used: the adapter's own split when it
@@ -194,10 +247,13 @@ def evaluate_command(domain_name, base, adapter, data_path, limit, as_json) -> N
       pixiu domain eval law                           # the base model alone
       pixiu domain eval law --adapter law --limit 100
       pixiu domain eval law --adapter ~/.pixiu/runs/law-20250101-120000 --data test.jsonl --json
+      pixiu domain eval law --adapter law --device cuda --precision bf16
     """
     from pixiu.evaluation import evaluate_domain
 
-    report = evaluate_domain(domain_name, base=base, adapter=adapter, data_path=data_path, limit=limit)
+    report = evaluate_domain(
+        domain_name, base=base, adapter=adapter, data_path=data_path, limit=limit, device=device, precision=precision
+    )
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:

@@ -22,16 +22,18 @@ from pixiu import __version__
 from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pixiu.config import RunConfig, formatter_for, to_dict
 from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, cut_answers_note, tokenize_example
+from pixiu.devices import peak_memory, precision_name, reset_peak_memory, resolve_device, resolve_precision
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
 from pixiu.files import atomic_write_json, atomic_write_text, locked
-from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
+from pixiu.lora import adapter_state, attach_lora, enable_gradient_checkpointing, restore_adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
+from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
 from pixiu.registry import register_adapter
 from pixiu.resume import check_matches_record
@@ -58,6 +60,15 @@ class RunSummary:
     steps: int
     train_tokens_per_second: float
     metrics: dict
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Where a run computes: the device, the frozen base's dtype, and the gradient scaler (enabled for fp16)."""
+
+    device: torch.device
+    dtype: torch.dtype
+    scaler: torch.amp.GradScaler
 
 
 def run(
@@ -107,6 +118,7 @@ def _run(
         raise PixiuError(f"nothing to resume in {run_dir}: it has no checkpoint yet. Start it without --resume.")
     if resume:
         check_matches_record(run_dir, config, data_path)
+    hardware = _training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
 
     # --- data ---------------------------------------------------------------------------------------------
     loaded = load_examples(
@@ -129,8 +141,14 @@ def _run(
         write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
 
     # --- model --------------------------------------------------------------------------------------------
-    console.print(f"loading base model [bold]{config.base}[/]")
-    base, tokenizer = load_base(config.base, device=ranks.device)
+    console.print(
+        f"loading base model [bold]{config.base}[/] on {hardware.device} in "
+        f"{config.lora.quantize or precision_name(hardware.dtype)}"
+    )
+    base, tokenizer = load_base(
+        config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
+    )
+    base = _prepare_base(base, config)
     tokenized = [tokenize_example(tokenizer, e.messages, config.data.max_seq_len) for e in train_examples]
     if note := cut_answers_note(train_examples, tokenized, config.data.max_seq_len):
         console.print(f"[yellow]{note}[/]")
@@ -150,11 +168,13 @@ def _run(
     if resume:
         adapter, state = _load_newest_readable(checkpoints, console)
         restore_adapter_state(model, adapter)
-        if state["optimizer"] is not None:
+        if state["optimizer"] is not None:  # loaded on the CPU; load_state_dict moves it onto the parameters' device
             optimizer.load_state_dict(state["optimizer"])
         else:  # written under fsdp or deepspeed, where each rank holds only a part of it (see pixiu.distributed)
             console.print("[yellow]the checkpoint has no optimizer state (sharded strategy); AdamW restarts[/]")
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            hardware.scaler.load_state_dict(state["scaler"])
         start_step = state["step"]
         console.print(f"resuming {run_dir} at step {start_step}")
     if ranks.is_main:
@@ -167,23 +187,26 @@ def _run(
     log = _open_log(run_dir / LOG_FILE, keep_through=start_step) if ranks.is_main else open(os.devnull, "w")  # noqa: SIM115
     step_loss, optimizer = ranks.prepare(model, optimizer, labelled_loss)
     model.train()
+    reset_peak_memory(hardware.device)
     trained_tokens, train_seconds = 0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
             share = ranks.share(tokenized, indices)  # this rank's rows; the whole batch when alone
-            batch = collate(tokenized, share.rows, pad_id)
+            batch = {k: v.to(hardware.device) for k, v in collate(tokenized, share.rows, pad_id).items()}
             loss_sum = step_loss(batch)
-            ranks.backward(loss_sum * share.weight)
+            ranks.backward(hardware.scaler.scale(loss_sum * share.weight))
+            hardware.scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
             ranks.clip(trainable, 1.0)
-            optimizer.step()
+            hardware.scaler.step(optimizer)  # skipped when fp16 gradients overflowed
+            hardware.scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            loss = ranks.step_loss(loss_sum, share)  # reading it waits for the GPU: the step's time includes its work
             seconds = time.perf_counter() - began
             tokens = sum(len(tokenized[i]) for i in indices)
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
-            loss = ranks.step_loss(loss_sum, share)
             epoch, index = batches.position(step)
             log.write(
                 json.dumps(
@@ -207,10 +230,12 @@ def _run(
                     training_state = {
                         "optimizer": ranks.optimizer_state(optimizer),
                         "scheduler": scheduler.state_dict(),
+                        "scaler": hardware.scaler.state_dict(),
                     }
                     save_checkpoint(run_dir, step + 1, saved, training_state, keep=config.train.keep_checkpoints)
                     progress.note(f"checkpoint saved: step {step + 1}")
     log.close()
+    memory = peak_memory(hardware.device)  # before evaluation, whose generation is not training memory
     if not ranks.is_main:  # another rank's work ends with training: rank 0 saves, evaluates and registers
         return RunSummary(run_dir, config.train.max_steps, trained_tokens / max(train_seconds, 1e-9), {})
 
@@ -227,6 +252,11 @@ def _run(
             "tokens_per_second": round(speed, 1),
             "examples": len(tokenized),
             "rejected_records": loaded.rejected,
+            "device": str(hardware.device),
+            "precision": precision_name(hardware.dtype),
+            "quantize": config.lora.quantize,
+            "gradient_checkpointing": config.train.gradient_checkpointing,
+            "peak_memory": memory,
         }
     }
     if eval_examples and not ranks.can_evaluate:
@@ -251,6 +281,28 @@ def _run(
     # --- register -----------------------------------------------------------------------------------------
     register_adapter(domain.name, domain.name, run_dir, config.base, metrics)
     return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+
+
+def _training_setup(config: RunConfig, ranks: Ranks) -> Hardware:
+    """Resolve and check `train.device`, `train.precision` and `lora.quantize`; raises PixiuError before loading.
+
+    Under a launcher the device is the rank's own (accelerate's cuda:LOCAL_RANK, or the CPU)."""
+    device = ranks.device or resolve_device(config.train.device)
+    dtype = resolve_precision(config.train.precision, device)
+    if config.lora.quantize:
+        check_quantize(config.lora.quantize, device)
+    # fp16's narrow range underflows small gradients without loss scaling; bf16 and fp32 need none
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    return Hardware(device, dtype, scaler)
+
+
+def _prepare_base(base, config: RunConfig):
+    """Ready the frozen base for LoRA training: peft's k-bit preparation when quantised, and checkpointing."""
+    if config.lora.quantize:
+        return prepare_quantized(base, gradient_checkpointing=config.train.gradient_checkpointing)
+    if config.train.gradient_checkpointing:
+        enable_gradient_checkpointing(base)
+    return base
 
 
 def _load_newest_readable(checkpoints: list[Path], console: Console) -> tuple[dict, dict]:
