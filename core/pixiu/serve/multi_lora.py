@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -52,17 +53,23 @@ class AdapterWeights:
         return sum(a.nbytes + b.nbytes for a, b in self.modules.values())
 
 
+def adapter_files(folder: Path, reader: str) -> tuple[dict[str, Any], Path]:
+    """A peft adapter folder's parsed adapter_config.json and its weights file; a PixiuError naming what `reader`
+    (who needs them) misses when either is absent."""
+    folder = Path(folder)
+    config_file, weights_file = folder / "adapter_config.json", folder / "adapter_model.safetensors"
+    if not config_file.is_file() or not weights_file.is_file():
+        msg = f"{folder} is not a LoRA adapter folder: {reader} needs adapter_config.json and adapter_model.safetensors"
+        raise PixiuError(msg)
+    return json.loads(config_file.read_text(encoding="utf-8")), weights_file
+
+
 def read_adapter(
     folder: Path, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
 ) -> AdapterWeights:
     """Read a peft LoRA adapter folder into `dtype` on `device` (the base model's); raise a `PixiuError` for anything
     but plain LoRA on linear layers. The scaling is applied in float32, before the cast."""
-    folder = Path(folder)
-    config_file, weights_file = folder / "adapter_config.json", folder / "adapter_model.safetensors"
-    if not config_file.is_file() or not weights_file.is_file():
-        msg = f"{folder} is not a LoRA adapter folder: it needs adapter_config.json and adapter_model.safetensors"
-        raise PixiuError(msg)
-    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config, weights_file = adapter_files(folder, "it")
     problems = [label for key, label in _UNSUPPORTED.items() if config.get(key)]
     if config.get("peft_type", "LORA") != "LORA":
         problems.append(f"peft_type {config['peft_type']}")

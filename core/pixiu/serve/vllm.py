@@ -12,7 +12,6 @@ answer wrongly: they are refused too.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import socket
@@ -23,6 +22,7 @@ from pathlib import Path
 from safetensors import safe_open
 
 from pixiu.errors import PixiuError
+from pixiu.serve.multi_lora import adapter_files
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 """The values vLLM accepts for `--max-lora-rank`."""
@@ -34,12 +34,7 @@ _PRECISIONS = {"auto": "auto", "fp32": "float32", "bf16": "bfloat16", "fp16": "f
 
 def check_adapter_for_vllm(folder: Path) -> int:
     """Return the LoRA rank of the adapter in `folder`; raise a `PixiuError` listing all that vLLM would refuse."""
-    folder = Path(folder)
-    config_file, weights_file = folder / "adapter_config.json", folder / "adapter_model.safetensors"
-    if not config_file.is_file() or not weights_file.is_file():
-        msg = f"{folder} is not a LoRA adapter folder: vLLM needs adapter_config.json and adapter_model.safetensors"
-        raise PixiuError(msg)
-    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config, weights_file = adapter_files(folder, "vLLM")
     problems = [f"adapter_config.json has no {key!r}" for key in _REQUIRED if key not in config]
     if config.get("peft_type", "LORA") != "LORA":
         problems.append(f"peft_type is {config['peft_type']!r}, vLLM serves LORA only")
@@ -64,7 +59,7 @@ def check_adapter_for_vllm(folder: Path) -> int:
         listed = "\n  - ".join(problems)
         msg = f"vLLM would refuse the adapter in {folder}:\n  - {listed}\nRetrain it as a plain LoRA adapter"
         raise PixiuError(msg)
-    return int(rank)
+    return int(config["r"])  # present: its absence is one of the problems above
 
 
 def _key_problem(key: str, shape: list[int], rank: object) -> str | None:
