@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from pixiu.errors import PixiuError
+
 CHECKPOINTS = "checkpoints"
 _PREFIX = "step-"
 
@@ -25,18 +27,35 @@ _PREFIX = "step-"
 def save_checkpoint(
     run_dir: Path, step: int, adapter: dict[str, torch.Tensor], state: dict[str, Any], keep: int
 ) -> Path:
-    """Write checkpoint `step` (temp folder, fsync, rename) and prune all but the newest `keep`."""
+    """Write checkpoint `step` (temp folder, fsync, rename) and prune all but the newest `keep`.
+
+    Temp folders of earlier interrupted writes are removed first (one training at a time writes into a run folder).
+
+    Raises:
+        PixiuError: The checkpoint could not be written (a full disk, say); its temp folder is removed and the
+            checkpoints written before are kept.
+    """
     parent = Path(run_dir) / CHECKPOINTS
     parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(f".{_PREFIX}*.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     final = parent / f"{_PREFIX}{step:07d}"
     tmp = parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file({k: v.contiguous() for k, v in adapter.items()}, str(tmp / "adapter.safetensors"))
-    torch.save({**state, "step": step, "rng": _rng_state()}, tmp / "state.pt")
-    for name in ("adapter.safetensors", "state.pt"):
-        with open(tmp / name, "rb") as handle:
-            os.fsync(handle.fileno())
+    try:
+        tmp.mkdir()
+        save_file({k: v.contiguous() for k, v in adapter.items()}, str(tmp / "adapter.safetensors"))
+        torch.save({**state, "step": step, "rng": _rng_state()}, tmp / "state.pt")
+        for name in ("adapter.safetensors", "state.pt"):
+            with open(tmp / name, "rb") as handle:
+                os.fsync(handle.fileno())
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as a RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = list_checkpoints(run_dir)
+        newest = f"the newest one kept is {kept[-1]}" if kept else "none was written before"
+        raise PixiuError(
+            f"could not write checkpoint step {step} into {parent} ({exc}); free disk space (or fix the folder's "
+            f"permissions) and continue the run with --resume: {newest}"
+        ) from exc
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
