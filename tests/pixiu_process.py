@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx
+
+from pixiu.serve.server import free_port
 
 PIXIU = [sys.executable, "-m", "pixiu"]
 """The `pixiu` command line of the interpreter running the tests."""
@@ -27,13 +28,6 @@ TINY_TRAIN = [
     "data.max_seq_len=128",
 ]
 """`pixiu domain train` options for a seconds-long run on a tiny model."""
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

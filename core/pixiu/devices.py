@@ -90,6 +90,12 @@ def resolve_precision(spec: Precision, device: torch.device) -> torch.dtype:
     return DTYPES[spec]
 
 
+def placement(device: DeviceSpec, precision: Precision) -> tuple[torch.device, torch.dtype]:
+    """(torch device, compute dtype) for `--device` and `--precision`, both checked (see the two resolvers)."""
+    where = resolve_device(device)
+    return where, resolve_precision(precision, where)
+
+
 def precision_name(dtype: torch.dtype) -> str:
     """`fp32`, `bf16` or `fp16` for a dtype from `resolve_precision`."""
     return next(name for name, known in DTYPES.items() if known == dtype)

@@ -15,7 +15,7 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -108,7 +108,7 @@ def launch(command: Sequence[str], run_dir: Path, resume_command: str) -> None:
     raise PixiuError(f"a training process failed (the launcher exited with status {status}); {where}")
 
 
-def split_rows(lengths: Sequence[int], rows: Sequence[int], world_size: int) -> list[list[int]]:
+def split_rows(lengths: Sequence[int] | Mapping[int, int], rows: Sequence[int], world_size: int) -> list[list[int]]:
     """Split `rows` (example indices) into `world_size` disjoint shares with about equal tokens.
 
     Longest first, each row goes to the share with the fewest tokens so far (ties to the lower rank), so
@@ -194,7 +194,7 @@ class Ranks:
         """This rank's rows of the step batch `rows`; a rank left without rows trains the first, weighted 0."""
         count = sum(labelled_count(examples[r]) for r in rows)
         rank = self.accelerator.process_index if self.accelerator else 0
-        mine = split_rows([len(e) for e in examples], rows, self.world_size)[rank]
+        mine = split_rows({r: len(examples[r]) for r in rows}, rows, self.world_size)[rank]  # this step's rows only
         if not mine:  # it must still run forward and backward, or the others wait for its gradients forever
             return Share([rows[0]], 0.0, count)
         return Share(mine, self.world_size / max(count, 1), count)

@@ -124,14 +124,13 @@ def evaluate_domain(
     `device` and `precision` (as `--device`/`--precision`) are checked before anything is loaded; the
     base's weights are loaded straight onto the device in that dtype, the adapter's stay fp32.
     """
-    from pixiu.devices import precision_name, resolve_device, resolve_precision
+    from pixiu.devices import placement, precision_name
     from pixiu.lora import load_adapter
     from pixiu.models import load_base
     from pixiu.plugins import get_domain
     from pixiu.registry import resolve_adapter
 
-    target = resolve_device(device)
-    dtype = resolve_precision(precision, target)
+    target, dtype = placement(device, precision)
     domain = get_domain(domain_name)
     adapter_dir = resolve_adapter(adapter) if adapter else None
     run_record = read_run_file(adapter_dir) if adapter_dir else {}

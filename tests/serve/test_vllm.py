@@ -153,7 +153,8 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
 
 
 def test_start_vllm_waits_for_health_and_stop_ends_it():
-    from pixiu.serve.vllm import free_port, start_vllm, stop_vllm
+    from pixiu.serve.server import free_port
+    from pixiu.serve.vllm import start_vllm, stop_vllm
 
     port = free_port()
     process = start_vllm([sys.executable, "-c", HEALTHY, str(port)], f"http://127.0.0.1:{port}", timeout=60)
@@ -262,7 +263,8 @@ def test_real_vllm_serves_a_pixiu_adapter_through_the_proxy(tiny_model_dir, adap
     pytest.importorskip("vllm")
     if not torch.cuda.is_available() or shutil.which("vllm") is None:
         pytest.skip("needs vLLM and a CUDA GPU")
-    from pixiu.serve.vllm import free_port, start_vllm, stop_vllm
+    from pixiu.serve.server import free_port
+    from pixiu.serve.vllm import start_vllm, stop_vllm
 
     register_plugin(Disclaimer, "disclaimer")
     port = free_port()

@@ -8,23 +8,9 @@ from pathlib import Path
 
 import click
 
+from pixiu.cli.hardware import PRECISIONS, check_device
 from pixiu.cli.output import print_rows
 from pixiu.paths import ensure_writable, pixiu_home, runs_dir
-
-PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
-"""`--precision` choices (pixiu.devices.Precision), spelled out so `--help` needs no torch import."""
-
-
-def _check_device(_ctx: click.Context, _param: click.Parameter, spec: str | None) -> str | None:
-    """`--device` as given, or a usage error naming the accepted forms (a click callback)."""
-    if spec is None:
-        return None
-    from pixiu.devices import check_device_spec
-
-    try:
-        return check_device_spec(spec)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--device") from None
 
 
 @click.group(name="domain")
@@ -97,7 +83,7 @@ def list_domains(as_json: bool) -> None:
 @click.option(
     "--on-bad-record", type=click.Choice(["error", "skip"]), help="Stop at a bad record, or skip it into rejects.jsonl."
 )
-@click.option("--device", callback=_check_device, help="auto | cpu | cuda | cuda:N | mps (train.device).")
+@click.option("--device", callback=check_device, help="auto | cpu | cuda | cuda:N | mps (train.device).")
 @click.option("--precision", type=click.Choice(PRECISIONS), help="Base weights' dtype (same as train.precision).")
 @click.option(
     "--gradient-checkpointing/--no-gradient-checkpointing",
@@ -225,7 +211,7 @@ def train(
     "--device",
     default="auto",
     show_default=True,
-    callback=_check_device,
+    callback=check_device,
     help="auto | cpu | cuda | cuda:N | mps.",
 )
 @click.option(

@@ -6,37 +6,19 @@ import os
 
 import click
 
+from pixiu.cli.hardware import PRECISIONS, check_device
 from pixiu.config import DEFAULT_BASE
-
-
-def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Check a --device spec's form (whether the device is there is checked before loading)."""
-    from pixiu.devices import check_device_spec
-
-    try:
-        return check_device_spec(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
-
-
-def _placement(device: str, precision: str):
-    """(torch device, dtype) for --device and --precision, checked before anything is loaded."""
-    from pixiu.devices import resolve_device, resolve_precision
-
-    where = resolve_device(device)
-    return where, resolve_precision(precision, where)  # type: ignore[arg-type]  # click.Choice checked it
-
 
 DEVICE = click.option(
     "--device",
     default="auto",
     show_default=True,
-    callback=_device,
+    callback=check_device,
     help="Where the model runs: auto (the first GPU, else the CPU), cpu, cuda, cuda:N or mps.",
 )
 PRECISION = click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    type=click.Choice(PRECISIONS),
     default="auto",
     show_default=True,
     help="Number format of the weights: auto is bf16 on GPUs that have it, fp16 on mps, fp32 on the CPU.",
@@ -194,7 +176,7 @@ def serve(
     import torch
     import uvicorn
 
-    from pixiu.devices import precision_name
+    from pixiu.devices import placement, precision_name
     from pixiu.serve.app import build_app
     from pixiu.serve.guard import Timeouts, uvicorn_config
     from pixiu.serve.server import adapters_to_serve, context_length, start_engine
@@ -222,7 +204,7 @@ def serve(
             timeouts=timeouts,
         )
         return
-    where, dtype = _placement(device, precision)
+    where, dtype = placement(device, precision)
     engine, tokenizer = start_engine(
         base,
         folders,
@@ -275,6 +257,7 @@ def chat(model, url, base, system, max_tokens, device, precision) -> None:
     if url:
         _converse(url, model, system, max_tokens)
         return
+    from pixiu.devices import placement
     from pixiu.registry import list_adapters, resolve_adapter
     from pixiu.serve.adapters import BASE
     from pixiu.serve.app import build_app
@@ -284,7 +267,7 @@ def chat(model, url, base, system, max_tokens, device, precision) -> None:
     folders = {} if model == BASE else {model: resolve_adapter(model)}
     trained_on = next((e.base for e in list_adapters() if e.name == model), None)
     base = base or trained_on or DEFAULT_BASE
-    where, dtype = _placement(device, precision)
+    where, dtype = placement(device, precision)
     click.echo(f"loading {base} on {where}...", err=True)
     # the user chose this adapter and (maybe) another base by hand: a recorded base is not enforced here
     engine, tokenizer = start_engine(base, folders, max_batch=1, max_waiting=1, force=True, dtype=dtype, device=where)
@@ -306,7 +289,7 @@ def _serve_vllm(base, folders, *, host, port, device, precision, max_batch, forc
     from pixiu.serve import vllm
     from pixiu.serve.guard import uvicorn_config
     from pixiu.serve.proxy import build_proxy
-    from pixiu.serve.server import adapter_domain, check_base
+    from pixiu.serve.server import adapter_domain, check_base, free_port
 
     if device in ("cpu", "mps"):
         raise click.UsageError(f"--engine vllm runs on NVIDIA GPUs, not --device {device}; use --engine pixiu")
@@ -314,7 +297,7 @@ def _serve_vllm(base, folders, *, host, port, device, precision, max_batch, forc
     for folder in folders.values():
         check_base(folder, base, base_folder, force=force, how="pass --force")
     ranks = [vllm.check_adapter_for_vllm(folder) for folder in folders.values()]
-    upstream = vllm.free_port()
+    upstream = free_port()
     command = vllm.vllm_command(
         base_folder, folders, ranks, host="127.0.0.1", port=upstream, precision=precision, max_batch=max_batch
     )

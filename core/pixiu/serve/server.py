@@ -140,6 +140,13 @@ BACKGROUND_TIMEOUTS = Timeouts(shutdown=5)
 """A background server (tests, benches) gives open streams 5 s to end when it stops."""
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port of `host` that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 @contextmanager
 def background_server(
     app, host: str = "127.0.0.1", timeout: float = 30.0, timeouts: Timeouts = BACKGROUND_TIMEOUTS

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -123,13 +122,6 @@ def require_vllm() -> str:
     if importlib.util.find_spec("vllm") is None or executable is None:
         raise PixiuError(f"`pixiu serve --engine vllm` needs vLLM, which is not installed: {INSTALL}")
     return executable
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port of `host` that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def start_vllm(command: list[str], url: str, *, env: dict[str, str] | None = None, timeout: float = 900.0):
