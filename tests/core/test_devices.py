@@ -13,6 +13,7 @@ from pixiu.config import load_config
 from pixiu.distributed import Ranks
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate_domain
+from pixiu.training import training_setup
 from toy_domain import TOY, write_toy_data
 
 
@@ -66,13 +67,13 @@ def test_bf16_on_a_gpu_without_it_is_refused_before_loading(old_gpu, no_loading,
 
 
 def test_auto_on_a_gpu_without_bf16_is_fp32_and_fp16_gets_a_scaler(old_gpu):
-    assert recipe._training_setup(load_config(overrides=["train.device=cuda"]), Ranks()).dtype == torch.float32
-    setup = recipe._training_setup(load_config(overrides=["train.device=cuda", "train.precision=fp16"]), Ranks())
+    assert training_setup(load_config(overrides=["train.device=cuda"]), Ranks()).dtype == torch.float32
+    setup = training_setup(load_config(overrides=["train.device=cuda", "train.precision=fp16"]), Ranks())
     assert setup.dtype == torch.float16 and setup.scaler.is_enabled()
 
 
 def test_cpu_training_needs_no_scaler():
-    setup = recipe._training_setup(load_config(overrides=["train.device=cpu", "train.precision=bf16"]), Ranks())
+    setup = training_setup(load_config(overrides=["train.device=cpu", "train.precision=bf16"]), Ranks())
     assert setup.device == torch.device("cpu") and setup.dtype == torch.bfloat16 and not setup.scaler.is_enabled()
 
 

@@ -126,7 +126,7 @@ def test_training_warns_of_a_capped_held_out_split_and_of_cut_answers(tiny_model
 
 def test_a_second_training_into_a_locked_run_folder_is_refused(tiny_model_dir, tmp_path):
     from pixiu.files import locked
-    from pixiu.recipes.lora_sft import LOCK_FILE
+    from pixiu.training import LOCK_FILE
 
     data = write_toy_data(tmp_path / "toy.jsonl", 20)
     run_dir = tmp_path / "run"

@@ -5,7 +5,7 @@ import torch
 
 import pixiu.models
 import pixiu.quantize
-import pixiu.recipes.lora_sft as recipe
+import pixiu.training as recipe
 from pixiu.config import load_config
 from pixiu.errors import PixiuError
 from pixiu.quantize import bnb_config, check_quantize
@@ -57,7 +57,7 @@ def test_a_quantised_base_gets_peft_k_bit_preparation_with_the_runs_checkpointin
     calls = []
     monkeypatch.setattr(recipe, "prepare_quantized", lambda base, **kw: calls.append(kw) or base)
     config = load_config(overrides=["lora.quantize=4bit", f"train.gradient_checkpointing={checkpointing}"])
-    assert recipe._prepare_base("base", config) == "base"
+    assert recipe.prepare_base("base", config) == "base"
     assert calls == [{"gradient_checkpointing": checkpointing}]
 
 

@@ -7,33 +7,27 @@ uninterrupted run would: same steps, same batches, same weights.
 from __future__ import annotations
 
 import json
-import math
 import os
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from rich.console import Console
 
-from pixiu import __version__
-from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from pixiu.config import RunConfig, formatter_for, to_dict
-from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches, collate, cut_answers_note, tokenize_example
-from pixiu.devices import peak_memory, precision_name, reset_peak_memory, resolve_device, resolve_precision
+from pixiu.checkpoint import list_checkpoints, save_checkpoint
+from pixiu.config import RunConfig, formatter_for
+from pixiu.data import StepBatches, collate, cut_answers_note, tokenize_example
+from pixiu.devices import peak_memory, precision_name, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
-from pixiu.files import atomic_write_json, atomic_write_text, locked
-from pixiu.lora import adapter_state, attach_lora, enable_gradient_checkpointing, restore_adapter_state
+from pixiu.files import atomic_write_json
+from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
-from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
 from pixiu.registry import register_adapter
 from pixiu.resume import check_matches_record
@@ -42,33 +36,22 @@ from pixiu.runs import (
     LOG_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
-    RUN_FILE,
     held_out_note,
     split_examples,
     write_split,
 )
-
-LOCK_FILE = ".pixiu.lock"
-"""Held (fcntl) by the training writing into a run folder."""
-
-
-@dataclass
-class RunSummary:
-    """What a finished run produced."""
-
-    run_dir: Path
-    steps: int
-    train_tokens_per_second: float
-    metrics: dict
-
-
-@dataclass(frozen=True)
-class Hardware:
-    """Where a run computes: the device, the frozen base's dtype, and the gradient scaler (enabled for fp16)."""
-
-    device: torch.device
-    dtype: torch.dtype
-    scaler: torch.amp.GradScaler
+from pixiu.training import (
+    RunSummary,
+    check_resumable,
+    last_loss,
+    load_newest_readable,
+    lr_schedule,
+    open_log,
+    prepare_base,
+    run_folder,
+    training_setup,
+    write_run_file,
+)
 
 
 def run(
@@ -85,25 +68,14 @@ def run(
     One training at a time may write into a run folder: a second one is refused while the first holds its lock.
     A folder this call found empty is removed again when the run fails before writing anything into it.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     ranks = Ranks.start(config.train.device, config.train.strategy)
     if not ranks.is_main:  # rank 0 holds the folder's lock and writes every file; the other ranks only train
-        return _run(domain, config, data_path, run_dir, resume=resume, console=Console(quiet=True), ranks=ranks)
-    was_empty = not any(run_dir.iterdir())
-    try:
-        with locked(run_dir / LOCK_FILE, blocking=False):
-            try:
-                console = console or Console(stderr=True)
-                return _run(domain, config, data_path, run_dir, resume=resume, console=console, ranks=ranks)
-            finally:
-                if was_empty and {p.name for p in run_dir.iterdir()} == {LOCK_FILE}:
-                    shutil.rmtree(run_dir)
-    except BlockingIOError:
-        raise PixiuError(
-            f"another training is writing into {run_dir} (it holds {run_dir / LOCK_FILE}); "
-            "wait for it to finish, or pass another --output"
-        ) from None
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        return _run(domain, config, data_path, Path(run_dir), resume=resume, console=Console(quiet=True), ranks=ranks)
+    with run_folder(run_dir) as folder:
+        return _run(
+            domain, config, data_path, folder, resume=resume, console=console or Console(stderr=True), ranks=ranks
+        )
 
 
 def _run(
@@ -112,13 +84,10 @@ def _run(
     """`run`, with the run folder locked."""
     torch.set_num_threads(config.train.threads or ranks.cpu_threads())
     checkpoints = list_checkpoints(run_dir)
-    if checkpoints and not resume:
-        raise PixiuError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or a new --output")
-    if resume and not checkpoints:
-        raise PixiuError(f"nothing to resume in {run_dir}: it has no checkpoint yet. Start it without --resume.")
+    check_resumable(checkpoints, run_dir, resume=resume)
     if resume:
         check_matches_record(run_dir, config, data_path)
-    hardware = _training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
+    hardware = training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
 
     # --- data ---------------------------------------------------------------------------------------------
     loaded = load_examples(
@@ -148,7 +117,7 @@ def _run(
     base, tokenizer = load_base(
         config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
     )
-    base = _prepare_base(base, config)
+    base = prepare_base(base, config)
     tokenized = [tokenize_example(tokenizer, e.messages, config.data.max_seq_len) for e in train_examples]
     if note := cut_answers_note(train_examples, tokenized, config.data.max_seq_len):
         console.print(f"[yellow]{note}[/]")
@@ -162,11 +131,11 @@ def _run(
         trainable, lr=config.train.lr, weight_decay=config.train.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _schedule(config.train.warmup_steps, config.train.max_steps)
+        optimizer, lr_schedule(config.train.warmup_steps, config.train.max_steps)
     )
     start_step = 0
     if resume:
-        adapter, state = _load_newest_readable(checkpoints, console)
+        adapter, state = load_newest_readable(checkpoints, console)
         restore_adapter_state(model, adapter)
         if state["optimizer"] is not None:  # loaded on the CPU; load_state_dict moves it onto the parameters' device
             optimizer.load_state_dict(state["optimizer"])
@@ -178,13 +147,13 @@ def _run(
         start_step = state["step"]
         console.print(f"resuming {run_dir} at step {start_step}")
     if ranks.is_main:
-        _write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+        write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     # --- train --------------------------------------------------------------------------------------------
     batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     # only rank 0 logs; the others write their (identical) step rows nowhere
-    log = _open_log(run_dir / LOG_FILE, keep_through=start_step) if ranks.is_main else open(os.devnull, "w")  # noqa: SIM115
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step) if ranks.is_main else open(os.devnull, "w")  # noqa: SIM115
     step_loss, optimizer = ranks.prepare(model, optimizer, labelled_loss)
     model.train()
     reset_peak_memory(hardware.device)
@@ -248,7 +217,7 @@ def _run(
     metrics: dict = {
         "train": {
             "steps": config.train.max_steps,
-            "final_loss": _last_loss(run_dir / LOG_FILE),
+            "final_loss": last_loss(run_dir / LOG_FILE),
             "tokens_per_second": round(speed, 1),
             "examples": len(tokenized),
             "rejected_records": loaded.rejected,
@@ -276,93 +245,8 @@ def _run(
         )
         metrics.update(records=result.records, **result.scores)
     atomic_write_json(run_dir / METRICS_FILE, metrics)
-    _write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
 
     # --- register -----------------------------------------------------------------------------------------
     register_adapter(domain.name, domain.name, run_dir, config.base, metrics)
     return RunSummary(run_dir, config.train.max_steps, speed, metrics)
-
-
-def _training_setup(config: RunConfig, ranks: Ranks) -> Hardware:
-    """Resolve and check `train.device`, `train.precision` and `lora.quantize`; raises PixiuError before loading.
-
-    Under a launcher the device is the rank's own (accelerate's cuda:LOCAL_RANK, or the CPU)."""
-    device = ranks.device or resolve_device(config.train.device)
-    dtype = resolve_precision(config.train.precision, device)
-    if config.lora.quantize:
-        check_quantize(config.lora.quantize, device)
-    # fp16's narrow range underflows small gradients without loss scaling; bf16 and fp32 need none
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    return Hardware(device, dtype, scaler)
-
-
-def _prepare_base(base, config: RunConfig):
-    """Ready the frozen base for LoRA training: peft's k-bit preparation when quantised, and checkpointing."""
-    if config.lora.quantize:
-        return prepare_quantized(base, gradient_checkpointing=config.train.gradient_checkpointing)
-    if config.train.gradient_checkpointing:
-        enable_gradient_checkpointing(base)
-    return base
-
-
-def _load_newest_readable(checkpoints: list[Path], console: Console) -> tuple[dict, dict]:
-    """Load the newest checkpoint that reads cleanly, saying which ones were unreadable and skipped."""
-    for newer, path in enumerate(reversed(checkpoints)):
-        try:
-            loaded = load_checkpoint(path)
-        except Exception as exc:  # a torn or corrupted file: the older checkpoint kept is the way back
-            console.print(
-                f"[yellow]checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); trying the older one kept[/]"
-            )
-            continue
-        if newer:
-            console.print(f"[yellow]resuming from the older checkpoint {path}[/]")
-        return loaded
-    raise PixiuError(
-        f"every checkpoint in {checkpoints[0].parent} is unreadable; start the run again with a new --output"
-    )
-
-
-def _schedule(warmup: int, total: int):
-    """Linear warm-up to 1, then cosine decay to 0.1 of the peak learning rate."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
-
-
-def _open_log(path: Path, keep_through: int):
-    """Open the per-step log for appending, first dropping steps after `keep_through` (redone on resume)."""
-    if path.exists():
-        rows = [
-            line
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["step"] <= keep_through
-        ]
-        atomic_write_text(path, "".join(row + "\n" for row in rows))
-    return path.open("a", encoding="utf-8")
-
-
-def _last_loss(path: Path) -> float | None:
-    """The loss of the last logged step."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return round(json.loads(lines[-1])["loss"], 4) if lines else None
-
-
-def _write_run_file(run_dir: Path, domain: Domain, config: RunConfig, data_path: Path, tokenizer, status: str) -> None:
-    """Write `pixiu_run.yaml`: everything needed to understand or repeat the run."""
-    record = {
-        "status": status,
-        "domain": domain.name,
-        "plugin_version": domain.version,
-        "pixiu_version": __version__,
-        "base_model": config.base,
-        "data": str(Path(data_path).resolve()),
-        "prompt_template": tokenizer.chat_template or DEFAULT_CHAT_TEMPLATE,
-        "config": to_dict(config),
-    }
-    atomic_write_text(run_dir / RUN_FILE, yaml.safe_dump(record, allow_unicode=True, sort_keys=False))

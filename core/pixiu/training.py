@@ -1,0 +1,167 @@
+"""What every training recipe shares: the run folder's lock, hardware setup, checkpoint loading, the learning-rate
+schedule, the per-step log and the run record. Each recipe stays a linear script that calls these."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from rich.console import Console
+
+from pixiu import __version__
+from pixiu.checkpoint import load_checkpoint
+from pixiu.config import RunConfig, to_dict
+from pixiu.data import DEFAULT_CHAT_TEMPLATE
+from pixiu.devices import resolve_device, resolve_precision
+from pixiu.distributed import Ranks
+from pixiu.domain import Domain
+from pixiu.errors import PixiuError
+from pixiu.files import atomic_write_text, locked
+from pixiu.lora import enable_gradient_checkpointing
+from pixiu.quantize import check_quantize, prepare_quantized
+from pixiu.runs import RUN_FILE
+
+LOCK_FILE = ".pixiu.lock"
+"""Held (fcntl) by the training writing into a run folder."""
+
+
+@dataclass
+class RunSummary:
+    """What a finished run produced."""
+
+    run_dir: Path
+    steps: int
+    train_tokens_per_second: float
+    metrics: dict
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Where a run computes: the device, the frozen base's dtype, and the gradient scaler (enabled for fp16)."""
+
+    device: torch.device
+    dtype: torch.dtype
+    scaler: torch.amp.GradScaler
+
+
+@contextlib.contextmanager
+def run_folder(run_dir: Path) -> Iterator[Path]:
+    """Hold `run_dir`'s lock while a training writes into it; a second training into it is refused.
+
+    A folder found empty is removed again when the run fails before writing anything into it.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    was_empty = not any(run_dir.iterdir())
+    try:
+        with locked(run_dir / LOCK_FILE, blocking=False):
+            try:
+                yield run_dir
+            finally:
+                if was_empty and {p.name for p in run_dir.iterdir()} == {LOCK_FILE}:
+                    shutil.rmtree(run_dir)
+    except BlockingIOError:
+        raise PixiuError(
+            f"another training is writing into {run_dir} (it holds {run_dir / LOCK_FILE}); "
+            "wait for it to finish, or pass another --output"
+        ) from None
+
+
+def check_resumable(checkpoints: list[Path], run_dir: Path, *, resume: bool) -> None:
+    """Refuse to start over a folder holding checkpoints, or to resume one that has none."""
+    if checkpoints and not resume:
+        raise PixiuError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or a new --output")
+    if resume and not checkpoints:
+        raise PixiuError(f"nothing to resume in {run_dir}: it has no checkpoint yet. Start it without --resume.")
+
+
+def training_setup(config: RunConfig, ranks: Ranks) -> Hardware:
+    """Resolve and check `train.device`, `train.precision` and `lora.quantize`; raises PixiuError before loading.
+
+    Under a launcher the device is the rank's own (accelerate's cuda:LOCAL_RANK, or the CPU)."""
+    device = ranks.device or resolve_device(config.train.device)
+    dtype = resolve_precision(config.train.precision, device)
+    if config.lora.quantize:
+        check_quantize(config.lora.quantize, device)
+    # fp16's narrow range underflows small gradients without loss scaling; bf16 and fp32 need none
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    return Hardware(device, dtype, scaler)
+
+
+def prepare_base(base, config: RunConfig):
+    """Ready the frozen base for LoRA training: peft's k-bit preparation when quantised, and checkpointing."""
+    if config.lora.quantize:
+        return prepare_quantized(base, gradient_checkpointing=config.train.gradient_checkpointing)
+    if config.train.gradient_checkpointing:
+        enable_gradient_checkpointing(base)
+    return base
+
+
+def load_newest_readable(checkpoints: list[Path], console: Console) -> tuple[dict, dict]:
+    """Load the newest checkpoint that reads cleanly, saying which ones were unreadable and skipped."""
+    for newer, path in enumerate(reversed(checkpoints)):
+        try:
+            loaded = load_checkpoint(path)
+        except Exception as exc:  # a torn or corrupted file: the older checkpoint kept is the way back
+            console.print(
+                f"[yellow]checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); trying the older one kept[/]"
+            )
+            continue
+        if newer:
+            console.print(f"[yellow]resuming from the older checkpoint {path}[/]")
+        return loaded
+    raise PixiuError(
+        f"every checkpoint in {checkpoints[0].parent} is unreadable; start the run again with a new --output"
+    )
+
+
+def lr_schedule(warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up to 1, then cosine decay to 0.1 of the peak learning rate."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def open_log(path: Path, keep_through: int):
+    """Open the per-step log for appending, first dropping steps after `keep_through` (redone on resume)."""
+    if path.exists():
+        rows = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["step"] <= keep_through
+        ]
+        atomic_write_text(path, "".join(row + "\n" for row in rows))
+    return path.open("a", encoding="utf-8")
+
+
+def last_loss(path: Path) -> float | None:
+    """The loss of the last logged step."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return round(json.loads(lines[-1])["loss"], 4) if lines else None
+
+
+def write_run_file(run_dir: Path, domain: Domain, config: RunConfig, data_path: Path, tokenizer, status: str) -> None:
+    """Write `pixiu_run.yaml`: everything needed to understand or repeat the run."""
+    record = {
+        "status": status,
+        "domain": domain.name,
+        "plugin_version": domain.version,
+        "pixiu_version": __version__,
+        "base_model": config.base,
+        "data": str(Path(data_path).resolve()),
+        "prompt_template": tokenizer.chat_template or DEFAULT_CHAT_TEMPLATE,
+        "config": to_dict(config),
+    }
+    atomic_write_text(run_dir / RUN_FILE, yaml.safe_dump(record, allow_unicode=True, sort_keys=False))
