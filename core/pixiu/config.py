@@ -84,6 +84,9 @@ class DataArgs(Section):
 class TrainArgs(Section):
     """The optimisation loop."""
 
+    method: Literal["sft", "dpo"] = "sft"
+    """The training objective: "sft" learns the gold answers (chat examples); "dpo" learns to prefer the chosen
+    answer of preference pairs over the rejected one (the `dpo` section), with the base as the reference."""
     max_steps: int = Field(100, gt=0)
     """Optimiser steps to run; each step sees about `batch_tokens` tokens."""
     lr: Float = Field(2e-4, gt=0)
@@ -118,6 +121,26 @@ class TrainArgs(Section):
     optimiser state, gradients (and with ZeRO-3/FSDP the weights) through accelerate's shipped configs."""
 
 
+class DpoArgs(Section):
+    """Preference optimisation (`train.method: dpo`) on pairs; the reference model is the base, adapter off."""
+
+    loss: Literal["sigmoid", "ipo", "simpo"] = "sigmoid"
+    """"sigmoid" is DPO (Rafailov et al. 2023); "ipo" regresses the log-ratio margin to 1/(2 beta) on
+    per-token mean log-probs (Azar et al. 2023), robust to pairs that are always won; "simpo" needs no
+    reference: length-normalised log-probs with a target margin (Meng et al. 2024)."""
+    beta: Float | None = Field(None, gt=0)
+    """Strength of the preference: DPO's KL weight, IPO's tau, SimPO's reward scale; None is 0.1 for
+    sigmoid and ipo and 2.0 for simpo, the papers' usual values."""
+    simpo_gamma: Float = Field(0.5, ge=0)
+    """SimPO's target reward margin (gamma), in units of beta-scaled mean log-prob."""
+
+    def strength(self) -> float:
+        """`beta`, or the loss's usual value when it is not set."""
+        if self.beta is not None:
+            return self.beta
+        return 2.0 if self.loss == "simpo" else 0.1
+
+
 class EvalArgs(Section):
     """Generation settings for evaluation."""
 
@@ -137,6 +160,7 @@ class RunConfig(Section):
     lora: LoraArgs = Field(default_factory=LoraArgs)
     data: DataArgs = Field(default_factory=DataArgs)
     train: TrainArgs = Field(default_factory=TrainArgs)
+    dpo: DpoArgs = Field(default_factory=DpoArgs)
     eval: EvalArgs = Field(default_factory=EvalArgs)
     plugins: dict[str, Any] = Field(default_factory=dict)
     """The domain's own settings under its name (`plugins.zhihu.top_answers`), checked against the domain's
@@ -150,6 +174,16 @@ class RunConfig(Section):
                 f"train.batch_tokens ({self.train.batch_tokens}) must be >= "
                 f"data.max_seq_len ({self.data.max_seq_len}): "
                 "one step must hold a full-length example; raise train.batch_tokens or lower data.max_seq_len"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _dpo_runs_on_one_device(self) -> RunConfig:
+        """Preference training has no multi-device path yet."""
+        if self.train.method == "dpo" and self.train.devices > 1:
+            raise ValueError(
+                f"train.method=dpo trains on one device; train.devices={self.train.devices} is only for sft "
+                "so far: drop --devices, or train sft on several devices"
             )
         return self
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 
 import torch
@@ -99,7 +99,7 @@ def _append(tokenizer, text: str, input_ids: list[int], labels: list[int], *, le
     labels.extend(ids if learn else [IGNORE_INDEX] * len(ids))
 
 
-def group_by_length(examples: list[TokenizedExample], batch_tokens: int, seed: int) -> list[list[int]]:
+def group_by_length(examples: Sequence[Sized], batch_tokens: int, seed: int) -> list[list[int]]:
     """Split example indices into batches of similar length, each at most `batch_tokens` once padded; shuffled.
 
     Examples are sorted by length (ties in a `seed`-shuffled order) and cut greedily, so each batch pads
@@ -137,7 +137,7 @@ def collate(examples: list[TokenizedExample], indices: list[int], pad_id: int) -
 class StepBatches:
     """The deterministic stream of length-grouped batches: step `s` always gets the same one, so resuming is exact."""
 
-    def __init__(self, examples: list[TokenizedExample], batch_tokens: int, seed: int):
+    def __init__(self, examples: Sequence[Sized], batch_tokens: int, seed: int):
         self.examples = examples
         self.batch_tokens = batch_tokens
         self.seed = seed

@@ -1,5 +1,5 @@
-"""The objects plugins hand to pixiu: a `Domain` (a vertical), the `Example`s its formatter returns, and a
-`ModelSource` (a way to fetch a base model)."""
+"""The objects plugins hand to pixiu: a `Domain` (a vertical), the `Example`s its formatter returns, the
+`Preference` pairs its preference formatter returns, and a `ModelSource` (a way to fetch a base model)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Preference:
+    """One preference pair for alignment training (`--method dpo`): a prompt and two answers, `chosen` the better."""
+
+    prompt: Messages
+    """Chat messages up to the answer (a system message and the user's turn, say); no assistant answer at the end."""
+    chosen: str
+    """The preferred answer."""
+    rejected: str
+    """The answer `chosen` is preferred over."""
+    where: str = ""
+    """`file:line` of the record the pair came from, for error messages; set by pixiu."""
+
+
+@dataclass(frozen=True)
 class Domain:
     """A vertical: how to turn its raw records into chat examples and how to score answers.
 
@@ -59,6 +73,9 @@ class Domain:
     """Bundled JSONL the domain trains and evaluates on when no `--data` is given."""
     spiders: Sequence[str] = field(default_factory=tuple)
     """Scrapy spider classes as "module:Class" paths; imported only when crawling."""
+    preference_formatter: Callable[[dict[str, Any]], Sequence[Preference]] | None = None
+    """One raw record -> the preference pairs it holds (none, one or many), for `--method dpo`; raise `BadRecord`
+    if the record is unusable. Records already in TRL's `prompt`/`chosen`/`rejected` form need none."""
     settings: type[BaseModel] | None = None
     """Typed model (ideally a `pixiu.config.Section`) of the domain's own recipe section `plugins.<name>`;
     when set, pixiu validates that section with it and calls the formatter as `formatter(record, settings)`."""

@@ -141,11 +141,11 @@ def evaluate_domain(
     base = base or run_record.get("base_model") or config.base
     split = adapter_dir / EVAL_SPLIT_FILE if adapter_dir else None
     if data_path:
-        examples, source = load_examples(data_path, formatter_for(domain, config)).examples, str(data_path)
+        examples, source = load_examples(data_path, formatter_for(domain, config)).items, str(data_path)
     elif split and split.is_file():
         examples, source = read_split(split), str(split)
     elif domain.sample_data:
-        everything = load_examples(domain.sample_data, formatter_for(domain, config)).examples
+        everything = load_examples(domain.sample_data, formatter_for(domain, config)).items
         examples = split_examples(everything, config.data.eval_records, config.train.seed)[1]
         source = f"{domain.sample_data} (held-out split)"
     else:

@@ -26,17 +26,34 @@ def labelled_loss(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torch
 
     `causal_lm` is a transformers causal LM, or a peft wrapper of one.
     """
+    losses, _ = _labelled_token_losses(causal_lm, batch)
+    return losses.sum(), losses.numel()
+
+
+def answer_logprobs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the summed log-probability of its labelled tokens (the answer) and how many there were.
+
+    The two tensors have one entry per batch row; the output head runs on labelled positions alone.
+    """
+    losses, rows = _labelled_token_losses(causal_lm, batch)
+    count = len(batch["labels"])
+    sums = torch.zeros(count, dtype=losses.dtype, device=losses.device).index_add(0, rows, -losses)
+    return sums, torch.bincount(rows, minlength=count)
+
+
+def _labelled_token_losses(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy (fp32) of every labelled token, and the batch row each one is in."""
     if hasattr(causal_lm, "get_base_model"):  # a peft wrapper: its LoRA layers live inside the base model
         causal_lm = causal_lm.get_base_model()
     labels = batch["labels"]
     targets = torch.full_like(labels, IGNORE_INDEX)
     targets[:, :-1] = labels[:, 1:]  # position t predicts token t+1; padding is unlabelled, so never a target
     keep = targets != IGNORE_INDEX
-    count = int(keep.sum())
+    rows = keep.nonzero()[:, 0]
     if not supports_selective_head(causal_lm):
-        logits = causal_lm(input_ids=batch["input_ids"], use_cache=False).logits
-        return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum"), count
-    decoder = getattr(causal_lm, causal_lm.base_model_prefix)
-    hidden = decoder(input_ids=batch["input_ids"], use_cache=False).last_hidden_state
-    logits = causal_lm.get_output_embeddings()(hidden[keep])
-    return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), count
+        logits = causal_lm(input_ids=batch["input_ids"], use_cache=False).logits[keep]
+    else:
+        decoder = getattr(causal_lm, causal_lm.base_model_prefix)
+        hidden = decoder(input_ids=batch["input_ids"], use_cache=False).last_hidden_state
+        logits = causal_lm.get_output_embeddings()(hidden[keep])
+    return F.cross_entropy(logits.float(), targets[keep], reduction="none"), rows

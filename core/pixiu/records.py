@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Generic, NoReturn, TypeVar
 
 from pixiu.domain import Example, Messages
 from pixiu.errors import BadRecord, DataError
@@ -26,11 +26,14 @@ MAX_RECORD_CHARS = 4_000_000
 takes many times its size in memory, so a huge one is refused instead of exhausting it."""
 
 
-@dataclass
-class LoadResult:
-    """Examples that formatted cleanly, and how many records were rejected."""
+T = TypeVar("T")
 
-    examples: list[Example] = field(default_factory=list)
+
+@dataclass
+class Loaded(Generic[T]):
+    """Items that records converted into cleanly, and how many records were rejected."""
+
+    items: list[T] = field(default_factory=list)
     rejected: int = 0
 
 
@@ -190,20 +193,27 @@ class _JsonListReader:
         raise DataError(f"{self.path}:{self._line + line - 1}: not valid JSON ({what} at column {absolute_column})")
 
 
-def load_examples(
+def load_records(
     path: Path,
-    formatter: Formatter,
+    convert: Callable[[Any], list[T]],
     *,
     on_bad_record: str = "error",
     rejects_path: Path | None = None,
-) -> LoadResult:
-    """Format every record of `path`; stop at the first bad one, or with "skip" write it to `rejects_path`."""
-    result = LoadResult()
+    what: str = "records",
+) -> Loaded[T]:
+    """Convert every record of `path` into items (dataclasses with a `where` field, which is filled in here).
+
+    `convert` raises `BadRecord` for an unusable record: the load stops there with the record's file and line,
+    or with "skip" the record goes to `rejects_path` with the reason and is counted.
+    """
+    result: Loaded[T] = Loaded()
     rejects = None
     try:
         for where, raw, record in iter_raw_records(path):
             try:
-                example = _format_one(record, formatter)
+                if isinstance(record, BadRecord):
+                    raise record
+                items = convert(record)
             except BadRecord as exc:
                 if on_bad_record != "skip":
                     raise DataError(f"{where}: {exc}. Fix the record, or pass --on-bad-record skip.") from exc
@@ -215,20 +225,31 @@ def load_examples(
                 rejects.write(json.dumps({"where": where, "reason": str(exc), "raw": raw}, ensure_ascii=False) + "\n")
                 result.rejected += 1
                 continue
-            result.examples.append(replace(example, where=where))
+            result.items.extend(replace(item, where=where) for item in items)  # type: ignore[type-var]
     finally:
         if rejects is not None:
             rejects.close()
-    if not result.examples:
+    if not result.items:
         extra = f" ({result.rejected} rejected, see {rejects_path})" if result.rejected else ""
-        raise DataError(f"{path}: no usable records{extra}. Check the file is this domain's format.")
+        raise DataError(f"{path}: no usable {what}{extra}. Check the file is this domain's format.")
     return result
+
+
+def load_examples(
+    path: Path,
+    formatter: Formatter,
+    *,
+    on_bad_record: str = "error",
+    rejects_path: Path | None = None,
+) -> Loaded[Example]:
+    """Format every record of `path`; stop at the first bad one, or with "skip" write it to `rejects_path`."""
+    return load_records(
+        path, lambda record: [_format_one(record, formatter)], on_bad_record=on_bad_record, rejects_path=rejects_path
+    )
 
 
 def _format_one(record: Any, formatter: Formatter) -> Example:
     """Run the formatter on one decoded record and check it returned well-formed chat messages."""
-    if isinstance(record, BadRecord):
-        raise record
     if not isinstance(record, dict):
         raise BadRecord(f"expected a JSON object, found {type(record).__name__}")
     return as_example(formatter(record))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -12,20 +12,24 @@ from pixiu.domain import Example
 from pixiu.errors import PixiuError
 from pixiu.files import read_jsonl, write_jsonl
 
+T = TypeVar("T")
+
 RUN_FILE = "pixiu_run.yaml"
 """Resolved config, base model, domain and versions of a run."""
 LOG_FILE = "train_log.jsonl"
 """One JSON line per optimiser step."""
 EVAL_SPLIT_FILE = "eval_split.jsonl"
 """The held-out examples, references included, so `pixiu domain eval` reproduces the run's scores."""
+EVAL_PAIRS_FILE = "eval_pairs.jsonl"
+"""The held-out preference pairs of a preference run (`--method dpo`)."""
 PREDICTIONS_FILE = "predictions.jsonl"
 """Each held-out example's gold answer next to every variant's answer."""
 METRICS_FILE = "metrics.json"
 """Training figures, the record count and the scores of every variant."""
 
 
-def split_examples(examples: list[Example], eval_records: int, seed: int) -> tuple[list[Example], list[Example]]:
-    """Hold out `eval_records` examples chosen by `seed`; the rest, in file order, are for training."""
+def split_examples(examples: list[T], eval_records: int, seed: int) -> tuple[list[T], list[T]]:
+    """Hold out `eval_records` examples (or pairs) chosen by `seed`; the rest, in file order, are for training."""
     held = set(random.Random(seed).sample(range(len(examples)), min(eval_records, len(examples) // 2)))
     train = [e for i, e in enumerate(examples) if i not in held]
     return train, [e for i, e in enumerate(examples) if i in held]

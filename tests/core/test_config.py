@@ -117,7 +117,7 @@ def test_contradictions_are_rejected():
 def test_domain_settings_are_validated_and_reach_the_formatter(tmp_path):
     config = load_config(overrides=["plugins.shout.suffix=哦", "plugins.shout.repeat=2"], domain=SHOUT)
     assert config.plugins == {"shout": ShoutSettings(suffix="哦", repeat=2)}
-    examples = load_examples(write_toy_data(tmp_path / "toy.jsonl", 3), formatter_for(SHOUT, config)).examples
+    examples = load_examples(write_toy_data(tmp_path / "toy.jsonl", 3), formatter_for(SHOUT, config)).items
     assert all(e.messages[-1]["content"].endswith("哦哦") for e in examples)
 
 

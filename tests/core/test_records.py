@@ -23,7 +23,7 @@ def write_lines(path, lines):
 def test_good_records_load_with_their_location(tmp_path):
     path = write_lines(tmp_path / "d.jsonl", [json.dumps({"q": "1", "a": "2"}), "", json.dumps({"q": "3", "a": "4"})])
     result = load_examples(path, formatter)
-    assert [e.where for e in result.examples] == [f"{path}:1", f"{path}:3"]
+    assert [e.where for e in result.items] == [f"{path}:1", f"{path}:3"]
     assert result.rejected == 0
 
 
@@ -44,7 +44,7 @@ def test_skip_writes_every_rejected_row_and_counts_it(tmp_path):
     path = write_lines(tmp_path / "d.jsonl", lines)
     rejects = tmp_path / "run" / "rejects.jsonl"
     result = load_examples(path, formatter, on_bad_record="skip", rejects_path=rejects)
-    assert len(result.examples) == 1 and result.rejected == 3
+    assert len(result.items) == 1 and result.rejected == 3
     rows = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
     assert [r["raw"] for r in rows] == lines[1:]
     assert [r["where"] for r in rows] == [f"{path}:{n}" for n in (2, 3, 4)]
@@ -54,7 +54,7 @@ def test_skip_writes_every_rejected_row_and_counts_it(tmp_path):
 def test_json_list_files_are_read(tmp_path):
     path = tmp_path / "d.json"
     path.write_text(json.dumps([{"q": "1", "a": "2"}, {"q": "3", "a": "4"}]), encoding="utf-8")
-    assert [e.where for e in load_examples(path, formatter).examples] == [f"{path}[0]", f"{path}[1]"]
+    assert [e.where for e in load_examples(path, formatter).items] == [f"{path}[0]", f"{path}[1]"]
 
 
 def test_missing_file(tmp_path):
@@ -85,7 +85,7 @@ def test_a_record_over_the_bound_names_file_line_bound_and_how_to_raise_it(tmp_p
     with pytest.raises(DataError, match=rf"{path}:2: record longer than 100 characters.*PIXIU_MAX_RECORD_CHARS=N"):
         load_examples(path, formatter)
     monkeypatch.setenv("PIXIU_MAX_RECORD_CHARS", str(len(json.dumps({"q": "x" * 200, "a": "2"}))))
-    assert len(load_examples(path, formatter).examples) == 2  # exactly at the bound is fine
+    assert len(load_examples(path, formatter).items) == 2  # exactly at the bound is fine
 
 
 def test_a_huge_record_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
@@ -114,7 +114,7 @@ def test_a_bad_bound_is_a_clear_error(tmp_path, monkeypatch):
 def test_a_utf8_bom_does_not_reject_the_first_record(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"q": "问", "a": "答"}, ensure_ascii=False).encode() + b"\n")
-    assert [e.where for e in load_examples(path, formatter).examples] == [f"{path}:1"]
+    assert [e.where for e in load_examples(path, formatter).items] == [f"{path}:1"]
 
 
 def test_a_gbk_file_names_its_first_line_and_how_to_convert_it(tmp_path):
@@ -130,7 +130,7 @@ def test_one_gbk_line_is_skipped_into_rejects(tmp_path):
     path.write_bytes(good + b"\n" + '{"q": "中文", "a": "是"}'.encode("gbk") + b"\n" + good + b"\n")
     rejects = tmp_path / "rejects.jsonl"
     result = load_examples(path, formatter, on_bad_record="skip", rejects_path=rejects)
-    assert result.rejected == 1 and [e.where for e in result.examples] == [f"{path}:1", f"{path}:3"]
+    assert result.rejected == 1 and [e.where for e in result.items] == [f"{path}:1", f"{path}:3"]
     (row,) = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
     assert row["where"] == f"{path}:2" and row["reason"].startswith("not UTF-8 text")
 
@@ -168,7 +168,7 @@ def test_json_list_files_are_streamed_with_exact_error_positions(tmp_path, monke
     path.write_text(
         "\ufeff[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n]\n", encoding="utf-8"
     )
-    assert [e.messages[1]["content"] for e in load_examples(path, formatter).examples] == ["0", "1", "2", "3"]
+    assert [e.messages[1]["content"] for e in load_examples(path, formatter).items] == ["0", "1", "2", "3"]
     path.write_text('[{"q": "1", "a": "2"},\n {"q": "3", "a": "4"} {"q": "5"}]', encoding="utf-8")
     with pytest.raises(DataError, match=r"d\.json:2: not valid JSON \(expected , or \] after record 1 at column 23\)"):
         load_examples(path, formatter)

@@ -37,7 +37,7 @@ def check_domain(
         AssertionError: Listing every problem found, each with how to fix it.
     """
     config, config_problems = _check_config(domain)
-    problems = _check_fields(domain) + config_problems + _check_spiders(domain)
+    problems = _check_fields(domain) + config_problems + _check_spiders(domain) + _check_preferences(domain, data)
     examples, loading = _load(domain, config, data, limit)
     problems += loading
     if examples and len(examples) < min_examples:
@@ -104,6 +104,22 @@ def _check_spiders(domain: Domain) -> list[str]:
     return problems
 
 
+def _check_preferences(domain: Domain, data: Path | None) -> list[str]:
+    """Problems making preference pairs of `data` (or the sample data) with the domain's preference formatter."""
+    from pixiu.preference import load_preferences
+
+    path = data or domain.sample_data
+    if domain.preference_formatter is None or path is None or not Path(path).is_file():
+        return []
+    if not callable(domain.preference_formatter):
+        return [f"preference_formatter must be a function, found {type(domain.preference_formatter).__name__}"]
+    try:
+        load_preferences(Path(path), domain)
+    except PixiuError as exc:
+        return [f"the sample data does not make preference pairs: {exc}"]
+    return []
+
+
 def _load(domain: Domain, config: RunConfig, data: Path | None, limit: int) -> tuple[list[Example], list[str]]:
     """The first `limit` examples of `data` (or the sample data) through pixiu's loader, or why there are none."""
     from pixiu.config import formatter_for
@@ -115,7 +131,7 @@ def _load(domain: Domain, config: RunConfig, data: Path | None, limit: int) -> t
     if not callable(domain.formatter) or not Path(path).is_file():
         return [], []
     try:
-        return load_examples(Path(path), formatter_for(domain, config)).examples[:limit], []
+        return load_examples(Path(path), formatter_for(domain, config)).items[:limit], []
     except PixiuError as exc:
         return [], [f"the sample data does not format: {exc}"]
 
