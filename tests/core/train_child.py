@@ -8,13 +8,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pixiu.recipes.lora_sft as recipe
+import pixiu.recipes.dpo as dpo_recipe
+import pixiu.recipes.lora_sft as sft_recipe
 from pixiu.config import load_config
 from toy_domain import TOY
 
 
 def main() -> None:
-    """Parse arguments and train."""
+    """Parse arguments and train with the recipe of the config's train.method."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", required=True)
     parser.add_argument("--data", required=True)
@@ -23,17 +24,20 @@ def main() -> None:
     parser.add_argument("--die-at-step", type=int)
     parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args()
-    if args.die_at_step:
-        real_loss, calls = recipe.labelled_loss, [0]
-
-        def dying_loss(model, batch):
-            calls[0] += 1
-            if calls[0] == args.die_at_step:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real_loss(model, batch)
-
-        recipe.labelled_loss = dying_loss
     config = load_config(overrides=args.set, values={"base": args.base})
+    # the function each recipe calls once per step for the trained model (dpo also calls it for the reference)
+    recipe, forward = (dpo_recipe, "answer_logprobs") if config.train.method == "dpo" else (sft_recipe, "labelled_loss")
+    calls_per_step = 2 if config.train.method == "dpo" and config.dpo.loss != "simpo" else 1
+    if args.die_at_step:
+        real_forward, calls = getattr(recipe, forward), [0]
+
+        def dying_forward(model, batch):
+            calls[0] += 1
+            if calls[0] == calls_per_step * (args.die_at_step - 1) + 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_forward(model, batch)
+
+        setattr(recipe, forward, dying_forward)
     recipe.run(TOY, config, Path(args.data), Path(args.run_dir), resume=args.resume)
 
 

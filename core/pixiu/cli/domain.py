@@ -64,6 +64,11 @@ def list_domains(as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="Raw records (.jsonl/.json) instead of the sample data.",
 )
+@click.option(
+    "--method",
+    type=click.Choice(["sft", "dpo"]),
+    help="Objective (train.method): sft learns gold answers; dpo prefers chosen over rejected answers of pairs.",
+)
 @click.option("--max-steps", type=int, help="Optimiser steps (same as --set train.max_steps=N).")
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory [default: PIXIU_HOME/runs/DOMAIN-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (or this domain's newest unfinished run).")
@@ -104,6 +109,7 @@ def train(
     domain_name,
     base,
     data_path,
+    method,
     max_steps,
     output,
     resume,
@@ -122,6 +128,11 @@ def train(
     the domain's own settings are keys under plugins.DOMAIN (e.g. --set plugins.zhihu.top_answers=5).
     Checkpoints are written every train.save_every steps; a killed run continues with --resume.
 
+    --method dpo trains on preference pairs: JSONL rows with prompt, chosen and rejected (TRL's format), or raw
+    records the domain turns into pairs (zhihu: answers ranked by votes). The reference model is the base with
+    the adapter off; held-out pairs are scored by their log-prob margin, and the adapter registers as DOMAIN-dpo.
+    Choose the loss with --set dpo.loss=sigmoid|ipo|simpo and its strength with --set dpo.beta=0.1.
+
     \b
     Examples:
       pixiu domain train law
@@ -131,11 +142,12 @@ def train(
       pixiu domain train law --device cuda --precision bf16 --gradient-checkpointing
       pixiu domain train law --devices 4                # data-parallel on 4 GPUs through accelerate
       pixiu domain train law --devices 8 --strategy deepspeed-zero3
+      pixiu domain train zhihu --method dpo                 # pairs from the sample data's answer votes
+      pixiu domain train zhihu --method dpo --data pairs.jsonl --set dpo.loss=ipo
     """
     from pixiu.config import load_config
     from pixiu.distributed import is_main_process, under_launcher
     from pixiu.plugins import get_domain
-    from pixiu.recipes.lora_sft import run
     from pixiu.resume import resumed_config
 
     domain = get_domain(domain_name)
@@ -145,6 +157,7 @@ def train(
         )
     flags = {
         "base": base,
+        "train.method": method,
         "train.max_steps": max_steps,
         "data.on_bad_record": on_bad_record,
         "train.device": device,
@@ -168,9 +181,7 @@ def train(
     else:
         yaml_paths = [p for p in (domain.default_config, config_path) if p]
         config = load_config(yaml_paths, overrides, values=values, domain=domain)
-        data_path = data_path or domain.sample_data
-        if data_path is None:
-            raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
+        data_path = data_path or _sample_data(domain, config.train.method)
         run_dir = output or _new_run_dir(domain.name)
     ensure_writable(run_dir, "run folder", "pass --output DIR with a folder you can write to")
     ensure_writable(pixiu_home(), "PIXIU_HOME", "point PIXIU_HOME at a folder you can write to (it holds the registry)")
@@ -178,7 +189,7 @@ def train(
         if config.train.devices > 1 and not under_launcher():
             _launch_processes(domain.name, config.train, run_dir)
             return
-        summary = run(domain, config, data_path, run_dir, resume=resume)
+        summary = _recipe(config.train.method)(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:
         if not is_main_process():  # rank 0 says it for all
             raise SystemExit(130) from None
@@ -196,7 +207,12 @@ def train(
         )
     else:
         click.echo("no records were held out, so nothing was evaluated (raise data.eval_records to evaluate)")
-    click.echo(f"adapter saved in {summary.run_dir} and registered as {domain.name!r}")
+    name = domain.name
+    if config.train.method == "dpo":
+        from pixiu.recipes.dpo import ADAPTER_SUFFIX
+
+        name += ADAPTER_SUFFIX
+    click.echo(f"adapter saved in {summary.run_dir} and registered as {name!r}")
 
 
 @group.command(name="eval")
@@ -274,6 +290,29 @@ def crawl(domain_name, output, spider_args) -> None:
     output = output or pixiu_home() / "data" / domain.name / "raw.jsonl"
     summary = run_crawl(domain, output, spider_args=args)
     click.echo(summary.describe())
+
+
+def _recipe(method: str):
+    """The training recipe's `run` for `train.method`."""
+    if method == "dpo":
+        from pixiu.recipes import dpo
+
+        return dpo.run
+    from pixiu.recipes import lora_sft
+
+    return lora_sft.run
+
+
+def _sample_data(domain, method: str) -> Path:
+    """The data a run trains on when no --data is given: the domain's sample data, if it suits the method."""
+    if method == "dpo" and domain.preference_formatter is None:
+        raise click.UsageError(
+            f"domain {domain.name!r} has no preference formatter to make pairs of its sample data; "
+            "pass --data PAIRS.jsonl with prompt, chosen and rejected in each row"
+        )
+    if domain.sample_data is None:
+        raise click.UsageError(f"domain {domain.name!r} ships no sample data; pass --data FILE")
+    return domain.sample_data
 
 
 def _launch_processes(domain: str, train, run_dir: Path) -> None:

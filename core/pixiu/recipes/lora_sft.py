@@ -98,8 +98,8 @@ def _run(
     )
     if loaded.rejected:
         console.print(f"[yellow]{loaded.rejected} bad records skipped; see {run_dir / 'rejects.jsonl'}[/]")
-    train_examples, eval_examples = split_examples(loaded.examples, config.data.eval_records, config.train.seed)
-    if note := held_out_note(len(loaded.examples), config.data.eval_records):
+    train_examples, eval_examples = split_examples(loaded.items, config.data.eval_records, config.train.seed)
+    if note := held_out_note(len(loaded.items), config.data.eval_records):
         console.print(f"[yellow]{note}[/]")
     if config.data.max_records:
         train_examples = train_examples[: config.data.max_records]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pixiu import BadRecord, Preference
 from pixiu_zhihu.formatter import answer_votes
 
 DEFAULT_MARGIN = 10
@@ -70,3 +71,14 @@ def preference_pairs(
                 }
             )
     return pairs
+
+
+def vote_preferences(record: dict[str, Any]) -> list[Preference]:
+    """The domain's preference formatter: a question record's vote pairs as pixiu `Preference`s, the question as
+    the user's turn (for `pixiu domain train zhihu --method dpo`)."""
+    if not isinstance(record.get("answers"), list):
+        raise BadRecord("a zhihu question record needs an 'answers' list to pair answers by votes")
+    return [
+        Preference([{"role": "user", "content": pair["prompt"]}], pair["chosen"], pair["rejected"])
+        for pair in preference_pairs(record)
+    ]

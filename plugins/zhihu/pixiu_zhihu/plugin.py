@@ -10,6 +10,7 @@ import pixiu_zhihu
 from pixiu import Domain, hookimpl
 from pixiu_zhihu.formatter import ZhihuSettings, format_record
 from pixiu_zhihu.metrics import summary_metrics
+from pixiu_zhihu.pairs import vote_preferences
 from pixiu_zhihu.parser import parse_summary
 
 PIXIU_HOOK_API = ">=1.0,<2"
@@ -34,6 +35,7 @@ def register_domains(register: Callable[[Domain], None]) -> None:
             metrics=summary_metrics,
             default_config=_HERE / "configs" / "smollm2_135m_lora.yaml",
             settings=ZhihuSettings,
+            preference_formatter=vote_preferences,
             sample_data=_HERE / "sample_data" / "zhihu_synthetic.jsonl",
             spiders=(
                 "pixiu_zhihu.spiders.answers:ZhihuAnswersSpider",

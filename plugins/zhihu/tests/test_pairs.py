@@ -74,3 +74,29 @@ def test_pairs_command_writes_jsonl(tmp_path: Path) -> None:
     assert len(rows) == 5 and all(set(r) == {"prompt", "chosen", "rejected", "meta"} for r in rows)
     bad = CliRunner().invoke(group, ["pairs", str(raw), str(out), "--margin", "0"])
     assert bad.exit_code != 0 and "--margin" in bad.output
+
+
+def test_the_domains_preference_formatter_pairs_the_sample_data_by_votes() -> None:
+    from pixiu.preference import load_preferences
+    from pixiu_zhihu import plugin
+    from pixiu_zhihu.pairs import vote_preferences
+
+    pairs = vote_preferences(RECORD)
+    assert [(p.chosen, p.rejected) for p in pairs] == [(p["chosen"], p["rejected"]) for p in preference_pairs(RECORD)]
+    assert pairs[0].prompt == [{"role": "user", "content": "如何坚持每天早起？\n试过很多次。"}]
+    registered: list = []
+    plugin.register_domains(register=registered.append)
+    (domain,) = registered
+    assert domain.preference_formatter is vote_preferences
+    loaded = load_preferences(domain.sample_data, domain)
+    assert len(loaded.items) > 1000 and loaded.rejected == 0  # what `pixiu domain train zhihu --method dpo` trains on
+
+
+def test_a_record_without_answers_is_a_bad_record_for_preferences() -> None:
+    import pytest
+
+    from pixiu import BadRecord
+    from pixiu_zhihu.pairs import vote_preferences
+
+    with pytest.raises(BadRecord, match="answers"):
+        vote_preferences({"title": "只有标题"})

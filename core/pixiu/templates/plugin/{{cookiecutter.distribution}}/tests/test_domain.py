@@ -8,7 +8,7 @@ from pixiu.plugins import check_hook_api
 from pixiu.testing import check_domain
 
 from {{ cookiecutter.package }} import plugin
-from {{ cookiecutter.package }}.formatter import format_record
+from {{ cookiecutter.package }}.formatter import format_record, preference_pairs
 from {{ cookiecutter.package }}.metrics import answer_metrics
 from {{ cookiecutter.package }}.parser import parse_answer
 
@@ -35,6 +35,13 @@ def test_declares_a_hook_api_this_pixiu_provides() -> None:
 def test_a_record_without_an_answer_is_rejected_with_the_reason() -> None:
     with pytest.raises(BadRecord, match="answer"):
         format_record({"question": "Is this answered?"})
+
+
+def test_a_worse_answer_makes_a_preference_pair() -> None:
+    record = {"question": "Is the K2 dishwasher-safe?", "answer": "No, wipe it clean.", "worse_answer": "Sure."}
+    (pair,) = preference_pairs(record)
+    assert (pair.prompt[-1]["role"], pair.chosen, pair.rejected) == ("user", "No, wipe it clean.", "Sure.")
+    assert preference_pairs({"question": "Q?", "answer": "A."}) == []
 
 
 def test_parser_keeps_the_first_line_normalised() -> None:

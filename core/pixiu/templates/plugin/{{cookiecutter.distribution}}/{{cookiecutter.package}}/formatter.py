@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pixiu import BadRecord
+from pixiu import BadRecord, Preference
 
 SYSTEM_PROMPT = "You are a support assistant. Answer in one short sentence."
 
@@ -25,3 +25,18 @@ def format_record(record: dict[str, Any]) -> list[dict[str, str]]:
         {"role": "user", "content": question.strip()},
         {"role": "assistant", "content": answer.strip()},
     ]
+
+
+def preference_pairs(record: dict[str, Any]) -> list[Preference]:
+    """A record with a `worse_answer` -> one preference pair (the answer over it), for `--method dpo`; else none.
+
+    Delete this function (and `preference_formatter=` in plugin.py) if your data has no preferences. Rows
+    already in TRL's prompt/chosen/rejected form need no preference formatter at all.
+    """
+    worse = record.get("worse_answer")
+    if worse is None:
+        return []
+    messages = format_record(record)
+    if not isinstance(worse, str) or not worse.strip():
+        raise BadRecord("'worse_answer', when given, must be a non-empty string")
+    return [Preference(messages[:-1], chosen=messages[-1]["content"], rejected=worse.strip())]

@@ -12,7 +12,7 @@ from pathlib import Path
 from pixiu import Domain, hookimpl
 
 import {{ cookiecutter.package }}
-from {{ cookiecutter.package }}.formatter import format_record
+from {{ cookiecutter.package }}.formatter import format_record, preference_pairs
 from {{ cookiecutter.package }}.metrics import answer_metrics
 from {{ cookiecutter.package }}.parser import parse_answer
 
@@ -31,6 +31,7 @@ def register_domains(register: Callable[[Domain], None]) -> None:
             description="{{ cookiecutter.description }}",
             version={{ cookiecutter.package }}.__version__,
             formatter=format_record,
+            preference_formatter=preference_pairs,
             parser=parse_answer,
             metrics=answer_metrics,
             default_config=_HERE / "configs" / "default.yaml",

@@ -1,0 +1,188 @@
+"""Preference pairs for alignment training: read them (TRL's prompt/chosen/rejected rows, or through a domain's
+preference formatter), tokenise both answers after one shared prompt, and batch them by length.
+
+A pair that cannot teach anything is a bad record, reported with its file and line: a missing or empty side,
+chosen equal to rejected, a prompt that leaves no room for an answer within `data.max_seq_len`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixiu.data import IGNORE_INDEX, TokenizedExample, collate, render
+from pixiu.domain import Domain, Messages, Preference
+from pixiu.errors import BadRecord, DataError
+from pixiu.files import read_jsonl, write_jsonl
+from pixiu.records import Loaded, load_records
+
+PAIR_KEYS = ("prompt", "chosen", "rejected")
+"""The fields of a preference row as TRL's DPO and reward trainers read it."""
+
+
+@dataclass(frozen=True)
+class TokenizedPair:
+    """Both answers of a pair after the same prompt tokens; `len()` is the tokens the pair takes in a batch."""
+
+    chosen: TokenizedExample
+    rejected: TokenizedExample
+    answer_cut: bool
+
+    def __len__(self) -> int:
+        return 2 * max(len(self.chosen), len(self.rejected))  # two rows, padded to the longer
+
+
+def load_preferences(
+    path: Path, domain: Domain, *, on_bad_record: str = "error", rejects_path: Path | None = None
+) -> Loaded[Preference]:
+    """Every pair in `path`: rows holding prompt/chosen/rejected as they are, other rows through the domain's
+    preference formatter; bad rows stop the load with file:line, or with "skip" go to `rejects_path`."""
+
+    def convert(record: Any) -> list[Preference]:
+        if not isinstance(record, dict):
+            raise BadRecord(f"expected a JSON object, found {type(record).__name__}")
+        if domain.preference_formatter is None or all(key in record for key in PAIR_KEYS):
+            return [as_preference(record)]
+        return [checked(p) for p in domain.preference_formatter(record)]
+
+    return load_records(path, convert, on_bad_record=on_bad_record, rejects_path=rejects_path, what="preference pairs")
+
+
+def as_preference(record: dict[str, Any]) -> Preference:
+    """A TRL-style row as a `Preference`: the prompt as text or chat messages, each answer as text (or TRL's
+    conversational form, a list holding one assistant message)."""
+    missing = [key for key in PAIR_KEYS if key not in record]
+    if missing:
+        raise BadRecord(f"a preference pair needs {', '.join(PAIR_KEYS)}; missing {', '.join(missing)}")
+    prompt = record["prompt"]
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    return checked(
+        Preference(prompt, _answer_text(record["chosen"], "chosen"), _answer_text(record["rejected"], "rejected"))
+    )
+
+
+def checked(pair: Preference) -> Preference:
+    """`pair`, once it is known to be able to teach a preference."""
+    if not isinstance(pair, Preference):
+        raise BadRecord(f"a preference formatter must return pixiu.Preference objects, not {type(pair).__name__}")
+    prompt = pair.prompt
+    if not isinstance(prompt, list) or not prompt or not all(_is_message(m) for m in prompt):
+        raise BadRecord("the prompt must be text or a non-empty list of role/content chat messages")
+    if prompt[-1]["role"] == "assistant":
+        raise BadRecord("the prompt ends with an assistant message; the answers belong in chosen and rejected")
+    if not any(m["content"].strip() for m in prompt):
+        raise BadRecord("the prompt is empty")
+    for side in ("chosen", "rejected"):
+        value = getattr(pair, side)
+        if not isinstance(value, str) or not value.strip():
+            raise BadRecord(f"{side} is empty")
+    if pair.chosen.strip() == pair.rejected.strip():
+        raise BadRecord("chosen and rejected are the same answer, so the pair teaches no preference")
+    return pair
+
+
+def tokenize_pairs(
+    tokenizer,
+    pairs: Sequence[Preference],
+    max_len: int,
+    *,
+    on_bad_record: str = "error",
+    rejects_path: Path | None = None,
+) -> tuple[list[TokenizedPair], list[Preference]]:
+    """Tokenise every pair (prompt masked, answers learned); answers too long for `max_len` are cut.
+
+    Returns the tokenised pairs and the pairs they came from. A prompt that leaves no room for an answer is a
+    bad record: an error naming it, or with "skip" a line in `rejects_path` (it is then left out of both lists).
+    """
+    tokenized, kept = [], []
+    for pair in pairs:
+        prompt_text = render(tokenizer, pair.prompt, add_generation_prompt=True)
+        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        if len(prompt_ids) >= max_len:
+            reason = (
+                f"the prompt is {len(prompt_ids)} tokens, leaving no room for an answer within "
+                f"data.max_seq_len={max_len}; shorten it or raise data.max_seq_len"
+            )
+            _reject(pair, reason, on_bad_record, rejects_path)
+            continue
+        chosen = _with_answer(tokenizer, pair.prompt, prompt_text, prompt_ids, pair.chosen, max_len)
+        rejected = _with_answer(tokenizer, pair.prompt, prompt_text, prompt_ids, pair.rejected, max_len)
+        tokenized.append(TokenizedPair(chosen, rejected, chosen.answer_cut or rejected.answer_cut))
+        kept.append(pair)
+    return tokenized, kept
+
+
+def cut_pairs_note(pairs: Sequence[Preference], tokenized: Sequence[TokenizedPair], max_len: int) -> str | None:
+    """Count the pairs whose answers were cut to fit `max_len` tokens (naming the first), or None when none was."""
+    cut = [pair.where for pair, tokens in zip(pairs, tokenized, strict=True) if tokens.answer_cut]
+    if not cut:
+        return None
+    return (
+        f"{len(cut)} of {len(tokenized)} preference pairs (the first at {cut[0]}) have an answer longer than "
+        f"data.max_seq_len={max_len} tokens allows after its prompt: it is compared on its first tokens only; "
+        "raise data.max_seq_len to compare whole answers"
+    )
+
+
+def collate_pairs(pairs: Sequence[TokenizedPair], indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """One batch of 2n rows: the chosen answers of the n pairs, then their rejected answers, right-padded."""
+    rows = [pairs[i].chosen for i in indices] + [pairs[i].rejected for i in indices]
+    return collate(rows, list(range(len(rows))), pad_id)
+
+
+def write_pairs(path: Path, pairs: Sequence[Preference]) -> None:
+    """Save pairs as TRL-style rows (with `where`), as the held-out split of a preference run."""
+    write_jsonl(
+        path, [{"where": p.where, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+    )
+
+
+def read_pairs(path: Path) -> list[Preference]:
+    """Pairs saved by `write_pairs`."""
+    return [replace(as_preference(row), where=row.get("where", "")) for row in read_jsonl(path)]
+
+
+def _answer_text(value: Any, side: str) -> str:
+    """An answer given as text, or as TRL's conversational form: a list holding one assistant message."""
+    if isinstance(value, list) and len(value) == 1 and _is_message(value[0]) and value[0]["role"] == "assistant":
+        return value[0]["content"]
+    if not isinstance(value, str):
+        raise BadRecord(f"{side} must be the answer's text (or a list holding one assistant message)")
+    return value
+
+
+def _is_message(message: Any) -> bool:
+    """A role/content chat message."""
+    return (
+        isinstance(message, dict)
+        and message.get("role") in ("system", "user", "assistant")
+        and isinstance(message.get("content"), str)
+    )
+
+
+def _with_answer(tokenizer, prompt: Messages, prompt_text: str, prompt_ids: list[int], answer: str, max_len: int):
+    """The prompt's tokens followed by the answer's (the end-of-turn included), the answer alone labelled."""
+    full = render(tokenizer, [*prompt, {"role": "assistant", "content": answer}])
+    answer_ids = tokenizer(full[len(prompt_text) :], add_special_tokens=False)["input_ids"]
+    room = max_len - len(prompt_ids)
+    return TokenizedExample(
+        prompt_ids + answer_ids[:room],
+        [IGNORE_INDEX] * len(prompt_ids) + answer_ids[:room],
+        answer_cut=len(answer_ids) > room,
+    )
+
+
+def _reject(pair: Preference, reason: str, on_bad_record: str, rejects_path: Path | None) -> None:
+    """Stop at a pair that cannot be trained on, or with "skip" write it to `rejects_path`."""
+    if on_bad_record != "skip" or rejects_path is None:
+        raise DataError(f"{pair.where}: {reason}. Fix the record, or pass --on-bad-record skip.")
+    raw = {"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected}
+    row = {"where": pair.where, "reason": reason, "raw": raw}
+    with rejects_path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,268 @@
+"""LoRA preference optimisation (DPO, IPO, SimPO) of one domain, read top to bottom: setup -> train -> save ->
+evaluate -> register.
+
+The reference model is the base itself with the adapter switched off, so one copy of the base is in memory (as
+trl does with peft). A step is a length-grouped batch of pairs, each pair two rows (chosen, rejected) after
+the same prompt; the output head runs on answer tokens only. Killed at any point, a run resumes from its newest
+checkpoint with `resume=True` and ends exactly where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from pixiu.checkpoint import list_checkpoints, save_checkpoint
+from pixiu.config import RunConfig
+from pixiu.data import StepBatches
+from pixiu.devices import peak_memory, precision_name, reset_peak_memory
+from pixiu.distributed import Ranks
+from pixiu.domain import Domain
+from pixiu.errors import PixiuError
+from pixiu.files import atomic_write_json
+from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
+from pixiu.loss import answer_logprobs
+from pixiu.models import load_base
+from pixiu.plots import plot_loss_curve
+from pixiu.preference import TokenizedPair, collate_pairs, cut_pairs_note, load_preferences, tokenize_pairs, write_pairs
+from pixiu.preference_loss import NEEDS_REFERENCE, PairLogprobs, preference_loss
+from pixiu.progress import TrainProgress
+from pixiu.registry import register_adapter
+from pixiu.resume import check_matches_record
+from pixiu.runs import EVAL_PAIRS_FILE, LOG_FILE, METRICS_FILE, held_out_note, split_examples
+from pixiu.training import (
+    RunSummary,
+    check_resumable,
+    last_loss,
+    load_newest_readable,
+    lr_schedule,
+    open_log,
+    prepare_base,
+    run_folder,
+    training_setup,
+    write_run_file,
+)
+
+ADAPTER_SUFFIX = "-dpo"
+"""A preference adapter registers as DOMAIN-dpo, beside the domain's SFT adapter."""
+
+
+def run(
+    domain: Domain,
+    config: RunConfig,
+    data_path: Path,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    console: Console | None = None,
+) -> RunSummary:
+    """Train a LoRA adapter for `domain` on the preference pairs of `data_path` into `run_dir`, evaluate the
+    log-prob margins on held-out pairs against the base, and register it as DOMAIN-dpo."""
+    console = console or Console(stderr=True)
+    with run_folder(run_dir) as folder:
+        return _run(domain, config, data_path, folder, resume=resume, console=console)
+
+
+def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console):
+    """`run`, with the run folder locked."""
+    ranks = Ranks()
+    torch.set_num_threads(config.train.threads or ranks.cpu_threads())
+    checkpoints = list_checkpoints(run_dir)
+    check_resumable(checkpoints, run_dir, resume=resume)
+    if resume:
+        check_matches_record(run_dir, config, data_path)
+    hardware = training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
+    rejects = run_dir / "rejects.jsonl"
+
+    # --- data ---------------------------------------------------------------------------------------------
+    loaded = load_preferences(data_path, domain, on_bad_record=config.data.on_bad_record, rejects_path=rejects)
+    train_pairs, eval_pairs = split_examples(loaded.items, config.data.eval_records, config.train.seed)
+    if note := held_out_note(len(loaded.items), config.data.eval_records):
+        console.print(f"[yellow]{note}[/]")
+    if config.data.max_records:
+        train_pairs = train_pairs[: config.data.max_records]
+    if not resume:
+        write_pairs(run_dir / EVAL_PAIRS_FILE, eval_pairs)  # the held-out split is part of the record
+
+    # --- model --------------------------------------------------------------------------------------------
+    console.print(
+        f"loading base model [bold]{config.base}[/] on {hardware.device} in "
+        f"{config.lora.quantize or precision_name(hardware.dtype)}"
+    )
+    base, tokenizer = load_base(
+        config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
+    )
+    base = prepare_base(base, config)
+    max_len, policy = config.data.max_seq_len, config.data.on_bad_record
+    loaded_pairs = len(train_pairs) + len(eval_pairs)
+    tokenized, train_pairs = tokenize_pairs(tokenizer, train_pairs, max_len, on_bad_record=policy, rejects_path=rejects)
+    held_out, eval_pairs = tokenize_pairs(tokenizer, eval_pairs, max_len, on_bad_record=policy, rejects_path=rejects)
+    if note := cut_pairs_note(train_pairs, tokenized, max_len):
+        console.print(f"[yellow]{note}[/]")
+    if not tokenized:
+        raise PixiuError(f"{data_path}: no preference pair is left to train on; see {rejects}")
+    rejected = loaded.rejected + loaded_pairs - len(tokenized) - len(held_out)  # bad records, then too-long prompts
+    if rejected:
+        console.print(f"[yellow]{rejected} bad records or pairs skipped; see {rejects}[/]")
+    torch.manual_seed(config.train.seed)
+    model = attach_lora(base, **config.lora.model_dump(exclude={"quantize"}))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_schedule(config.train.warmup_steps, config.train.max_steps)
+    )
+    start_step = 0
+    if resume:
+        adapter, state = load_newest_readable(checkpoints, console)
+        restore_adapter_state(model, adapter)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            hardware.scaler.load_state_dict(state["scaler"])
+        start_step = state["step"]
+        console.print(f"resuming {run_dir} at step {start_step}")
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+
+    # --- train --------------------------------------------------------------------------------------------
+    dpo, beta = config.dpo, config.dpo.strength()
+    batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step)
+    model.train()
+    reset_peak_memory(hardware.device)
+    trained_tokens, train_seconds = 0, 0.0
+    with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        for step in range(start_step, config.train.max_steps):
+            began = time.perf_counter()
+            indices = batches.for_step(step)
+            batch = {k: v.to(hardware.device) for k, v in collate_pairs(tokenized, indices, pad_id).items()}
+            reference = _reference_logprobs(model, batch) if NEEDS_REFERENCE[dpo.loss] else None
+            result = preference_loss(
+                dpo.loss,
+                beta,
+                PairLogprobs.split(*answer_logprobs(model, batch)),
+                reference,
+                simpo_gamma=dpo.simpo_gamma,
+            )
+            loss = result.losses.mean()
+            hardware.scaler.scale(loss).backward()
+            hardware.scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            hardware.scaler.step(optimizer)
+            hardware.scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            margins = result.chosen_rewards - result.rejected_rewards
+            loss_value = loss.item()
+            seconds = time.perf_counter() - began
+            tokens = sum(len(tokenized[i].chosen) + len(tokenized[i].rejected) for i in indices)
+            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
+            epoch, index = batches.position(step)
+            row = {
+                "step": step + 1,
+                "loss": loss_value,
+                "reward_accuracy": (margins > 0).float().mean().item(),
+                "reward_margin": margins.mean().item(),
+                "chosen_reward": result.chosen_rewards.mean().item(),
+                "rejected_reward": result.rejected_rewards.mean().item(),
+                "pairs": len(indices),
+                "tokens": tokens,
+                "seconds": seconds,
+                "lr": scheduler.get_last_lr()[0],
+                "epoch": epoch,
+                "batch": index,
+            }
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
+            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+                training_state = {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": hardware.scaler.state_dict(),
+                }
+                save_checkpoint(
+                    run_dir, step + 1, adapter_state(model), training_state, keep=config.train.keep_checkpoints
+                )
+                progress.note(f"checkpoint saved: step {step + 1}")
+    log.close()
+    memory = peak_memory(hardware.device)
+
+    # --- save ---------------------------------------------------------------------------------------------
+    model.save_pretrained(str(run_dir))
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} {dpo.loss} on {config.base}")
+    speed = trained_tokens / train_seconds if train_seconds else 0.0
+
+    # --- evaluate -----------------------------------------------------------------------------------------
+    metrics: dict = {
+        "train": {
+            "method": "dpo",
+            "loss": dpo.loss,
+            "beta": beta,
+            "steps": config.train.max_steps,
+            "final_loss": last_loss(run_dir / LOG_FILE),
+            "tokens_per_second": round(speed, 1),
+            "pairs": len(tokenized),
+            "rejected_records": rejected,
+            "device": str(hardware.device),
+            "precision": precision_name(hardware.dtype),
+            "quantize": config.lora.quantize,
+            "gradient_checkpointing": config.train.gradient_checkpointing,
+            "peak_memory": memory,
+        }
+    }
+    if held_out:
+        console.print(f"scoring {len(held_out)} held-out pairs with the base and the adapter")
+        metrics.update(records=len(held_out), **pair_scores(model, held_out, config.train.batch_tokens, pad_id, beta))
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
+
+    # --- register -----------------------------------------------------------------------------------------
+    register_adapter(domain.name + ADAPTER_SUFFIX, domain.name, run_dir, config.base, metrics)
+    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+
+
+@torch.no_grad()
+def pair_scores(
+    model, pairs: Sequence[TokenizedPair], batch_tokens: int, pad_id: int, beta: float
+) -> dict[str, dict[str, float]]:
+    """How the base and the adapter rank held-out pairs: the mean chosen-minus-rejected answer log-prob
+    (`margin`), the share of pairs where the chosen answer is the likelier one (`accuracy`, %), and for the
+    adapter DPO's implicit reward against the base (`reward_margin`, `reward_accuracy` %)."""
+    model.eval()
+    device = next(model.parameters()).device
+    margins: dict[str, list[torch.Tensor]] = {"base": [], "adapter": []}
+    for indices in StepBatches(pairs, batch_tokens, seed=0).batches_in_epoch(0):
+        batch = {k: v.to(device) for k, v in collate_pairs(pairs, indices, pad_id).items()}
+        for variant, logprobs in (("base", _reference_logprobs(model, batch)), ("adapter", _logprobs(model, batch))):
+            margins[variant].append((logprobs.chosen - logprobs.rejected).float().cpu())
+    base, adapter = torch.cat(margins["base"]), torch.cat(margins["adapter"])
+    rewards = beta * (adapter - base)
+    scores = {name: _ranking(values) for name, values in (("base", base), ("adapter", adapter))}
+    scores["adapter"].update(
+        reward_margin=round(rewards.mean().item(), 4),
+        reward_accuracy=round(100 * (rewards > 0).float().mean().item(), 2),
+    )
+    return scores
+
+
+def _ranking(margins: torch.Tensor) -> dict[str, float]:
+    """The mean log-prob margin and the share (%) of pairs it ranks the right way."""
+    return {"margin": round(margins.mean().item(), 4), "accuracy": round(100 * (margins > 0).float().mean().item(), 2)}
+
+
+def _logprobs(model, batch: dict[str, torch.Tensor]) -> PairLogprobs:
+    """The model's answer log-probs of a pair batch."""
+    return PairLogprobs.split(*answer_logprobs(model, batch))
+
+
+@torch.no_grad()
+def _reference_logprobs(model, batch: dict[str, torch.Tensor]) -> PairLogprobs:
+    """The reference model's answer log-probs: the same base with the adapter switched off, no gradients."""
+    with model.disable_adapter():
+        return _logprobs(model, batch)
