@@ -179,9 +179,11 @@ def fake_vllm() -> Starlette:
         body = await request.json()
         if body["model"] == "missing":
             return JSONResponse({"error": {"message": "The model `missing` does not exist."}}, status_code=404)
+        finish = "length" if body.get("max_tokens") == 2 else "stop"  # ANSWER is two tokens
         if not body.get("stream"):
             message = {"role": "assistant", "content": "".join(ANSWER)}
-            return JSONResponse({"model": body["model"], "choices": [{"index": 0, "message": message}]})
+            choice = {"index": 0, "message": message, "finish_reason": finish}
+            return JSONResponse({"model": body["model"], "choices": [choice]})
 
         def chunk(delta, finish=None):
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -191,7 +193,7 @@ def fake_vllm() -> Starlette:
             yield chunk({"role": "assistant", "content": ""})
             for piece in ANSWER:
                 yield chunk({"content": piece})
-            yield chunk({}, "stop")
+            yield chunk({}, finish)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -249,6 +251,26 @@ def test_proxy_applies_process_response_to_the_upstream_answers(register_plugin)
         assert [m["id"] for m in httpx.get(f"{proxy}/v1/models").json()["data"]] == ["base", "zhihu"]
         missing = httpx.post(f"{proxy}/v1/chat/completions", json={**ask, "model": "missing"})
         assert missing.status_code == 404 and "does not exist" in missing.json()["error"]["message"]
+
+
+class CutMark:
+    """Marks zhihu answers the upstream cut at max_tokens, from the finish reason the proxy passes on."""
+
+    @staticmethod
+    @hookimpl
+    def process_response(domain, text, adapter, finish_reason):
+        return text + "……" if domain == "zhihu" and finish_reason == "length" else None
+
+
+def test_proxy_passes_the_upstreams_finish_reason_to_process_response(register_plugin):
+    register_plugin(CutMark, "cut-mark")
+    with background_server(fake_vllm()) as upstream, background_server(build_proxy(upstream, {"zh": "zhihu"})) as proxy:
+        for max_tokens, expected in [(2, "你好，世界……"), (16, "你好，世界")]:
+            ask = {"model": "zh", "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens}
+            whole = httpx.post(f"{proxy}/v1/chat/completions", json=ask).json()
+            assert whole["choices"][0]["message"]["content"] == expected
+            text, _ = streamed(httpx.post(f"{proxy}/v1/chat/completions", json={**ask, "stream": True}))
+            assert text == expected
 
 
 def test_proxy_reports_an_upstream_that_is_gone():

@@ -95,7 +95,8 @@ class Generation:
         loop; the tokens of what it adds (or of the whole rewrite) join `completion_tokens`."""
         if not self.chat:
             return text
-        answer = await postprocess(self.request.adapter, text)
+        assert self.finish_reason is not None, "post-processing runs once the answer has ended"
+        answer = await postprocess(self.request.adapter, text, finish_reason=self.finish_reason)
         if answer.startswith(text):
             if len(answer) > len(text):
                 self.completion_tokens += await run_in_threadpool(self._count, answer[len(text) :])

@@ -66,7 +66,10 @@ def build_proxy(upstream: str, domains: dict[str, str | None], *, timeout: float
         for choice in answer.get("choices", []):
             message = choice.get("message") or {}
             if isinstance(message.get("content"), str):
-                message["content"] = await rewrite(domains[model], message["content"], adapter=model)
+                finish = choice.get("finish_reason") or "stop"
+                message["content"] = await rewrite(
+                    domains[model], message["content"], adapter=model, finish_reason=finish
+                )
         return JSONResponse(answer)
 
     routes = [
@@ -106,7 +109,7 @@ async def _rewrite_stream(response: httpx.Response, model: str, domain: str | No
                 text.append(delta["content"])
             if choice.get("finish_reason"):
                 streamed = "".join(text)
-                answer = await rewrite(domain, streamed, adapter=model)
+                answer = await rewrite(domain, streamed, adapter=model, finish_reason=choice["finish_reason"])
                 addition = streamed_addition(streamed, answer, adapter=model)
                 if addition:
                     delta["content"] = (delta.get("content") or "") + addition
