@@ -35,6 +35,11 @@ async def rewrite(domain: str | None, text: str, *, adapter: str, finish_reason:
     return await run_in_threadpool(process_response, domain, text, adapter=adapter, finish_reason=finish_reason)
 
 
+def count_tokens(tokenizer, text: str) -> int:
+    """Tokens of `text` as the served model's tokenizer splits it: what an addition costs in `completion_tokens`."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def streamed_addition(text: str, answer: str, *, adapter: str) -> str:
     """What a stream that already sent `text` can still send of the post-processed `answer`: what it appends.
 
