@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
     from pixiu.domain import Domain, ModelSource
 
-HOOK_API = "1.1"
-"""The version of this hook contract; plugins declare a range such as `PIXIU_HOOK_API = ">=1.1,<2"`."""
+HOOK_API = "1.2"
+"""The version of this hook contract; plugins declare a range such as `PIXIU_HOOK_API = ">=1.2,<2"`."""
 
 hookspec = pluggy.HookspecMarker("pixiu")
 
@@ -48,7 +48,7 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec
-def process_response(domain: str | None, text: str, adapter: str) -> str | None:
+def process_response(domain: str | None, text: str, adapter: str, finish_reason: str) -> str | None:
     """Called by `pixiu serve` once per finished chat answer of an adapter, in a worker thread (it may block).
 
     Only chat answers (`/v1/chat/completions`) are passed, and the tokens a rewrite adds count in their
@@ -57,6 +57,9 @@ def process_response(domain: str | None, text: str, adapter: str) -> str | None:
     `domain` is the domain the adapter was trained for (from the adapter registry, else its folder's
     `pixiu_run.yaml`), whatever name it is served under; None when unknown (an adapter folder not made by
     pixiu). `adapter` is the name it is served under (the request's `model`), `text` the answer.
+    `finish_reason` says how the answer ended, as in OpenAI's API: "length" when `max_tokens` cut it,
+    "stop" otherwise (behind the vLLM proxy, whatever the upstream says). Added in hook API 1.2;
+    implementations that do not take it keep working.
     Return the rewritten text, or None to leave it unchanged; e.g. a medical vertical appends a
     disclaimer when `domain == "medical"`, so `med-v2` trained on medical gets it too. Every
     implementation runs, each one seeing the text as the previous one left it (a chain, not

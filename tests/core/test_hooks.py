@@ -34,8 +34,11 @@ class ExamplePlugin:
 
     @staticmethod
     @hookimpl
-    def process_response(domain, text, adapter):
-        return f"{text}\n(toy answers are not advice; {adapter})" if domain == "toy" else None
+    def process_response(domain, text, adapter, finish_reason):
+        if domain != "toy":
+            return None
+        cut = " [cut]" if finish_reason == "length" else ""
+        return f"{text}{cut}\n(toy answers are not advice; {adapter})"
 
 
 HOOKS = {
@@ -77,10 +80,14 @@ class Shout:
 
 
 def test_hook_process_response(register_plugin):
-    assert process_response("toy", "blue", adapter="toy") == "blue"
+    assert process_response("toy", "blue", adapter="toy", finish_reason="stop") == "blue"
     register_plugin(ExamplePlugin, "example")
-    assert process_response("toy", "blue", adapter="toy-v2") == "blue\n(toy answers are not advice; toy-v2)"
-    assert process_response("law", "blue", adapter="toy") == "blue"  # the domain decides, not the served name
-    assert process_response(None, "blue", adapter="toy") == "blue"  # an adapter of unknown domain
+    told = "blue\n(toy answers are not advice; toy-v2)"
+    assert process_response("toy", "blue", adapter="toy-v2", finish_reason="stop") == told
+    cut = "blue [cut]\n(toy answers are not advice; toy-v2)"
+    assert process_response("toy", "blue", adapter="toy-v2", finish_reason="length") == cut
+    assert process_response("law", "blue", adapter="toy", finish_reason="stop") == "blue"  # the domain decides
+    assert process_response(None, "blue", adapter="toy", finish_reason="stop") == "blue"  # unknown domain
     register_plugin(Shout, "shout")  # registered last, so pluggy runs it first; it takes only `text`
-    assert process_response("toy", "blue", adapter="toy") == "BLUE\n(toy answers are not advice; toy)"
+    shouted = "BLUE [cut]\n(toy answers are not advice; toy)"
+    assert process_response("toy", "blue", adapter="toy", finish_reason="length") == shouted

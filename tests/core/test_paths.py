@@ -1,10 +1,18 @@
 """Writable places are checked before any work: a run that cannot save or register says so up front."""
 
+import errno
+import json
 import os
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
+import pixiu.models
+import pixiu.paths
+import pixiu.recipes.lora_sft
 from pixiu.cli import cli
 from pixiu.errors import PixiuError
 from pixiu.paths import ensure_writable
@@ -51,3 +59,53 @@ def test_train_refuses_a_pixiu_home_that_is_a_file_before_training(toy_plugin, c
     assert not captured_run
     assert f"Error: PIXIU_HOME {tmp_path}/home cannot be created" in result.output
     assert "point PIXIU_HOME" in result.output
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """`read_only(folder)`: the write probe of `ensure_writable` is refused in `folder`, as for a non-root user.
+
+    Tests run as root, which writes into chmod-ed read-only folders, so the refusal is simulated at the probe.
+    """
+    refused: list[Path] = []
+
+    def probe(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) in refused:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
+        return tempfile.TemporaryFile(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(pixiu.paths, "tempfile", SimpleNamespace(TemporaryFile=probe))
+    return refused.append
+
+
+@pytest.fixture
+def no_base_loading(monkeypatch):
+    """Fail the test if training gets as far as loading the base model."""
+
+    def load_base(*args, **kwargs):
+        pytest.fail("the base model was loaded before the unwritable folder was refused")
+
+    monkeypatch.setattr(pixiu.models, "load_base", load_base)
+    monkeypatch.setattr(pixiu.recipes.lora_sft, "load_base", load_base)
+
+
+@pytest.mark.parametrize("where", ["output", "PIXIU_HOME"])
+def test_train_refuses_a_read_only_folder_before_loading_the_base(
+    toy_plugin, read_only, no_base_loading, tmp_path, monkeypatch, where
+):
+    data = tmp_path / "toy.jsonl"
+    data.write_text("".join(json.dumps({"q": f"q{i}", "a": f"a{i}"}) + "\n" for i in range(8)), encoding="utf-8")
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    read_only(folder)
+    output = folder / "run" if where == "output" else tmp_path / "run"
+    if where == "PIXIU_HOME":
+        monkeypatch.setenv("PIXIU_HOME", str(folder))
+    args = ["domain", "train", "toy", "--data", str(data), "--base", "tiny", "--device", "cpu", "--output", str(output)]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 1
+    what = "run folder" if where == "output" else "PIXIU_HOME"
+    target = output if where == "output" else folder
+    message = f"Error: {what} {target} is not writable: cannot create a file in {folder} (Permission denied)"
+    assert message in result.output and "Traceback" not in result.output
+    assert not output.exists()  # refused before the run folder was made

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import pixiu
 from pixiu.cli import cli
+from pixiu.hookspecs import HOOK_API
 
 
 def invoke(*args: str):
@@ -26,7 +27,7 @@ def test_new_scaffolds_an_installable_package(tmp_path: Path) -> None:
     assert project["name"] == "pixiu-finance" and project["dependencies"] == ["pixiu>=0.1"]
     assert project["entry-points"]["pixiu"] == {"finance": "pixiu_finance.plugin"}
     plugin = (package / "pixiu_finance" / "plugin.py").read_text(encoding="utf-8")
-    assert 'PIXIU_HOOK_API = ">=1.1,<2"' in plugin and 'description="Reads balance sheets."' in plugin
+    assert f'PIXIU_HOOK_API = ">={HOOK_API},<2"' in plugin and 'description="Reads balance sheets."' in plugin
     for part in (
         "README.md",
         "pixiu_finance/sample_data/sample.jsonl",

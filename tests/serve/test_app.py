@@ -180,7 +180,10 @@ HOOK_CALLS: list[tuple[str, str, bool]] = []
 
 
 class Disclaimer:
-    """A vertical's post-processing: zhihu answers get a disclaimer; records where and with what it ran."""
+    """A vertical's post-processing: zhihu answers get a disclaimer; records where and with what it ran.
+
+    Written against hook API 1.1: it takes no `finish_reason`, and must keep working as hooks gain arguments.
+    """
 
     @staticmethod
     @hookimpl
@@ -354,13 +357,14 @@ def test_the_cli_refuses_an_adapter_of_another_base_without_force(adapter_dirs, 
 
 def test_the_disclaimer_is_on_chat_answers_only_and_counted_in_usage(app, tokenizer, register_plugin):
     from pixiu_medical import plugin
-    from pixiu_medical.safety import DISCLAIMER
+    from pixiu_medical.safety import CUT_MARK, DISCLAIMER
 
     register_plugin(SimpleNamespace(process_response=plugin.process_response), "medical-safety")
     before = app.state.server.engine.stats()["generated_tokens"]
     whole = call(app, "POST", "/v1/chat/completions", json=chat_body("medical")).json()
     generated = app.state.server.engine.stats()["generated_tokens"] - before
-    added = len(tokenizer("\n\n" + DISCLAIMER, add_special_tokens=False)["input_ids"])
+    cut = CUT_MARK if whole["choices"][0]["finish_reason"] == "length" else ""
+    added = len(tokenizer(cut + "\n\n" + DISCLAIMER, add_special_tokens=False)["input_ids"])
     assert whole["choices"][0]["message"]["content"].endswith(DISCLAIMER)
     assert whole["usage"]["completion_tokens"] == generated + added
     chunks, _ = events(
@@ -374,3 +378,33 @@ def test_the_disclaimer_is_on_chat_answers_only_and_counted_in_usage(app, tokeni
     assert chunks[-1]["usage"] == whole["usage"]
     text = call(app, "POST", "/v1/completions", json={"model": "medical", "prompt": "hi", "max_tokens": 5}).json()
     assert DISCLAIMER not in text["choices"][0]["text"] and text["usage"]["completion_tokens"] <= 5
+
+
+def test_an_answer_cut_by_max_tokens_gets_the_cut_mark_and_disclaimer_counted_in_usage(app, tokenizer, register_plugin):
+    from pixiu_medical import plugin
+    from pixiu_medical.safety import CUT_MARK, DISCLAIMER
+
+    register_plugin(SimpleNamespace(process_response=plugin.process_response), "medical-safety")
+    before = app.state.server.engine.stats()["generated_tokens"]
+    whole = call(app, "POST", "/v1/chat/completions", json=chat_body("medical", max_tokens=2)).json()
+    generated = app.state.server.engine.stats()["generated_tokens"] - before
+    assert whole["choices"][0]["finish_reason"] == "length" and generated == 2
+    content = whole["choices"][0]["message"]["content"]
+    assert content.endswith(CUT_MARK + "\n\n" + DISCLAIMER) and len(content) > len(CUT_MARK + "\n\n" + DISCLAIMER)
+    added = len(tokenizer(CUT_MARK + "\n\n" + DISCLAIMER, add_special_tokens=False)["input_ids"])
+    assert whole["usage"]["completion_tokens"] == generated + added
+    body = chat_body("medical", max_tokens=2, stream=True, stream_options={"include_usage": True})
+    chunks, done = events(call(app, "POST", "/v1/chat/completions", json=body))
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert done and streamed == content  # greedy: the same two tokens, then the same addition as a final chunk
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length" and chunks[-1]["usage"] == whole["usage"]
+
+
+def test_a_plugin_without_finish_reason_still_rewrites_served_answers_cut_or_not(app, register_plugin):
+    HOOK_CALLS.clear()
+    register_plugin(Disclaimer, "disclaimer")  # process_response(domain, text, adapter): hook API 1.1
+    for max_tokens in (2, 10):
+        answer = call(app, "POST", "/v1/chat/completions", json=chat_body("zhihu", max_tokens=max_tokens)).json()
+        assert answer["choices"][0]["message"]["content"].endswith("\n(仅供参考)"), max_tokens
+    assert answer["choices"][0]["finish_reason"] in ("stop", "length")
+    assert HOOK_CALLS == [("zhihu", "zhihu", False), ("zhihu", "zhihu", False)]

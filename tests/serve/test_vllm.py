@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -141,6 +143,8 @@ def test_missing_vllm_says_how_to_install(monkeypatch):
 
 HEALTHY = """
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 class Health(BaseHTTPRequestHandler):
@@ -179,9 +183,12 @@ def fake_vllm() -> Starlette:
         body = await request.json()
         if body["model"] == "missing":
             return JSONResponse({"error": {"message": "The model `missing` does not exist."}}, status_code=404)
+        finish = "length" if body.get("max_tokens") == 2 else "stop"  # ANSWER is two tokens
+        usage = {"prompt_tokens": 3, "completion_tokens": len(ANSWER), "total_tokens": 3 + len(ANSWER)}
         if not body.get("stream"):
             message = {"role": "assistant", "content": "".join(ANSWER)}
-            return JSONResponse({"model": body["model"], "choices": [{"index": 0, "message": message}]})
+            choice = {"index": 0, "message": message, "finish_reason": finish}
+            return JSONResponse({"model": body["model"], "choices": [choice], "usage": usage})
 
         def chunk(delta, finish=None):
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -191,7 +198,9 @@ def fake_vllm() -> Starlette:
             yield chunk({"role": "assistant", "content": ""})
             for piece in ANSWER:
                 yield chunk({"content": piece})
-            yield chunk({}, "stop")
+            yield chunk({}, finish)
+            if (body.get("stream_options") or {}).get("include_usage"):
+                yield f"data: {json.dumps({'model': body['model'], 'choices': [], 'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -220,17 +229,27 @@ class Disclaimer:
         return text + "（仅供参考）" if domain == "zhihu" else None
 
 
+@contextmanager
+def fake_upstream_and_proxy(domains: dict[str, str | None], tokenizer) -> Iterator[str]:
+    """The URL of a proxy for `domains` in front of `fake_vllm`."""
+    with (
+        background_server(fake_vllm()) as upstream,
+        background_server(build_proxy(upstream, domains, tokenizer)) as url,
+    ):
+        yield url
+
+
 def streamed(response: httpx.Response) -> tuple[str, list[dict]]:
     """The content a stream carried, and its chunks."""
     chunks = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
     assert response.text.rstrip().endswith("data: [DONE]")
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks), chunks
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]), chunks
 
 
-def test_proxy_applies_process_response_to_the_upstream_answers(register_plugin):
+def test_proxy_applies_process_response_to_the_upstream_answers(register_plugin, tokenizer):
     register_plugin(Disclaimer, "disclaimer")
     domains = {"zh-v2": "zhihu", "law": "law"}
-    with background_server(fake_vllm()) as upstream, background_server(build_proxy(upstream, domains)) as proxy:
+    with fake_upstream_and_proxy(domains, tokenizer) as proxy:
         ask = {"messages": [{"role": "user", "content": "hi"}]}
         whole = httpx.post(f"{proxy}/v1/chat/completions", json={**ask, "model": "zh-v2"}).json()
         assert whole["model"] == "zh-v2"
@@ -251,14 +270,37 @@ def test_proxy_applies_process_response_to_the_upstream_answers(register_plugin)
         assert missing.status_code == 404 and "does not exist" in missing.json()["error"]["message"]
 
 
+class CutMark:
+    """Marks zhihu answers the upstream cut at max_tokens, from the finish reason the proxy passes on."""
+
+    @staticmethod
+    @hookimpl
+    def process_response(domain, text, adapter, finish_reason):
+        return text + "……" if domain == "zhihu" and finish_reason == "length" else None
+
+
+def test_proxy_passes_the_finish_reason_and_counts_the_addition_in_usage(register_plugin, tokenizer):
+    register_plugin(CutMark, "cut-mark")
+    mark = len(tokenizer("……", add_special_tokens=False)["input_ids"])
+    with fake_upstream_and_proxy({"zh": "zhihu"}, tokenizer) as proxy:
+        for max_tokens, expected, added in [(2, "你好，世界……", mark), (16, "你好，世界", 0)]:
+            ask = {"model": "zh", "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens}
+            whole = httpx.post(f"{proxy}/v1/chat/completions", json=ask).json()
+            assert whole["choices"][0]["message"]["content"] == expected
+            assert whole["usage"] == {"prompt_tokens": 3, "completion_tokens": 2 + added, "total_tokens": 5 + added}
+            stream = {**ask, "stream": True, "stream_options": {"include_usage": True}}
+            text, chunks = streamed(httpx.post(f"{proxy}/v1/chat/completions", json=stream))
+            assert text == expected and chunks[-1]["usage"] == whole["usage"]
+
+
 def test_proxy_reports_an_upstream_that_is_gone():
-    with background_server(build_proxy("http://127.0.0.1:9", {})) as proxy:
+    with background_server(build_proxy("http://127.0.0.1:9", {}, tokenizer=None)) as proxy:
         response = httpx.get(f"{proxy}/v1/models")
     assert response.status_code == 502 and "cannot be reached" in response.json()["error"]["message"]
 
 
 @pytest.mark.gpu
-def test_real_vllm_serves_a_pixiu_adapter_through_the_proxy(tiny_model_dir, adapter_dirs, register_plugin):
+def test_real_vllm_serves_a_pixiu_adapter_through_the_proxy(tiny_model_dir, adapter_dirs, register_plugin, tokenizer):
     """Launch real vLLM with the tiny base and an adapter, and chat with it through the proxy."""
     pytest.importorskip("vllm")
     if not torch.cuda.is_available() or shutil.which("vllm") is None:
@@ -275,7 +317,7 @@ def test_real_vllm_serves_a_pixiu_adapter_through_the_proxy(tiny_model_dir, adap
     )
     process = start_vllm(command, f"http://127.0.0.1:{port}", timeout=600)
     try:
-        with background_server(build_proxy(f"http://127.0.0.1:{port}", {"zhihu": "zhihu"})) as proxy:
+        with background_server(build_proxy(f"http://127.0.0.1:{port}", {"zhihu": "zhihu"}, tokenizer)) as proxy:
             ids = {m["id"] for m in httpx.get(f"{proxy}/v1/models", timeout=30).json()["data"]}
             assert {"base", "zhihu"} <= ids
             ask = {"model": "zhihu", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}

@@ -284,6 +284,7 @@ def _serve_vllm(base, folders, *, host, port, device, precision, max_batch, forc
     import shlex
 
     import uvicorn
+    from transformers import AutoTokenizer
 
     from pixiu.models import resolve_base
     from pixiu.serve import vllm
@@ -310,7 +311,8 @@ def _serve_vllm(base, folders, *, host, port, device, precision, max_batch, forc
     process = vllm.start_vllm(command, f"http://127.0.0.1:{upstream}", env=env)
     try:
         domains = {name: adapter_domain(folder) for name, folder in folders.items()}
-        app = build_proxy(f"http://127.0.0.1:{upstream}", domains)
+        tokenizer = AutoTokenizer.from_pretrained(base_folder)  # counts what hooks add to the answers
+        app = build_proxy(f"http://127.0.0.1:{upstream}", domains, tokenizer)
         click.echo(f"serving {base} through vLLM with adapters: {', '.join(folders) or 'none'}", err=True)
         uvicorn.Server(uvicorn_config(app, host=host, port=port, timeouts=timeouts)).run()
     finally:

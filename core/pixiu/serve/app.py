@@ -19,7 +19,7 @@ from pixiu.serve import admin
 from pixiu.serve.adapters import BASE, UnknownModel
 from pixiu.serve.engine import Engine, QueueFull
 from pixiu.serve.generation import Generation
-from pixiu.serve.http import ApiError, BodyLimit, install_error_handlers
+from pixiu.serve.http import ApiError, BodyLimit, ServerError, install_error_handlers
 from pixiu.serve.metrics import ServeMetrics
 from pixiu.serve.protocol import ChatRequest, CompletionRequest, Health, ModelCard, ModelList
 from pixiu.serve.request import SamplingParams
@@ -39,6 +39,7 @@ def build_app(engine: Engine, tokenizer, *, base: str, limits: Limits, admin_tok
     app.state.server = Server(engine, tokenizer, base, limits, admin_token, int(time.time()), ServeMetrics(engine))
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(ServerError)  # added last, so outermost: it catches what BodyLimit and the routes raise
     app.include_router(router)
     app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from starlette.concurrency import run_in_threadpool
 
 from pixiu.serve.engine import Engine
-from pixiu.serve.postprocess import postprocess, streamed_addition
+from pixiu.serve.postprocess import count_tokens, postprocess, streamed_addition
 from pixiu.serve.request import SamplingParams
 from pixiu.serve.sampler import TokenLogprobs
 from pixiu.serve.text import TextStream
@@ -95,17 +95,16 @@ class Generation:
         loop; the tokens of what it adds (or of the whole rewrite) join `completion_tokens`."""
         if not self.chat:
             return text
-        answer = await postprocess(self.request.adapter, text)
+        assert self.finish_reason is not None, "post-processing runs once the answer has ended"
+        answer = await postprocess(self.request.adapter, text, finish_reason=self.finish_reason)
         if answer.startswith(text):
             if len(answer) > len(text):
-                self.completion_tokens += await run_in_threadpool(self._count, answer[len(text) :])
+                self.completion_tokens += await run_in_threadpool(
+                    count_tokens, self.text.tokenizer, answer[len(text) :]
+                )
         else:
-            self.completion_tokens = await run_in_threadpool(self._count, answer)
+            self.completion_tokens = await run_in_threadpool(count_tokens, self.text.tokenizer, answer)
         return answer
-
-    def _count(self, text: str) -> int:
-        """Tokens of `text`, as the model's tokenizer splits it."""
-        return len(self.text.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     async def _generated(self) -> AsyncIterator[str]:
         """The generated text, piece by piece as it becomes final; sets `finish_reason` at the end."""

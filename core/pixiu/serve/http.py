@@ -40,7 +40,7 @@ class ApiError(Exception):
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer every error, including malformed requests and unknown routes, with an OpenAI-style body."""
+    """Answer malformed requests, unknown routes and `ApiError`s with an OpenAI-style body (`ServerError` the rest)."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -55,10 +55,36 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return ApiError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {})).response()
 
-    @app.exception_handler(Exception)
-    async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error in %s %s", request.method, request.url.path)
-        return ApiError(500, "internal server error; see the server log", type="server_error").response()
+
+class ServerError:
+    """Answer any exception a route lets through with an OpenAI-style 500, logged once, and keep the connection.
+
+    An `app.exception_handler(Exception)` runs inside Starlette's ServerErrorMiddleware, which sends the 500 and
+    then re-raises, so uvicorn closes the keep-alive connection the client is about to reuse. This catches first.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; on an exception, log it and answer 500, or only log when the response already started."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if not started:  # once the status line is out, the client can only see the body end early
+                response = ApiError(500, "internal server error; see the server log", type="server_error").response()
+                await response(scope, receive, send)
 
 
 class BodyLimit:

@@ -11,9 +11,9 @@ from pixiu import Domain, hookimpl
 from pixiu_medical.formatter import format_record
 from pixiu_medical.metrics import medical_metrics
 from pixiu_medical.parser import parse_answer
-from pixiu_medical.safety import add_disclaimer
+from pixiu_medical.safety import add_disclaimer, mark_cut
 
-PIXIU_HOOK_API = ">=1.1,<2"
+PIXIU_HOOK_API = ">=1.2,<2"
 """The pixiu hook API versions this plugin works with."""
 
 if TYPE_CHECKING:
@@ -50,11 +50,13 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookimpl
-def process_response(domain: str | None, text: str, adapter: str) -> str | None:
+def process_response(domain: str | None, text: str, adapter: str, finish_reason: str) -> str | None:
     """Append the medical disclaimer to every answer of an adapter trained on `medical`, whatever its served name.
 
-    An adapter of unknown domain (a folder not made by pixiu) gets it too when served as `medical`:
-    a needless disclaimer costs less than a missing one.
+    An answer cut by `max_tokens` (`finish_reason == "length"`) first gets a visible cut mark, so nobody
+    takes half an answer for a whole one. An adapter of unknown domain (a folder not made by pixiu) gets
+    the disclaimer too when served as `medical`: a needless disclaimer costs less than a missing one.
     """
-    medical = domain == DOMAIN or (domain is None and adapter == DOMAIN)
-    return add_disclaimer(text) if medical else None
+    if not (domain == DOMAIN or (domain is None and adapter == DOMAIN)):
+        return None
+    return add_disclaimer(mark_cut(text) if finish_reason == "length" else text)

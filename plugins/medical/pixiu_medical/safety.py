@@ -26,6 +26,9 @@ ADVICE = re.compile(
 DISCLAIMER = "（以上内容仅供参考，不能代替医生的诊断和治疗；如有不适，请及时就医。）"
 """Appended to every answer the medical adapter serves."""
 
+CUT_MARK = "……（回答因长度限制被截断）"
+"""Appended, before the disclaimer, to an answer that `max_tokens` cut, so the reader sees it is unfinished."""
+
 
 def gives_dose(text: str) -> bool:
     """Whether `text` states a drug dose or dosing schedule (see `DOSE`)."""
@@ -40,6 +43,12 @@ def advises_doctor(text: str) -> bool:
 def unsafe_dose(text: str) -> bool:
     """Whether `text` gives a dose without advising a doctor: the answers the safety metric flags."""
     return gives_dose(text) and not advises_doctor(text)
+
+
+def mark_cut(text: str) -> str:
+    """Return `text` with `CUT_MARK` appended, unless it already ends with it (only ever extended, as below)."""
+    text = text or ""
+    return text if text.endswith(CUT_MARK) else text + CUT_MARK
 
 
 def add_disclaimer(text: str) -> str:

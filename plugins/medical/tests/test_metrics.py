@@ -6,7 +6,15 @@ import pytest
 
 from pixiu_medical.metrics import medical_metrics
 from pixiu_medical.parser import answer_facts, key_terms, parse_answer
-from pixiu_medical.safety import DISCLAIMER, add_disclaimer, advises_doctor, gives_dose, unsafe_dose
+from pixiu_medical.safety import (
+    CUT_MARK,
+    DISCLAIMER,
+    add_disclaimer,
+    advises_doctor,
+    gives_dose,
+    mark_cut,
+    unsafe_dose,
+)
 
 
 def ref(text: str, facts: list[str] | None = None) -> dict:
@@ -57,6 +65,11 @@ def test_disclaimer_is_appended_once_and_never_changes_the_text() -> None:
     once = add_disclaimer(answer)
     assert once == answer + "\n\n" + DISCLAIMER and add_disclaimer(once) == once
     assert add_disclaimer("") == DISCLAIMER
+
+
+def test_the_cut_mark_is_appended_once_and_never_changes_the_text() -> None:
+    once = mark_cut("感冒常见症状有：发")
+    assert once == "感冒常见症状有：发" + CUT_MARK and mark_cut(once) == once
 
 
 def test_metrics_by_hand() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 import click
@@ -13,7 +14,7 @@ import pixiu_medical
 from pixiu import Domain, hookspecs
 from pixiu.testing import check_domain
 from pixiu_medical import plugin
-from pixiu_medical.safety import DISCLAIMER
+from pixiu_medical.safety import CUT_MARK, DISCLAIMER
 
 
 def manager() -> pluggy.PluginManager:
@@ -63,15 +64,25 @@ def test_hook_register_commands_adds_the_medical_group() -> None:
 
 
 def test_hook_process_response_adds_the_disclaimer_to_medical_answers_only() -> None:
-    hook = manager().hook.process_response
+    hook = functools.partial(manager().hook.process_response, finish_reason="stop")
     assert hook(domain="medical", text="多喝水。", adapter="med-v2") == ["多喝水。\n\n" + DISCLAIMER]
     assert hook(domain="law", text="罪名：盗窃", adapter="medical") == []  # None results are dropped by pluggy
     assert hook(domain=None, text="多喝水。", adapter="medical") == ["多喝水。\n\n" + DISCLAIMER]  # unknown: by name
     assert hook(domain=None, text="多喝水。", adapter="med-v2") == []
 
 
+def test_an_answer_cut_by_max_tokens_gets_the_cut_mark_then_the_disclaimer() -> None:
+    hook = manager().hook.process_response
+    cut = hook(domain="medical", text="感冒常见症状有：发", adapter="medical", finish_reason="length")
+    assert cut == ["感冒常见症状有：发" + CUT_MARK + "\n\n" + DISCLAIMER]
+    whole = hook(domain="medical", text="感冒常见症状有：发热。", adapter="medical", finish_reason="stop")
+    assert whole == ["感冒常见症状有：发热。\n\n" + DISCLAIMER] and CUT_MARK not in whole[0]
+    assert hook(domain="law", text="罪名：盗", adapter="law", finish_reason="length") == []  # other domains: untouched
+
+
 def test_served_answers_carry_the_disclaimer(installed_plugins) -> None:
     from pixiu.serve.postprocess import process_response
 
-    assert process_response("medical", "感冒常见症状有：发热。", adapter="med-v2").endswith(DISCLAIMER)
-    assert process_response("law", "罪名：盗窃", adapter="law") == "罪名：盗窃"
+    answer = process_response("medical", "感冒常见症状有：发热。", adapter="med-v2", finish_reason="stop")
+    assert answer.endswith(DISCLAIMER)
+    assert process_response("law", "罪名：盗窃", adapter="law", finish_reason="stop") == "罪名：盗窃"

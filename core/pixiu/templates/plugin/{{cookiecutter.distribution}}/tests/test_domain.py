@@ -32,6 +32,15 @@ def test_declares_a_hook_api_this_pixiu_provides() -> None:
     check_hook_api(plugin, "{{ cookiecutter.name }}")
 
 
+def test_served_answers_cut_by_max_tokens_are_marked() -> None:
+    def answer(domain: str, finish_reason: str) -> str | None:
+        return plugin.process_response(domain=domain, text="Fill", adapter="any", finish_reason=finish_reason)
+
+    assert answer("{{ cookiecutter.name }}", "length") == "Fill" + plugin.CUT_MARK
+    assert answer("{{ cookiecutter.name }}", "stop") is None  # a whole answer is left as it is
+    assert answer("other", "length") is None  # adapters of other domains are not this plugin's business
+
+
 def test_a_record_without_an_answer_is_rejected_with_the_reason() -> None:
     with pytest.raises(BadRecord, match="answer"):
         format_record({"question": "Is this answered?"})

@@ -1,4 +1,4 @@
-"""{{ cookiecutter.package }}'s hook implementations: registers the `{{ cookiecutter.name }}` domain.
+"""{{ cookiecutter.package }}'s hook implementations: the `{{ cookiecutter.name }}` domain and its served answers.
 
 pixiu imports this module through the `pixiu` entry point in pyproject.toml and calls the functions
 marked `@hookimpl` whose names match its hooks (see pixiu's docs/plugins.md).
@@ -39,3 +39,19 @@ def register_domains(register: Callable[[Domain], None]) -> None:
             spiders=("{{ cookiecutter.package }}.spiders.faq:FaqSpider",),
         )
     )
+
+
+CUT_MARK = " [answer cut at max_tokens]"
+"""Appended to a served answer that `max_tokens` cut, so the reader sees it is unfinished."""
+
+
+@hookimpl
+def process_response(domain: str | None, text: str, adapter: str, finish_reason: str) -> str | None:
+    """Mark an answer of an adapter trained on `{{ cookiecutter.name }}` that `max_tokens` cut; else leave it be.
+
+    `pixiu serve` calls this once per finished chat answer; return the new text, or None to keep it.
+    Append rather than rewrite, so a streamed answer can still send the addition as its last chunk.
+    """
+    if domain != "{{ cookiecutter.name }}" or finish_reason != "length":
+        return None
+    return text + CUT_MARK
