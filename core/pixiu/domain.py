@@ -76,6 +76,9 @@ class Domain:
     preference_formatter: Callable[[dict[str, Any]], Sequence[Preference]] | None = None
     """One raw record -> the preference pairs it holds (none, one or many), for `--method dpo`; raise `BadRecord`
     if the record is unusable. Records already in TRL's `prompt`/`chosen`/`rejected` form need none."""
+    reward: Callable[[Messages, str, Any], float] | None = None
+    """(prompt messages, the model's answer text with chat tokens stripped, the example's reference as the metrics
+    get it) -> a finite score, higher is better: what `--method grpo` optimises. None: the domain has no reward."""
     settings: type[BaseModel] | None = None
     """Typed model (ideally a `pixiu.config.Section`) of the domain's own recipe section `plugins.<name>`;
     when set, pixiu validates that section with it and calls the formatter as `formatter(record, settings)`."""
