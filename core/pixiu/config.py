@@ -84,9 +84,13 @@ class DataArgs(Section):
 class TrainArgs(Section):
     """The optimisation loop."""
 
-    method: Literal["sft", "dpo"] = "sft"
+    method: Literal["sft", "dpo", "grpo"] = "sft"
     """The training objective: "sft" learns the gold answers (chat examples); "dpo" learns to prefer the chosen
-    answer of preference pairs over the rejected one (the `dpo` section), with the base as the reference."""
+    answer of preference pairs over the rejected one (the `dpo` section), with the base as the reference; "grpo"
+    samples answers to the examples' prompts and learns from the domain's reward (the `grpo` section)."""
+    init_adapter: str | None = None
+    """Start from this adapter (a registered name or an adapter folder, e.g. the domain's sft adapter) instead of
+    a fresh LoRA; its own rank and target modules are used, and the `lora` section's are ignored."""
     max_steps: int = Field(100, gt=0)
     """Optimiser steps to run; each step sees about `batch_tokens` tokens."""
     lr: Float = Field(2e-4, gt=0)
@@ -141,6 +145,21 @@ class DpoArgs(Section):
         return 2.0 if self.loss == "simpo" else 0.1
 
 
+class GrpoArgs(Section):
+    """Group-relative policy optimisation (`train.method: grpo`, Shao et al. 2024) with the domain's reward."""
+
+    group_size: int = Field(4, ge=2)
+    """Answers sampled per prompt; each answer's advantage is its reward against its group's mean and spread."""
+    max_new_tokens: int = Field(32, gt=0)
+    """Longest sampled answer, in tokens. A step's prompts are as many as fit `train.batch_tokens` with
+    `group_size` answers of this length each."""
+    temperature: Float = Field(1.0, gt=0)
+    """Sampling temperature of the answers (no top-k or top-p cut, so the policy's own distribution is sampled)."""
+    beta: Float = Field(0.0, ge=0)
+    """Weight of the KL penalty to the reference (the base, adapter off); 0, trl's default, skips the reference
+    forward pass altogether. DeepSeekMath used 0.04."""
+
+
 class EvalArgs(Section):
     """Generation settings for evaluation."""
 
@@ -161,6 +180,7 @@ class RunConfig(Section):
     data: DataArgs = Field(default_factory=DataArgs)
     train: TrainArgs = Field(default_factory=TrainArgs)
     dpo: DpoArgs = Field(default_factory=DpoArgs)
+    grpo: GrpoArgs = Field(default_factory=GrpoArgs)
     eval: EvalArgs = Field(default_factory=EvalArgs)
     plugins: dict[str, Any] = Field(default_factory=dict)
     """The domain's own settings under its name (`plugins.zhihu.top_answers`), checked against the domain's
@@ -178,12 +198,22 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _dpo_runs_on_one_device(self) -> RunConfig:
-        """Preference training has no multi-device path yet."""
-        if self.train.method == "dpo" and self.train.devices > 1:
+    def _grpo_prompts_leave_room_for_answers(self) -> RunConfig:
+        """A sampled answer must fit in an example's token budget beside its prompt."""
+        if self.train.method == "grpo" and self.grpo.max_new_tokens >= self.data.max_seq_len:
             raise ValueError(
-                f"train.method=dpo trains on one device; train.devices={self.train.devices} is only for sft "
-                "so far: drop --devices, or train sft on several devices"
+                f"grpo.max_new_tokens ({self.grpo.max_new_tokens}) must be < data.max_seq_len "
+                f"({self.data.max_seq_len}), which holds the prompt and the sampled answer"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _alignment_runs_on_one_device(self) -> RunConfig:
+        """Preference and reinforcement training have no multi-device path yet."""
+        if self.train.method != "sft" and self.train.devices > 1:
+            raise ValueError(
+                f"train.method={self.train.method} trains on one device; train.devices={self.train.devices} is only "
+                "for sft so far: drop --devices, or train sft on several devices"
             )
         return self
 

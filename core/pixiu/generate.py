@@ -1,4 +1,5 @@
-"""Batched greedy generation for evaluation: prompts grouped by length, left-padded, stopped at end of turn."""
+"""Batched generation: greedy answers for evaluation (prompts grouped by length, left-padded, stopped at end of
+turn), and sampled completions for reinforcement learning."""
 
 from __future__ import annotations
 
@@ -35,6 +36,25 @@ def stop_token_ids(tokenizer, model) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+def prompt_ids(tokenizer, prompts: list[Messages], max_prompt_tokens: int) -> list[list[int]]:
+    """Token ids of each prompt (chat messages without the answer) with the generation prompt, cut to fit."""
+    texts = [
+        render(tokenizer, fit_prompt(tokenizer, p, max_prompt_tokens), add_generation_prompt=True) for p in prompts
+    ]
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def left_padded(encoded: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids as one left-padded batch, and its attention mask."""
+    width = max(len(ids) for ids in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, ids in enumerate(encoded):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention_mask[row, width - len(ids) :] = 1
+    return input_ids, attention_mask
+
+
 @torch.inference_mode()
 def generate_answers(
     model,
@@ -47,22 +67,14 @@ def generate_answers(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Greedy answers to each prompt (chat messages without the final answer), in the order given."""
-    texts = [
-        render(tokenizer, fit_prompt(tokenizer, p, max_prompt_tokens), add_generation_prompt=True) for p in prompts
-    ]
-    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    encoded = prompt_ids(tokenizer, prompts, max_prompt_tokens)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     stops = stop_token_ids(tokenizer, model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     answers = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in chunk)
-        input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, i in enumerate(chunk):
-            input_ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-            attention_mask[row, width - len(encoded[i]) :] = 1
+        input_ids, attention_mask = left_padded([encoded[i] for i in chunk], pad_id)
         output = model.generate(  # the batch is built on the CPU; the model may sit on a GPU
             input_ids=input_ids.to(model.device),
             attention_mask=attention_mask.to(model.device),
@@ -72,7 +84,35 @@ def generate_answers(
             pad_token_id=pad_id,
         )
         for row, i in enumerate(chunk):
-            answers[i] = clean_answer(tokenizer.decode(output[row, width:], skip_special_tokens=True))
+            answers[i] = clean_answer(tokenizer.decode(output[row, input_ids.shape[1] :], skip_special_tokens=True))
         if on_batch:
             on_batch(len(chunk))
     return answers
+
+
+@torch.inference_mode()
+def sample_completions(
+    model, tokenizer, encoded: list[list[int]], *, samples: int, max_new_tokens: int, temperature: float
+) -> list[list[int]]:
+    """`samples` sampled completions of each prompt's token ids (plain temperature sampling, no top-k or top-p),
+    as token ids ending with the stop token when the model wrote one; the k-th sample of prompt i is at i*samples+k.
+    """
+    stops = stop_token_ids(tokenizer, model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    input_ids, attention_mask = left_padded([ids for ids in encoded for _ in range(samples)], pad_id)
+    output = model.generate(
+        input_ids=input_ids.to(model.device),
+        attention_mask=attention_mask.to(model.device),
+        max_new_tokens=max_new_tokens,
+        do_sample=True,
+        temperature=temperature,
+        top_k=0,
+        top_p=1.0,
+        eos_token_id=stops,
+        pad_token_id=pad_id,
+    )
+    completions = []
+    for row in output[:, input_ids.shape[1] :].tolist():
+        end = next((i + 1 for i, token in enumerate(row) if token in stops), len(row))
+        completions.append(row[:end])
+    return completions

@@ -26,8 +26,8 @@ def labelled_loss(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torch
 
     `causal_lm` is a transformers causal LM, or a peft wrapper of one.
     """
-    losses, _ = _labelled_token_losses(causal_lm, batch)
-    return losses.sum(), losses.numel()
+    logprobs, _ = token_logprobs(causal_lm, batch)
+    return -logprobs.sum(), logprobs.numel()
 
 
 def answer_logprobs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,14 +35,14 @@ def answer_logprobs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[tor
 
     The two tensors have one entry per batch row; the output head runs on labelled positions alone.
     """
-    losses, rows = _labelled_token_losses(causal_lm, batch)
+    logprobs, rows = token_logprobs(causal_lm, batch)
     count = len(batch["labels"])
-    sums = torch.zeros(count, dtype=losses.dtype, device=losses.device).index_add(0, rows, -losses)
+    sums = torch.zeros(count, dtype=logprobs.dtype, device=logprobs.device).index_add(0, rows, logprobs)
     return sums, torch.bincount(rows, minlength=count)
 
 
-def _labelled_token_losses(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy (fp32) of every labelled token, and the batch row each one is in."""
+def token_logprobs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probability (fp32) of every labelled token, in row-major order, and the batch row each one is in."""
     if hasattr(causal_lm, "get_base_model"):  # a peft wrapper: its LoRA layers live inside the base model
         causal_lm = causal_lm.get_base_model()
     labels = batch["labels"]
@@ -56,4 +56,4 @@ def _labelled_token_losses(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tu
         decoder = getattr(causal_lm, causal_lm.base_model_prefix)
         hidden = decoder(input_ids=batch["input_ids"], use_cache=False).last_hidden_state
         logits = causal_lm.get_output_embeddings()(hidden[keep])
-    return F.cross_entropy(logits.float(), targets[keep], reduction="none"), rows
+    return -F.cross_entropy(logits.float(), targets[keep], reduction="none"), rows

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from peft import PeftModel
 from rich.console import Console
 
 from pixiu import __version__
@@ -24,9 +25,10 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.files import atomic_write_text, locked
-from pixiu.lora import enable_gradient_checkpointing
+from pixiu.lora import attach_lora, enable_gradient_checkpointing
 from pixiu.quantize import check_quantize, prepare_quantized
-from pixiu.runs import RUN_FILE
+from pixiu.registry import resolve_adapter
+from pixiu.runs import RUN_FILE, read_run_file
 
 LOCK_FILE = ".pixiu.lock"
 """Held (fcntl) by the training writing into a run folder."""
@@ -93,6 +95,28 @@ def training_setup(config: RunConfig, ranks: Ranks) -> Hardware:
     # fp16's narrow range underflows small gradients without loss scaling; bf16 and fp32 need none
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     return Hardware(device, dtype, scaler)
+
+
+def init_adapter_folder(config: RunConfig) -> Path | None:
+    """The folder of `train.init_adapter`, checked to suit `config.base` before anything loads; None without one."""
+    if config.train.init_adapter is None:
+        return None
+    folder = resolve_adapter(config.train.init_adapter)
+    recorded = read_run_file(folder).get("base_model")
+    if recorded and recorded != config.base:
+        raise PixiuError(
+            f"train.init_adapter {folder} was trained on the base {recorded}, not on {config.base}; "
+            f"pass --base {recorded}, or start from a fresh adapter"
+        )
+    return folder
+
+
+def trainable_adapter(base, config: RunConfig, init_folder: Path | None) -> PeftModel:
+    """A fresh LoRA adapter on `base` (initialised from `train.seed`), or the adapter in `init_folder` to train on."""
+    if init_folder is not None:
+        return PeftModel.from_pretrained(base, str(init_folder), is_trainable=True)
+    torch.manual_seed(config.train.seed)
+    return attach_lora(base, **config.lora.model_dump(exclude={"quantize"}))
 
 
 def prepare_base(base, config: RunConfig):

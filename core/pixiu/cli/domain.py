@@ -12,6 +12,9 @@ from pixiu.cli.hardware import PRECISIONS, check_device
 from pixiu.cli.output import print_rows
 from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
+RECIPES = {"sft": "lora_sft", "dpo": "dpo", "grpo": "grpo"}
+"""The module in pixiu.recipes that trains each `train.method`."""
+
 
 @click.group(name="domain")
 def group() -> None:
@@ -66,8 +69,9 @@ def list_domains(as_json: bool) -> None:
 )
 @click.option(
     "--method",
-    type=click.Choice(["sft", "dpo"]),
-    help="Objective (train.method): sft learns gold answers; dpo prefers chosen over rejected answers of pairs.",
+    type=click.Choice(["sft", "dpo", "grpo"]),
+    help="Objective (train.method): sft learns gold answers; dpo prefers chosen over rejected answers of pairs; "
+    "grpo samples answers and learns from the domain's reward.",
 )
 @click.option("--max-steps", type=int, help="Optimiser steps (same as --set train.max_steps=N).")
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory [default: PIXIU_HOME/runs/DOMAIN-TIME].")
@@ -133,6 +137,10 @@ def train(
     the adapter off; held-out pairs are scored by their log-prob margin, and the adapter registers as DOMAIN-dpo.
     Choose the loss with --set dpo.loss=sigmoid|ipo|simpo and its strength with --set dpo.beta=0.1.
 
+    --method grpo samples grpo.group_size answers to each training prompt, scores them with the domain's reward
+    function and learns from each answer's reward against its group's (no value model); it registers as
+    DOMAIN-grpo. Start it from a trained adapter with --set train.init_adapter=NAME (e.g. the domain's sft one).
+
     \b
     Examples:
       pixiu domain train law
@@ -144,6 +152,7 @@ def train(
       pixiu domain train law --devices 8 --strategy deepspeed-zero3
       pixiu domain train zhihu --method dpo                 # pairs from the sample data's answer votes
       pixiu domain train zhihu --method dpo --data pairs.jsonl --set dpo.loss=ipo
+      pixiu domain train law --method grpo --set train.init_adapter=law --max-steps 20
     """
     from pixiu.config import load_config
     from pixiu.distributed import is_main_process, under_launcher
@@ -189,7 +198,7 @@ def train(
         if config.train.devices > 1 and not under_launcher():
             _launch_processes(domain.name, config.train, run_dir)
             return
-        summary = _recipe(config.train.method)(domain, config, data_path, run_dir, resume=resume)
+        summary = _recipe(config.train.method).run(domain, config, data_path, run_dir, resume=resume)
     except KeyboardInterrupt:
         if not is_main_process():  # rank 0 says it for all
             raise SystemExit(130) from None
@@ -207,11 +216,7 @@ def train(
         )
     else:
         click.echo("no records were held out, so nothing was evaluated (raise data.eval_records to evaluate)")
-    name = domain.name
-    if config.train.method == "dpo":
-        from pixiu.recipes.dpo import ADAPTER_SUFFIX
-
-        name += ADAPTER_SUFFIX
+    name = domain.name + _recipe(config.train.method).ADAPTER_SUFFIX
     click.echo(f"adapter saved in {summary.run_dir} and registered as {name!r}")
 
 
@@ -293,14 +298,10 @@ def crawl(domain_name, output, spider_args) -> None:
 
 
 def _recipe(method: str):
-    """The training recipe's `run` for `train.method`."""
-    if method == "dpo":
-        from pixiu.recipes import dpo
+    """The training recipe module (`run`, `ADAPTER_SUFFIX`) of `train.method`."""
+    import importlib
 
-        return dpo.run
-    from pixiu.recipes import lora_sft
-
-    return lora_sft.run
+    return importlib.import_module(f"pixiu.recipes.{RECIPES[method]}")
 
 
 def _sample_data(domain, method: str) -> Path:

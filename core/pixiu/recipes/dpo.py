@@ -25,7 +25,7 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.files import atomic_write_json
-from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
+from pixiu.lora import adapter_state, restore_adapter_state
 from pixiu.loss import answer_logprobs
 from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
@@ -38,12 +38,14 @@ from pixiu.runs import EVAL_PAIRS_FILE, LOG_FILE, METRICS_FILE, held_out_note, s
 from pixiu.training import (
     RunSummary,
     check_resumable,
+    init_adapter_folder,
     last_loss,
     load_newest_readable,
     lr_schedule,
     open_log,
     prepare_base,
     run_folder,
+    trainable_adapter,
     training_setup,
     write_run_file,
 )
@@ -77,6 +79,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     if resume:
         check_matches_record(run_dir, config, data_path)
     hardware = training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
+    init_folder = init_adapter_folder(config)
     rejects = run_dir / "rejects.jsonl"
 
     # --- data ---------------------------------------------------------------------------------------------
@@ -109,8 +112,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     rejected = loaded.rejected + loaded_pairs - len(tokenized) - len(held_out)  # bad records, then too-long prompts
     if rejected:
         console.print(f"[yellow]{rejected} bad records or pairs skipped; see {rejects}[/]")
-    torch.manual_seed(config.train.seed)
-    model = attach_lora(base, **config.lora.model_dump(exclude={"quantize"}))
+    model = trainable_adapter(base, config, init_folder)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -23,7 +23,7 @@ from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
 from pixiu.files import atomic_write_json
-from pixiu.lora import adapter_state, attach_lora, restore_adapter_state
+from pixiu.lora import adapter_state, restore_adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
@@ -43,15 +43,20 @@ from pixiu.runs import (
 from pixiu.training import (
     RunSummary,
     check_resumable,
+    init_adapter_folder,
     last_loss,
     load_newest_readable,
     lr_schedule,
     open_log,
     prepare_base,
     run_folder,
+    trainable_adapter,
     training_setup,
     write_run_file,
 )
+
+ADAPTER_SUFFIX = ""
+"""An SFT adapter registers under its domain's own name."""
 
 
 def run(
@@ -88,6 +93,7 @@ def _run(
     if resume:
         check_matches_record(run_dir, config, data_path)
     hardware = training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
+    init_folder = init_adapter_folder(config)
 
     # --- data ---------------------------------------------------------------------------------------------
     loaded = load_examples(
@@ -124,8 +130,7 @@ def _run(
     tokenized = [t for t in tokenized if any(label >= 0 for label in t.labels)]
     if not tokenized:
         raise PixiuError(f"no example keeps any answer token within data.max_seq_len={config.data.max_seq_len}")
-    torch.manual_seed(config.train.seed)
-    model = attach_lora(base, **config.lora.model_dump(exclude={"quantize"}))
+    model = trainable_adapter(base, config, init_folder)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer: torch.optim.Optimizer = torch.optim.AdamW(
         trainable, lr=config.train.lr, weight_decay=config.train.weight_decay

@@ -1,0 +1,308 @@
+"""LoRA GRPO (group-relative policy optimisation, Shao et al. 2024) of one domain with the domain's own reward,
+read top to bottom: setup -> train -> save -> evaluate -> register.
+
+Each step samples `grpo.group_size` answers to each of its prompts, scores them with `Domain.reward`, and takes
+each answer's advantage as its reward against its group's mean and spread: no value model. One gradient step
+follows each batch of samples (on-policy), so the policy ratio is 1 and PPO's clipping never binds; the loss is
+the token-level mean of -advantage × ratio, plus `grpo.beta` × the KL estimate to the reference (the base with
+the adapter off) when beta > 0. A step's samples are drawn from a generator seeded by the step, so a run killed
+at any point resumes from its newest checkpoint and ends exactly where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from pixiu.checkpoint import list_checkpoints, save_checkpoint
+from pixiu.config import RunConfig, formatter_for
+from pixiu.data import IGNORE_INDEX, StepBatches, TokenizedExample, collate
+from pixiu.devices import peak_memory, precision_name, reset_peak_memory
+from pixiu.distributed import Ranks
+from pixiu.domain import Domain
+from pixiu.errors import PixiuError
+from pixiu.evaluation import evaluate, reference_of
+from pixiu.files import atomic_write_json, read_jsonl
+from pixiu.generate import clean_answer, prompt_ids, sample_completions
+from pixiu.lora import adapter_state, restore_adapter_state
+from pixiu.loss import token_logprobs
+from pixiu.models import load_base
+from pixiu.plots import plot_loss_curve
+from pixiu.progress import TrainProgress
+from pixiu.records import load_examples
+from pixiu.registry import register_adapter
+from pixiu.resume import check_matches_record
+from pixiu.rewards import RewardError, check_has_reward, score
+from pixiu.runs import (
+    EVAL_SPLIT_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    held_out_note,
+    split_examples,
+    write_split,
+)
+from pixiu.training import (
+    RunSummary,
+    check_resumable,
+    init_adapter_folder,
+    last_loss,
+    load_newest_readable,
+    lr_schedule,
+    open_log,
+    prepare_base,
+    run_folder,
+    trainable_adapter,
+    training_setup,
+    write_run_file,
+)
+
+ADAPTER_SUFFIX = "-grpo"
+"""A GRPO adapter registers as DOMAIN-grpo, beside the domain's SFT adapter."""
+
+
+@dataclass(frozen=True)
+class _Rollouts:
+    """The tokens one prompt's group of sampled answers takes at most, so steps group prompts by length."""
+
+    tokens: int
+
+    def __len__(self) -> int:
+        return self.tokens
+
+
+def run(
+    domain: Domain,
+    config: RunConfig,
+    data_path: Path,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    console: Console | None = None,
+) -> RunSummary:
+    """Train a LoRA adapter for `domain` by GRPO on the prompts of `data_path` into `run_dir`, score it against the
+    base (the domain's metrics and its mean reward on held-out records), and register it as DOMAIN-grpo."""
+    check_has_reward(domain)
+    console = console or Console(stderr=True)
+    with run_folder(run_dir) as folder:
+        return _run(domain, config, data_path, folder, resume=resume, console=console)
+
+
+def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console):
+    """`run`, with the run folder locked."""
+    ranks = Ranks()
+    torch.set_num_threads(config.train.threads or ranks.cpu_threads())
+    checkpoints = list_checkpoints(run_dir)
+    check_resumable(checkpoints, run_dir, resume=resume)
+    if resume:
+        check_matches_record(run_dir, config, data_path)
+    hardware = training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
+    init_folder = init_adapter_folder(config)
+    grpo = config.grpo
+
+    # --- data ---------------------------------------------------------------------------------------------
+    loaded = load_examples(
+        data_path,
+        formatter_for(domain, config),
+        on_bad_record=config.data.on_bad_record,
+        rejects_path=run_dir / "rejects.jsonl",
+    )
+    if loaded.rejected:
+        console.print(f"[yellow]{loaded.rejected} bad records skipped; see {run_dir / 'rejects.jsonl'}[/]")
+    train_examples, eval_examples = split_examples(loaded.items, config.data.eval_records, config.train.seed)
+    if note := held_out_note(len(loaded.items), config.data.eval_records):
+        console.print(f"[yellow]{note}[/]")
+    if config.data.max_records:
+        train_examples = train_examples[: config.data.max_records]
+    if not train_examples:
+        raise PixiuError(f"{data_path}: every record was held out for evaluation; lower data.eval_records")
+    if not resume:
+        write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
+
+    # --- model --------------------------------------------------------------------------------------------
+    console.print(
+        f"loading base model [bold]{config.base}[/] on {hardware.device} in "
+        f"{config.lora.quantize or precision_name(hardware.dtype)}"
+    )
+    base, tokenizer = load_base(
+        config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
+    )
+    base = prepare_base(base, config)
+    prompts = [e.messages[:-1] for e in train_examples]
+    references = [reference_of(domain, e) for e in train_examples]
+    encoded = prompt_ids(tokenizer, prompts, config.data.max_seq_len - grpo.max_new_tokens)
+    batches = StepBatches(
+        [_Rollouts(grpo.group_size * (len(ids) + grpo.max_new_tokens)) for ids in encoded],
+        config.train.batch_tokens,
+        config.train.seed,
+    )
+    model = trainable_adapter(base, config, init_folder)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_schedule(config.train.warmup_steps, config.train.max_steps)
+    )
+    start_step = 0
+    if resume:
+        adapter, state = load_newest_readable(checkpoints, console)
+        restore_adapter_state(model, adapter)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            hardware.scaler.load_state_dict(state["scaler"])
+        start_step = state["step"]
+        console.print(f"resuming {run_dir} at step {start_step}")
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+
+    def save(steps: int) -> None:
+        """Checkpoint the adapter and the training state after `steps` steps."""
+        training_state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": hardware.scaler.state_dict(),
+        }
+        save_checkpoint(run_dir, steps, adapter_state(model), training_state, keep=config.train.keep_checkpoints)
+
+    # --- train --------------------------------------------------------------------------------------------
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step)
+    reset_peak_memory(hardware.device)
+    trained_tokens, train_seconds = 0, 0.0
+    with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        for step in range(start_step, config.train.max_steps):
+            began = time.perf_counter()
+            indices = batches.for_step(step)
+            torch.manual_seed(config.train.seed * 1_000_003 + step)  # the step's samples, wherever the run resumed
+            model.eval()
+            completions = sample_completions(
+                model,
+                tokenizer,
+                [encoded[i] for i in indices],
+                samples=grpo.group_size,
+                max_new_tokens=grpo.max_new_tokens,
+                temperature=grpo.temperature,
+            )
+            owners = [i for i in indices for _ in range(grpo.group_size)]  # the prompt of each sampled answer
+            answers = [clean_answer(str(tokenizer.decode(c, skip_special_tokens=True))) for c in completions]
+            try:
+                rewards = torch.tensor(
+                    [score(domain, prompts[i], a, references[i]) for i, a in zip(owners, answers, strict=True)]
+                )
+            except RewardError as exc:
+                if step > start_step and step % config.train.save_every:  # keep every finished step
+                    save(step)
+                raise PixiuError(
+                    f"{exc}\nThe run stopped before step {step + 1}, with its checkpoints kept; fix the plugin, "
+                    f"then continue with: pixiu domain train {domain.name} --resume --output {run_dir}"
+                ) from exc
+            groups = rewards.view(-1, grpo.group_size)
+            advantages = ((groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + 1e-4)).flatten()
+            rows = [
+                TokenizedExample(encoded[i] + c, [IGNORE_INDEX] * len(encoded[i]) + c)
+                for i, c in zip(owners, completions, strict=True)
+            ]
+            model.train()
+            batch = {k: v.to(hardware.device) for k, v in collate(rows, list(range(len(rows))), pad_id).items()}
+            logprobs, row_of = token_logprobs(model, batch)
+            per_token = -advantages.to(logprobs.device)[row_of] * torch.exp(logprobs - logprobs.detach())
+            kl = None
+            if grpo.beta > 0:
+                with torch.no_grad(), model.disable_adapter():
+                    reference, _ = token_logprobs(model, batch)
+                delta = reference - logprobs
+                kl = torch.exp(delta) - delta - 1  # k3, an unbiased, positive estimate of KL(policy || reference)
+                per_token = per_token + grpo.beta * kl
+            loss = per_token.mean()  # over every answer token of the step, so long answers are not down-weighted
+            hardware.scaler.scale(loss).backward()
+            hardware.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            hardware.scaler.step(optimizer)
+            hardware.scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            seconds = time.perf_counter() - began
+            tokens = sum(len(r) for r in rows)
+            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
+            epoch, index = batches.position(step)
+            loss_value = loss.item()
+            row = {
+                "step": step + 1,
+                "loss": loss_value,
+                "reward": rewards.mean().item(),
+                "reward_std": groups.std(1).mean().item(),
+                "kl": kl.mean().item() if kl is not None else None,
+                "answer_tokens": sum(map(len, completions)) / len(completions),
+                "prompts": len(indices),
+                "tokens": tokens,
+                "seconds": seconds,
+                "lr": scheduler.get_last_lr()[0],
+                "epoch": epoch,
+                "batch": index,
+            }
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
+            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+                save(step + 1)
+                progress.note(f"checkpoint saved: step {step + 1}  mean reward {row['reward']:.3f}")
+    log.close()
+    memory = peak_memory(hardware.device)
+
+    # --- save ---------------------------------------------------------------------------------------------
+    model.save_pretrained(str(run_dir))
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} GRPO on {config.base}")
+    speed = trained_tokens / train_seconds if train_seconds else 0.0
+
+    # --- evaluate -----------------------------------------------------------------------------------------
+    metrics: dict = {
+        "train": {
+            "method": "grpo",
+            "group_size": grpo.group_size,
+            "beta": grpo.beta,
+            "init_adapter": str(init_folder) if init_folder else None,
+            "steps": config.train.max_steps,
+            "final_loss": last_loss(run_dir / LOG_FILE),
+            "tokens_per_second": round(speed, 1),
+            "examples": len(train_examples),
+            "rejected_records": loaded.rejected,
+            "device": str(hardware.device),
+            "precision": precision_name(hardware.dtype),
+            "quantize": config.lora.quantize,
+            "gradient_checkpointing": config.train.gradient_checkpointing,
+            "peak_memory": memory,
+        }
+    }
+    if eval_examples:
+        result = evaluate(
+            model,
+            tokenizer,
+            domain,
+            eval_examples,
+            config.eval,
+            max_prompt_tokens=config.data.max_seq_len,
+            predictions_path=run_dir / PREDICTIONS_FILE,
+        )
+        metrics.update(records=result.records, **result.scores)
+        scored = eval_examples[: result.records]
+        for variant, answers in _answers(run_dir / PREDICTIONS_FILE).items():
+            given = [
+                score(domain, e.messages[:-1], a, reference_of(domain, e)) for e, a in zip(scored, answers, strict=True)
+            ]
+            metrics[variant]["reward"] = round(sum(given) / len(given), 4)
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
+
+    # --- register -----------------------------------------------------------------------------------------
+    register_adapter(domain.name + ADAPTER_SUFFIX, domain.name, run_dir, config.base, metrics)
+    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+
+
+def _answers(predictions: Path) -> dict[str, list[str]]:
+    """Each variant's held-out answers, as evaluation wrote them."""
+    rows = read_jsonl(predictions)
+    return {variant: [row[variant] for row in rows] for variant in ("base", "adapter")}
