@@ -22,6 +22,34 @@ def test_a_sound_domain_passes_and_returns_the_gold_scores(data):
     assert check_domain(TOY, data=data) == {"exact_match": 100.0}
 
 
+def test_a_sound_reward_passes(data):
+    def reward(prompt, answer, reference):
+        assert prompt[-1]["role"] == "user"
+        return float(answer.strip() == reference)
+
+    assert check_domain(broken(reward=reward), data=data) == {"exact_match": 100.0}
+
+
+def raising_reward(prompt, answer, reference):
+    raise ValueError("no answer to parse")
+
+
+@pytest.mark.parametrize(
+    ("reward", "message"),
+    [
+        (raising_reward, "reward fails: ValueError: no answer to parse; it must never raise"),
+        (lambda prompt, answer, reference: float("nan"), "reward must return a finite number"),
+        (lambda prompt, answer, reference: answer == reference, "not a bool"),
+        (lambda prompt, answer, reference: None, "reward must return a finite number"),
+        (lambda prompt, answer, reference: -len(answer), "scores the gold answer .* below an empty answer"),
+        ("exact_match", "reward must be a function or None, found str"),
+    ],
+)
+def test_reward_mistakes_are_caught(data, reward, message):
+    with pytest.raises(AssertionError, match=message):
+        check_domain(broken(reward=reward), data=data)
+
+
 def test_a_domain_without_data_to_check_is_told_to_ship_some():
     with pytest.raises(AssertionError, match="no sample_data to check"):
         check_domain(TOY)

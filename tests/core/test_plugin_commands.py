@@ -33,6 +33,7 @@ def test_new_scaffolds_an_installable_package(tmp_path: Path) -> None:
         "pixiu_finance/sample_data/sample.jsonl",
         "pixiu_finance/configs/default.yaml",
         "pixiu_finance/spiders/faq.py",
+        "pixiu_finance/reward.py",
         "tests/test_domain.py",
         "tests/test_spider.py",
     ):

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
 """A domain name: what `pixiu domain train NAME` and the adapter registry accept."""
+REWARD_EXAMPLES = 3
+"""Examples whose gold and empty answers `check_domain` scores with the domain's reward."""
 
 
 def check_domain(
@@ -28,7 +30,8 @@ def check_domain(
     `min_examples` examples; the first `limit` of them have a user turn, end with a non-empty assistant
     answer and have JSON-serialisable references; parser and metrics score their gold answers as pixiu's
     evaluation does (finite numbers); the gold answers score higher than empty answers on at least one
-    metric; every spider imports.
+    metric; every spider imports; the reward, when set, gives the first `REWARD_EXAMPLES` gold answers finite
+    scores no lower than empty answers get.
 
     Returns:
         The gold answers' scores, for the domain's own assertions (e.g. accuracy 100).
@@ -48,7 +51,7 @@ def check_domain(
         problems += example_problems
         if not example_problems:
             scores, scoring = _check_scores(domain, examples)
-            problems += scoring
+            problems += scoring + _check_reward(domain, examples[:REWARD_EXAMPLES])
     if problems:
         raise AssertionError(f"domain {domain.name!r} breaks pixiu's contract:\n- " + "\n- ".join(problems))
     return scores
@@ -177,3 +180,36 @@ def _check_scores(domain: Domain, examples: list[Example]) -> tuple[dict[str, fl
         )
         return perfect, [problem]
     return perfect, []
+
+
+def _check_reward(domain: Domain, examples: list[Example]) -> list[str]:
+    """Problems scoring gold and empty answers with the domain's reward, called as `--method grpo` calls it."""
+    from pixiu.evaluation import is_score, reference_of
+
+    if domain.reward is None:
+        return []
+    if not callable(domain.reward):
+        return [f"reward must be a function or None, found {type(domain.reward).__name__}"]
+    problems = []
+    for example in examples:
+        prompt, gold = example.messages[:-1], example.messages[-1]["content"]
+        try:
+            reference = reference_of(domain, example)
+            perfect, empty = domain.reward(prompt, gold, reference), domain.reward(prompt, "", reference)
+        except Exception as exc:
+            problems.append(
+                f"{example.where}: reward fails: {type(exc).__name__}: {exc}; it must never raise on model "
+                "text: give odd answers (empty, garbage) the lowest score instead"
+            )
+            continue
+        if not (is_score(perfect) and is_score(empty)):
+            problems.append(
+                f"{example.where}: reward must return a finite number (not a bool, NaN or infinity), got "
+                f"{perfect!r} for the gold answer and {empty!r} for an empty one"
+            )
+        elif perfect < empty:
+            problems.append(
+                f"{example.where}: reward scores the gold answer ({perfect}) below an empty answer ({empty}); "
+                "higher must be better: does it compare the answer with the reference?"
+            )
+    return problems

@@ -10,6 +10,7 @@ from pixiu import Domain, hookimpl
 from pixiu_law.formatter import format_record
 from pixiu_law.metrics import charge_metrics
 from pixiu_law.parser import parse_charges
+from pixiu_law.reward import charge_reward
 
 PIXIU_HOOK_API = ">=1.0,<2"
 """The pixiu hook API versions this plugin works with."""
@@ -28,6 +29,7 @@ def register_domains(register: Callable[[Domain], None]) -> None:
             formatter=format_record,
             parser=parse_charges,
             metrics=charge_metrics,
+            reward=charge_reward,
             default_config=_HERE / "configs" / "smollm2_135m_lora.yaml",
             sample_data=_HERE / "sample_data" / "cail_synthetic.jsonl",
             spiders=("pixiu_law.spiders.spp_guiding_cases:SppGuidingCaseSpider",),

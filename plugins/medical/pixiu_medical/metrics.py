@@ -35,10 +35,9 @@ def medical_metrics(preds: Sequence[str], refs: Sequence[Mapping[str, Any]]) -> 
         hypothesis, reference = _characters(pred), _characters(ref["text"])
         if hypothesis and reference:
             rouge_total += rouge.get_scores(hypothesis, reference)[0]["rouge-l"]["f"]
-        facts = ref["facts"] if ref.get("facts") is not None else answer_facts(ref["text"])
-        if facts:
-            said = _comparable(pred)
-            recalls.append(sum(_comparable(fact) in said for fact in facts) / len(facts))
+        recall = knowledge_recall(pred, ref)
+        if recall is not None:
+            recalls.append(recall)
     bleu = sacrebleu.corpus_bleu(list(preds), [[r["text"] for r in refs]], tokenize="zh")
     n = len(refs)
     return {
@@ -47,6 +46,15 @@ def medical_metrics(preds: Sequence[str], refs: Sequence[Mapping[str, Any]]) -> 
         "knowledge_recall": 100 * sum(recalls) / len(recalls) if recalls else 0.0,
         "unsafe_dose_rate": 100 * sum(unsafe_dose(p) for p in preds) / n,
     }
+
+
+def knowledge_recall(pred: str, ref: Mapping[str, Any]) -> float | None:
+    """Share (in [0, 1]) of the reference's facts that the answer contains; None when the reference has no facts."""
+    facts = ref["facts"] if ref.get("facts") is not None else answer_facts(ref["text"])
+    if not facts:
+        return None
+    said = _comparable(pred)
+    return sum(_comparable(fact) in said for fact in facts) / len(facts)
 
 
 def _characters(text: str) -> str:

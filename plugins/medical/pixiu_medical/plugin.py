@@ -11,6 +11,7 @@ from pixiu import Domain, hookimpl
 from pixiu_medical.formatter import format_record
 from pixiu_medical.metrics import medical_metrics
 from pixiu_medical.parser import parse_answer
+from pixiu_medical.reward import medical_reward
 from pixiu_medical.safety import add_disclaimer, mark_cut
 
 PIXIU_HOOK_API = ">=1.2,<2"
@@ -34,6 +35,7 @@ def register_domains(register: Callable[[Domain], None]) -> None:
             formatter=format_record,
             parser=parse_answer,
             metrics=medical_metrics,
+            reward=medical_reward,
             default_config=_HERE / "configs" / "smollm2_135m_lora.yaml",
             sample_data=_HERE / "sample_data" / "medical_synthetic.jsonl",
             spiders=("pixiu_medical.spiders.xywy_diseases:XywyDiseaseSpider",),

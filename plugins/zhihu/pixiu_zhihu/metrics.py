@@ -23,17 +23,10 @@ def summary_metrics(preds: Sequence[str], refs: Sequence[str]) -> dict[str, floa
         references; above 1, wordier; the source text is not given to metrics, so this is not the
         summary-to-source compression). pixiu passes one prediction per reference, at least one.
     """
-    from rouge_chinese import Rouge
-
-    rouge = Rouge()
     totals = {"rouge-1": 0.0, "rouge-2": 0.0, "rouge-l": 0.0}
     for pred, ref in zip(preds, refs, strict=True):
-        hypothesis, reference = _words(pred), _words(ref)
-        if not hypothesis or not reference:
-            continue
-        scores = rouge.get_scores(hypothesis, reference)[0]
-        for name in totals:
-            totals[name] += scores[name]["f"]
+        for name, score in rouge_f(pred, ref).items():
+            totals[name] += score
     n = len(refs)
     pred_chars = sum(len(p.strip()) for p in preds)
     ref_chars = sum(len(r.strip()) for r in refs)
@@ -45,6 +38,17 @@ def summary_metrics(preds: Sequence[str], refs: Sequence[str]) -> dict[str, floa
         "ref_chars": ref_chars / n,
         "length_ratio": pred_chars / ref_chars if ref_chars else 0.0,
     }
+
+
+def rouge_f(pred: str, ref: str) -> dict[str, float]:
+    """ROUGE-1/2/L F1 (in [0, 1]) of one summary against its reference, on jieba words; all 0 if either is empty."""
+    from rouge_chinese import Rouge
+
+    hypothesis, reference = _words(pred), _words(ref)
+    if not hypothesis or not reference:
+        return {"rouge-1": 0.0, "rouge-2": 0.0, "rouge-l": 0.0}
+    scores = Rouge().get_scores(hypothesis, reference)[0]
+    return {name: float(score["f"]) for name, score in scores.items()}
 
 
 def _words(text: str) -> str:

@@ -12,6 +12,7 @@ from pixiu_zhihu.formatter import ZhihuSettings, format_record
 from pixiu_zhihu.metrics import summary_metrics
 from pixiu_zhihu.pairs import vote_preferences
 from pixiu_zhihu.parser import parse_summary
+from pixiu_zhihu.reward import summary_reward
 
 PIXIU_HOOK_API = ">=1.0,<2"
 """The pixiu hook API versions this plugin works with."""
@@ -33,6 +34,7 @@ def register_domains(register: Callable[[Domain], None]) -> None:
             formatter=format_record,
             parser=parse_summary,
             metrics=summary_metrics,
+            reward=summary_reward,
             default_config=_HERE / "configs" / "smollm2_135m_lora.yaml",
             settings=ZhihuSettings,
             preference_formatter=vote_preferences,

@@ -11,6 +11,7 @@ from {{ cookiecutter.package }} import plugin
 from {{ cookiecutter.package }}.formatter import format_record, preference_pairs
 from {{ cookiecutter.package }}.metrics import answer_metrics
 from {{ cookiecutter.package }}.parser import parse_answer
+from {{ cookiecutter.package }}.reward import reward
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +62,11 @@ def test_metrics_reward_overlap() -> None:
     assert answer_metrics(["a b"], ["a b"]) == {"exact_match": 100.0, "token_f1": 100.0}
     assert answer_metrics(["x y"], ["a b"]) == {"exact_match": 0.0, "token_f1": 0.0}
     assert answer_metrics(["a c"], ["a b"])["token_f1"] == pytest.approx(50.0)
+
+
+def test_the_reward_scores_the_gold_answer_highest_and_never_raises(domain: Domain) -> None:
+    prompt = [{"role": "user", "content": "How much does the K2 hold?"}]
+    assert domain.reward is reward
+    assert reward(prompt, "The K2 holds 1.7 litres.", "the k2 holds 1.7 litres") == 1.0
+    assert 0.0 < reward(prompt, "It holds 2 litres.", "the k2 holds 1.7 litres") < 1.0
+    assert reward(prompt, "", "the k2 holds 1.7 litres") == reward(prompt, "?!\n\x00", "the k2 holds 1.7 litres") == 0.0

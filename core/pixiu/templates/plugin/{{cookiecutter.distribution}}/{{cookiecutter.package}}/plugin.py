@@ -15,6 +15,7 @@ import {{ cookiecutter.package }}
 from {{ cookiecutter.package }}.formatter import format_record, preference_pairs
 from {{ cookiecutter.package }}.metrics import answer_metrics
 from {{ cookiecutter.package }}.parser import parse_answer
+from {{ cookiecutter.package }}.reward import reward
 
 PIXIU_HOOK_API = "{{ cookiecutter.hook_api }}"
 """The pixiu hook API versions this plugin works with; pixiu refuses to load it outside this range."""
@@ -34,6 +35,7 @@ def register_domains(register: Callable[[Domain], None]) -> None:
             preference_formatter=preference_pairs,
             parser=parse_answer,
             metrics=answer_metrics,
+            reward=reward,
             default_config=_HERE / "configs" / "default.yaml",
             sample_data=_HERE / "sample_data" / "sample.jsonl",
             spiders=("{{ cookiecutter.package }}.spiders.faq:FaqSpider",),
