@@ -24,6 +24,11 @@ def exact_match(predictions, references) -> dict[str, float]:
     return {"exact_match": 100.0 * hits / len(references)}
 
 
+def cjk_share(prompt, answer: str, reference) -> float:
+    """Share of the answer's characters that are Chinese: a dense reward even a tiny random model can learn."""
+    return sum("\u4e00" <= ch <= "\u9fff" for ch in answer) / max(len(answer), 1)
+
+
 TOY = Domain(
     name="toy",
     description="test domain",
@@ -31,6 +36,7 @@ TOY = Domain(
     formatter=format_record,
     parser=str.strip,
     metrics=exact_match,
+    reward=cjk_share,
 )
 
 

@@ -28,6 +28,13 @@ def attach_lora(
         return get_peft_model(model, config)
 
 
+def load_trainable_adapter(model: torch.nn.Module, adapter_dir: Path) -> PeftModel:
+    """Load a saved adapter onto `model` to train it further."""
+    with warnings.catch_warnings():  # peft still calls a transformers API deprecated for v6
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+
+
 def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
     """Recompute each decoder layer's activations in the backward pass (non-reentrant, as peft needs).
 

@@ -25,7 +25,7 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.files import atomic_write_text, locked
-from pixiu.lora import attach_lora, enable_gradient_checkpointing
+from pixiu.lora import attach_lora, enable_gradient_checkpointing, load_trainable_adapter, restore_adapter_state
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.registry import resolve_adapter
 from pixiu.runs import RUN_FILE, read_run_file
@@ -114,7 +114,7 @@ def init_adapter_folder(config: RunConfig) -> Path | None:
 def trainable_adapter(base, config: RunConfig, init_folder: Path | None) -> PeftModel:
     """A fresh LoRA adapter on `base` (initialised from `train.seed`), or the adapter in `init_folder` to train on."""
     if init_folder is not None:
-        return PeftModel.from_pretrained(base, str(init_folder), is_trainable=True)
+        return load_trainable_adapter(base, init_folder)
     torch.manual_seed(config.train.seed)
     return attach_lora(base, **config.lora.model_dump(exclude={"quantize"}))
 
@@ -126,6 +126,62 @@ def prepare_base(base, config: RunConfig):
     if config.train.gradient_checkpointing:
         enable_gradient_checkpointing(base)
     return base
+
+
+class Optimiser:
+    """AdamW over the adapter's trainable weights, its learning-rate schedule and the fp16 gradient scaler:
+    stepped, saved and restored together."""
+
+    def __init__(self, model: torch.nn.Module, config: RunConfig, scaler: torch.amp.GradScaler):
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+            self.trainable, lr=config.train.lr, weight_decay=config.train.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_schedule(config.train.warmup_steps, config.train.max_steps)
+        )
+        self.scaler = scaler
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimiser step on one device: backward, clip the true gradients to norm 1, step, schedule."""
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
+        torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+        self.scaler.step(self.optimizer)  # skipped when fp16 gradients overflowed
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def lr(self) -> float:
+        """The learning rate of the next step."""
+        return float(self.scheduler.get_last_lr()[0])
+
+    def state_dict(self, optimizer_state: dict | None) -> dict:
+        """The training state a checkpoint keeps beside the adapter; `optimizer_state` as the ranks give it."""
+        return {
+            "optimizer": optimizer_state,
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict, console: Console) -> None:
+        """Restore what `state_dict` saved (the optimizer's state is loaded onto the parameters' device)."""
+        if state["optimizer"] is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        else:  # written under fsdp or deepspeed, where each rank holds only a part of it (see pixiu.distributed)
+            console.print("[yellow]the checkpoint has no optimizer state (sharded strategy); AdamW restarts[/]")
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def resume_training(checkpoints: list[Path], model: PeftModel, optimiser: Optimiser, console: Console) -> int:
+    """Put the newest readable checkpoint's adapter and training state back; returns the steps it had done."""
+    adapter, state = load_newest_readable(checkpoints, console)
+    restore_adapter_state(model, adapter)
+    optimiser.load_state_dict(state, console)
+    console.print(f"resuming {checkpoints[0].parent.parent} at step {state['step']}")
+    return state["step"]
 
 
 def load_newest_readable(checkpoints: list[Path], console: Console) -> tuple[dict, dict]:

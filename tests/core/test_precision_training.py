@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 import pixiu.recipes.lora_sft as recipe
+import pixiu.training as training
 from pixiu.config import load_config
 from pixiu.lora import attach_lora
 from pixiu.models import load_base
@@ -38,7 +39,7 @@ def attached(monkeypatch):
         models.append(attach_lora(base, **lora))
         return models[-1]
 
-    monkeypatch.setattr(recipe, "attach_lora", keep)
+    monkeypatch.setattr(training, "attach_lora", keep)
     return models
 
 
@@ -132,7 +133,7 @@ def test_gradient_checkpointing_recomputes_layers_and_trains_the_same(tiny_model
         )
         return model
 
-    monkeypatch.setattr(recipe, "attach_lora", counting)
+    monkeypatch.setattr(training, "attach_lora", counting)
     for run_name, checkpointing in (("plain", "false"), ("checkpointed", "true")):
         settings = config(
             tiny_model_dir, f"train.gradient_checkpointing={checkpointing}", "train.max_steps=3", "data.eval_records=0"

@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pixiu.recipes.dpo as dpo_recipe
+import pixiu.recipes.grpo as grpo_recipe
 import pixiu.recipes.lora_sft as sft_recipe
 from pixiu.config import load_config
 from toy_domain import TOY
@@ -26,8 +27,13 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(overrides=args.set, values={"base": args.base})
     # the function each recipe calls once per step for the trained model (dpo also calls it for the reference)
-    recipe, forward = (dpo_recipe, "answer_logprobs") if config.train.method == "dpo" else (sft_recipe, "labelled_loss")
-    calls_per_step = 2 if config.train.method == "dpo" and config.dpo.loss != "simpo" else 1
+    recipe, forward = {
+        "sft": (sft_recipe, "labelled_loss"),
+        "dpo": (dpo_recipe, "answer_logprobs"),
+        "grpo": (grpo_recipe, "token_logprobs"),
+    }[config.train.method]
+    with_reference = (config.train.method == "dpo" and config.dpo.loss != "simpo") or config.grpo.beta > 0
+    calls_per_step = 2 if config.train.method != "sft" and with_reference else 1
     if args.die_at_step:
         real_forward, calls = getattr(recipe, forward), [0]
 

@@ -25,7 +25,7 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.files import atomic_write_json
-from pixiu.lora import adapter_state, restore_adapter_state
+from pixiu.lora import adapter_state
 from pixiu.loss import answer_logprobs
 from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
@@ -36,14 +36,14 @@ from pixiu.registry import register_adapter
 from pixiu.resume import check_matches_record
 from pixiu.runs import EVAL_PAIRS_FILE, LOG_FILE, METRICS_FILE, held_out_note, split_examples
 from pixiu.training import (
+    Optimiser,
     RunSummary,
     check_resumable,
     init_adapter_folder,
     last_loss,
-    load_newest_readable,
-    lr_schedule,
     open_log,
     prepare_base,
+    resume_training,
     run_folder,
     trainable_adapter,
     training_setup,
@@ -113,21 +113,8 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     if rejected:
         console.print(f"[yellow]{rejected} bad records or pairs skipped; see {rejects}[/]")
     model = trainable_adapter(base, config, init_folder)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_schedule(config.train.warmup_steps, config.train.max_steps)
-    )
-    start_step = 0
-    if resume:
-        adapter, state = load_newest_readable(checkpoints, console)
-        restore_adapter_state(model, adapter)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            hardware.scaler.load_state_dict(state["scaler"])
-        start_step = state["step"]
-        console.print(f"resuming {run_dir} at step {start_step}")
+    optimiser = Optimiser(model, config, hardware.scaler)
+    start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
     write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     # --- train --------------------------------------------------------------------------------------------
@@ -152,13 +139,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 simpo_gamma=dpo.simpo_gamma,
             )
             loss = result.losses.mean()
-            hardware.scaler.scale(loss).backward()
-            hardware.scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            hardware.scaler.step(optimizer)
-            hardware.scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimiser.step(loss)
             margins = result.chosen_rewards - result.rejected_rewards
             loss_value = loss.item()
             seconds = time.perf_counter() - began
@@ -175,7 +156,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 "pairs": len(indices),
                 "tokens": tokens,
                 "seconds": seconds,
-                "lr": scheduler.get_last_lr()[0],
+                "lr": optimiser.lr(),
                 "epoch": epoch,
                 "batch": index,
             }
@@ -183,11 +164,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             log.flush()
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
             if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
-                training_state = {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": hardware.scaler.state_dict(),
-                }
+                training_state = optimiser.state_dict(optimiser.optimizer.state_dict())
                 save_checkpoint(
                     run_dir, step + 1, adapter_state(model), training_state, keep=config.train.keep_checkpoints
                 )

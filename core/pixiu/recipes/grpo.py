@@ -29,7 +29,7 @@ from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate, reference_of
 from pixiu.files import atomic_write_json, read_jsonl
 from pixiu.generate import clean_answer, prompt_ids, sample_completions
-from pixiu.lora import adapter_state, restore_adapter_state
+from pixiu.lora import adapter_state
 from pixiu.loss import token_logprobs
 from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
@@ -48,14 +48,14 @@ from pixiu.runs import (
     write_split,
 )
 from pixiu.training import (
+    Optimiser,
     RunSummary,
     check_resumable,
     init_adapter_folder,
     last_loss,
-    load_newest_readable,
-    lr_schedule,
     open_log,
     prepare_base,
+    resume_training,
     run_folder,
     trainable_adapter,
     training_setup,
@@ -142,30 +142,13 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         config.train.seed,
     )
     model = trainable_adapter(base, config, init_folder)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_schedule(config.train.warmup_steps, config.train.max_steps)
-    )
-    start_step = 0
-    if resume:
-        adapter, state = load_newest_readable(checkpoints, console)
-        restore_adapter_state(model, adapter)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            hardware.scaler.load_state_dict(state["scaler"])
-        start_step = state["step"]
-        console.print(f"resuming {run_dir} at step {start_step}")
+    optimiser = Optimiser(model, config, hardware.scaler)
+    start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
     write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     def save(steps: int) -> None:
         """Checkpoint the adapter and the training state after `steps` steps."""
-        training_state = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": hardware.scaler.state_dict(),
-        }
+        training_state = optimiser.state_dict(optimiser.optimizer.state_dict())
         save_checkpoint(run_dir, steps, adapter_state(model), training_state, keep=config.train.keep_checkpoints)
 
     # --- train --------------------------------------------------------------------------------------------
@@ -218,13 +201,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 kl = torch.exp(delta) - delta - 1  # k3, an unbiased, positive estimate of KL(policy || reference)
                 per_token = per_token + grpo.beta * kl
             loss = per_token.mean()  # over every answer token of the step, so long answers are not down-weighted
-            hardware.scaler.scale(loss).backward()
-            hardware.scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            hardware.scaler.step(optimizer)
-            hardware.scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimiser.step(loss)
             seconds = time.perf_counter() - began
             tokens = sum(len(r) for r in rows)
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
@@ -240,7 +217,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 "prompts": len(indices),
                 "tokens": tokens,
                 "seconds": seconds,
-                "lr": scheduler.get_last_lr()[0],
+                "lr": optimiser.lr(),
                 "epoch": epoch,
                 "batch": index,
             }

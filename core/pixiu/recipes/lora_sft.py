@@ -23,7 +23,7 @@ from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
 from pixiu.files import atomic_write_json
-from pixiu.lora import adapter_state, restore_adapter_state
+from pixiu.lora import adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
@@ -41,14 +41,14 @@ from pixiu.runs import (
     write_split,
 )
 from pixiu.training import (
+    Optimiser,
     RunSummary,
     check_resumable,
     init_adapter_folder,
     last_loss,
-    load_newest_readable,
-    lr_schedule,
     open_log,
     prepare_base,
+    resume_training,
     run_folder,
     trainable_adapter,
     training_setup,
@@ -131,26 +131,8 @@ def _run(
     if not tokenized:
         raise PixiuError(f"no example keeps any answer token within data.max_seq_len={config.data.max_seq_len}")
     model = trainable_adapter(base, config, init_folder)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-        trainable, lr=config.train.lr, weight_decay=config.train.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_schedule(config.train.warmup_steps, config.train.max_steps)
-    )
-    start_step = 0
-    if resume:
-        adapter, state = load_newest_readable(checkpoints, console)
-        restore_adapter_state(model, adapter)
-        if state["optimizer"] is not None:  # loaded on the CPU; load_state_dict moves it onto the parameters' device
-            optimizer.load_state_dict(state["optimizer"])
-        else:  # written under fsdp or deepspeed, where each rank holds only a part of it (see pixiu.distributed)
-            console.print("[yellow]the checkpoint has no optimizer state (sharded strategy); AdamW restarts[/]")
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            hardware.scaler.load_state_dict(state["scaler"])
-        start_step = state["step"]
-        console.print(f"resuming {run_dir} at step {start_step}")
+    optimiser = Optimiser(model, config, hardware.scaler)
+    start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
     if ranks.is_main:
         write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
@@ -159,7 +141,7 @@ def _run(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     # only rank 0 logs; the others write their (identical) step rows nowhere
     log = open_log(run_dir / LOG_FILE, keep_through=start_step) if ranks.is_main else open(os.devnull, "w")  # noqa: SIM115
-    step_loss, optimizer = ranks.prepare(model, optimizer, labelled_loss)
+    step_loss, optimizer = ranks.prepare(model, optimiser.optimizer, labelled_loss)
     model.train()
     reset_peak_memory(hardware.device)
     trained_tokens, train_seconds = 0, 0.0
@@ -172,10 +154,10 @@ def _run(
             loss_sum = step_loss(batch)
             ranks.backward(hardware.scaler.scale(loss_sum * share.weight))
             hardware.scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-            ranks.clip(trainable, 1.0)
+            ranks.clip(optimiser.trainable, 1.0)
             hardware.scaler.step(optimizer)  # skipped when fp16 gradients overflowed
             hardware.scaler.update()
-            scheduler.step()
+            optimiser.scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             loss = ranks.step_loss(loss_sum, share)  # reading it waits for the GPU: the step's time includes its work
             seconds = time.perf_counter() - began
@@ -189,7 +171,7 @@ def _run(
                         "loss": loss,
                         "tokens": tokens,
                         "seconds": seconds,
-                        "lr": scheduler.get_last_lr()[0],
+                        "lr": optimiser.lr(),
                         "epoch": epoch,
                         "batch": index,
                     }
@@ -201,11 +183,7 @@ def _run(
             if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
                 saved = ranks.adapter_state(model, adapter_state)  # None on the ranks that do not write
                 if saved is not None:
-                    training_state = {
-                        "optimizer": ranks.optimizer_state(optimizer),
-                        "scheduler": scheduler.state_dict(),
-                        "scaler": hardware.scaler.state_dict(),
-                    }
+                    training_state = optimiser.state_dict(ranks.optimizer_state(optimizer))
                     save_checkpoint(run_dir, step + 1, saved, training_state, keep=config.train.keep_checkpoints)
                     progress.note(f"checkpoint saved: step {step + 1}")
     log.close()
