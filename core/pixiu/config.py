@@ -84,10 +84,12 @@ class DataArgs(Section):
 class TrainArgs(Section):
     """The optimisation loop."""
 
-    method: Literal["sft", "dpo", "grpo"] = "sft"
+    method: Literal["sft", "dpo", "grpo", "rm"] = "sft"
     """The training objective: "sft" learns the gold answers (chat examples); "dpo" learns to prefer the chosen
     answer of preference pairs over the rejected one (the `dpo` section), with the base as the reference; "grpo"
-    samples answers to the examples' prompts and learns from the domain's reward (the `grpo` section)."""
+    samples answers to the examples' prompts and learns from the domain's reward (the `grpo` section); "rm"
+    trains a reward model on preference pairs: a scalar head on the adapted base scores the chosen answer above
+    the rejected one (Bradley-Terry)."""
     init_adapter: str | None = None
     """Start from this adapter (a registered name or an adapter folder, e.g. the domain's sft adapter) instead of
     a fresh LoRA; its own rank and target modules are used, and the `lora` section's are ignored."""

@@ -102,20 +102,27 @@ def tokenize_pairs(
     """
     tokenized, kept = [], []
     for pair in pairs:
-        prompt_text = render(tokenizer, pair.prompt, add_generation_prompt=True)
-        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        prompt_text, prompt_ids = _prompt_tokens(tokenizer, pair.prompt)
         if len(prompt_ids) >= max_len:
-            reason = (
-                f"the prompt is {len(prompt_ids)} tokens, leaving no room for an answer within "
-                f"data.max_seq_len={max_len}; shorten it or raise data.max_seq_len"
-            )
-            _reject(pair, reason, on_bad_record, rejects_path)
+            _reject(pair, _no_room(len(prompt_ids), max_len), on_bad_record, rejects_path)
             continue
         chosen = _with_answer(tokenizer, pair.prompt, prompt_text, prompt_ids, pair.chosen, max_len)
         rejected = _with_answer(tokenizer, pair.prompt, prompt_text, prompt_ids, pair.rejected, max_len)
         tokenized.append(TokenizedPair(chosen, rejected, chosen.answer_cut or rejected.answer_cut))
         kept.append(pair)
     return tokenized, kept
+
+
+def tokenize_answer(tokenizer, prompt: Messages, answer: str, max_len: int) -> TokenizedExample:
+    """One answer after its prompt as `tokenize_pairs` tokenises each side of a pair (cut to `max_len`).
+
+    Raises:
+        DataError: The prompt leaves no room for an answer within `max_len` tokens.
+    """
+    prompt_text, prompt_ids = _prompt_tokens(tokenizer, prompt)
+    if len(prompt_ids) >= max_len:
+        raise DataError(_no_room(len(prompt_ids), max_len))
+    return _with_answer(tokenizer, prompt, prompt_text, prompt_ids, answer, max_len)
 
 
 def cut_pairs_note(pairs: Sequence[Preference], tokenized: Sequence[TokenizedPair], max_len: int) -> str | None:
@@ -163,6 +170,20 @@ def _is_message(message: Any) -> bool:
         isinstance(message, dict)
         and message.get("role") in ("system", "user", "assistant")
         and isinstance(message.get("content"), str)
+    )
+
+
+def _prompt_tokens(tokenizer, prompt: Messages) -> tuple[str, list[int]]:
+    """The prompt rendered up to the assistant's turn, and its token ids."""
+    prompt_text = render(tokenizer, prompt, add_generation_prompt=True)
+    return prompt_text, tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+
+
+def _no_room(prompt_tokens: int, max_len: int) -> str:
+    """Why a prompt of `prompt_tokens` tokens cannot be trained on or scored."""
+    return (
+        f"the prompt is {prompt_tokens} tokens, leaving no room for an answer within "
+        f"data.max_seq_len={max_len}; shorten it or raise data.max_seq_len"
     )
 
 

@@ -7,7 +7,7 @@ import contextlib
 import json
 import math
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,13 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.files import atomic_write_text, locked
-from pixiu.lora import attach_lora, enable_gradient_checkpointing, load_trainable_adapter, restore_adapter_state
+from pixiu.lora import (
+    adapter_state,
+    attach_lora,
+    enable_gradient_checkpointing,
+    load_trainable_adapter,
+    restore_adapter_state,
+)
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.registry import resolve_adapter
 from pixiu.runs import RUN_FILE, read_run_file
@@ -132,8 +138,15 @@ class Optimiser:
     """AdamW over the adapter's trainable weights, its learning-rate schedule and the fp16 gradient scaler:
     stepped, saved and restored together."""
 
-    def __init__(self, model: torch.nn.Module, config: RunConfig, scaler: torch.amp.GradScaler):
-        self.trainable = [p for p in model.parameters() if p.requires_grad]
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: RunConfig,
+        scaler: torch.amp.GradScaler,
+        extra: Iterable[torch.nn.Parameter] = (),
+    ):
+        # `extra`: weights trained beside the adapter that live outside `model` (a reward model's head)
+        self.trainable = [p for p in model.parameters() if p.requires_grad] + list(extra)
         self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
             self.trainable, lr=config.train.lr, weight_decay=config.train.weight_decay
         )
@@ -175,9 +188,27 @@ class Optimiser:
             self.scaler.load_state_dict(state["scaler"])
 
 
-def resume_training(checkpoints: list[Path], model: PeftModel, optimiser: Optimiser, console: Console) -> int:
-    """Put the newest readable checkpoint's adapter and training state back; returns the steps it had done."""
+def checkpoint_weights(model: PeftModel, extra: Mapping[str, torch.nn.Module] | None = None) -> dict[str, torch.Tensor]:
+    """The adapter's weights for `save_checkpoint`, with each `extra` module's under the keys `NAME.*`."""
+    weights = adapter_state(model)
+    for name, module in (extra or {}).items():
+        weights.update({f"{name}.{k}": v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()})
+    return weights
+
+
+def resume_training(
+    checkpoints: list[Path],
+    model: PeftModel,
+    optimiser: Optimiser,
+    console: Console,
+    extra: Mapping[str, torch.nn.Module] | None = None,
+) -> int:
+    """Put the newest readable checkpoint's adapter (and `extra` modules, saved by `checkpoint_weights`) and
+    training state back; returns the steps it had done."""
     adapter, state = load_newest_readable(checkpoints, console)
+    for name, module in (extra or {}).items():
+        prefix = f"{name}."
+        module.load_state_dict({k[len(prefix) :]: adapter.pop(k) for k in list(adapter) if k.startswith(prefix)})
     restore_adapter_state(model, adapter)
     optimiser.load_state_dict(state, console)
     console.print(f"resuming {checkpoints[0].parent.parent} at step {state['step']}")

@@ -12,7 +12,7 @@ from pixiu.cli.hardware import PRECISIONS, check_device
 from pixiu.cli.output import print_rows
 from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
-RECIPES = {"sft": "lora_sft", "dpo": "dpo", "grpo": "grpo"}
+RECIPES = {"sft": "lora_sft", "dpo": "dpo", "grpo": "grpo", "rm": "reward_model"}
 """The module in pixiu.recipes that trains each `train.method`."""
 
 
@@ -69,9 +69,9 @@ def list_domains(as_json: bool) -> None:
 )
 @click.option(
     "--method",
-    type=click.Choice(["sft", "dpo", "grpo"]),
+    type=click.Choice(list(RECIPES)),
     help="Objective (train.method): sft learns gold answers; dpo prefers chosen over rejected answers of pairs; "
-    "grpo samples answers and learns from the domain's reward.",
+    "grpo samples answers and learns from the domain's reward; rm trains a reward model on pairs.",
 )
 @click.option("--max-steps", type=int, help="Optimiser steps (same as --set train.max_steps=N).")
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory [default: PIXIU_HOME/runs/DOMAIN-TIME].")
@@ -141,6 +141,10 @@ def train(
     function and learns from each answer's reward against its group's (no value model); it registers as
     DOMAIN-grpo. Start it from a trained adapter with --set train.init_adapter=NAME (e.g. the domain's sft one).
 
+    --method rm trains a reward model on the same preference pairs as dpo: a scalar head reads the adapted base's
+    last answer token and learns to score the chosen answer above the rejected one (Bradley-Terry). Held-out pairs
+    are scored by pairwise accuracy and margin, and it registers as DOMAIN-rm (pixiu.reward_model loads it).
+
     \b
     Examples:
       pixiu domain train law
@@ -153,6 +157,7 @@ def train(
       pixiu domain train zhihu --method dpo                 # pairs from the sample data's answer votes
       pixiu domain train zhihu --method dpo --data pairs.jsonl --set dpo.loss=ipo
       pixiu domain train law --method grpo --set train.init_adapter=law --max-steps 20
+      pixiu domain train zhihu --method rm --data pairs.jsonl --max-steps 200
     """
     from pixiu.config import load_config
     from pixiu.distributed import is_main_process, under_launcher
@@ -306,7 +311,7 @@ def _recipe(method: str):
 
 def _sample_data(domain, method: str) -> Path:
     """The data a run trains on when no --data is given: the domain's sample data, if it suits the method."""
-    if method == "dpo" and domain.preference_formatter is None:
+    if method in ("dpo", "rm") and domain.preference_formatter is None:
         raise click.UsageError(
             f"domain {domain.name!r} has no preference formatter to make pairs of its sample data; "
             "pass --data PAIRS.jsonl with prompt, chosen and rejected in each row"

@@ -222,7 +222,7 @@ def pair_scores(
             margins[variant].append((logprobs.chosen - logprobs.rejected).float().cpu())
     base, adapter = torch.cat(margins["base"]), torch.cat(margins["adapter"])
     rewards = beta * (adapter - base)
-    scores = {name: _ranking(values) for name, values in (("base", base), ("adapter", adapter))}
+    scores = {name: ranking(values) for name, values in (("base", base), ("adapter", adapter))}
     scores["adapter"].update(
         reward_margin=round(rewards.mean().item(), 4),
         reward_accuracy=round(100 * (rewards > 0).float().mean().item(), 2),
@@ -230,8 +230,8 @@ def pair_scores(
     return scores
 
 
-def _ranking(margins: torch.Tensor) -> dict[str, float]:
-    """The mean log-prob margin and the share (%) of pairs it ranks the right way."""
+def ranking(margins: torch.Tensor) -> dict[str, float]:
+    """The mean margin (chosen minus rejected) and the share (%) of pairs it ranks the right way."""
     return {"margin": round(margins.mean().item(), 4), "accuracy": round(100 * (margins > 0).float().mean().item(), 2)}
 
 

@@ -1,0 +1,210 @@
+"""A reward model of one domain, read top to bottom: setup -> train -> save -> evaluate -> register.
+
+A LoRA adapter on the base and a scalar head (`pixiu.reward_model`) learn from preference pairs, the same data
+as `--method dpo`, to score the chosen answer above the rejected one: Bradley-Terry's -log sigmoid of the score
+difference. A step is a length-grouped batch of pairs, each pair two rows; the head reads each row's last answer
+token and no vocabulary projection runs. Killed at any point, a run resumes from its newest checkpoint (adapter
+and head) with `resume=True` and ends exactly where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from rich.console import Console
+
+from pixiu.checkpoint import list_checkpoints, save_checkpoint
+from pixiu.config import RunConfig
+from pixiu.data import StepBatches
+from pixiu.devices import peak_memory, precision_name, reset_peak_memory
+from pixiu.distributed import Ranks
+from pixiu.domain import Domain
+from pixiu.errors import PixiuError
+from pixiu.files import atomic_write_json
+from pixiu.models import load_base
+from pixiu.plots import plot_loss_curve
+from pixiu.preference import TokenizedPair, collate_pairs, cut_pairs_note, load_preferences, tokenize_pairs, write_pairs
+from pixiu.progress import TrainProgress
+from pixiu.recipes.dpo import ranking
+from pixiu.registry import register_adapter
+from pixiu.resume import check_matches_record
+from pixiu.reward_model import HEAD_KEY, build_head, pair_loss, save_head, score_rows
+from pixiu.runs import EVAL_PAIRS_FILE, LOG_FILE, METRICS_FILE, held_out_note, split_examples
+from pixiu.training import (
+    Optimiser,
+    RunSummary,
+    check_resumable,
+    checkpoint_weights,
+    init_adapter_folder,
+    last_loss,
+    open_log,
+    prepare_base,
+    resume_training,
+    run_folder,
+    trainable_adapter,
+    training_setup,
+    write_run_file,
+)
+
+ADAPTER_SUFFIX = "-rm"
+"""A reward model registers as DOMAIN-rm, beside the domain's SFT adapter."""
+
+
+def run(
+    domain: Domain,
+    config: RunConfig,
+    data_path: Path,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    console: Console | None = None,
+) -> RunSummary:
+    """Train a reward model (LoRA adapter and scalar head) for `domain` on the preference pairs of `data_path`
+    into `run_dir`, evaluate its pairwise accuracy on held-out pairs, and register it as DOMAIN-rm."""
+    console = console or Console(stderr=True)
+    with run_folder(run_dir) as folder:
+        return _run(domain, config, data_path, folder, resume=resume, console=console)
+
+
+def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console):
+    """`run`, with the run folder locked."""
+    ranks = Ranks()
+    torch.set_num_threads(config.train.threads or ranks.cpu_threads())
+    checkpoints = list_checkpoints(run_dir)
+    check_resumable(checkpoints, run_dir, resume=resume)
+    if resume:
+        check_matches_record(run_dir, config, data_path)
+    hardware = training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
+    init_folder = init_adapter_folder(config)
+    rejects = run_dir / "rejects.jsonl"
+
+    # --- data ---------------------------------------------------------------------------------------------
+    loaded = load_preferences(data_path, domain, on_bad_record=config.data.on_bad_record, rejects_path=rejects)
+    train_pairs, eval_pairs = split_examples(loaded.items, config.data.eval_records, config.train.seed)
+    if note := held_out_note(len(loaded.items), config.data.eval_records):
+        console.print(f"[yellow]{note}[/]")
+    if config.data.max_records:
+        train_pairs = train_pairs[: config.data.max_records]
+    if not resume:
+        write_pairs(run_dir / EVAL_PAIRS_FILE, eval_pairs)  # the held-out split is part of the record
+
+    # --- model --------------------------------------------------------------------------------------------
+    console.print(
+        f"loading base model [bold]{config.base}[/] on {hardware.device} in "
+        f"{config.lora.quantize or precision_name(hardware.dtype)}"
+    )
+    base, tokenizer = load_base(
+        config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
+    )
+    base = prepare_base(base, config)
+    max_len, policy = config.data.max_seq_len, config.data.on_bad_record
+    loaded_pairs = len(train_pairs) + len(eval_pairs)
+    tokenized, train_pairs = tokenize_pairs(tokenizer, train_pairs, max_len, on_bad_record=policy, rejects_path=rejects)
+    held_out, eval_pairs = tokenize_pairs(tokenizer, eval_pairs, max_len, on_bad_record=policy, rejects_path=rejects)
+    if note := cut_pairs_note(train_pairs, tokenized, max_len):
+        console.print(f"[yellow]{note}[/]")
+    if not tokenized:
+        raise PixiuError(f"{data_path}: no preference pair is left to train on; see {rejects}")
+    rejected = loaded.rejected + loaded_pairs - len(tokenized) - len(held_out)  # bad records, then too-long prompts
+    if rejected:
+        console.print(f"[yellow]{rejected} bad records or pairs skipped; see {rejects}[/]")
+    model = trainable_adapter(base, config, init_folder)
+    head = build_head(base.config.hidden_size, config.train.seed, hardware.device)
+    optimiser = Optimiser(model, config, hardware.scaler, extra=head.parameters())
+    start_step = resume_training(checkpoints, model, optimiser, console, extra={HEAD_KEY: head}) if resume else 0
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+
+    # --- train --------------------------------------------------------------------------------------------
+    batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step)
+    model.train()
+    reset_peak_memory(hardware.device)
+    trained_tokens, train_seconds = 0, 0.0
+    with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        for step in range(start_step, config.train.max_steps):
+            began = time.perf_counter()
+            indices = batches.for_step(step)
+            batch = {k: v.to(hardware.device) for k, v in collate_pairs(tokenized, indices, pad_id).items()}
+            loss, margins = pair_loss(score_rows(model, head, batch))
+            optimiser.step(loss)
+            loss_value = loss.item()
+            seconds = time.perf_counter() - began
+            tokens = sum(len(tokenized[i].chosen) + len(tokenized[i].rejected) for i in indices)
+            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
+            epoch, index = batches.position(step)
+            row = {
+                "step": step + 1,
+                "loss": loss_value,
+                "accuracy": (margins > 0).float().mean().item(),
+                "margin": margins.mean().item(),
+                "pairs": len(indices),
+                "tokens": tokens,
+                "seconds": seconds,
+                "lr": optimiser.lr(),
+                "epoch": epoch,
+                "batch": index,
+            }
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
+            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+                training_state = optimiser.state_dict(optimiser.optimizer.state_dict())
+                weights = checkpoint_weights(model, {HEAD_KEY: head})
+                save_checkpoint(run_dir, step + 1, weights, training_state, keep=config.train.keep_checkpoints)
+                progress.note(f"checkpoint saved: step {step + 1}")
+    log.close()
+    memory = peak_memory(hardware.device)
+
+    # --- save ---------------------------------------------------------------------------------------------
+    model.save_pretrained(str(run_dir))
+    save_head(head, run_dir)
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} reward model on {config.base}")
+    speed = trained_tokens / train_seconds if train_seconds else 0.0
+
+    # --- evaluate -----------------------------------------------------------------------------------------
+    metrics: dict = {
+        "train": {
+            "method": "rm",
+            "steps": config.train.max_steps,
+            "final_loss": last_loss(run_dir / LOG_FILE),
+            "tokens_per_second": round(speed, 1),
+            "pairs": len(tokenized),
+            "rejected_records": rejected,
+            "device": str(hardware.device),
+            "precision": precision_name(hardware.dtype),
+            "quantize": config.lora.quantize,
+            "gradient_checkpointing": config.train.gradient_checkpointing,
+            "peak_memory": memory,
+        }
+    }
+    if held_out:
+        console.print(f"scoring {len(held_out)} held-out pairs with the reward model")
+        scores = held_out_scores(model, head, held_out, config.train.batch_tokens, pad_id)
+        metrics.update(records=len(held_out), adapter=scores)
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
+
+    # --- register -----------------------------------------------------------------------------------------
+    register_adapter(domain.name + ADAPTER_SUFFIX, domain.name, run_dir, config.base, metrics)
+    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+
+
+@torch.no_grad()
+def held_out_scores(
+    model: PeftModel, head: torch.nn.Linear, pairs: Sequence[TokenizedPair], batch_tokens: int, pad_id: int
+) -> dict[str, float]:
+    """How the reward model ranks held-out pairs: the mean chosen-minus-rejected score (`margin`) and the share
+    of pairs it scores the chosen answer higher (`accuracy`, %)."""
+    model.eval()
+    device = head.weight.device
+    margins = []
+    for indices in StepBatches(pairs, batch_tokens, seed=0).batches_in_epoch(0):
+        batch = {k: v.to(device) for k, v in collate_pairs(pairs, indices, pad_id).items()}
+        margins.append(pair_loss(score_rows(model, head, batch))[1].cpu())
+    return ranking(torch.cat(margins))
