@@ -46,13 +46,27 @@ def register_domains(register):
     register(TOY)
 
 
+COLOURS = ["红", "绿", "蓝", "白", "黑"]
+"""The answers of the toy data and pairs."""
+
+
 def write_toy_data(path: Path, n: int, seed: int = 0) -> Path:
     """Write `n` toy records: colour questions with one-word answers."""
     rng = random.Random(seed)
-    colours = ["红", "绿", "蓝", "白", "黑"]
     with path.open("w", encoding="utf-8") as handle:
         for i in range(n):
-            colour = rng.choice(colours)
+            colour = rng.choice(COLOURS)
             record = {"q": f"第{i}个盒子是{colour}色的。" * rng.randint(1, 4) + "它是什么颜色？", "a": colour}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_toy_pairs(path: Path, n: int) -> Path:
+    """Write `n` preference pairs, a separable preference: the colour the question names is chosen, another
+    colour is rejected."""
+    rows = []
+    for i in range(n):
+        colour, other = COLOURS[i % 5], COLOURS[(i * 3 + 1) % 5] if (i * 3 + 1) % 5 != i % 5 else COLOURS[(i + 2) % 5]
+        rows.append({"prompt": f"第{i}个盒子是{colour}色的。它是什么颜色？", "chosen": colour, "rejected": other})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -20,10 +20,9 @@ from pixiu.preference import collate_pairs, load_preferences, read_pairs, tokeni
 from pixiu.preference_loss import PairLogprobs, preference_loss
 from pixiu.recipes.dpo import run
 from pixiu.registry import list_adapters
-from toy_domain import TOY
+from toy_domain import TOY, write_toy_pairs
 
 CHILD = Path(__file__).with_name("train_child.py")
-COLOURS = ["红", "绿", "蓝", "白", "黑"]
 SMALL = [
     "train.method=dpo",
     "data.max_seq_len=64",
@@ -32,16 +31,6 @@ SMALL = [
     "train.lr=5e-3",
     "train.warmup_steps=2",
 ]
-
-
-def write_pairs(path: Path, n: int) -> Path:
-    """A separable preference: the colour the question names is chosen, another colour is rejected."""
-    rows = []
-    for i in range(n):
-        colour, other = COLOURS[i % 5], COLOURS[(i * 3 + 1) % 5] if (i * 3 + 1) % 5 != i % 5 else COLOURS[(i + 2) % 5]
-        rows.append({"prompt": f"第{i}个盒子是{colour}色的。它是什么颜色？", "chosen": colour, "rejected": other})
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def logprobs(chosen, rejected, tokens=(1.0, 1.0)):
@@ -78,7 +67,7 @@ def test_answer_logprobs_sum_each_rows_answer_tokens(tiny_model_dir, tmp_path):
     from pixiu.models import load_base
 
     model, tokenizer = load_base(str(tiny_model_dir))
-    pairs = load_preferences(write_pairs(tmp_path / "pairs.jsonl", 3), TOY).items
+    pairs = load_preferences(write_toy_pairs(tmp_path / "pairs.jsonl", 3), TOY).items
     tokenized, _ = tokenize_pairs(tokenizer, pairs, 64)
     batch = collate_pairs(tokenized, [0, 1, 2], tokenizer.pad_token_id)
     with torch.no_grad():
@@ -179,7 +168,7 @@ def test_a_domain_preference_formatter_turns_raw_records_into_pairs(tmp_path):
 
 
 def test_dpo_raises_the_held_out_margin_and_registers_domain_dpo(tiny_model_dir, tmp_path):
-    data = write_pairs(tmp_path / "pairs.jsonl", 80)
+    data = write_toy_pairs(tmp_path / "pairs.jsonl", 80)
     run_dir = tmp_path / "run"
     config = load_config(
         overrides=[*SMALL, "train.max_steps=12", "train.save_every=6"], values={"base": str(tiny_model_dir)}
@@ -205,7 +194,7 @@ def test_dpo_raises_the_held_out_margin_and_registers_domain_dpo(tiny_model_dir,
 
 @pytest.mark.parametrize("loss", ["ipo", "simpo"])
 def test_the_other_losses_train_too(tiny_model_dir, tmp_path, loss):
-    data = write_pairs(tmp_path / "pairs.jsonl", 40)
+    data = write_toy_pairs(tmp_path / "pairs.jsonl", 40)
     overrides = [*SMALL, "train.max_steps=6", f"dpo.loss={loss}", "data.eval_records=8"]
     metrics = run(
         TOY, load_config(overrides=overrides, values={"base": str(tiny_model_dir)}), data, tmp_path / "r"
@@ -218,7 +207,7 @@ def train_in_child(*args):
 
 
 def test_a_sigkilled_dpo_run_resumes_exactly(tiny_model_dir, tmp_path):
-    data = write_pairs(tmp_path / "pairs.jsonl", 40)
+    data = write_toy_pairs(tmp_path / "pairs.jsonl", 40)
     common = ["--base", str(tiny_model_dir), "--data", str(data)]
     settings = [f"--set={s}" for s in [*SMALL, "train.max_steps=8", "train.save_every=3", "data.eval_records=0"]]
     straight = train_in_child(*common, "--run-dir", str(tmp_path / "straight"), *settings)
@@ -253,7 +242,7 @@ def test_the_command_line_trains_dpo_and_explains_missing_pairs(tiny_model_dir, 
     runner = CliRunner()
     no_pairs = runner.invoke(cli, ["domain", "train", "toy", "--method", "dpo", "--base", str(tiny_model_dir)])
     assert no_pairs.exit_code != 0 and "no preference formatter" in no_pairs.output
-    data = write_pairs(tmp_path / "pairs.jsonl", 30)
+    data = write_toy_pairs(tmp_path / "pairs.jsonl", 30)
     args = ["domain", "train", "toy", "--method", "dpo", "--base", str(tiny_model_dir), "--data", str(data)]
     sets = ["--set", "data.max_seq_len=64", "--set", "train.batch_tokens=512", "--set", "data.eval_records=6"]
     result = runner.invoke(cli, [*args, "--max-steps", "2", "--output", str(tmp_path / "run"), *sets])

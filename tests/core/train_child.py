@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pixiu.recipes.dpo as dpo_recipe
 import pixiu.recipes.grpo as grpo_recipe
 import pixiu.recipes.lora_sft as sft_recipe
+import pixiu.recipes.reward_model as rm_recipe
 from pixiu.config import load_config
 from toy_domain import TOY
 
@@ -31,17 +32,18 @@ def main() -> None:
         "sft": (sft_recipe, "labelled_loss"),
         "dpo": (dpo_recipe, "answer_logprobs"),
         "grpo": (grpo_recipe, "token_logprobs"),
+        "rm": (rm_recipe, "score_rows"),
     }[config.train.method]
     with_reference = (config.train.method == "dpo" and config.dpo.loss != "simpo") or config.grpo.beta > 0
     calls_per_step = 2 if config.train.method != "sft" and with_reference else 1
     if args.die_at_step:
         real_forward, calls = getattr(recipe, forward), [0]
 
-        def dying_forward(model, batch):
+        def dying_forward(*forward_args):
             calls[0] += 1
             if calls[0] == calls_per_step * (args.die_at_step - 1) + 1:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return real_forward(model, batch)
+            return real_forward(*forward_args)
 
         setattr(recipe, forward, dying_forward)
     recipe.run(TOY, config, Path(args.data), Path(args.run_dir), resume=args.resume)
