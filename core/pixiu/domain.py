@@ -74,8 +74,8 @@ class Domain:
     spiders: Sequence[str] = field(default_factory=tuple)
     """Scrapy spider classes as "module:Class" paths; imported only when crawling."""
     preference_formatter: Callable[[dict[str, Any]], Sequence[Preference]] | None = None
-    """One raw record -> the preference pairs it holds (none, one or many), for `--method dpo`; raise `BadRecord`
-    if the record is unusable. Records already in TRL's `prompt`/`chosen`/`rejected` form need none."""
+    """One raw record -> the preference pairs it holds (none, one or many), for `--method dpo` and `rm`; raise
+    `BadRecord` if the record is unusable. Records already in TRL's `prompt`/`chosen`/`rejected` form need none."""
     reward: Callable[[Messages, str, Any], float] | None = None
     """(prompt messages, the model's answer text with chat tokens stripped, the example's reference as the metrics
     get it) -> a finite score, higher is better: what `--method grpo` optimises. None: the domain has no reward."""
