@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from pixiu.config import load_config
+from pixiu.errors import ConfigError, PixiuError
 from pixiu.preference import collate_pairs, load_preferences, read_pairs, tokenize_pairs
 from pixiu.recipes.reward_model import run
 from pixiu.registry import list_adapters
@@ -96,11 +97,14 @@ def test_rm_learns_a_separable_preference_scores_it_again_when_loaded_and_regist
 
 
 def test_loading_a_run_without_a_head_is_refused(tmp_path):
-    from pixiu.errors import PixiuError
-
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(PixiuError, match="not a reward model"):
         load_reward_model(tmp_path)
+
+
+def test_rm_on_several_devices_is_refused_by_the_config():
+    with pytest.raises(ConfigError, match=r"train\.method=rm trains on one device"):
+        load_config(overrides=["train.method=rm", "train.devices=2"])
 
 
 def train_in_child(*args):
