@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -23,16 +25,22 @@ def attach_lora(
         task_type="CAUSAL_LM",
         use_dora=False,
     )
-    with warnings.catch_warnings():  # peft still calls a transformers API deprecated for v6
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    with _peft_quietly():
         return get_peft_model(model, config)
 
 
 def load_trainable_adapter(model: torch.nn.Module, adapter_dir: Path) -> PeftModel:
     """Load a saved adapter onto `model` to train it further."""
-    with warnings.catch_warnings():  # peft still calls a transformers API deprecated for v6
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    with _peft_quietly():
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+
+
+@contextlib.contextmanager
+def _peft_quietly() -> Iterator[None]:
+    """Silence the FutureWarning peft triggers by still calling a transformers API deprecated for v6."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
@@ -48,7 +56,8 @@ def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
 
 def load_adapter(model: torch.nn.Module, adapter_dir: Path) -> PeftModel:
     """Load a saved adapter onto `model` for inference."""
-    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    with _peft_quietly():
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
 
 
 def adapter_state(model: PeftModel) -> dict[str, torch.Tensor]:

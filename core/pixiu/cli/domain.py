@@ -216,9 +216,9 @@ def train(
     if not is_main_process():  # rank 0 of a launch reports for all
         return
     if summary.metrics.get("records"):
-        _print_scores(
-            summary.metrics, f"{domain.name}: base vs adapter on {summary.metrics['records']} held-out records"
-        )
+        compared = " vs ".join(v for v in ("base", "adapter") if v in summary.metrics)
+        unit = "pairs" if config.train.method in ("dpo", "rm") else "records"
+        _print_scores(summary.metrics, f"{domain.name}: {compared} on {summary.metrics['records']} held-out {unit}")
     else:
         click.echo("no records were held out, so nothing was evaluated (raise data.eval_records to evaluate)")
     name = domain.name + _recipe(config.train.method).ADAPTER_SUFFIX
