@@ -50,7 +50,7 @@ def test_scaffold_install_train_serve_uninstall(
     assert {NAME, "law"} <= set(listed("domain"))
     row = listed("plugins")[NAME]
     assert (row["source"], row["package"], row["status"]) == ("installed", DIST, "loaded")
-    assert row["hooks"] == ["register_domains"]
+    assert row["hooks"] == ["process_response", "register_domains"]
 
     for domain in (NAME, "law"):
         trained = pixiu("domain", "train", domain, "--base", str(tiny_model_dir), *TINY_TRAIN)
