@@ -11,9 +11,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from pixiu.config import RunConfig
 
 from pixiu.data import IGNORE_INDEX, TokenizedExample, collate, render
 from pixiu.domain import Domain, Messages, Preference
@@ -21,6 +26,8 @@ from pixiu.errors import BadRecord, DataError
 from pixiu.files import read_jsonl, write_jsonl
 from pixiu.records import Loaded, load_records
 
+REJECTS_FILE = "rejects.jsonl"
+"""Where a run writes the records and pairs it skipped (`--on-bad-record skip`)."""
 PAIR_KEYS = ("prompt", "chosen", "rejected")
 """The fields of a preference row as TRL's DPO and reward trainers read it."""
 
@@ -207,3 +214,54 @@ def _reject(pair: Preference, reason: str, on_bad_record: str, rejects_path: Pat
     row = {"where": pair.where, "reason": reason, "raw": raw}
     with rejects_path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+@dataclass(frozen=True)
+class PairSplit:
+    """A preference run's pairs: those it trains on and those it holds out, and how many records were rejected."""
+
+    train: list[Preference]
+    held_out: list[Preference]
+    rejected: int
+
+
+@dataclass(frozen=True)
+class TokenizedSplit:
+    """`PairSplit` tokenised; `rejected` now also counts the pairs whose prompt left no room for an answer."""
+
+    train: list[TokenizedPair]
+    held_out: list[TokenizedPair]
+    rejected: int
+
+
+def read_pair_split(
+    data_path: Path, domain: Domain, config: RunConfig, run_dir: Path, console: Console, *, resume: bool
+) -> PairSplit:
+    """Load a run's pairs and hold out `data.eval_records` of them (saved in the run folder unless resuming)."""
+    from pixiu.runs import EVAL_PAIRS_FILE, held_out_note, split_examples
+
+    rejects = run_dir / REJECTS_FILE
+    loaded = load_preferences(data_path, domain, on_bad_record=config.data.on_bad_record, rejects_path=rejects)
+    train, held_out = split_examples(loaded.items, config.data.eval_records, config.train.seed)
+    if note := held_out_note(len(loaded.items), config.data.eval_records):
+        console.print(f"[yellow]{note}[/]")
+    if config.data.max_records:
+        train = train[: config.data.max_records]
+    if not resume:
+        write_pairs(run_dir / EVAL_PAIRS_FILE, held_out)  # the held-out split is part of the record
+    return PairSplit(train, held_out, loaded.rejected)
+
+
+def tokenize_split(tokenizer, split: PairSplit, config: RunConfig, run_dir: Path, console: Console) -> TokenizedSplit:
+    """Tokenise both sides of a `PairSplit`, saying how many answers were cut and how many pairs were rejected."""
+    rejects, max_len, policy = run_dir / REJECTS_FILE, config.data.max_seq_len, config.data.on_bad_record
+    train, kept = tokenize_pairs(tokenizer, split.train, max_len, on_bad_record=policy, rejects_path=rejects)
+    held_out, _ = tokenize_pairs(tokenizer, split.held_out, max_len, on_bad_record=policy, rejects_path=rejects)
+    if note := cut_pairs_note(kept, train, max_len):
+        console.print(f"[yellow]{note}[/]")
+    if not train:
+        raise DataError(f"no preference pair is left to train on; see {rejects}")
+    rejected = split.rejected + len(split.train) + len(split.held_out) - len(train) - len(held_out)
+    if rejected:
+        console.print(f"[yellow]{rejected} bad records or pairs skipped; see {rejects}[/]")
+    return TokenizedSplit(train, held_out, rejected)

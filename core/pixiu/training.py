@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -17,10 +18,10 @@ from peft import PeftModel
 from rich.console import Console
 
 from pixiu import __version__
-from pixiu.checkpoint import load_checkpoint
+from pixiu.checkpoint import list_checkpoints, load_checkpoint
 from pixiu.config import RunConfig, to_dict
 from pixiu.data import DEFAULT_CHAT_TEMPLATE
-from pixiu.devices import resolve_device, resolve_precision
+from pixiu.devices import precision_name, resolve_device, resolve_precision
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
@@ -32,8 +33,10 @@ from pixiu.lora import (
     load_trainable_adapter,
     restore_adapter_state,
 )
+from pixiu.models import load_base
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.registry import resolve_adapter
+from pixiu.resume import check_matches_record
 from pixiu.runs import RUN_FILE, read_run_file
 
 LOCK_FILE = ".pixiu.lock"
@@ -80,6 +83,38 @@ def run_folder(run_dir: Path) -> Iterator[Path]:
             f"another training is writing into {run_dir} (it holds {run_dir / LOCK_FILE}); "
             "wait for it to finish, or pass another --output"
         ) from None
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What a recipe settles before loading anything: its checkpoints, its hardware, the adapter it starts from."""
+
+    checkpoints: list[Path]
+    hardware: Hardware
+    init_folder: Path | None
+
+
+def start_run(config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, ranks: Ranks) -> RunStart:
+    """Check everything that can fail cheaply (checkpoints against --resume, the record a resume must match,
+    device, precision, quantisation, train.init_adapter), so that nothing heavy loads for a run that cannot go."""
+    torch.set_num_threads(config.train.threads or ranks.cpu_threads())
+    checkpoints = list_checkpoints(run_dir)
+    check_resumable(checkpoints, run_dir, resume=resume)
+    if resume:
+        check_matches_record(run_dir, config, data_path)
+    return RunStart(checkpoints, training_setup(config, ranks), init_adapter_folder(config))
+
+
+def load_training_base(config: RunConfig, hardware: Hardware, console: Console) -> tuple[Any, Any]:
+    """The frozen base (on the run's device, in its dtype or quantised) readied for LoRA training, and its tokenizer."""
+    console.print(
+        f"loading base model [bold]{config.base}[/] on {hardware.device} in "
+        f"{config.lora.quantize or precision_name(hardware.dtype)}"
+    )
+    base, tokenizer = load_base(
+        config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
+    )
+    return prepare_base(base, config), tokenizer
 
 
 def check_resumable(checkpoints: list[Path], run_dir: Path, *, resume: bool) -> None:

@@ -7,6 +7,7 @@ import torch
 
 import pixiu.models
 import pixiu.recipes.lora_sft as recipe
+import pixiu.training as training
 from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pixiu.cli import cli
 from pixiu.config import load_config
@@ -24,7 +25,7 @@ def no_loading(monkeypatch):
     def refuse(*args, **kwargs):
         pytest.fail("load_base was called although the device/precision check should have failed first")
 
-    monkeypatch.setattr(recipe, "load_base", refuse)
+    monkeypatch.setattr(training, "load_base", refuse)
     monkeypatch.setattr(pixiu.models, "load_base", refuse)
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import pixiu.models
 import pixiu.paths
-import pixiu.recipes.lora_sft
+import pixiu.training
 from pixiu.cli import cli
 from pixiu.errors import PixiuError
 from pixiu.paths import ensure_writable
@@ -86,7 +86,7 @@ def no_base_loading(monkeypatch):
         pytest.fail("the base model was loaded before the unwritable folder was refused")
 
     monkeypatch.setattr(pixiu.models, "load_base", load_base)
-    monkeypatch.setattr(pixiu.recipes.lora_sft, "load_base", load_base)
+    monkeypatch.setattr(pixiu.training, "load_base", load_base)
 
 
 @pytest.mark.parametrize("where", ["output", "PIXIU_HOME"])

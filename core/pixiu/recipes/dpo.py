@@ -17,36 +17,36 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from pixiu.checkpoint import list_checkpoints, save_checkpoint
+from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
 from pixiu.data import StepBatches
 from pixiu.devices import peak_memory, precision_name, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
-from pixiu.errors import PixiuError
 from pixiu.files import atomic_write_json
 from pixiu.lora import adapter_state
 from pixiu.loss import answer_logprobs
-from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
-from pixiu.preference import TokenizedPair, collate_pairs, cut_pairs_note, load_preferences, tokenize_pairs, write_pairs
+from pixiu.preference import (
+    TokenizedPair,
+    collate_pairs,
+    read_pair_split,
+    tokenize_split,
+)
 from pixiu.preference_loss import NEEDS_REFERENCE, PairLogprobs, preference_loss
 from pixiu.progress import TrainProgress
 from pixiu.registry import register_adapter
-from pixiu.resume import check_matches_record
-from pixiu.runs import EVAL_PAIRS_FILE, LOG_FILE, METRICS_FILE, held_out_note, split_examples
+from pixiu.runs import LOG_FILE, METRICS_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
-    check_resumable,
-    init_adapter_folder,
     last_loss,
+    load_training_base,
     open_log,
-    prepare_base,
     resume_training,
     run_folder,
+    start_run,
     trainable_adapter,
-    training_setup,
     write_run_file,
 )
 
@@ -73,45 +73,16 @@ def run(
 def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console):
     """`run`, with the run folder locked."""
     ranks = Ranks()
-    torch.set_num_threads(config.train.threads or ranks.cpu_threads())
-    checkpoints = list_checkpoints(run_dir)
-    check_resumable(checkpoints, run_dir, resume=resume)
-    if resume:
-        check_matches_record(run_dir, config, data_path)
-    hardware = training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
-    init_folder = init_adapter_folder(config)
-    rejects = run_dir / "rejects.jsonl"
+    start = start_run(config, data_path, run_dir, resume=resume, ranks=ranks)  # nothing loaded for a run that cannot go
+    checkpoints, hardware, init_folder = start.checkpoints, start.hardware, start.init_folder
 
     # --- data ---------------------------------------------------------------------------------------------
-    loaded = load_preferences(data_path, domain, on_bad_record=config.data.on_bad_record, rejects_path=rejects)
-    train_pairs, eval_pairs = split_examples(loaded.items, config.data.eval_records, config.train.seed)
-    if note := held_out_note(len(loaded.items), config.data.eval_records):
-        console.print(f"[yellow]{note}[/]")
-    if config.data.max_records:
-        train_pairs = train_pairs[: config.data.max_records]
-    if not resume:
-        write_pairs(run_dir / EVAL_PAIRS_FILE, eval_pairs)  # the held-out split is part of the record
+    split = read_pair_split(data_path, domain, config, run_dir, console, resume=resume)
 
     # --- model --------------------------------------------------------------------------------------------
-    console.print(
-        f"loading base model [bold]{config.base}[/] on {hardware.device} in "
-        f"{config.lora.quantize or precision_name(hardware.dtype)}"
-    )
-    base, tokenizer = load_base(
-        config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
-    )
-    base = prepare_base(base, config)
-    max_len, policy = config.data.max_seq_len, config.data.on_bad_record
-    loaded_pairs = len(train_pairs) + len(eval_pairs)
-    tokenized, train_pairs = tokenize_pairs(tokenizer, train_pairs, max_len, on_bad_record=policy, rejects_path=rejects)
-    held_out, eval_pairs = tokenize_pairs(tokenizer, eval_pairs, max_len, on_bad_record=policy, rejects_path=rejects)
-    if note := cut_pairs_note(train_pairs, tokenized, max_len):
-        console.print(f"[yellow]{note}[/]")
-    if not tokenized:
-        raise PixiuError(f"{data_path}: no preference pair is left to train on; see {rejects}")
-    rejected = loaded.rejected + loaded_pairs - len(tokenized) - len(held_out)  # bad records, then too-long prompts
-    if rejected:
-        console.print(f"[yellow]{rejected} bad records or pairs skipped; see {rejects}[/]")
+    base, tokenizer = load_training_base(config, hardware, console)
+    pairs = tokenize_split(tokenizer, split, config, run_dir, console)
+    tokenized, held_out = pairs.train, pairs.held_out
     model = trainable_adapter(base, config, init_folder)
     optimiser = Optimiser(model, config, hardware.scaler)
     start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
@@ -187,7 +158,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             "final_loss": last_loss(run_dir / LOG_FILE),
             "tokens_per_second": round(speed, 1),
             "pairs": len(tokenized),
-            "rejected_records": rejected,
+            "rejected_records": pairs.rejected,
             "device": str(hardware.device),
             "precision": precision_name(hardware.dtype),
             "quantize": config.lora.quantize,

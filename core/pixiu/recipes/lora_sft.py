@@ -11,10 +11,9 @@ import os
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
-from pixiu.checkpoint import list_checkpoints, save_checkpoint
+from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig, formatter_for
 from pixiu.data import StepBatches, collate, cut_answers_note, tokenize_example
 from pixiu.devices import peak_memory, precision_name, reset_peak_memory
@@ -25,12 +24,10 @@ from pixiu.evaluation import evaluate
 from pixiu.files import atomic_write_json
 from pixiu.lora import adapter_state
 from pixiu.loss import labelled_loss
-from pixiu.models import load_base
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
 from pixiu.records import load_examples
 from pixiu.registry import register_adapter
-from pixiu.resume import check_matches_record
 from pixiu.runs import (
     EVAL_SPLIT_FILE,
     LOG_FILE,
@@ -43,15 +40,13 @@ from pixiu.runs import (
 from pixiu.training import (
     Optimiser,
     RunSummary,
-    check_resumable,
-    init_adapter_folder,
     last_loss,
+    load_training_base,
     open_log,
-    prepare_base,
     resume_training,
     run_folder,
+    start_run,
     trainable_adapter,
-    training_setup,
     write_run_file,
 )
 
@@ -87,13 +82,8 @@ def _run(
     domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console, ranks: Ranks
 ) -> RunSummary:
     """`run`, with the run folder locked."""
-    torch.set_num_threads(config.train.threads or ranks.cpu_threads())
-    checkpoints = list_checkpoints(run_dir)
-    check_resumable(checkpoints, run_dir, resume=resume)
-    if resume:
-        check_matches_record(run_dir, config, data_path)
-    hardware = training_setup(config, ranks)  # fails on an unusable device, precision or quantisation before loading
-    init_folder = init_adapter_folder(config)
+    start = start_run(config, data_path, run_dir, resume=resume, ranks=ranks)  # nothing loaded for a run that cannot go
+    checkpoints, hardware, init_folder = start.checkpoints, start.hardware, start.init_folder
 
     # --- data ---------------------------------------------------------------------------------------------
     loaded = load_examples(
@@ -116,14 +106,7 @@ def _run(
         write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
 
     # --- model --------------------------------------------------------------------------------------------
-    console.print(
-        f"loading base model [bold]{config.base}[/] on {hardware.device} in "
-        f"{config.lora.quantize or precision_name(hardware.dtype)}"
-    )
-    base, tokenizer = load_base(
-        config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
-    )
-    base = prepare_base(base, config)
+    base, tokenizer = load_training_base(config, hardware, console)
     tokenized = [tokenize_example(tokenizer, e.messages, config.data.max_seq_len) for e in train_examples]
     if note := cut_answers_note(train_examples, tokenized, config.data.max_seq_len):
         console.print(f"[yellow]{note}[/]")
