@@ -37,7 +37,7 @@ from pixiu.models import load_base
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.registry import resolve_adapter
 from pixiu.resume import check_matches_record
-from pixiu.runs import RUN_FILE, read_run_file
+from pixiu.runs import LOG_FILE, RUN_FILE, read_run_file
 
 LOCK_FILE = ".pixiu.lock"
 """Held (fcntl) by the training writing into a run folder."""
@@ -296,6 +296,22 @@ def last_loss(path: Path) -> float | None:
     """The loss of the last logged step."""
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return round(json.loads(lines[-1])["loss"], 4) if lines else None
+
+
+def run_figures(config: RunConfig, hardware: Hardware, run_dir: Path, tokens_per_second: float, memory: dict) -> dict:
+    """The `train` figures every recipe's metrics.json records: steps, last loss, speed, hardware, peak memory."""
+    return {
+        "method": config.train.method,
+        "steps": config.train.max_steps,
+        "final_loss": last_loss(run_dir / LOG_FILE),
+        "tokens_per_second": round(tokens_per_second, 1),
+        "device": str(hardware.device),
+        "precision": precision_name(hardware.dtype),
+        "quantize": config.lora.quantize,
+        "gradient_checkpointing": config.train.gradient_checkpointing,
+        "init_adapter": config.train.init_adapter,
+        "peak_memory": memory,
+    }
 
 
 def write_run_file(run_dir: Path, domain: Domain, config: RunConfig, data_path: Path, tokenizer, status: str) -> None:

@@ -20,7 +20,7 @@ from rich.console import Console
 from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
 from pixiu.data import StepBatches
-from pixiu.devices import peak_memory, precision_name, reset_peak_memory
+from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.files import atomic_write_json
@@ -40,10 +40,10 @@ from pixiu.runs import LOG_FILE, METRICS_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
-    last_loss,
     load_training_base,
     open_log,
     resume_training,
+    run_figures,
     run_folder,
     start_run,
     trainable_adapter,
@@ -151,19 +151,11 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     # --- evaluate -----------------------------------------------------------------------------------------
     metrics: dict = {
         "train": {
-            "method": "dpo",
+            **run_figures(config, hardware, run_dir, speed, memory),
             "loss": dpo.loss,
             "beta": beta,
-            "steps": config.train.max_steps,
-            "final_loss": last_loss(run_dir / LOG_FILE),
-            "tokens_per_second": round(speed, 1),
             "pairs": len(tokenized),
             "rejected_records": pairs.rejected,
-            "device": str(hardware.device),
-            "precision": precision_name(hardware.dtype),
-            "quantize": config.lora.quantize,
-            "gradient_checkpointing": config.train.gradient_checkpointing,
-            "peak_memory": memory,
         }
     }
     if held_out:

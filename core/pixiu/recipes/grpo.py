@@ -22,7 +22,7 @@ from rich.console import Console
 from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig, formatter_for
 from pixiu.data import IGNORE_INDEX, StepBatches, TokenizedExample, collate
-from pixiu.devices import peak_memory, precision_name, reset_peak_memory
+from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
@@ -48,10 +48,10 @@ from pixiu.runs import (
 from pixiu.training import (
     Optimiser,
     RunSummary,
-    last_loss,
     load_training_base,
     open_log,
     resume_training,
+    run_figures,
     run_folder,
     start_run,
     trainable_adapter,
@@ -222,20 +222,11 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     # --- evaluate -----------------------------------------------------------------------------------------
     metrics: dict = {
         "train": {
-            "method": "grpo",
+            **run_figures(config, hardware, run_dir, speed, memory),
             "group_size": grpo.group_size,
             "beta": grpo.beta,
-            "init_adapter": str(init_folder) if init_folder else None,
-            "steps": config.train.max_steps,
-            "final_loss": last_loss(run_dir / LOG_FILE),
-            "tokens_per_second": round(speed, 1),
             "examples": len(train_examples),
             "rejected_records": loaded.rejected,
-            "device": str(hardware.device),
-            "precision": precision_name(hardware.dtype),
-            "quantize": config.lora.quantize,
-            "gradient_checkpointing": config.train.gradient_checkpointing,
-            "peak_memory": memory,
         }
     }
     if eval_examples:

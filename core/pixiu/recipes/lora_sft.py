@@ -16,7 +16,7 @@ from rich.console import Console
 from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig, formatter_for
 from pixiu.data import StepBatches, collate, cut_answers_note, tokenize_example
-from pixiu.devices import peak_memory, precision_name, reset_peak_memory
+from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
@@ -40,10 +40,10 @@ from pixiu.runs import (
 from pixiu.training import (
     Optimiser,
     RunSummary,
-    last_loss,
     load_training_base,
     open_log,
     resume_training,
+    run_figures,
     run_folder,
     start_run,
     trainable_adapter,
@@ -182,16 +182,9 @@ def _run(
     # --- evaluate -----------------------------------------------------------------------------------------
     metrics: dict = {
         "train": {
-            "steps": config.train.max_steps,
-            "final_loss": last_loss(run_dir / LOG_FILE),
-            "tokens_per_second": round(speed, 1),
+            **run_figures(config, hardware, run_dir, speed, memory),
             "examples": len(tokenized),
             "rejected_records": loaded.rejected,
-            "device": str(hardware.device),
-            "precision": precision_name(hardware.dtype),
-            "quantize": config.lora.quantize,
-            "gradient_checkpointing": config.train.gradient_checkpointing,
-            "peak_memory": memory,
         }
     }
     if eval_examples and not ranks.can_evaluate:
