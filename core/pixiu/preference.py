@@ -25,6 +25,7 @@ from pixiu.domain import Domain, Messages, Preference
 from pixiu.errors import BadRecord, DataError
 from pixiu.files import read_jsonl, write_jsonl
 from pixiu.records import Loaded, load_records
+from pixiu.runs import EVAL_PAIRS_FILE, Split, held_out_note, split_examples
 
 REJECTS_FILE = "rejects.jsonl"
 """Where a run writes the records and pairs it skipped (`--on-bad-record skip`)."""
@@ -216,30 +217,10 @@ def _reject(pair: Preference, reason: str, on_bad_record: str, rejects_path: Pat
         handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-@dataclass(frozen=True)
-class PairSplit:
-    """A preference run's pairs: those it trains on and those it holds out, and how many records were rejected."""
-
-    train: list[Preference]
-    held_out: list[Preference]
-    rejected: int
-
-
-@dataclass(frozen=True)
-class TokenizedSplit:
-    """`PairSplit` tokenised; `rejected` now also counts the pairs whose prompt left no room for an answer."""
-
-    train: list[TokenizedPair]
-    held_out: list[TokenizedPair]
-    rejected: int
-
-
 def read_pair_split(
     data_path: Path, domain: Domain, config: RunConfig, run_dir: Path, console: Console, *, resume: bool
-) -> PairSplit:
+) -> Split[Preference]:
     """Load a run's pairs and hold out `data.eval_records` of them (saved in the run folder unless resuming)."""
-    from pixiu.runs import EVAL_PAIRS_FILE, held_out_note, split_examples
-
     rejects = run_dir / REJECTS_FILE
     loaded = load_preferences(data_path, domain, on_bad_record=config.data.on_bad_record, rejects_path=rejects)
     train, held_out = split_examples(loaded.items, config.data.eval_records, config.train.seed)
@@ -249,11 +230,14 @@ def read_pair_split(
         train = train[: config.data.max_records]
     if not resume:
         write_pairs(run_dir / EVAL_PAIRS_FILE, held_out)  # the held-out split is part of the record
-    return PairSplit(train, held_out, loaded.rejected)
+    return Split(train, held_out, loaded.rejected)
 
 
-def tokenize_split(tokenizer, split: PairSplit, config: RunConfig, run_dir: Path, console: Console) -> TokenizedSplit:
-    """Tokenise both sides of a `PairSplit`, saying how many answers were cut and how many pairs were rejected."""
+def tokenize_split(
+    tokenizer, split: Split[Preference], config: RunConfig, run_dir: Path, console: Console
+) -> Split[TokenizedPair]:
+    """Tokenise both sides of a split, saying how many answers were cut; `rejected` then also counts the pairs whose
+    prompt left no room for an answer."""
     rejects, max_len, policy = run_dir / REJECTS_FILE, config.data.max_seq_len, config.data.on_bad_record
     train, kept = tokenize_pairs(tokenizer, split.train, max_len, on_bad_record=policy, rejects_path=rejects)
     held_out, _ = tokenize_pairs(tokenizer, split.held_out, max_len, on_bad_record=policy, rejects_path=rejects)
@@ -264,4 +248,4 @@ def tokenize_split(tokenizer, split: PairSplit, config: RunConfig, run_dir: Path
     rejected = split.rejected + len(split.train) + len(split.held_out) - len(train) - len(held_out)
     if rejected:
         console.print(f"[yellow]{rejected} bad records or pairs skipped; see {rejects}[/]")
-    return TokenizedSplit(train, held_out, rejected)
+    return Split(train, held_out, rejected)

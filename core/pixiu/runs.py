@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import yaml
 
@@ -26,6 +27,15 @@ PREDICTIONS_FILE = "predictions.jsonl"
 """Each held-out example's gold answer next to every variant's answer."""
 METRICS_FILE = "metrics.json"
 """Training figures, the record count and the scores of every variant."""
+
+
+@dataclass(frozen=True)
+class Split(Generic[T]):
+    """A run's examples (or pairs): those it trains on, those it holds out, and how many records were rejected."""
+
+    train: list[T]
+    held_out: list[T]
+    rejected: int
 
 
 def split_examples(examples: list[T], eval_records: int, seed: int) -> tuple[list[T], list[T]]:

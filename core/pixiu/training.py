@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
@@ -19,11 +19,11 @@ from rich.console import Console
 
 from pixiu import __version__
 from pixiu.checkpoint import list_checkpoints, load_checkpoint
-from pixiu.config import RunConfig, to_dict
+from pixiu.config import RunConfig, formatter_for, to_dict
 from pixiu.data import DEFAULT_CHAT_TEMPLATE
 from pixiu.devices import precision_name, resolve_device, resolve_precision
 from pixiu.distributed import Ranks
-from pixiu.domain import Domain
+from pixiu.domain import Domain, Example
 from pixiu.errors import PixiuError
 from pixiu.files import atomic_write_text, locked
 from pixiu.lora import (
@@ -35,9 +35,19 @@ from pixiu.lora import (
 )
 from pixiu.models import load_base
 from pixiu.quantize import check_quantize, prepare_quantized
+from pixiu.records import load_examples
 from pixiu.registry import resolve_adapter
 from pixiu.resume import check_matches_record
-from pixiu.runs import LOG_FILE, RUN_FILE, read_run_file
+from pixiu.runs import (
+    EVAL_SPLIT_FILE,
+    LOG_FILE,
+    RUN_FILE,
+    Split,
+    held_out_note,
+    read_run_file,
+    split_examples,
+    write_split,
+)
 
 LOCK_FILE = ".pixiu.lock"
 """Held (fcntl) by the training writing into a run folder."""
@@ -103,6 +113,32 @@ def start_run(config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool
     if resume:
         check_matches_record(run_dir, config, data_path)
     return RunStart(checkpoints, training_setup(config, ranks), init_adapter_folder(config))
+
+
+def read_example_split(
+    data_path: Path, domain: Domain, config: RunConfig, run_dir: Path, console: Console, *, resume: bool, writes: bool
+) -> Split[Example]:
+    """Format a run's records and hold out `data.eval_records` of them; with `writes` (the rank that writes), bad
+    records go to rejects.jsonl and a new run saves its held-out split, which a resumed run keeps."""
+    rejects = run_dir / "rejects.jsonl"
+    loaded = load_examples(
+        data_path,
+        formatter_for(domain, config),
+        on_bad_record=config.data.on_bad_record,
+        rejects_path=rejects if writes else None,
+    )
+    if loaded.rejected:
+        console.print(f"[yellow]{loaded.rejected} bad records skipped; see {rejects}[/]")
+    train, held_out = split_examples(loaded.items, config.data.eval_records, config.train.seed)
+    if note := held_out_note(len(loaded.items), config.data.eval_records):
+        console.print(f"[yellow]{note}[/]")
+    if config.data.max_records:
+        train = train[: config.data.max_records]
+    if not train:
+        raise PixiuError(f"{data_path}: every record was held out for evaluation; lower data.eval_records")
+    if not resume and writes:
+        write_split(run_dir / EVAL_SPLIT_FILE, held_out)
+    return Split(train, held_out, loaded.rejected)
 
 
 def load_training_base(config: RunConfig, hardware: Hardware, console: Console) -> tuple[Any, Any]:
@@ -204,10 +240,11 @@ class Optimiser:
         """The learning rate of the next step."""
         return float(self.scheduler.get_last_lr()[0])
 
-    def state_dict(self, optimizer_state: dict | None) -> dict:
-        """The training state a checkpoint keeps beside the adapter; `optimizer_state` as the ranks give it."""
+    def state_dict(self, optimizer_state: dict | Literal["own"] | None = "own") -> dict:
+        """The training state a checkpoint keeps beside the adapter; `optimizer_state` as the ranks give it, else
+        the optimizer's own."""
         return {
-            "optimizer": optimizer_state,
+            "optimizer": self.optimizer.state_dict() if optimizer_state == "own" else optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
         }

@@ -102,13 +102,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             indices = batches.for_step(step)
             batch = {k: v.to(hardware.device) for k, v in collate_pairs(tokenized, indices, pad_id).items()}
             reference = _reference_logprobs(model, batch) if NEEDS_REFERENCE[dpo.loss] else None
-            result = preference_loss(
-                dpo.loss,
-                beta,
-                PairLogprobs.split(*answer_logprobs(model, batch)),
-                reference,
-                simpo_gamma=dpo.simpo_gamma,
-            )
+            result = preference_loss(dpo.loss, beta, _logprobs(model, batch), reference, simpo_gamma=dpo.simpo_gamma)
             loss = result.losses.mean()
             optimiser.step(loss)
             margins = result.chosen_rewards - result.rejected_rewards
@@ -135,7 +129,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             log.flush()
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
             if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
-                training_state = optimiser.state_dict(optimiser.optimizer.state_dict())
+                training_state = optimiser.state_dict()
                 save_checkpoint(
                     run_dir, step + 1, adapter_state(model), training_state, keep=config.train.keep_checkpoints
                 )

@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 
 from pixiu.checkpoint import save_checkpoint
-from pixiu.config import RunConfig, formatter_for
+from pixiu.config import RunConfig
 from pixiu.data import IGNORE_INDEX, StepBatches, TokenizedExample, collate
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
@@ -33,23 +33,19 @@ from pixiu.lora import adapter_state
 from pixiu.loss import token_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
-from pixiu.records import load_examples
 from pixiu.registry import register_adapter
 from pixiu.rewards import RewardError, check_has_reward, score
 from pixiu.runs import (
-    EVAL_SPLIT_FILE,
     LOG_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
-    held_out_note,
-    split_examples,
-    write_split,
 )
 from pixiu.training import (
     Optimiser,
     RunSummary,
     load_training_base,
     open_log,
+    read_example_split,
     resume_training,
     run_figures,
     run_folder,
@@ -97,23 +93,8 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     grpo = config.grpo
 
     # --- data ---------------------------------------------------------------------------------------------
-    loaded = load_examples(
-        data_path,
-        formatter_for(domain, config),
-        on_bad_record=config.data.on_bad_record,
-        rejects_path=run_dir / "rejects.jsonl",
-    )
-    if loaded.rejected:
-        console.print(f"[yellow]{loaded.rejected} bad records skipped; see {run_dir / 'rejects.jsonl'}[/]")
-    train_examples, eval_examples = split_examples(loaded.items, config.data.eval_records, config.train.seed)
-    if note := held_out_note(len(loaded.items), config.data.eval_records):
-        console.print(f"[yellow]{note}[/]")
-    if config.data.max_records:
-        train_examples = train_examples[: config.data.max_records]
-    if not train_examples:
-        raise PixiuError(f"{data_path}: every record was held out for evaluation; lower data.eval_records")
-    if not resume:
-        write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
+    split = read_example_split(data_path, domain, config, run_dir, console, resume=resume, writes=True)
+    train_examples, eval_examples = split.train, split.held_out
 
     # --- model --------------------------------------------------------------------------------------------
     base, tokenizer = load_training_base(config, hardware, console)
@@ -132,7 +113,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
 
     def save(steps: int) -> None:
         """Checkpoint the adapter and the training state after `steps` steps."""
-        training_state = optimiser.state_dict(optimiser.optimizer.state_dict())
+        training_state = optimiser.state_dict()
         save_checkpoint(run_dir, steps, adapter_state(model), training_state, keep=config.train.keep_checkpoints)
 
     # --- train --------------------------------------------------------------------------------------------
@@ -226,7 +207,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             "group_size": grpo.group_size,
             "beta": grpo.beta,
             "examples": len(train_examples),
-            "rejected_records": loaded.rejected,
+            "rejected_records": split.rejected,
         }
     }
     if eval_examples:

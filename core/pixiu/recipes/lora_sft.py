@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from pixiu.checkpoint import save_checkpoint
-from pixiu.config import RunConfig, formatter_for
+from pixiu.config import RunConfig
 from pixiu.data import StepBatches, collate, cut_answers_note, tokenize_example
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
@@ -26,22 +26,18 @@ from pixiu.lora import adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
-from pixiu.records import load_examples
 from pixiu.registry import register_adapter
 from pixiu.runs import (
-    EVAL_SPLIT_FILE,
     LOG_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
-    held_out_note,
-    split_examples,
-    write_split,
 )
 from pixiu.training import (
     Optimiser,
     RunSummary,
     load_training_base,
     open_log,
+    read_example_split,
     resume_training,
     run_figures,
     run_folder,
@@ -86,24 +82,8 @@ def _run(
     checkpoints, hardware, init_folder = start.checkpoints, start.hardware, start.init_folder
 
     # --- data ---------------------------------------------------------------------------------------------
-    loaded = load_examples(
-        data_path,
-        formatter_for(domain, config),
-        on_bad_record=config.data.on_bad_record,
-        rejects_path=run_dir / "rejects.jsonl" if ranks.is_main else None,
-    )
-    if loaded.rejected:
-        console.print(f"[yellow]{loaded.rejected} bad records skipped; see {run_dir / 'rejects.jsonl'}[/]")
-    train_examples, eval_examples = split_examples(loaded.items, config.data.eval_records, config.train.seed)
-    if note := held_out_note(len(loaded.items), config.data.eval_records):
-        console.print(f"[yellow]{note}[/]")
-    if config.data.max_records:
-        train_examples = train_examples[: config.data.max_records]
-    if not train_examples:
-        raise PixiuError(f"{data_path}: every record was held out for evaluation; lower data.eval_records")
-    # the held-out split is part of the record: a resumed run keeps the one it started with
-    if not resume and ranks.is_main:
-        write_split(run_dir / EVAL_SPLIT_FILE, eval_examples)
+    split = read_example_split(data_path, domain, config, run_dir, console, resume=resume, writes=ranks.is_main)
+    train_examples, eval_examples = split.train, split.held_out
 
     # --- model --------------------------------------------------------------------------------------------
     base, tokenizer = load_training_base(config, hardware, console)
@@ -184,7 +164,7 @@ def _run(
         "train": {
             **run_figures(config, hardware, run_dir, speed, memory),
             "examples": len(tokenized),
-            "rejected_records": loaded.rejected,
+            "rejected_records": split.rejected,
         }
     }
     if eval_examples and not ranks.can_evaluate:

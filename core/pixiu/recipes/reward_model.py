@@ -125,7 +125,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             log.flush()
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
             if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
-                training_state = optimiser.state_dict(optimiser.optimizer.state_dict())
+                training_state = optimiser.state_dict()
                 weights = checkpoint_weights(model, {HEAD_KEY: head})
                 save_checkpoint(run_dir, step + 1, weights, training_state, keep=config.train.keep_checkpoints)
                 progress.note(f"checkpoint saved: step {step + 1}")
