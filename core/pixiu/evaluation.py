@@ -64,6 +64,8 @@ class Evaluation:
 
     records: int
     scores: dict[str, dict[str, float]]
+    answers: dict[str, list[str]]
+    """Each variant's answers, in the order of the examples scored."""
 
 
 def evaluate(
@@ -102,9 +104,8 @@ def evaluate(
                 )
     if predictions_path:
         _write_predictions(predictions_path, examples, answers)
-    return Evaluation(
-        len(examples), {label: score_answers(domain, texts, examples) for label, texts in answers.items()}
-    )
+    scores = {label: score_answers(domain, texts, examples) for label, texts in answers.items()}
+    return Evaluation(len(examples), scores, answers)
 
 
 def evaluate_domain(

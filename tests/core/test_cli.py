@@ -184,7 +184,7 @@ def test_eval_uses_the_adapters_recorded_config(toy_plugin, tiny_model_dir, tmp_
 
     def spy(model, tokenizer, domain, examples, args, *, max_prompt_tokens, variants, predictions_path=None):
         seen.update(max_prompt_tokens=max_prompt_tokens, max_new_tokens=args.max_new_tokens, batch=args.batch_size)
-        return pixiu.evaluation.Evaluation(len(examples), {v: {} for v in variants})
+        return pixiu.evaluation.Evaluation(len(examples), {v: {} for v in variants}, {v: [] for v in variants})
 
     monkeypatch.setattr(pixiu.evaluation, "evaluate", spy)
     pixiu.evaluation.evaluate_domain("toy", adapter="toy")

@@ -27,7 +27,7 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate, reference_of
-from pixiu.files import atomic_write_json, read_jsonl
+from pixiu.files import atomic_write_json
 from pixiu.generate import clean_answer, prompt_ids, sample_completions
 from pixiu.lora import adapter_state
 from pixiu.loss import token_logprobs
@@ -222,7 +222,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         )
         metrics.update(records=result.records, **result.scores)
         scored = eval_examples[: result.records]
-        for variant, answers in _answers(run_dir / PREDICTIONS_FILE).items():
+        for variant, answers in result.answers.items():
             given = [
                 score(domain, e.messages[:-1], a, reference_of(domain, e)) for e, a in zip(scored, answers, strict=True)
             ]
@@ -233,9 +233,3 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     # --- register -----------------------------------------------------------------------------------------
     register_adapter(domain.name + ADAPTER_SUFFIX, domain.name, run_dir, config.base, metrics)
     return RunSummary(run_dir, config.train.max_steps, speed, metrics)
-
-
-def _answers(predictions: Path) -> dict[str, list[str]]:
-    """Each variant's held-out answers, as evaluation wrote them."""
-    rows = read_jsonl(predictions)
-    return {variant: [row[variant] for row in rows] for variant in ("base", "adapter")}
