@@ -84,12 +84,13 @@ class DataArgs(Section):
 class TrainArgs(Section):
     """The optimisation loop."""
 
-    method: Literal["sft", "dpo", "grpo", "rm"] = "sft"
+    method: Literal["sft", "dpo", "grpo", "rm", "ppo"] = "sft"
     """The training objective: "sft" learns the gold answers (chat examples); "dpo" learns to prefer the chosen
     answer of preference pairs over the rejected one (the `dpo` section), with the base as the reference; "grpo"
     samples answers to the examples' prompts and learns from the domain's reward (the `grpo` section); "rm"
     trains a reward model on preference pairs: a scalar head on the adapted base scores the chosen answer above
-    the rejected one (Bradley-Terry)."""
+    the rejected one (Bradley-Terry); "ppo" samples answers and learns from a reward model's scores (or the
+    domain's reward) with a value head, a KL penalty to the base and clipped updates (the `ppo` section)."""
     init_adapter: str | None = None
     """Start from this adapter (a registered name or an adapter folder, e.g. the domain's sft adapter) instead of
     a fresh LoRA; its own rank and target modules are used, and the `lora` section's are ignored."""
@@ -162,6 +163,37 @@ class GrpoArgs(Section):
     forward pass altogether. DeepSeekMath used 0.04."""
 
 
+class PpoArgs(Section):
+    """Proximal policy optimisation (`train.method: ppo`; Schulman et al. 2017, as InstructGPT used it): sampled
+    answers, a reward at each answer's end, a per-token KL penalty to the base, a value head and GAE."""
+
+    reward: Literal["model", "domain"] = "model"
+    """"model" scores answers with a reward model trained by `--method rm` on this base, and reads the
+    prompts of preference pairs (what the reward model was trained on); "domain" scores them with the domain's
+    reward function against each example's reference, and reads the domain's examples."""
+    reward_model: str | None = None
+    """The reward model for `reward: model`: a registered name or a run folder; None is DOMAIN-rm."""
+    max_new_tokens: int = Field(32, gt=0)
+    """Longest sampled answer, in tokens. A step's prompts are as many as fit `train.batch_tokens` with one
+    answer of this length each."""
+    temperature: Float = Field(1.0, gt=0)
+    """Sampling temperature of the answers (no top-k or top-p cut, so the policy's own distribution is sampled)."""
+    kl_coef: Float = Field(0.05, ge=0)
+    """Weight of the per-token KL penalty to the reference (the base, adapter off) in the reward; trl's default."""
+    epochs: int = Field(2, gt=0)
+    """Optimiser steps on each batch of samples (trl uses 4; each costs a forward and a backward pass)."""
+    clip: Float = Field(0.2, gt=0)
+    """How far the policy ratio may move from 1 before an update stops pushing it (PPO's epsilon)."""
+    value_clip: Float = Field(0.2, gt=0)
+    """How far a value estimate may move from its rollout value in one update before its loss stops pulling it."""
+    value_coef: Float = Field(0.1, ge=0)
+    """Weight of the value head's loss beside the policy loss (trl's vf_coef)."""
+    gamma: Float = Field(1.0, gt=0, le=1)
+    """Discount per token; 1 leaves the end-of-answer reward undiscounted, as is usual for language models."""
+    lam: Float = Field(0.95, ge=0, le=1)
+    """GAE's lambda: 1 is the Monte-Carlo return, 0 the one-step temporal difference."""
+
+
 class EvalArgs(Section):
     """Generation settings for evaluation."""
 
@@ -183,10 +215,16 @@ class RunConfig(Section):
     train: TrainArgs = Field(default_factory=TrainArgs)
     dpo: DpoArgs = Field(default_factory=DpoArgs)
     grpo: GrpoArgs = Field(default_factory=GrpoArgs)
+    ppo: PpoArgs = Field(default_factory=PpoArgs)
     eval: EvalArgs = Field(default_factory=EvalArgs)
     plugins: dict[str, Any] = Field(default_factory=dict)
     """The domain's own settings under its name (`plugins.zhihu.top_answers`), checked against the domain's
     `Domain.settings` model and handed to its formatter; after loading, the validated settings object."""
+
+    def reads_pairs(self) -> bool:
+        """Whether the run trains on preference pairs (dpo, rm, and ppo scored by a reward model), not examples."""
+        method = self.train.method
+        return method in ("dpo", "rm") or (method == "ppo" and self.ppo.reward == "model")
 
     @model_validator(mode="after")
     def _a_step_holds_an_example(self) -> RunConfig:
@@ -200,11 +238,12 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _grpo_prompts_leave_room_for_answers(self) -> RunConfig:
+    def _prompts_leave_room_for_sampled_answers(self) -> RunConfig:
         """A sampled answer must fit in an example's token budget beside its prompt."""
-        if self.train.method == "grpo" and self.grpo.max_new_tokens >= self.data.max_seq_len:
+        method = self.train.method
+        if method in ("grpo", "ppo") and getattr(self, method).max_new_tokens >= self.data.max_seq_len:
             raise ValueError(
-                f"grpo.max_new_tokens ({self.grpo.max_new_tokens}) must be < data.max_seq_len "
+                f"{method}.max_new_tokens ({getattr(self, method).max_new_tokens}) must be < data.max_seq_len "
                 f"({self.data.max_seq_len}), which holds the prompt and the sampled answer"
             )
         return self

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pixiu.config import EvalArgs, formatter_for, load_config
 from pixiu.devices import Precision
-from pixiu.domain import Domain, Example
+from pixiu.domain import Domain, Example, Messages
 from pixiu.errors import PixiuError
 from pixiu.files import write_jsonl
 from pixiu.generate import clean_answer, generate_answers
@@ -86,26 +86,43 @@ def evaluate(
     """
     examples = list(examples)[: args.limit] if args.limit else list(examples)
     prompts = [e.messages[:-1] for e in examples]
+    answers = variant_answers(
+        model, tokenizer, prompts, args, max_prompt_tokens=max_prompt_tokens, variants=variants, title=domain.name
+    )
+    if predictions_path:
+        _write_predictions(predictions_path, examples, answers)
+    scores = {label: score_answers(domain, texts, examples) for label, texts in answers.items()}
+    return Evaluation(len(examples), scores, answers)
+
+
+def variant_answers(
+    model,
+    tokenizer,
+    prompts: Sequence[Messages],
+    args: EvalArgs,
+    *,
+    max_prompt_tokens: int,
+    variants: Sequence[str] = ("base", "adapter"),
+    title: str,
+) -> dict[str, list[str]]:
+    """Each variant's greedy answers to `prompts` ("base": any adapter switched off), with a progress bar each."""
     answers: dict[str, list[str]] = {}
     with _progress() as progress:
         for label in variants:
             context = _adapter_off(model) if label == "base" else contextlib.nullcontext()
-            task = progress.add_task(f"eval {domain.name} ({label})", total=len(prompts))
+            task = progress.add_task(f"eval {title} ({label})", total=len(prompts))
             model.eval()
             with context:
                 answers[label] = generate_answers(
                     model,
                     tokenizer,
-                    prompts,
+                    list(prompts),
                     max_prompt_tokens=max_prompt_tokens,
                     max_new_tokens=args.max_new_tokens,
                     batch_size=args.batch_size,
                     on_batch=functools.partial(progress.advance, task),
                 )
-    if predictions_path:
-        _write_predictions(predictions_path, examples, answers)
-    scores = {label: score_answers(domain, texts, examples) for label, texts in answers.items()}
-    return Evaluation(len(examples), scores, answers)
+    return answers
 
 
 def evaluate_domain(

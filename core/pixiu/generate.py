@@ -4,11 +4,11 @@ turn), and sampled completions for reinforcement learning."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-from pixiu.data import fit_prompt, render
+from pixiu.data import IGNORE_INDEX, TokenizedExample, fit_prompt, render
 from pixiu.domain import Messages
 
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
@@ -116,3 +116,9 @@ def sample_completions(
         end = next((i + 1 for i, token in enumerate(row) if token in stops), len(row))
         completions.append(row[:end])
     return completions
+
+
+def rollout_examples(prompts: Sequence[list[int]], completions: Sequence[list[int]]) -> list[TokenizedExample]:
+    """Each prompt's token ids followed by its sampled completion, only the completion labelled: the rows of a
+    policy-gradient step."""
+    return [TokenizedExample(p + c, [IGNORE_INDEX] * len(p) + c) for p, c in zip(prompts, completions, strict=True)]

@@ -60,6 +60,18 @@ def load_adapter(model: torch.nn.Module, adapter_dir: Path) -> PeftModel:
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
 
 
+@contextlib.contextmanager
+def frozen_adapter_active(model: PeftModel, name: str) -> Iterator[None]:
+    """Run `model` with its frozen adapter `name` active (a reward model beside the policy), then make the
+    adapter that was active, trainable, active again."""
+    trained = model.active_adapter
+    model.set_adapter(name, inference_mode=True)
+    try:
+        yield
+    finally:
+        model.set_adapter(trained)  # peft makes the adapter it activates trainable again, and `name` frozen
+
+
 def adapter_state(model: PeftModel) -> dict[str, torch.Tensor]:
     """The adapter's weights only (a few MB), as peft saves them, copied onto the CPU."""
     return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}

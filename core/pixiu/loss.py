@@ -6,6 +6,7 @@ projection (and its softmax) on prompt tokens saves a large share of every step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,6 +44,24 @@ def answer_logprobs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[tor
 
 def token_logprobs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The log-probability (fp32) of every labelled token, in row-major order, and the batch row each one is in."""
+    outputs = labelled_outputs(causal_lm, batch)
+    return outputs.logprobs, outputs.rows
+
+
+@dataclass(frozen=True)
+class LabelledOutputs:
+    """What a forward pass gives at the positions that predict labelled tokens, in row-major order."""
+
+    logprobs: torch.Tensor
+    """The fp32 log-probability of each labelled token."""
+    rows: torch.Tensor
+    """The batch row each labelled token is in."""
+    hidden: torch.Tensor
+    """The final hidden state at the position predicting each labelled token (a value head reads it)."""
+
+
+def labelled_outputs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> LabelledOutputs:
+    """Log-probabilities and final hidden states at the labelled positions, the output head run on those alone."""
     if hasattr(causal_lm, "get_base_model"):  # a peft wrapper: its LoRA layers live inside the base model
         causal_lm = causal_lm.get_base_model()
     labels = batch["labels"]
@@ -51,9 +70,11 @@ def token_logprobs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> tuple[torc
     keep = targets != IGNORE_INDEX
     rows = keep.nonzero()[:, 0]
     if not supports_selective_head(causal_lm):
-        logits = causal_lm(input_ids=batch["input_ids"], use_cache=False).logits[keep]
+        output = causal_lm(input_ids=batch["input_ids"], use_cache=False, output_hidden_states=True)
+        logits, hidden = output.logits[keep], output.hidden_states[-1][keep]
     else:
         decoder = getattr(causal_lm, causal_lm.base_model_prefix)
-        hidden = decoder(input_ids=batch["input_ids"], use_cache=False).last_hidden_state
-        logits = causal_lm.get_output_embeddings()(hidden[keep])
-    return -F.cross_entropy(logits.float(), targets[keep], reduction="none"), rows
+        hidden = decoder(input_ids=batch["input_ids"], use_cache=False).last_hidden_state[keep]
+        logits = causal_lm.get_output_embeddings()(hidden)
+    logprobs = -F.cross_entropy(logits.float(), targets[keep], reduction="none")
+    return LabelledOutputs(logprobs, rows, hidden)

@@ -8,6 +8,7 @@ attention is causal, so a row's score never depends on the padding after it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pixiu.data import IGNORE_INDEX, collate
 from pixiu.devices import Precision, placement
 from pixiu.domain import Messages
 from pixiu.errors import PixiuError
+from pixiu.lora import frozen_adapter_active
 from pixiu.preference import tokenize_answer
 
 HEAD_FILE = "reward_head.safetensors"
@@ -84,6 +86,9 @@ class RewardModel:
     head: torch.nn.Linear
     tokenizer: Any
     max_len: int
+    adapter: str | None = None
+    """The reward model's adapter name in `model` when it shares the model with a trained policy (ppo);
+    None when its adapter is the model's only one."""
 
     def score(self, prompt: Messages | str, answer: str) -> float:
         """The reward of `answer` after `prompt` (chat messages, or a user message's text)."""
@@ -92,42 +97,75 @@ class RewardModel:
     @torch.no_grad()
     def score_batch(self, items: Sequence[tuple[Messages | str, str]], batch_size: int = 16) -> list[float]:
         """The reward of each (prompt, answer), `batch_size` rows at a time."""
-        self.model.eval()
         examples = [
             tokenize_answer(self.tokenizer, _messages(prompt), answer, self.max_len) for prompt, answer in items
         ]
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         device = self.head.weight.device
         scores: list[float] = []
-        for start in range(0, len(examples), batch_size):
-            batch = collate(examples, list(range(start, min(start + batch_size, len(examples)))), pad_id)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            scores.extend(score_rows(self.model, self.head, batch).tolist())
+        self.model.eval()
+        with frozen_adapter_active(self.model, self.adapter) if self.adapter else contextlib.nullcontext():
+            for start in range(0, len(examples), batch_size):
+                batch = collate(examples, list(range(start, min(start + batch_size, len(examples)))), pad_id)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                scores.extend(score_rows(self.model, self.head, batch).tolist())
         return scores
 
 
-def load_reward_model(
-    run_dir_or_name: str | Path, *, device: str = "auto", precision: Precision = "auto"
-) -> RewardModel:
-    """Load a reward model trained by `--method rm`: its run folder, or its registered name (e.g. law-rm)."""
-    from pixiu.config import load_config
-    from pixiu.lora import load_adapter
-    from pixiu.models import load_base
+def reward_model_folder(run_dir_or_name: str | Path, *, base: str | None = None) -> Path:
+    """The run folder of a reward model (its folder, or its registered name such as zhihu-rm), checked to be one
+    (and, given `base`, to be trained on that base) before anything loads."""
     from pixiu.registry import resolve_adapter
     from pixiu.runs import read_run_file
 
     folder = resolve_adapter(str(run_dir_or_name))
     if not (folder / HEAD_FILE).is_file():
         raise PixiuError(f"{folder} is not a reward model: it has no {HEAD_FILE} (train one with --method rm)")
-    record = read_run_file(folder)
-    if "base_model" not in record:
+    recorded = read_run_file(folder).get("base_model")
+    if recorded is None:
         raise PixiuError(f"{folder} has no pixiu_run.yaml naming its base model; it was not trained by pixiu")
-    config = load_config(start=record.get("config"))
+    if base is not None and recorded != base:
+        raise PixiuError(
+            f"the reward model {folder} was trained on the base {recorded}, not on {base}; the policy and the "
+            f"reward model share one base in memory: pass --base {recorded}, or train a reward model on {base}"
+        )
+    return folder
+
+
+def load_reward_model(
+    run_dir_or_name: str | Path, *, device: str = "auto", precision: Precision = "auto"
+) -> RewardModel:
+    """Load a reward model trained by `--method rm`: its run folder, or its registered name (e.g. law-rm)."""
+    from pixiu.lora import load_adapter
+    from pixiu.models import load_base
+    from pixiu.runs import read_run_file
+
+    folder = reward_model_folder(run_dir_or_name)
     target, dtype = placement(device, precision)
-    base, tokenizer = load_base(record["base_model"], dtype=dtype, device=target)
+    base, tokenizer = load_base(read_run_file(folder)["base_model"], dtype=dtype, device=target)
     model = load_adapter(base, folder)
     model.eval()
-    return RewardModel(model, load_head(folder, target), tokenizer, config.data.max_seq_len)
+    return RewardModel(model, load_head(folder, target), tokenizer, _trained_max_len(folder))
+
+
+REWARD_ADAPTER = "reward"
+"""The reward model's adapter name when `attach_reward_model` loads it beside a policy."""
+
+
+def attach_reward_model(policy: PeftModel, folder: Path, tokenizer: Any) -> RewardModel:
+    """The reward model in `folder` (checked by `reward_model_folder`) as a second, frozen adapter of the policy's
+    own peft model, so that policy, reference and reward model share one base in memory."""
+    policy.load_adapter(str(folder), adapter_name=REWARD_ADAPTER, is_trainable=False)
+    head = load_head(folder, next(policy.parameters()).device)
+    return RewardModel(policy, head, tokenizer, _trained_max_len(folder), adapter=REWARD_ADAPTER)
+
+
+def _trained_max_len(folder: Path) -> int:
+    """The `data.max_seq_len` the reward model in `folder` was trained with, so it scores answers cut the same way."""
+    from pixiu.config import load_config
+    from pixiu.runs import read_run_file
+
+    return load_config(start=read_run_file(folder).get("config")).data.max_seq_len
 
 
 def _messages(prompt: Messages | str) -> Messages:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from pixiu.domain import Domain, Messages
+from pixiu.domain import Domain, Example, Messages
 from pixiu.errors import PixiuError
+from pixiu.evaluation import reference_of
 
 
 class RewardError(PixiuError):
@@ -23,7 +26,8 @@ def check_has_reward(domain: Domain) -> None:
     if domain.reward is None:
         raise PixiuError(
             f"domain {domain.name!r} ({plugin_of(domain)}) has no reward function (Domain.reward), which "
-            "--method grpo optimises; train it with --method sft or dpo, or give the domain a reward"
+            "--method grpo (and ppo with ppo.reward=domain) optimises; train it with --method sft or dpo, or give "
+            "the domain a reward"
         )
 
 
@@ -44,3 +48,23 @@ def score(domain: Domain, prompt: Messages, answer: str, reference: Any) -> floa
             f"for the answer {answer[:60]!r}; it must return a finite number"
         )
     return float(value)
+
+
+def mean_rewards(domain: Domain, examples: Sequence[Example], answers: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """Each variant's mean domain reward over its answers to `examples` (the held-out evaluation's answers)."""
+    means = {}
+    for variant, texts in answers.items():
+        given = [
+            score(domain, e.messages[:-1], t, reference_of(domain, e)) for e, t in zip(examples, texts, strict=True)
+        ]
+        means[variant] = round(sum(given) / len(given), 4)
+    return means
+
+
+def stopped_run_error(error: RewardError, domain: Domain, step: int, run_dir: Path) -> PixiuError:
+    """The error a sampling run stops with when the domain's reward failed before `step` + 1: what failed, and how
+    to continue from the checkpoints kept once the plugin is fixed."""
+    return PixiuError(
+        f"{error}\nThe run stopped before step {step + 1}, with its checkpoints kept; fix the plugin, "
+        f"then continue with: pixiu domain train {domain.name} --resume --output {run_dir}"
+    )

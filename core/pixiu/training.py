@@ -215,14 +215,17 @@ class Optimiser:
         config: RunConfig,
         scaler: torch.amp.GradScaler,
         extra: Iterable[torch.nn.Parameter] = (),
+        updates_per_step: int = 1,
     ):
-        # `extra`: weights trained beside the adapter that live outside `model` (a reward model's head)
+        # `extra`: weights trained beside the adapter that live outside `model` (a reward or value head);
+        # `updates_per_step`: optimiser steps per training step (ppo's epochs), so the schedule spans the run
         self.trainable = [p for p in model.parameters() if p.requires_grad] + list(extra)
         self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
             self.trainable, lr=config.train.lr, weight_decay=config.train.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_schedule(config.train.warmup_steps, config.train.max_steps)
+            self.optimizer,
+            lr_schedule(config.train.warmup_steps * updates_per_step, config.train.max_steps * updates_per_step),
         )
         self.scaler = scaler
 

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pixiu.recipes.dpo as dpo_recipe
 import pixiu.recipes.grpo as grpo_recipe
 import pixiu.recipes.lora_sft as sft_recipe
+import pixiu.recipes.ppo as ppo_recipe
 import pixiu.recipes.reward_model as rm_recipe
 from pixiu.config import load_config
 from toy_domain import TOY
@@ -33,9 +34,12 @@ def main() -> None:
         "dpo": (dpo_recipe, "answer_logprobs"),
         "grpo": (grpo_recipe, "token_logprobs"),
         "rm": (rm_recipe, "score_rows"),
+        "ppo": (ppo_recipe, "labelled_outputs"),
     }[config.train.method]
     with_reference = (config.train.method == "dpo" and config.dpo.loss != "simpo") or config.grpo.beta > 0
     calls_per_step = 2 if config.train.method != "sft" and with_reference else 1
+    if config.train.method == "ppo":  # the rollout's and the reference's log-probs, then each update
+        calls_per_step = 2 + config.ppo.epochs
     if args.die_at_step:
         real_forward, calls = getattr(recipe, forward), [0]
 

@@ -12,7 +12,7 @@ from pixiu.cli.hardware import PRECISIONS, check_device
 from pixiu.cli.output import print_rows
 from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
-RECIPES = {"sft": "lora_sft", "dpo": "dpo", "grpo": "grpo", "rm": "reward_model"}
+RECIPES = {"sft": "lora_sft", "dpo": "dpo", "grpo": "grpo", "rm": "reward_model", "ppo": "ppo"}
 """The module in pixiu.recipes that trains each `train.method`."""
 
 
@@ -71,7 +71,8 @@ def list_domains(as_json: bool) -> None:
     "--method",
     type=click.Choice(list(RECIPES)),
     help="Objective (train.method): sft learns gold answers; dpo prefers chosen over rejected answers of pairs; "
-    "grpo samples answers and learns from the domain's reward; rm trains a reward model on pairs.",
+    "grpo samples answers and learns from the domain's reward; rm trains a reward model on pairs; ppo samples "
+    "answers and learns from the reward model's scores.",
 )
 @click.option("--max-steps", type=int, help="Optimiser steps (same as --set train.max_steps=N).")
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory [default: PIXIU_HOME/runs/DOMAIN-TIME].")
@@ -145,6 +146,11 @@ def train(
     last answer token and learns to score the chosen answer above the rejected one (Bradley-Terry). Held-out pairs
     are scored by pairwise accuracy and margin, and it registers as DOMAIN-rm (pixiu.reward_model loads it).
 
+    --method ppo samples one answer to each prompt of the pairs, scores it with the reward model DOMAIN-rm (or
+    --set ppo.reward_model=NAME) and learns with a value head, a KL penalty to the base and clipped updates; policy,
+    reference and reward model share one base in memory. With --set ppo.reward=domain it scores with the domain's
+    reward on the domain's examples instead. It registers as DOMAIN-ppo.
+
     \b
     Examples:
       pixiu domain train law
@@ -158,6 +164,8 @@ def train(
       pixiu domain train zhihu --method dpo --data pairs.jsonl --set dpo.loss=ipo
       pixiu domain train law --method grpo --set train.init_adapter=law --max-steps 20
       pixiu domain train zhihu --method rm --data pairs.jsonl --max-steps 200
+      pixiu domain train zhihu --method ppo --set train.init_adapter=zhihu   # sft -> rm -> ppo
+      pixiu domain train law --method ppo --set ppo.reward=domain
     """
     from pixiu.config import load_config
     from pixiu.distributed import is_main_process, under_launcher
@@ -195,7 +203,7 @@ def train(
     else:
         yaml_paths = [p for p in (domain.default_config, config_path) if p]
         config = load_config(yaml_paths, overrides, values=values, domain=domain)
-        data_path = data_path or _sample_data(domain, config.train.method)
+        data_path = data_path or _sample_data(domain, pairs=config.reads_pairs())
         run_dir = output or _new_run_dir(domain.name)
     ensure_writable(run_dir, "run folder", "pass --output DIR with a folder you can write to")
     ensure_writable(pixiu_home(), "PIXIU_HOME", "point PIXIU_HOME at a folder you can write to (it holds the registry)")
@@ -217,7 +225,7 @@ def train(
         return
     if summary.metrics.get("records"):
         compared = " vs ".join(v for v in ("base", "adapter") if v in summary.metrics)
-        unit = "pairs" if config.train.method in ("dpo", "rm") else "records"
+        unit = "prompts" if config.train.method == "ppo" else "pairs" if config.reads_pairs() else "records"
         _print_scores(summary.metrics, f"{domain.name}: {compared} on {summary.metrics['records']} held-out {unit}")
     else:
         click.echo("no records were held out, so nothing was evaluated (raise data.eval_records to evaluate)")
@@ -309,9 +317,10 @@ def _recipe(method: str):
     return importlib.import_module(f"pixiu.recipes.{RECIPES[method]}")
 
 
-def _sample_data(domain, method: str) -> Path:
-    """The data a run trains on when no --data is given: the domain's sample data, if it suits the method."""
-    if method in ("dpo", "rm") and domain.preference_formatter is None:
+def _sample_data(domain, *, pairs: bool) -> Path:
+    """The data a run trains on when no --data is given: the domain's sample data, if it makes the `pairs` a
+    preference method needs."""
+    if pairs and domain.preference_formatter is None:
         raise click.UsageError(
             f"domain {domain.name!r} has no preference formatter to make pairs of its sample data; "
             "pass --data PAIRS.jsonl with prompt, chosen and rejected in each row"
@@ -367,11 +376,11 @@ def _latest_unfinished_run(domain: str) -> Path:
 
 
 def _print_scores(scores: dict, title: str) -> None:
-    """Show metric columns side by side (base, adapter) as a table."""
+    """Show metric columns side by side (base, adapter, and the held-out chosen answers where scored) as a table."""
     from rich.console import Console
     from rich.table import Table
 
-    variants = [v for v in ("base", "adapter") if v in scores]
+    variants = [v for v in ("base", "adapter", "chosen") if v in scores]
     names = sorted({name for v in variants for name in scores[v]})
     table = Table("metric", *variants, title=title)
     for name in names:

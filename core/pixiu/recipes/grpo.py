@@ -21,20 +21,19 @@ from rich.console import Console
 
 from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
-from pixiu.data import IGNORE_INDEX, StepBatches, TokenizedExample, collate
+from pixiu.data import StepBatches, collate
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
-from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate, reference_of
 from pixiu.files import atomic_write_json
-from pixiu.generate import clean_answer, prompt_ids, sample_completions
+from pixiu.generate import clean_answer, prompt_ids, rollout_examples, sample_completions
 from pixiu.lora import adapter_state
 from pixiu.loss import token_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
 from pixiu.registry import register_adapter
-from pixiu.rewards import RewardError, check_has_reward, score
+from pixiu.rewards import RewardError, check_has_reward, mean_rewards, score, stopped_run_error
 from pixiu.runs import (
     LOG_FILE,
     METRICS_FILE,
@@ -144,16 +143,10 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             except RewardError as exc:
                 if step > start_step and step % config.train.save_every:  # keep every finished step
                     save(step)
-                raise PixiuError(
-                    f"{exc}\nThe run stopped before step {step + 1}, with its checkpoints kept; fix the plugin, "
-                    f"then continue with: pixiu domain train {domain.name} --resume --output {run_dir}"
-                ) from exc
+                raise stopped_run_error(exc, domain, step, run_dir) from exc
             groups = rewards.view(-1, grpo.group_size)
             advantages = ((groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + 1e-4)).flatten()
-            rows = [
-                TokenizedExample(encoded[i] + c, [IGNORE_INDEX] * len(encoded[i]) + c)
-                for i, c in zip(owners, completions, strict=True)
-            ]
+            rows = rollout_examples([encoded[i] for i in owners], completions)
             model.train()
             batch = {k: v.to(hardware.device) for k, v in collate(rows, list(range(len(rows))), pad_id).items()}
             logprobs, row_of = token_logprobs(model, batch)
@@ -221,12 +214,8 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             predictions_path=run_dir / PREDICTIONS_FILE,
         )
         metrics.update(records=result.records, **result.scores)
-        scored = eval_examples[: result.records]
-        for variant, answers in result.answers.items():
-            given = [
-                score(domain, e.messages[:-1], a, reference_of(domain, e)) for e, a in zip(scored, answers, strict=True)
-            ]
-            metrics[variant]["reward"] = round(sum(given) / len(given), 4)
+        for variant, reward in mean_rewards(domain, eval_examples[: result.records], result.answers).items():
+            metrics[variant]["reward"] = reward
     atomic_write_json(run_dir / METRICS_FILE, metrics)
     write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
 
