@@ -209,3 +209,25 @@ def test_ppo_on_the_domains_reward_needs_one():
 def test_an_answer_budget_that_leaves_no_room_for_the_prompt_is_a_config_error():
     with pytest.raises(ConfigError, match=r"ppo\.max_new_tokens \(96\) must be < data\.max_seq_len \(96\)"):
         load_config(overrides=["train.method=ppo", "data.max_seq_len=96", "ppo.max_new_tokens=96"])
+
+
+def test_the_command_line_chains_rm_into_ppo_and_registers_toy_ppo(tiny_model_dir, tmp_path, toy_plugin):
+    from click.testing import CliRunner
+
+    from pixiu.cli import cli
+
+    runner = CliRunner()
+    data = write_toy_pairs(tmp_path / "pairs.jsonl", 30)
+    common = ["--base", str(tiny_model_dir), "--data", str(data), "--max-steps", "2"]
+    sets = ["--set", "data.max_seq_len=64", "--set", "train.batch_tokens=512", "--set", "data.eval_records=6"]
+    before = runner.invoke(cli, ["domain", "train", "toy", "--method", "ppo", *common, *sets])
+    assert before.exit_code != 0 and "pixiu domain train toy --method rm" in before.output  # no toy-rm yet
+    rm = runner.invoke(cli, ["domain", "train", "toy", "--method", "rm", *common, *sets])
+    assert rm.exit_code == 0, rm.output
+    ppo = [*sets, "--set", "ppo.max_new_tokens=8", "--output", str(tmp_path / "ppo")]
+    result = runner.invoke(cli, ["domain", "train", "toy", "--method", "ppo", *common, *ppo])
+    assert result.exit_code == 0, result.output
+    assert "registered as 'toy-ppo'" in result.output and "6 held-out" in result.output, result.output
+    assert "chosen" in result.output  # the reward of the held-out preferred answers, for scale
+    help_text = runner.invoke(cli, ["domain", "train", "--help"]).output
+    assert "--method ppo" in help_text

@@ -249,7 +249,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     if reward_model is not None and prompts.held_out:
         metrics.update(_reward_model_evaluation(model, tokenizer, reward_model, prompts, config, domain, run_dir))
     elif prompts.held_out:
-        result = evaluate(
+        evaluation = evaluate(
             model,
             tokenizer,
             domain,
@@ -258,9 +258,9 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             max_prompt_tokens=config.data.max_seq_len,
             predictions_path=run_dir / PREDICTIONS_FILE,
         )
-        metrics.update(records=result.records, **result.scores)
-        scored = prompts.held_out_examples[: result.records]
-        for variant, reward in mean_rewards(domain, scored, result.answers).items():
+        metrics.update(records=evaluation.records, **evaluation.scores)
+        scored = prompts.held_out_examples[: evaluation.records]
+        for variant, reward in mean_rewards(domain, scored, evaluation.answers).items():
             metrics[variant]["reward"] = reward
     atomic_write_json(run_dir / METRICS_FILE, metrics)
     write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
@@ -291,16 +291,16 @@ def _read_prompts(
         split = read_example_split(data_path, domain, config, run_dir, console, resume=resume, writes=True)
         train = [e.messages[:-1] for e in split.train]
         references = [reference_of(domain, e) for e in split.train]
-        held_out = [e.messages[:-1] for e in split.held_out]
-        return _Prompts(train, references, held_out, [], split.held_out, split.rejected)
+        held_out_prompts = [e.messages[:-1] for e in split.held_out]
+        return _Prompts(train, references, held_out_prompts, [], split.held_out, split.rejected)
     pair_split = read_pair_split(data_path, domain, config, run_dir, console, resume=resume)
     train_prompts = _first_answer_by_prompt([(p.prompt, p.chosen) for p in pair_split.train])
-    held_out = _first_answer_by_prompt([(p.prompt, p.chosen) for p in pair_split.held_out])
+    held_out_chosen = _first_answer_by_prompt([(p.prompt, p.chosen) for p in pair_split.held_out])
     return _Prompts(
         [json.loads(p) for p in train_prompts],
         [None] * len(train_prompts),
-        [json.loads(p) for p in held_out],
-        list(held_out.values()),
+        [json.loads(p) for p in held_out_chosen],
+        list(held_out_chosen.values()),
         [],
         pair_split.rejected,
     )
