@@ -84,9 +84,10 @@ class DataArgs(Section):
 class TrainArgs(Section):
     """The optimisation loop."""
 
-    method: Literal["sft", "dpo", "grpo", "rm", "ppo"] = "sft"
+    method: Literal["sft", "dpo", "kto", "grpo", "rm", "ppo"] = "sft"
     """The training objective: "sft" learns the gold answers (chat examples); "dpo" learns to prefer the chosen
-    answer of preference pairs over the rejected one (the `dpo` section), with the base as the reference; "grpo"
+    answer of preference pairs over the rejected one (the `dpo` section), with the base as the reference; "kto"
+    learns from unpaired thumbs-up and thumbs-down answers (or both sides of pairs; the `kto` section); "grpo"
     samples answers to the examples' prompts and learns from the domain's reward (the `grpo` section); "rm"
     trains a reward model on preference pairs: a scalar head on the adapted base scores the chosen answer above
     the rejected one (Bradley-Terry); "ppo" samples answers and learns from a reward model's scores (or the
@@ -146,6 +147,19 @@ class DpoArgs(Section):
         if self.beta is not None:
             return self.beta
         return 2.0 if self.loss == "simpo" else 0.1
+
+
+class KtoArgs(Section):
+    """KTO (`train.method: kto`, Ethayarajh et al. 2024) on unpaired desirable and undesirable answers; the
+    reference model is the base, adapter off."""
+
+    beta: Float = Field(0.1, gt=0)
+    """Scale of the implicit reward (the answer's log-ratio to the reference); the paper's and trl's 0.1."""
+    desirable_weight: Float = Field(1.0, gt=0)
+    """Weight of a desirable answer's loss (lambda_D). With unbalanced data, keep desirable_weight × desirable
+    answers / (undesirable_weight × undesirable answers) between 1 and 4/3, as the paper advises."""
+    undesirable_weight: Float = Field(1.0, gt=0)
+    """Weight of an undesirable answer's loss (lambda_U)."""
 
 
 class GrpoArgs(Section):
@@ -214,6 +228,7 @@ class RunConfig(Section):
     data: DataArgs = Field(default_factory=DataArgs)
     train: TrainArgs = Field(default_factory=TrainArgs)
     dpo: DpoArgs = Field(default_factory=DpoArgs)
+    kto: KtoArgs = Field(default_factory=KtoArgs)
     grpo: GrpoArgs = Field(default_factory=GrpoArgs)
     ppo: PpoArgs = Field(default_factory=PpoArgs)
     eval: EvalArgs = Field(default_factory=EvalArgs)
@@ -222,9 +237,9 @@ class RunConfig(Section):
     `Domain.settings` model and handed to its formatter; after loading, the validated settings object."""
 
     def reads_pairs(self) -> bool:
-        """Whether the run trains on preference pairs (dpo, rm, and ppo scored by a reward model), not examples."""
+        """Whether the run reads preference data (dpo, kto, rm, and ppo scored by a reward model), not examples."""
         method = self.train.method
-        return method in ("dpo", "rm") or (method == "ppo" and self.ppo.reward == "model")
+        return method in ("dpo", "kto", "rm") or (method == "ppo" and self.ppo.reward == "model")
 
     @model_validator(mode="after")
     def _a_step_holds_an_example(self) -> RunConfig:

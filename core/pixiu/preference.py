@@ -51,14 +51,23 @@ def load_preferences(
     """Every pair in `path`: rows holding prompt/chosen/rejected as they are, other rows through the domain's
     preference formatter; bad rows stop the load with file:line, or with "skip" go to `rejects_path`."""
 
-    def convert(record: Any) -> list[Preference]:
-        if not isinstance(record, dict):
-            raise BadRecord(f"expected a JSON object, found {type(record).__name__}")
-        if domain.preference_formatter is None or all(key in record for key in PAIR_KEYS):
-            return [as_preference(record)]
-        return [checked(p) for p in domain.preference_formatter(record)]
+    return load_records(
+        path,
+        lambda record: record_preferences(record, domain),
+        on_bad_record=on_bad_record,
+        rejects_path=rejects_path,
+        what="preference pairs",
+    )
 
-    return load_records(path, convert, on_bad_record=on_bad_record, rejects_path=rejects_path, what="preference pairs")
+
+def record_preferences(record: Any, domain: Domain) -> list[Preference]:
+    """The pairs of one record: a row holding prompt/chosen/rejected as it is, another through the domain's
+    preference formatter; `BadRecord` for one that makes no usable pair."""
+    if not isinstance(record, dict):
+        raise BadRecord(f"expected a JSON object, found {type(record).__name__}")
+    if domain.preference_formatter is None or all(key in record for key in PAIR_KEYS):
+        return [as_preference(record)]
+    return [checked(p) for p in domain.preference_formatter(record)]
 
 
 def as_preference(record: dict[str, Any]) -> Preference:
@@ -67,25 +76,20 @@ def as_preference(record: dict[str, Any]) -> Preference:
     missing = [key for key in PAIR_KEYS if key not in record]
     if missing:
         raise BadRecord(f"a preference pair needs {', '.join(PAIR_KEYS)}; missing {', '.join(missing)}")
-    prompt = record["prompt"]
-    if isinstance(prompt, str):
-        prompt = [{"role": "user", "content": prompt}]
-    return checked(
-        Preference(prompt, _answer_text(record["chosen"], "chosen"), _answer_text(record["rejected"], "rejected"))
-    )
+    chosen, rejected = answer_text(record["chosen"], "chosen"), answer_text(record["rejected"], "rejected")
+    return checked(Preference(prompt_messages(record["prompt"]), chosen, rejected))
+
+
+def prompt_messages(prompt: Any) -> Any:
+    """A prompt given as text is one user message; chat messages stay as they are (checked later)."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
 
 
 def checked(pair: Preference) -> Preference:
     """`pair`, once it is known to be able to teach a preference."""
     if not isinstance(pair, Preference):
         raise BadRecord(f"a preference formatter must return pixiu.Preference objects, not {type(pair).__name__}")
-    prompt = pair.prompt
-    if not isinstance(prompt, list) or not prompt or not all(_is_message(m) for m in prompt):
-        raise BadRecord("the prompt must be text or a non-empty list of role/content chat messages")
-    if prompt[-1]["role"] == "assistant":
-        raise BadRecord("the prompt ends with an assistant message; the answers belong in chosen and rejected")
-    if not any(m["content"].strip() for m in prompt):
-        raise BadRecord("the prompt is empty")
+    check_prompt(pair.prompt, "chosen and rejected")
     for side in ("chosen", "rejected"):
         value = getattr(pair, side)
         if not isinstance(value, str) or not value.strip():
@@ -93,6 +97,17 @@ def checked(pair: Preference) -> Preference:
     if pair.chosen.strip() == pair.rejected.strip():
         raise BadRecord("chosen and rejected are the same answer, so the pair teaches no preference")
     return pair
+
+
+def check_prompt(prompt: Any, answers_field: str) -> None:
+    """Raise `BadRecord` unless `prompt` is a non-empty list of chat messages that stops before the answer (which
+    belongs in `answers_field`)."""
+    if not isinstance(prompt, list) or not prompt or not all(_is_message(m) for m in prompt):
+        raise BadRecord("the prompt must be text or a non-empty list of role/content chat messages")
+    if prompt[-1]["role"] == "assistant":
+        raise BadRecord(f"the prompt ends with an assistant message; the answers belong in {answers_field}")
+    if not any(m["content"].strip() for m in prompt):
+        raise BadRecord("the prompt is empty")
 
 
 def tokenize_pairs(
@@ -163,7 +178,7 @@ def read_pairs(path: Path) -> list[Preference]:
     return [replace(as_preference(row), where=row.get("where", "")) for row in read_jsonl(path)]
 
 
-def _answer_text(value: Any, side: str) -> str:
+def answer_text(value: Any, side: str) -> str:
     """An answer given as text, or as TRL's conversational form: a list holding one assistant message."""
     if isinstance(value, list) and len(value) == 1 and _is_message(value[0]) and value[0]["role"] == "assistant":
         return value[0]["content"]

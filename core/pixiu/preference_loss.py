@@ -1,4 +1,5 @@
-"""Preference losses on answer log-probabilities: DPO (sigmoid), IPO and SimPO, with the implicit rewards trl reports.
+"""Preference losses on answer log-probabilities: DPO (sigmoid), IPO and SimPO on pairs, KTO on unpaired answers,
+with the implicit rewards trl reports.
 
 Every function takes per-pair tensors: summed answer log-probs under the policy (and, but for SimPO, under the
 reference), and the answers' token counts.
@@ -70,3 +71,36 @@ def preference_loss(
     else:
         raise ValueError(f"unknown preference loss {kind!r}; expected one of {', '.join(NEEDS_REFERENCE)}")
     return PreferenceLoss(losses, chosen.detach(), rejected.detach())
+
+
+@dataclass(frozen=True)
+class FeedbackLoss:
+    """Per-answer KTO losses, the answers' implicit rewards, and the reference point they were compared with."""
+
+    losses: torch.Tensor
+    rewards: torch.Tensor
+    reference_point: torch.Tensor
+
+
+def kto_loss(
+    policy: torch.Tensor,
+    reference: torch.Tensor,
+    desirable: torch.Tensor,
+    kl: torch.Tensor,
+    *,
+    beta: float,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> FeedbackLoss:
+    """KTO (Ethayarajh et al. 2024) on summed answer log-probs under the policy and the reference: a desirable
+    answer's loss falls as beta times its log-ratio rises above the reference point, an undesirable one's as it
+    falls below. The reference point is the batch's KL estimate `kl` (from mismatched prompt/answer pairs),
+    clamped at 0 and detached, as the paper does."""
+    point = kl.detach().clamp(min=0)
+    ratios = policy - reference
+    losses = torch.where(
+        desirable,
+        desirable_weight * (1 - torch.sigmoid(beta * (ratios - point))),
+        undesirable_weight * (1 - torch.sigmoid(beta * (point - ratios))),
+    )
+    return FeedbackLoss(losses, beta * ratios.detach(), point)

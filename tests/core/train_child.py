@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pixiu.recipes.dpo as dpo_recipe
 import pixiu.recipes.grpo as grpo_recipe
+import pixiu.recipes.kto as kto_recipe
 import pixiu.recipes.lora_sft as sft_recipe
 import pixiu.recipes.ppo as ppo_recipe
 import pixiu.recipes.reward_model as rm_recipe
@@ -35,11 +36,14 @@ def main() -> None:
         "grpo": (grpo_recipe, "token_logprobs"),
         "rm": (rm_recipe, "score_rows"),
         "ppo": (ppo_recipe, "labelled_outputs"),
+        "kto": (kto_recipe, "answer_logprobs"),
     }[config.train.method]
     with_reference = (config.train.method == "dpo" and config.dpo.loss != "simpo") or config.grpo.beta > 0
     calls_per_step = 2 if config.train.method != "sft" and with_reference else 1
     if config.train.method == "ppo":  # the rollout's and the reference's log-probs, then each update
         calls_per_step = 2 + config.ppo.epochs
+    if config.train.method == "kto":  # policy and reference on the batch, then on its mismatched answers
+        calls_per_step = 4
     if args.die_at_step:
         real_forward, calls = getattr(recipe, forward), [0]
 

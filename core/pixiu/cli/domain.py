@@ -12,7 +12,7 @@ from pixiu.cli.hardware import PRECISIONS, check_device
 from pixiu.cli.output import print_rows
 from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
-RECIPES = {"sft": "lora_sft", "dpo": "dpo", "grpo": "grpo", "rm": "reward_model", "ppo": "ppo"}
+RECIPES = {"sft": "lora_sft", "dpo": "dpo", "kto": "kto", "grpo": "grpo", "rm": "reward_model", "ppo": "ppo"}
 """The module in pixiu.recipes that trains each `train.method`."""
 
 
@@ -71,6 +71,7 @@ def list_domains(as_json: bool) -> None:
     "--method",
     type=click.Choice(list(RECIPES)),
     help="Objective (train.method): sft learns gold answers; dpo prefers chosen over rejected answers of pairs; "
+    "kto learns from thumbs-up and thumbs-down answers; "
     "grpo samples answers and learns from the domain's reward; rm trains a reward model on pairs; ppo samples "
     "answers and learns from the reward model's scores.",
 )
@@ -138,6 +139,11 @@ def train(
     the adapter off; held-out pairs are scored by their log-prob margin, and the adapter registers as DOMAIN-dpo.
     Choose the loss with --set dpo.loss=sigmoid|ipo|simpo and its strength with --set dpo.beta=0.1.
 
+    --method kto learns from unpaired feedback: JSONL rows with prompt, completion and label (true for a
+    thumbs up, false for a thumbs down; trl's format), or pairs, each giving one answer of each kind. Held-out
+    answers are scored by how far apart the two kinds' log-probs and implicit rewards lie; it registers as
+    DOMAIN-kto. Weigh the kinds with --set kto.desirable_weight=1.0 --set kto.undesirable_weight=1.0.
+
     --method grpo samples grpo.group_size answers to each training prompt, scores them with the domain's reward
     function and learns from each answer's reward against its group's (no value model); it registers as
     DOMAIN-grpo. Start it from a trained adapter with --set train.init_adapter=NAME (e.g. the domain's sft one).
@@ -162,6 +168,7 @@ def train(
       pixiu domain train law --devices 8 --strategy deepspeed-zero3
       pixiu domain train zhihu --method dpo                 # pairs from the sample data's answer votes
       pixiu domain train zhihu --method dpo --data pairs.jsonl --set dpo.loss=ipo
+      pixiu domain train zhihu --method kto --data thumbs.jsonl
       pixiu domain train law --method grpo --set train.init_adapter=law --max-steps 20
       pixiu domain train zhihu --method rm --data pairs.jsonl --max-steps 200
       pixiu domain train zhihu --method ppo --set train.init_adapter=zhihu   # sft -> rm -> ppo
@@ -225,7 +232,8 @@ def train(
         return
     if summary.metrics.get("records"):
         compared = " vs ".join(v for v in ("base", "adapter") if v in summary.metrics)
-        unit = "prompts" if config.train.method == "ppo" else "pairs" if config.reads_pairs() else "records"
+        units = {"ppo": "prompts", "kto": "answers"}
+        unit = units.get(config.train.method, "pairs" if config.reads_pairs() else "records")
         _print_scores(summary.metrics, f"{domain.name}: {compared} on {summary.metrics['records']} held-out {unit}")
     else:
         click.echo("no records were held out, so nothing was evaluated (raise data.eval_records to evaluate)")

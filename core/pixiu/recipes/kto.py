@@ -1,0 +1,240 @@
+"""LoRA KTO (Ethayarajh et al. 2024) of one domain on unpaired feedback, read top to bottom: setup -> train ->
+save -> evaluate -> register.
+
+Each answer is marked desirable (thumbs up) or undesirable (thumbs down); preference pairs count as one of each.
+The reference model is the base itself with the adapter switched off (one copy of the base in memory). A step is
+a length-grouped batch of answers; its reference point, the KL between policy and reference, is estimated on the
+same batch with each prompt given the previous row's answer, as trl does. Killed at any point, a run resumes
+from its newest checkpoint with `resume=True` and ends exactly where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from pixiu.checkpoint import save_checkpoint
+from pixiu.config import RunConfig
+from pixiu.data import StepBatches, TokenizedExample, collate
+from pixiu.devices import peak_memory, reset_peak_memory
+from pixiu.distributed import Ranks
+from pixiu.domain import Domain
+from pixiu.feedback import TokenizedFeedback, read_feedback_split, tokenize_feedback_split
+from pixiu.files import atomic_write_json
+from pixiu.lora import adapter_state
+from pixiu.loss import answer_logprobs
+from pixiu.plots import plot_loss_curve
+from pixiu.preference import tokenize_answer
+from pixiu.preference_loss import kto_loss
+from pixiu.progress import TrainProgress
+from pixiu.registry import register_adapter
+from pixiu.runs import LOG_FILE, METRICS_FILE
+from pixiu.training import (
+    Optimiser,
+    RunSummary,
+    load_training_base,
+    open_log,
+    resume_training,
+    run_figures,
+    run_folder,
+    start_run,
+    trainable_adapter,
+    write_run_file,
+)
+
+ADAPTER_SUFFIX = "-kto"
+"""A KTO adapter registers as DOMAIN-kto, beside the domain's SFT adapter."""
+
+
+def run(
+    domain: Domain,
+    config: RunConfig,
+    data_path: Path,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    console: Console | None = None,
+) -> RunSummary:
+    """Train a LoRA adapter for `domain` by KTO on the feedback of `data_path` into `run_dir`, compare how the base
+    and the adapter separate held-out desirable from undesirable answers, and register it as DOMAIN-kto."""
+    console = console or Console(stderr=True)
+    with run_folder(run_dir) as folder:
+        return _run(domain, config, data_path, folder, resume=resume, console=console)
+
+
+def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console):
+    """`run`, with the run folder locked."""
+    ranks = Ranks()
+    start = start_run(config, data_path, run_dir, resume=resume, ranks=ranks)  # nothing loaded for a run that cannot go
+    checkpoints, hardware, init_folder = start.checkpoints, start.hardware, start.init_folder
+    kto, max_len = config.kto, config.data.max_seq_len
+
+    # --- data ---------------------------------------------------------------------------------------------
+    split = read_feedback_split(data_path, domain, config, run_dir, console, resume=resume)
+
+    # --- model --------------------------------------------------------------------------------------------
+    base, tokenizer = load_training_base(config, hardware, console)
+    answers = tokenize_feedback_split(tokenizer, split, config, run_dir, console)
+    tokenized, held_out = answers.train, answers.held_out
+    model = trainable_adapter(base, config, init_folder)
+    optimiser = Optimiser(model, config, hardware.scaler)
+    start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+
+    # --- train --------------------------------------------------------------------------------------------
+    batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step)
+    model.train()
+    reset_peak_memory(hardware.device)
+    trained_tokens, train_seconds = 0, 0.0
+    with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        for step in range(start_step, config.train.max_steps):
+            began = time.perf_counter()
+            indices = batches.for_step(step)
+            batch = _batch([tokenized[i].example for i in indices], pad_id, hardware.device)
+            mismatched = _batch(_mismatched(tokenizer, tokenized, indices, max_len), pad_id, hardware.device)
+            desirable = torch.tensor([tokenized[i].desirable for i in indices], device=hardware.device)
+            policy, _ = answer_logprobs(model, batch)
+            with torch.no_grad():
+                reference = _reference_logprobs(model, batch)
+                kl = (answer_logprobs(model, mismatched)[0] - _reference_logprobs(model, mismatched)).mean()
+            result = kto_loss(
+                policy,
+                reference,
+                desirable,
+                kl,
+                beta=kto.beta,
+                desirable_weight=kto.desirable_weight,
+                undesirable_weight=kto.undesirable_weight,
+            )
+            loss = result.losses.mean()
+            optimiser.step(loss)
+            loss_value = loss.item()
+            seconds = time.perf_counter() - began
+            tokens = sum(len(tokenized[i]) for i in indices)
+            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
+            epoch, index = batches.position(step)
+            row = {
+                "step": step + 1,
+                "loss": loss_value,
+                "desirable_reward": _mean(result.rewards[desirable]),
+                "undesirable_reward": _mean(result.rewards[~desirable]),
+                "kl": result.reference_point.item(),
+                "answers": len(indices),
+                "tokens": tokens,
+                "seconds": seconds,
+                "lr": optimiser.lr(),
+                "epoch": epoch,
+                "batch": index,
+            }
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
+            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+                training_state = optimiser.state_dict()
+                save_checkpoint(
+                    run_dir, step + 1, adapter_state(model), training_state, keep=config.train.keep_checkpoints
+                )
+                progress.note(f"checkpoint saved: step {step + 1}")
+    log.close()
+    memory = peak_memory(hardware.device)
+
+    # --- save ---------------------------------------------------------------------------------------------
+    model.save_pretrained(str(run_dir))
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} KTO on {config.base}")
+    speed = trained_tokens / train_seconds if train_seconds else 0.0
+
+    # --- evaluate -----------------------------------------------------------------------------------------
+    metrics: dict = {
+        "train": {
+            **run_figures(config, hardware, run_dir, speed, memory),
+            "beta": kto.beta,
+            "answers": len(tokenized),
+            "desirable": sum(a.desirable for a in tokenized),
+            "rejected_records": split.rejected
+            + len(split.train)
+            + len(split.held_out)
+            - len(tokenized)
+            - len(held_out),
+        }
+    }
+    if held_out:
+        console.print(f"scoring {len(held_out)} held-out answers with the base and the adapter")
+        metrics.update(
+            records=len(held_out), **feedback_scores(model, held_out, config.train.batch_tokens, pad_id, kto.beta)
+        )
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
+
+    # --- register -----------------------------------------------------------------------------------------
+    register_adapter(domain.name + ADAPTER_SUFFIX, domain.name, run_dir, config.base, metrics)
+    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+
+
+@torch.no_grad()
+def feedback_scores(
+    model, answers: Sequence[TokenizedFeedback], batch_tokens: int, pad_id: int, beta: float
+) -> dict[str, dict[str, float]]:
+    """How the base and the adapter tell held-out desirable answers from undesirable ones: the per-token mean
+    log-prob of each kind and their gap (`margin`), and for the adapter the implicit reward (beta × log-ratio to
+    the base) of each kind, their gap (`reward_margin`) and the share of answers on the right side of 0
+    (`reward_accuracy`, %)."""
+    model.eval()
+    device = next(model.parameters()).device
+    sums: dict[str, list[torch.Tensor]] = {"base": [], "adapter": []}
+    counts, desirable = [], []
+    for indices in StepBatches(answers, batch_tokens, seed=0).batches_in_epoch(0):
+        batch = _batch([answers[i].example for i in indices], pad_id, device)
+        adapter, tokens = answer_logprobs(model, batch)
+        sums["adapter"].append(adapter.float().cpu())
+        sums["base"].append(_reference_logprobs(model, batch).float().cpu())
+        counts.append(tokens.cpu())
+        desirable.append(torch.tensor([answers[i].desirable for i in indices]))
+    labels, tokens = torch.cat(desirable), torch.cat(counts).clamp(min=1)
+    scores = {}
+    for variant, values in sums.items():
+        means = torch.cat(values) / tokens
+        good, bad = _mean(means[labels]), _mean(means[~labels])
+        scores[variant] = {"desirable_logprob": good, "undesirable_logprob": bad, "margin": round(good - bad, 4)}
+    rewards = beta * (torch.cat(sums["adapter"]) - torch.cat(sums["base"]))
+    right = torch.where(labels, rewards > 0, rewards < 0)
+    scores["adapter"].update(
+        reward_margin=round(_mean(rewards[labels]) - _mean(rewards[~labels]), 4),
+        reward_accuracy=round(100 * right.float().mean().item(), 2),
+    )
+    return scores
+
+
+def _batch(rows: list[TokenizedExample], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """`rows` right-padded into one batch on `device`."""
+    return {k: v.to(device) for k, v in collate(rows, list(range(len(rows))), pad_id).items()}
+
+
+def _mismatched(
+    tokenizer, answers: Sequence[TokenizedFeedback], indices: list[int], max_len: int
+) -> list[TokenizedExample]:
+    """Each row's prompt with the previous row's answer (the last row's for the first): KTO's KL estimate reads
+    how far the policy moved on answers that do not belong to their prompts."""
+    previous = indices[-1:] + indices[:-1]
+    return [
+        tokenize_answer(tokenizer, answers[i].answer.prompt, answers[j].answer.completion, max_len)
+        for i, j in zip(indices, previous, strict=True)
+    ]
+
+
+def _mean(values: torch.Tensor) -> float:
+    """The mean of `values` rounded for the log, or 0 when there are none (a batch of one kind)."""
+    return round(values.mean().item(), 4) if values.numel() else 0.0
+
+
+@torch.no_grad()
+def _reference_logprobs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The reference model's summed answer log-probs: the same base with the adapter switched off."""
+    with model.disable_adapter():
+        return answer_logprobs(model, batch)[0]
