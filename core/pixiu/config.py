@@ -132,13 +132,14 @@ class TrainArgs(Section):
 class DpoArgs(Section):
     """Preference optimisation (`train.method: dpo`) on pairs; the reference model is the base, adapter off."""
 
-    loss: Literal["sigmoid", "ipo", "simpo"] = "sigmoid"
+    loss: Literal["sigmoid", "ipo", "simpo", "rrhf"] = "sigmoid"
     """"sigmoid" is DPO (Rafailov et al. 2023); "ipo" regresses the log-ratio margin to 1/(2 beta) on
     per-token mean log-probs (Azar et al. 2023), robust to pairs that are always won; "simpo" needs no
-    reference: length-normalised log-probs with a target margin (Meng et al. 2024)."""
+    reference: length-normalised log-probs with a target margin (Meng et al. 2024); "rrhf" (Yuan et al. 2023,
+    Wombat) needs none either: a hinge ranks the answers by mean log-prob, and the chosen one is learned as in sft."""
     beta: Float | None = Field(None, gt=0)
-    """Strength of the preference: DPO's KL weight, IPO's tau, SimPO's reward scale; None is 0.1 for
-    sigmoid and ipo and 2.0 for simpo, the papers' usual values."""
+    """Strength of the preference: DPO's KL weight, IPO's tau, SimPO's reward scale, RRHF's weight of the chosen
+    answer's cross-entropy; None is 0.1 for sigmoid and ipo, 2.0 for simpo and 1.0 for rrhf, the papers' values."""
     simpo_gamma: Float = Field(0.5, ge=0)
     """SimPO's target reward margin (gamma), in units of beta-scaled mean log-prob."""
 
@@ -146,7 +147,7 @@ class DpoArgs(Section):
         """`beta`, or the loss's usual value when it is not set."""
         if self.beta is not None:
             return self.beta
-        return 2.0 if self.loss == "simpo" else 0.1
+        return {"simpo": 2.0, "rrhf": 1.0}.get(self.loss, 0.1)
 
 
 class KtoArgs(Section):

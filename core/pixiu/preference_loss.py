@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-NEEDS_REFERENCE = {"sigmoid": True, "ipo": True, "simpo": False}
+NEEDS_REFERENCE = {"sigmoid": True, "ipo": True, "simpo": False, "rrhf": False}
 """Whether a loss compares against the reference model (the base with the adapter off)."""
 
 
@@ -48,14 +48,20 @@ class PreferenceLoss:
 def preference_loss(
     kind: str, beta: float, policy: PairLogprobs, reference: PairLogprobs | None, *, simpo_gamma: float = 0.5
 ) -> PreferenceLoss:
-    """The `kind` loss ("sigmoid" = DPO, "ipo", "simpo") of each pair, and its rewards (detached).
+    """The `kind` loss ("sigmoid" = DPO, "ipo", "simpo", "rrhf") of each pair, and its rewards (detached).
 
     DPO's reward is beta times an answer's log-ratio to the reference; IPO's uses per-token mean log-probs;
-    SimPO's is beta times the mean log-prob itself (it has no reference).
+    SimPO's is beta times the mean log-prob itself (it has no reference). RRHF (Yuan et al. 2023, Wombat's
+    recipe) ranks the answers by mean log-prob with a hinge, plus the chosen answer's cross-entropy scaled by
+    beta; its "rewards" are the mean log-probs.
     """
     if kind == "simpo":
         chosen, rejected = (beta * m for m in policy.means())
         losses = -F.logsigmoid(chosen - rejected - simpo_gamma)
+        return PreferenceLoss(losses, chosen.detach(), rejected.detach())
+    if kind == "rrhf":
+        chosen, rejected = policy.means()
+        losses = F.relu(rejected - chosen) - beta * chosen  # the rank loss, then the best answer's token-mean CE
         return PreferenceLoss(losses, chosen.detach(), rejected.detach())
     if reference is None:
         raise ValueError(f"the {kind} loss needs the reference model's log-probs")

@@ -38,7 +38,7 @@ def main() -> None:
         "ppo": (ppo_recipe, "labelled_outputs"),
         "kto": (kto_recipe, "answer_logprobs"),
     }[config.train.method]
-    with_reference = (config.train.method == "dpo" and config.dpo.loss != "simpo") or config.grpo.beta > 0
+    with_reference = (config.train.method == "dpo" and config.dpo.loss not in ("simpo", "rrhf")) or config.grpo.beta > 0
     calls_per_step = 2 if config.train.method != "sft" and with_reference else 1
     if config.train.method == "ppo":  # the rollout's and the reference's log-probs, then each update
         calls_per_step = 2 + config.ppo.epochs

@@ -137,7 +137,7 @@ def train(
     --method dpo trains on preference pairs: JSONL rows with prompt, chosen and rejected (TRL's format), or raw
     records the domain turns into pairs (zhihu: answers ranked by votes). The reference model is the base with
     the adapter off; held-out pairs are scored by their log-prob margin, and the adapter registers as DOMAIN-dpo.
-    Choose the loss with --set dpo.loss=sigmoid|ipo|simpo and its strength with --set dpo.beta=0.1.
+    Choose the loss with --set dpo.loss=sigmoid|ipo|simpo|rrhf and its strength with --set dpo.beta=0.1.
 
     --method kto learns from unpaired feedback: JSONL rows with prompt, completion and label (true for a
     thumbs up, false for a thumbs down; trl's format), or pairs, each giving one answer of each kind. Held-out

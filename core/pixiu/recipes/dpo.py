@@ -1,4 +1,4 @@
-"""LoRA preference optimisation (DPO, IPO, SimPO) of one domain, read top to bottom: setup -> train -> save ->
+"""LoRA preference optimisation (DPO, IPO, SimPO, RRHF) of one domain, read top to bottom: setup -> train -> save ->
 evaluate -> register.
 
 The reference model is the base itself with the adapter switched off, so one copy of the base is in memory (as
