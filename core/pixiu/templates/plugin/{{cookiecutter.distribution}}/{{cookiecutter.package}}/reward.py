@@ -1,4 +1,4 @@
-"""The `{{ cookiecutter.name }}` domain's reward: the score `pixiu domain train --method grpo` makes answers earn."""
+"""The `{{ cookiecutter.name }}` domain's reward: the score `pixiu domain train --method grpo` (or ppo with ppo.reward=domain) makes answers earn."""
 
 from __future__ import annotations
 
