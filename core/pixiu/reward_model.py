@@ -161,11 +161,15 @@ def attach_reward_model(policy: PeftModel, folder: Path, tokenizer: Any) -> Rewa
 
 
 def _trained_max_len(folder: Path) -> int:
-    """The `data.max_seq_len` the reward model in `folder` was trained with, so it scores answers cut the same way."""
-    from pixiu.config import load_config
+    """The `data.max_seq_len` the reward model in `folder` was trained with, so it scores answers cut the same way.
+
+    Only the `data` section is read: the rest of the config may hold a domain's own settings, which need the
+    domain's plugin to check."""
+    from pixiu.config import DataArgs
     from pixiu.runs import read_run_file
 
-    return load_config(start=read_run_file(folder).get("config")).data.max_seq_len
+    config = read_run_file(folder).get("config") or {}
+    return DataArgs.model_validate(config.get("data") or {}).max_seq_len
 
 
 def _messages(prompt: Messages | str) -> Messages:

@@ -231,3 +231,16 @@ def test_the_command_line_chains_rm_into_ppo_and_registers_toy_ppo(tiny_model_di
     assert "chosen" in result.output  # the reward of the held-out preferred answers, for scale
     help_text = runner.invoke(cli, ["domain", "train", "--help"]).output
     assert "--method ppo" in help_text
+
+
+def test_a_reward_model_whose_config_holds_domain_settings_loads_without_the_domain(toy_reward_model, tmp_path):
+    import yaml
+
+    from pixiu.reward_model import load_reward_model
+
+    rm_dir, _ = toy_reward_model
+    folder = shutil.copytree(rm_dir, tmp_path / "zhihu-like-rm")
+    record = yaml.safe_load((folder / "pixiu_run.yaml").read_text(encoding="utf-8"))
+    record["config"]["plugins"] = {"toy": {"top_answers": 3}}  # as a zhihu run records plugins.zhihu
+    (folder / "pixiu_run.yaml").write_text(yaml.safe_dump(record, allow_unicode=True), encoding="utf-8")
+    assert load_reward_model(folder).max_len == 64
