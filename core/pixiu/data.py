@@ -134,6 +134,16 @@ def collate(examples: list[TokenizedExample], indices: list[int], pad_id: int) -
     return {"input_ids": input_ids, "labels": labels}
 
 
+@dataclass(frozen=True)
+class TokenBudget:
+    """An item `StepBatches` groups by its token count alone: a prompt with the answers to be sampled after it."""
+
+    tokens: int
+
+    def __len__(self) -> int:
+        return self.tokens
+
+
 class StepBatches:
     """The deterministic stream of length-grouped batches: step `s` always gets the same one, so resuming is exact."""
 

@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import torch
 import yaml
@@ -25,7 +25,7 @@ from pixiu.devices import precision_name, resolve_device, resolve_precision
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain, Example
 from pixiu.errors import PixiuError
-from pixiu.files import atomic_write_text, locked
+from pixiu.files import atomic_write_json, atomic_write_text, locked
 from pixiu.lora import (
     adapter_state,
     attach_lora,
@@ -36,11 +36,12 @@ from pixiu.lora import (
 from pixiu.models import load_base
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
-from pixiu.registry import resolve_adapter
+from pixiu.registry import register_adapter, resolve_adapter
 from pixiu.resume import check_matches_record
 from pixiu.runs import (
     EVAL_SPLIT_FILE,
     LOG_FILE,
+    METRICS_FILE,
     RUN_FILE,
     Split,
     held_out_note,
@@ -330,6 +331,35 @@ def open_log(path: Path, keep_through: int):
         ]
         atomic_write_text(path, "".join(row + "\n" for row in rows))
     return path.open("a", encoding="utf-8")
+
+
+def log_step(log: IO[str], row: dict[str, Any]) -> None:
+    """Append one step's row to the per-step log and flush it, so a killed run's log holds every finished step."""
+    log.write(json.dumps(row) + "\n")
+    log.flush()
+
+
+def checkpoint_due(steps_done: int, config: RunConfig) -> bool:
+    """Whether a checkpoint is written after `steps_done` steps: every `train.save_every` steps, and at the end."""
+    return steps_done % config.train.save_every == 0 or steps_done == config.train.max_steps
+
+
+def finish_run(
+    run_dir: Path,
+    domain: Domain,
+    config: RunConfig,
+    data_path: Path,
+    tokenizer,
+    metrics: dict,
+    *,
+    adapter_name: str,
+    tokens_per_second: float,
+) -> RunSummary:
+    """Write metrics.json and the finished run record, register the adapter as `adapter_name`, and sum the run up."""
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
+    register_adapter(adapter_name, domain.name, run_dir, config.base, metrics)
+    return RunSummary(run_dir, config.train.max_steps, tokens_per_second, metrics)
 
 
 def last_loss(path: Path) -> float | None:

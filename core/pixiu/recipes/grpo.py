@@ -11,9 +11,7 @@ at any point resumes from its newest checkpoint and ends exactly where an uninte
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,28 +19,28 @@ from rich.console import Console
 
 from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
-from pixiu.data import StepBatches, collate
+from pixiu.data import StepBatches, TokenBudget, collate
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.evaluation import evaluate, reference_of
-from pixiu.files import atomic_write_json
 from pixiu.generate import clean_answer, prompt_ids, rollout_examples, sample_completions
 from pixiu.lora import adapter_state
 from pixiu.loss import token_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
-from pixiu.registry import register_adapter
 from pixiu.rewards import RewardError, check_has_reward, mean_rewards, score, stopped_run_error
 from pixiu.runs import (
     LOG_FILE,
-    METRICS_FILE,
     PREDICTIONS_FILE,
 )
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    checkpoint_due,
+    finish_run,
     load_training_base,
+    log_step,
     open_log,
     read_example_split,
     resume_training,
@@ -55,16 +53,6 @@ from pixiu.training import (
 
 ADAPTER_SUFFIX = "-grpo"
 """A GRPO adapter registers as DOMAIN-grpo, beside the domain's SFT adapter."""
-
-
-@dataclass(frozen=True)
-class _Rollouts:
-    """The tokens one prompt's group of sampled answers takes at most, so steps group prompts by length."""
-
-    tokens: int
-
-    def __len__(self) -> int:
-        return self.tokens
 
 
 def run(
@@ -101,7 +89,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     references = [reference_of(domain, e) for e in train_examples]
     encoded = prompt_ids(tokenizer, prompts, config.data.max_seq_len - grpo.max_new_tokens)
     batches = StepBatches(
-        [_Rollouts(grpo.group_size * (len(ids) + grpo.max_new_tokens)) for ids in encoded],
+        [TokenBudget(grpo.group_size * (len(ids) + grpo.max_new_tokens)) for ids in encoded],
         config.train.batch_tokens,
         config.train.seed,
     )
@@ -179,10 +167,9 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 "epoch": epoch,
                 "batch": index,
             }
-            log.write(json.dumps(row) + "\n")
-            log.flush()
+            log_step(log, row)
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
-            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+            if checkpoint_due(step + 1, config):
                 save(step + 1)
                 progress.note(f"checkpoint saved: step {step + 1}  mean reward {row['reward']:.3f}")
     log.close()
@@ -216,9 +203,15 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         metrics.update(records=result.records, **result.scores)
         for variant, reward in mean_rewards(domain, eval_examples[: result.records], result.answers).items():
             metrics[variant]["reward"] = reward
-    atomic_write_json(run_dir / METRICS_FILE, metrics)
-    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
 
     # --- register -----------------------------------------------------------------------------------------
-    register_adapter(domain.name + ADAPTER_SUFFIX, domain.name, run_dir, config.base, metrics)
-    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+    return finish_run(
+        run_dir,
+        domain,
+        config,
+        data_path,
+        tokenizer,
+        metrics,
+        adapter_name=domain.name + ADAPTER_SUFFIX,
+        tokens_per_second=speed,
+    )

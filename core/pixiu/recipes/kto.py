@@ -10,7 +10,6 @@ from its newest checkpoint with `resume=True` and ends exactly where an uninterr
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,19 +24,20 @@ from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.feedback import TokenizedFeedback, read_feedback_split, tokenize_feedback_split
-from pixiu.files import atomic_write_json
 from pixiu.lora import adapter_state
 from pixiu.loss import answer_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.preference import tokenize_answer
 from pixiu.preference_loss import kto_loss
 from pixiu.progress import TrainProgress
-from pixiu.registry import register_adapter
-from pixiu.runs import LOG_FILE, METRICS_FILE
+from pixiu.runs import LOG_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    checkpoint_due,
+    finish_run,
     load_training_base,
+    log_step,
     open_log,
     resume_training,
     run_figures,
@@ -133,10 +133,9 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 "epoch": epoch,
                 "batch": index,
             }
-            log.write(json.dumps(row) + "\n")
-            log.flush()
+            log_step(log, row)
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
-            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+            if checkpoint_due(step + 1, config):
                 training_state = optimiser.state_dict()
                 save_checkpoint(
                     run_dir, step + 1, adapter_state(model), training_state, keep=config.train.keep_checkpoints
@@ -169,12 +168,18 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         metrics.update(
             records=len(held_out), **feedback_scores(model, held_out, config.train.batch_tokens, pad_id, kto.beta)
         )
-    atomic_write_json(run_dir / METRICS_FILE, metrics)
-    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
 
     # --- register -----------------------------------------------------------------------------------------
-    register_adapter(domain.name + ADAPTER_SUFFIX, domain.name, run_dir, config.base, metrics)
-    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+    return finish_run(
+        run_dir,
+        domain,
+        config,
+        data_path,
+        tokenizer,
+        metrics,
+        adapter_name=domain.name + ADAPTER_SUFFIX,
+        tokens_per_second=speed,
+    )
 
 
 @torch.no_grad()

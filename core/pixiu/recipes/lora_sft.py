@@ -6,7 +6,6 @@ uninterrupted run would: same steps, same batches, same weights.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -21,21 +20,21 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
-from pixiu.files import atomic_write_json
 from pixiu.lora import adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
-from pixiu.registry import register_adapter
 from pixiu.runs import (
     LOG_FILE,
-    METRICS_FILE,
     PREDICTIONS_FILE,
 )
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    checkpoint_due,
+    finish_run,
     load_training_base,
+    log_step,
     open_log,
     read_example_split,
     resume_training,
@@ -127,23 +126,18 @@ def _run(
             tokens = sum(len(tokenized[i]) for i in indices)
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
             epoch, index = batches.position(step)
-            log.write(
-                json.dumps(
-                    {
-                        "step": step + 1,
-                        "loss": loss,
-                        "tokens": tokens,
-                        "seconds": seconds,
-                        "lr": optimiser.lr(),
-                        "epoch": epoch,
-                        "batch": index,
-                    }
-                )
-                + "\n"
-            )
-            log.flush()
+            row = {
+                "step": step + 1,
+                "loss": loss,
+                "tokens": tokens,
+                "seconds": seconds,
+                "lr": optimiser.lr(),
+                "epoch": epoch,
+                "batch": index,
+            }
+            log_step(log, row)
             progress.update(step + 1, loss=loss, tokens_per_second=trained_tokens / train_seconds)
-            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+            if checkpoint_due(step + 1, config):
                 saved = ranks.adapter_state(model, adapter_state)  # None on the ranks that do not write
                 if saved is not None:
                     training_state = optimiser.state_dict(ranks.optimizer_state(optimizer))
@@ -183,9 +177,8 @@ def _run(
             predictions_path=run_dir / PREDICTIONS_FILE,
         )
         metrics.update(records=result.records, **result.scores)
-    atomic_write_json(run_dir / METRICS_FILE, metrics)
-    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
 
     # --- register -----------------------------------------------------------------------------------------
-    register_adapter(domain.name, domain.name, run_dir, config.base, metrics)
-    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+    return finish_run(
+        run_dir, domain, config, data_path, tokenizer, metrics, adapter_name=domain.name, tokens_per_second=speed
+    )

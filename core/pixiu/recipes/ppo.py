@@ -28,28 +28,30 @@ from rich.console import Console
 
 from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
-from pixiu.data import StepBatches, collate
+from pixiu.data import StepBatches, TokenBudget, collate
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain, Example, Messages
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate, reference_of, variant_answers
-from pixiu.files import atomic_write_json, write_jsonl
+from pixiu.files import write_jsonl
 from pixiu.generate import clean_answer, prompt_ids, rollout_examples, sample_completions
 from pixiu.loss import labelled_outputs
 from pixiu.plots import plot_loss_curve
 from pixiu.ppo_loss import generalised_advantages, ppo_loss, token_rewards, whiten
 from pixiu.preference import read_pair_split
 from pixiu.progress import TrainProgress
-from pixiu.registry import register_adapter
 from pixiu.reward_model import RewardModel, attach_reward_model, build_head, reward_model_folder
 from pixiu.rewards import RewardError, check_has_reward, mean_rewards, score, stopped_run_error
-from pixiu.runs import LOG_FILE, METRICS_FILE, PREDICTIONS_FILE
+from pixiu.runs import LOG_FILE, PREDICTIONS_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    checkpoint_due,
     checkpoint_weights,
+    finish_run,
     load_training_base,
+    log_step,
     open_log,
     read_example_split,
     resume_training,
@@ -79,16 +81,6 @@ class _Prompts:
     held_out_examples: list[Example]
     """Under the domain's reward, the held-out examples the domain's metrics score."""
     rejected: int
-
-
-@dataclass(frozen=True)
-class _Rollout:
-    """The tokens one prompt's sampled answer takes at most, so steps group prompts by length."""
-
-    tokens: int
-
-    def __len__(self) -> int:
-        return self.tokens
 
 
 def run(
@@ -126,7 +118,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     base, tokenizer = load_training_base(config, hardware, console)
     encoded = prompt_ids(tokenizer, prompts.train, config.data.max_seq_len - ppo.max_new_tokens)
     batches = StepBatches(
-        [_Rollout(len(ids) + ppo.max_new_tokens) for ids in encoded], config.train.batch_tokens, config.train.seed
+        [TokenBudget(len(ids) + ppo.max_new_tokens) for ids in encoded], config.train.batch_tokens, config.train.seed
     )
     model = trainable_adapter(base, config, init_folder)
     reward_model = attach_reward_model(model, rm_folder, tokenizer) if rm_folder else None
@@ -220,10 +212,9 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 "epoch": epoch,
                 "batch": index,
             }
-            log.write(json.dumps(row) + "\n")
-            log.flush()
+            log_step(log, row)
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
-            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+            if checkpoint_due(step + 1, config):
                 save(step + 1)
                 progress.note(f"checkpoint saved: step {step + 1}  mean reward {row['reward']:.3f}")
     log.close()
@@ -262,12 +253,18 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         scored = prompts.held_out_examples[: evaluation.records]
         for variant, reward in mean_rewards(domain, scored, evaluation.answers).items():
             metrics[variant]["reward"] = reward
-    atomic_write_json(run_dir / METRICS_FILE, metrics)
-    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
 
     # --- register -----------------------------------------------------------------------------------------
-    register_adapter(domain.name + ADAPTER_SUFFIX, domain.name, run_dir, config.base, metrics)
-    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+    return finish_run(
+        run_dir,
+        domain,
+        config,
+        data_path,
+        tokenizer,
+        metrics,
+        adapter_name=domain.name + ADAPTER_SUFFIX,
+        tokens_per_second=speed,
+    )
 
 
 def _reward_model_folder(domain: Domain, config: RunConfig) -> Path:

@@ -9,7 +9,6 @@ and head) with `resume=True` and ends exactly where an uninterrupted run would.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,6 @@ from pixiu.data import StepBatches
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
-from pixiu.files import atomic_write_json
 from pixiu.plots import plot_loss_curve
 from pixiu.preference import (
     TokenizedPair,
@@ -34,14 +32,16 @@ from pixiu.preference import (
 )
 from pixiu.progress import TrainProgress
 from pixiu.recipes.dpo import ranking
-from pixiu.registry import register_adapter
 from pixiu.reward_model import HEAD_KEY, build_head, pair_loss, save_head, score_rows
-from pixiu.runs import LOG_FILE, METRICS_FILE
+from pixiu.runs import LOG_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    checkpoint_due,
     checkpoint_weights,
+    finish_run,
     load_training_base,
+    log_step,
     open_log,
     resume_training,
     run_figures,
@@ -121,10 +121,9 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 "epoch": epoch,
                 "batch": index,
             }
-            log.write(json.dumps(row) + "\n")
-            log.flush()
+            log_step(log, row)
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
-            if (step + 1) % config.train.save_every == 0 or step + 1 == config.train.max_steps:
+            if checkpoint_due(step + 1, config):
                 training_state = optimiser.state_dict()
                 weights = checkpoint_weights(model, {HEAD_KEY: head})
                 save_checkpoint(run_dir, step + 1, weights, training_state, keep=config.train.keep_checkpoints)
@@ -150,12 +149,18 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         console.print(f"scoring {len(held_out)} held-out pairs with the reward model")
         scores = held_out_scores(model, head, held_out, config.train.batch_tokens, pad_id)
         metrics.update(records=len(held_out), adapter=scores)
-    atomic_write_json(run_dir / METRICS_FILE, metrics)
-    write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
 
     # --- register -----------------------------------------------------------------------------------------
-    register_adapter(domain.name + ADAPTER_SUFFIX, domain.name, run_dir, config.base, metrics)
-    return RunSummary(run_dir, config.train.max_steps, speed, metrics)
+    return finish_run(
+        run_dir,
+        domain,
+        config,
+        data_path,
+        tokenizer,
+        metrics,
+        adapter_name=domain.name + ADAPTER_SUFFIX,
+        tokens_per_second=speed,
+    )
 
 
 @torch.no_grad()
