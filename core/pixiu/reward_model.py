@@ -110,24 +110,36 @@ def load_reward_model(
     run_dir_or_name: str | Path, *, device: str = "auto", precision: Precision = "auto"
 ) -> RewardModel:
     """Load a reward model trained by `--method rm`: its run folder, or its registered name (e.g. law-rm)."""
-    from pixiu.config import load_config
     from pixiu.lora import load_adapter
     from pixiu.models import load_base
     from pixiu.registry import resolve_adapter
     from pixiu.runs import read_run_file
 
     folder = resolve_adapter(str(run_dir_or_name))
-    if not (folder / HEAD_FILE).is_file():
+    if not is_reward_model(folder):
         raise PixiuError(f"{folder} is not a reward model: it has no {HEAD_FILE} (train one with --method rm)")
     record = read_run_file(folder)
     if "base_model" not in record:
         raise PixiuError(f"{folder} has no pixiu_run.yaml naming its base model; it was not trained by pixiu")
-    config = load_config(start=record.get("config"))
     target, dtype = placement(device, precision)
     base, tokenizer = load_base(record["base_model"], dtype=dtype, device=target)
     model = load_adapter(base, folder)
     model.eval()
-    return RewardModel(model, load_head(folder, target), tokenizer, config.data.max_seq_len)
+    return RewardModel(model, load_head(folder, target), tokenizer, trained_max_len(folder))
+
+
+def is_reward_model(folder: Path) -> bool:
+    """Whether the adapter folder holds a reward model (a scalar head beside its LoRA weights)."""
+    return (Path(folder) / HEAD_FILE).is_file()
+
+
+def trained_max_len(folder: Path) -> int:
+    """The `data.max_seq_len` a reward model was trained with, from its `pixiu_run.yaml` (the default without one):
+    prompt plus answer are cut to it when scoring, as they were in training."""
+    from pixiu.config import load_config
+    from pixiu.runs import read_run_file
+
+    return load_config(start=read_run_file(folder).get("config")).data.max_seq_len
 
 
 def _messages(prompt: Messages | str) -> Messages:
