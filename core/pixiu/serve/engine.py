@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,7 @@ class Engine:
                 raise WrongKind(scoring_refusal(model))
             scores: list[float] = []
             for group in self._score_groups(rows):
-                scores.extend(self._on_engine_thread(lambda group=group: self._score_rows(slot, group)))
+                scores.extend(self._on_engine_thread(partial(self._score_rows, slot, group)))
         finally:
             self.adapters.release(slot)
             with self._cond:
