@@ -188,3 +188,15 @@ def test_scoring_is_counted_in_the_metrics(rm_app):
     assert requests == {"zhihu-rm": 2}
     answers = [s.value for s in families["pixiu_scored_answers"].samples if s.name.endswith("_total")]
     assert answers == [len(ANSWERS) + 1]
+
+
+def test_vllm_is_not_handed_reward_models(tiny_model_dir, adapter_dirs, rm_dir):
+    from click.testing import CliRunner
+
+    from pixiu.cli import cli
+
+    args = ["serve", "--engine", "vllm", "--print-command", "--no-registry", "--base", str(tiny_model_dir)]
+    result = CliRunner().invoke(cli, [*args, "--adapter", f"law={adapter_dirs['law']}", "--adapter", f"rm={rm_dir}"])
+    assert result.exit_code == 0, result.output
+    assert f"law={adapter_dirs['law']}" in result.stdout and "rm=" not in result.stdout
+    assert "not serving reward model 'rm' on vLLM" in result.stderr
