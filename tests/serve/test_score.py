@@ -5,42 +5,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pixiu.preference import tokenize_answer
-from pixiu.reward_model import load_reward_model, save_head
-from pixiu.runs import RUN_FILE
+from pixiu.reward_model import load_reward_model
 
-from .helpers import ADMIN_TOKEN, PROMPTS, call
+from .helpers import ADMIN_TOKEN, PROMPTS, RM_MAX_LEN, call
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-MAX_LEN = 48
-"""The rm's training max_seq_len: long prompts and answers are cut to it."""
 ANSWERS = ["盗窃罪。", "I do not know, sorry, but let me think about it at some length first.", "", "hello hello"]
 MESSAGES = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": PROMPTS[0]}]
-
-
-@pytest.fixture(scope="session")
-def rm_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A reward model folder as `--method rm` saves it: random non-zero LoRA, a non-zero head, pixiu_run.yaml."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    folder = tmp_path_factory.mktemp("rm") / "zhihu-rm"
-    torch.manual_seed(7)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
-    get_peft_model(model, config).save_pretrained(folder)
-    head = torch.nn.Linear(model.config.hidden_size, 1, dtype=torch.float32)
-    with torch.no_grad():
-        head.weight.normal_(generator=torch.Generator().manual_seed(3))
-        head.bias.fill_(0.5)
-    save_head(head, folder)
-    record = {"base_model": str(tiny_model_dir), "domain": "zhihu", "config": {"data": {"max_seq_len": MAX_LEN}}}
-    (folder / RUN_FILE).write_text(yaml.safe_dump(record), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +55,7 @@ def test_scores_equal_load_reward_models(make_rm_app, reference_rm, tokenizer, p
     expected = [reference_rm.score(MESSAGES, answer) for answer in ANSWERS]
     assert [item["score"] for item in body["data"]] == pytest.approx(expected, abs=1e-4)
     assert len({round(value, 3) for value in expected}) == len(ANSWERS)  # the head does tell the answers apart
-    rows = [tokenize_answer(tokenizer, MESSAGES, answer, MAX_LEN) for answer in ANSWERS]
+    rows = [tokenize_answer(tokenizer, MESSAGES, answer, RM_MAX_LEN) for answer in ANSWERS]
     assert body["usage"] == {"prompt_tokens": sum(len(row.input_ids) for row in rows)}
     text = call(app, "POST", "/v1/score", json={"model": "zhihu-rm", "prompt": PROMPTS[1], "answers": ANSWERS[:2]})
     assert [item["score"] for item in text.json()["data"]] == pytest.approx(
