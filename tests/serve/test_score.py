@@ -174,3 +174,23 @@ def test_vllm_is_not_handed_reward_models(tiny_model_dir, adapter_dirs, rm_dir):
     assert result.exit_code == 0, result.output
     assert f"law={adapter_dirs['law']}" in result.stdout and "rm=" not in result.stdout
     assert "not serving reward model 'rm' on vLLM" in result.stderr
+
+
+def test_unloading_a_reward_model_while_it_scores_waits_without_spinning_the_engine(make_engine, rm_dir, monkeypatch):
+    import threading
+
+    engine = make_engine()
+    engine.load_adapter("zhihu-rm", rm_dir)
+    engine.start()
+    steps = []
+    step = engine._step
+    monkeypatch.setattr(engine, "_step", lambda *args: (steps.append(1), step(*args))[1])
+    slot, _ = engine.adapters.acquire("zhihu-rm")  # a scoring call in flight holds the slot
+    done = engine.unload_adapter("zhihu-rm")
+    threading.Event().wait(0.3)
+    assert not done.done() and len(steps) <= 2  # the engine waits for the holder instead of looping
+    engine.adapters.release(slot)
+    with engine._cond:  # as Engine.score does after releasing
+        engine._cond.notify()
+    done.result(timeout=5)
+    assert engine.adapters.heads() == {}

@@ -181,6 +181,12 @@ class AdapterTable:
         with self._lock:
             return bool(self._retired)
 
+    @property
+    def freeable(self) -> bool:
+        """Whether a retired slot has no requests left and can be freed now."""
+        with self._lock:
+            return any(not self._users.get(slot) for slot in self._retired)
+
     def free_retired(self) -> None:
         """Free retired slots that no request holds and resolve their futures; engine thread only."""
         with self._lock:

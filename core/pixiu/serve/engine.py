@@ -167,10 +167,12 @@ class Engine:
                 request.slot, request.adapter = self.adapters.acquire(model)
                 if request.adapter.reward_model:
                     self.adapters.release(request.slot)
+                    self._cond.notify()  # an unload may be waiting for this slot
                     raise WrongKind(generation_refusal(model))
             if len(self._waiting) >= self.max_waiting:
                 if request.slot is not None:
                     self.adapters.release(request.slot)
+                    self._cond.notify()  # an unload may be waiting for this slot
                 self.counters["rejected"] += 1
                 raise QueueFull(f"the server is busy: {len(self._waiting)} requests are waiting; retry shortly")
             self.counters["prompt_tokens"] += len(prompt_ids)
@@ -289,7 +291,7 @@ class Engine:
                     or self._waiting
                     or self._prefilling
                     or self._batch.rows
-                    or self.adapters.retiring
+                    or self.adapters.freeable  # not `retiring`: a slot a scoring call holds would spin the loop
                 ):
                     self._cond.wait()
                 if self._stopping:
@@ -423,6 +425,7 @@ class Engine:
             request.finished = True
             if request.slot is not None:
                 self.adapters.release(request.slot)
+                self._cond.notify()  # a retired slot may now be free (this may run off the engine thread)
             key = (request.model, reason)
             self.counters["requests"][key] = self.counters["requests"].get(key, 0) + 1
         request.sink(None, reason)
