@@ -119,7 +119,7 @@ def reward_model_folder(run_dir_or_name: str | Path, *, base: str | None = None)
     from pixiu.runs import read_run_file
 
     folder = resolve_adapter(str(run_dir_or_name))
-    if not (folder / HEAD_FILE).is_file():
+    if not is_reward_model(folder):
         raise PixiuError(f"{folder} is not a reward model: it has no {HEAD_FILE} (train one with --method rm)")
     recorded = read_run_file(folder).get("base_model")
     if recorded is None:
@@ -145,7 +145,7 @@ def load_reward_model(
     base, tokenizer = load_base(read_run_file(folder)["base_model"], dtype=dtype, device=target)
     model = load_adapter(base, folder)
     model.eval()
-    return RewardModel(model, load_head(folder, target), tokenizer, _trained_max_len(folder))
+    return RewardModel(model, load_head(folder, target), tokenizer, trained_max_len(folder))
 
 
 REWARD_ADAPTER = "reward"
@@ -157,10 +157,15 @@ def attach_reward_model(policy: PeftModel, folder: Path, tokenizer: Any) -> Rewa
     own peft model, so that policy, reference and reward model share one base in memory."""
     policy.load_adapter(str(folder), adapter_name=REWARD_ADAPTER, is_trainable=False)
     head = load_head(folder, next(policy.parameters()).device)
-    return RewardModel(policy, head, tokenizer, _trained_max_len(folder), adapter=REWARD_ADAPTER)
+    return RewardModel(policy, head, tokenizer, trained_max_len(folder), adapter=REWARD_ADAPTER)
 
 
-def _trained_max_len(folder: Path) -> int:
+def is_reward_model(folder: Path) -> bool:
+    """Whether the adapter folder holds a reward model (a scalar head beside its LoRA weights)."""
+    return (Path(folder) / HEAD_FILE).is_file()
+
+
+def trained_max_len(folder: Path) -> int:
     """The `data.max_seq_len` the reward model in `folder` was trained with, so it scores answers cut the same way.
 
     Only the `data` section is read: the rest of the config may hold a domain's own settings, which need the

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .helpers import ADAPTERS, ADMIN_TOKEN
+from .helpers import ADAPTERS, ADMIN_TOKEN, RM_MAX_LEN
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +33,31 @@ def adapter_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets, init_lora_weights=False)
         get_peft_model(model, config).save_pretrained(root / name)
     return {name: root / name for name in ADAPTERS}
+
+
+@pytest.fixture(scope="session")
+def rm_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reward model folder as `--method rm` saves it: random non-zero LoRA, a non-zero head, pixiu_run.yaml."""
+    import yaml
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from pixiu.reward_model import save_head
+    from pixiu.runs import RUN_FILE
+
+    folder = tmp_path_factory.mktemp("rm") / "zhihu-rm"
+    torch.manual_seed(7)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(folder)
+    head = torch.nn.Linear(model.config.hidden_size, 1, dtype=torch.float32)
+    with torch.no_grad():
+        head.weight.normal_(generator=torch.Generator().manual_seed(3))
+        head.bias.fill_(0.5)
+    save_head(head, folder)
+    record = {"base_model": str(tiny_model_dir), "domain": "zhihu", "config": {"data": {"max_seq_len": RM_MAX_LEN}}}
+    (folder / RUN_FILE).write_text(yaml.safe_dump(record), encoding="utf-8")
+    return folder
 
 
 @pytest.fixture(scope="session")

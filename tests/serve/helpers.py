@@ -21,6 +21,8 @@ PROMPTS = [
     "感冒发热时应该怎么办？请简单回答。",
 ]
 ADMIN_TOKEN = "s3cret"
+RM_MAX_LEN = 48
+"""The test reward model's training max_seq_len: long prompts and answers are cut to it."""
 
 
 def call(app, method: str, url: str, **kwargs) -> httpx.Response:

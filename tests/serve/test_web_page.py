@@ -146,3 +146,16 @@ def test_errors_are_shown_and_the_question_kept(page, url: str) -> None:
     ask(page, "你好")
     assert page.text_content("#error").startswith("Network error: the server could not be reached")
     assert page.input_value("#input") == "你好" and page.locator(".msg").count() == 0
+
+
+def test_the_page_offers_no_reward_model(browser, make_app, engine, rm_dir) -> None:
+    """A reward model only scores (POST /v1/score), so the page's picker leaves it out."""
+    engine.load_adapter("zhihu-rm", rm_dir)
+    with background_server(make_app(engine)) as base_url:
+        assert "zhihu-rm" in [m["id"] for m in httpx.get(f"{base_url}/v1/models").json()["data"]]
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(base_url + "/")
+        page.wait_for_selector("#model:not([disabled])")
+        assert page.eval_on_selector_all("#model option", "options => options.map(o => o.value)") == MODELS
+        context.close()

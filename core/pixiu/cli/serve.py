@@ -191,6 +191,11 @@ def serve(
         click.echo(note, err=True)
     timeouts = Timeouts(read=read_timeout, keep_alive=keep_alive, shutdown=shutdown_timeout)
     if backend == "vllm":
+        from pixiu.reward_model import is_reward_model
+
+        for name in [name for name, folder in folders.items() if is_reward_model(folder)]:
+            del folders[name]  # vLLM would load its LoRA as a chat adapter and generate with it
+            click.echo(f"not serving reward model {name!r} on vLLM: POST /v1/score needs --engine pixiu", err=True)
         _serve_vllm(
             base,
             folders,

@@ -7,6 +7,9 @@ With `max_adapters` set, loading a new name beyond the cap evicts the least rece
 one if there is any. An evicted name answers 404 until it is loaded again (no reload on demand: loading
 reads files and may fail, which a chat request should not wait for or trip on).
 
+A reward model (`pixiu.reward_model`: a LoRA adapter plus a scalar head) takes a slot like any adapter; its
+head sits beside the slot, is loaded with it and is freed with it.
+
 Slots change only on the engine thread (`install`, `free_retired`, `detach`), between forward passes;
 the lookups (`acquire`, `release`, `retire`, `loaded`) may come from any thread.
 """
@@ -35,6 +38,24 @@ class UnknownModel(PixiuError):
     """A request or unload named a model that is not loaded."""
 
 
+class WrongKind(PixiuError):
+    """A request named a reward model to generate with, or a chat model to score with."""
+
+
+def generation_refusal(name: str) -> str:
+    """Why a chat or text completion cannot name the reward model `name`."""
+    return f"{name} is a reward model: it scores answers at POST /v1/score; it does not generate"
+
+
+def scoring_refusal(name: str) -> str:
+    """Why `POST /v1/score` cannot name the chat adapter (or the base) `name`."""
+    what = "the plain base model" if name == BASE else "a chat adapter"
+    return (
+        f"{name} is {what}: it generates at POST /v1/chat/completions and has no reward head to score with; "
+        "name a reward model (one marked kind: reward_model in GET /v1/models)"
+    )
+
+
 @dataclass(frozen=True)
 class AdapterInfo:
     """A loaded adapter."""
@@ -47,6 +68,14 @@ class AdapterInfo:
     rank: int
     nbytes: int
     load_ms: float
+    reward_max_len: int | None = None
+    """For a reward model, the tokens prompt plus answer are cut to when scoring (its training `max_seq_len`);
+    None for a chat adapter."""
+
+    @property
+    def reward_model(self) -> bool:
+        """Whether this adapter scores answers (it has a reward head) rather than generating."""
+        return self.reward_max_len is not None
 
 
 class AdapterTable:
@@ -64,6 +93,7 @@ class AdapterTable:
         self._users: dict[int, int] = {}  # slot -> requests holding it
         self._retired: dict[int, list[Future]] = {}  # slots no name reaches, freed once their users are gone
         self._evicted: set[str] = set()
+        self._heads: dict[int, torch.nn.Linear] = {}  # slot -> the reward head of the reward model in it
 
     def loaded(self) -> dict[str, AdapterInfo]:
         """Served adapters by name, in load order."""
@@ -100,8 +130,23 @@ class AdapterTable:
             self._retire(name, future)
         return future
 
-    def install(self, name: str, weights: AdapterWeights, domain: str | None, load_ms: float) -> AdapterInfo:
-        """Serve `weights` as `name` (replacing a version of that name), evicting past the cap; engine thread only."""
+    def heads(self) -> dict[int, torch.nn.Linear]:
+        """The reward heads loaded, by slot."""
+        with self._lock:
+            return dict(self._heads)
+
+    def install(
+        self,
+        name: str,
+        weights: AdapterWeights,
+        domain: str | None,
+        load_ms: float,
+        reward: tuple[torch.nn.Linear, int] | None = None,
+    ) -> AdapterInfo:
+        """Serve `weights` as `name` (replacing a version of that name), evicting past the cap; engine thread only.
+
+        `reward` makes it a reward model: its head and the `max_len` it was trained with.
+        """
         if name == BASE:
             raise PixiuError(f"{BASE!r} names the plain base model; give the adapter another name")
         with self._lock:
@@ -117,8 +162,11 @@ class AdapterTable:
                 self._evicted.add(victim)
         self.free_retired()  # an idle victim's slot is reused right away
         slot = self.lora.add(weights)
-        info = AdapterInfo(name, weights.folder, domain, weights.rank, self.lora.bytes_per_slot, load_ms)
+        head, max_len = reward if reward is not None else (None, None)
+        info = AdapterInfo(name, weights.folder, domain, weights.rank, self.lora.bytes_per_slot, load_ms, max_len)
         with self._lock:
+            if head is not None:
+                self._heads[slot] = head
             if name in self._loaded:
                 self._retire(name, None)
             self._loaded[name] = (slot, info)
@@ -133,11 +181,19 @@ class AdapterTable:
         with self._lock:
             return bool(self._retired)
 
+    @property
+    def freeable(self) -> bool:
+        """Whether a retired slot has no requests left and can be freed now."""
+        with self._lock:
+            return any(not self._users.get(slot) for slot in self._retired)
+
     def free_retired(self) -> None:
         """Free retired slots that no request holds and resolve their futures; engine thread only."""
         with self._lock:
             done = [slot for slot in self._retired if not self._users.get(slot)]
             futures = [future for slot in done for future in self._retired.pop(slot)]
+            for slot in done:
+                self._heads.pop(slot, None)
         for slot in done:
             self.lora.remove(slot)
         for future in futures:
@@ -150,6 +206,7 @@ class AdapterTable:
             self._last_used.clear()
             futures = [future for waiting in self._retired.values() for future in waiting]
             self._retired.clear()
+            self._heads.clear()
         self.lora.detach()
         for future in futures:
             future.set_result(None)

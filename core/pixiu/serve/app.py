@@ -1,5 +1,5 @@
-"""The OpenAI-compatible HTTP API over an `Engine`: models, chat and text completions (streamed or not), health,
-and the web chat page at `/`."""
+"""The OpenAI-compatible HTTP API over an `Engine`: models, chat and text completions (streamed or not), scoring
+with reward models (`POST /v1/score`, a pixiu extension), health, and the web chat page at `/`."""
 
 from __future__ import annotations
 
@@ -14,14 +14,26 @@ from jinja2 import TemplateError
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from pixiu.data import render
+from pixiu.data import IGNORE_INDEX, render
+from pixiu.errors import DataError, PixiuError
+from pixiu.preference import tokenize_answer
 from pixiu.serve import admin
-from pixiu.serve.adapters import BASE, UnknownModel
+from pixiu.serve.adapters import BASE, UnknownModel, WrongKind, generation_refusal, scoring_refusal
 from pixiu.serve.engine import Engine, QueueFull
 from pixiu.serve.generation import Generation
 from pixiu.serve.http import ApiError, BodyLimit, ServerError, install_error_handlers
 from pixiu.serve.metrics import ServeMetrics
-from pixiu.serve.protocol import ChatRequest, CompletionRequest, Health, ModelCard, ModelList
+from pixiu.serve.protocol import (
+    ChatRequest,
+    CompletionRequest,
+    Health,
+    ModelCard,
+    ModelList,
+    Score,
+    ScoreList,
+    ScoreRequest,
+    ScoreUsage,
+)
 from pixiu.serve.request import SamplingParams
 from pixiu.serve.responses import Reply, stream_events
 from pixiu.serve.state import Limits, Server, model_card, server_of, unknown_model
@@ -131,8 +143,11 @@ async def completions(body: CompletionRequest, request: Request):
 async def _complete(request: Request, body: ChatRequest | CompletionRequest, prompt_ids: list[int], *, chat: bool):
     """Check limits, start generating, and answer as one JSON document or as server-sent events."""
     server = server_of(request)
-    if body.model != BASE and body.model not in server.engine.adapters.loaded():
+    adapter = server.engine.adapters.loaded().get(body.model)
+    if body.model != BASE and adapter is None:
         raise unknown_model(server, body.model)
+    if adapter is not None and adapter.reward_model:
+        raise ApiError(400, generation_refusal(body.model), param="model")
     sampling = _sampling(server, body, len(prompt_ids))
     stop = body.stop_list()
     if len(stop) > server.limits.max_stop or any(len(s) > 256 for s in stop):
@@ -150,6 +165,8 @@ async def _complete(request: Request, body: ChatRequest | CompletionRequest, pro
         )
     except UnknownModel as exc:
         raise unknown_model(server, body.model) from exc
+    except WrongKind as exc:  # replaced by a reward model of that name since the check above
+        raise ApiError(400, str(exc), param="model") from exc
     except QueueFull as exc:
         raise ApiError(429, str(exc), type="rate_limit_error", code="queue_full", headers={"Retry-After": "1"}) from exc
     reply = Reply(body.model, chat)
@@ -165,6 +182,54 @@ async def _complete(request: Request, body: ChatRequest | CompletionRequest, pro
         raise ApiError(500, "generation failed; see the server log", type="server_error")
     answer = reply.whole(text, generation, server.tokenizer, logprobs=sampling.logprobs is not None)
     return JSONResponse(answer.model_dump())
+
+
+# ---- scoring ----------------------------------------------------------------------------------
+
+
+@router.post("/v1/score")
+async def score(body: ScoreRequest, request: Request) -> ScoreList:
+    """Score each answer after the prompt with a reward model, exactly as `pixiu.reward_model.load_reward_model`
+    would: the same chat template and the same cut to the `max_seq_len` it was trained with."""
+    server = server_of(request)
+    adapter = server.engine.adapters.loaded().get(body.model)
+    if body.model != BASE and adapter is None:
+        raise unknown_model(server, body.model)
+    if adapter is None or adapter.reward_max_len is None:
+        raise ApiError(400, scoring_refusal(body.model), param="model")
+    rows = await run_in_threadpool(_score_rows, server.tokenizer, body, adapter.reward_max_len)  # off the loop
+    try:
+        scores = await run_in_threadpool(server.engine.score, body.model, rows)
+    except UnknownModel as exc:  # unloaded or evicted meanwhile
+        raise unknown_model(server, body.model) from exc
+    except WrongKind as exc:  # replaced by a chat adapter of that name meanwhile
+        raise ApiError(400, str(exc), param="model") from exc
+    except PixiuError as exc:  # the engine stopped
+        raise ApiError(503, f"{exc}; retry on another instance", type="server_error") from exc
+    return ScoreList(
+        model=body.model,
+        data=[Score(index=i, score=value) for i, value in enumerate(scores)],
+        usage=ScoreUsage(prompt_tokens=sum(len(ids) for ids, _ in rows)),
+    )
+
+
+def _score_rows(tokenizer, body: ScoreRequest, max_len: int) -> list[tuple[list[int], int]]:
+    """Each answer after the prompt as the reward model reads it: (token ids, the position of its last answer
+    token, whose hidden state the head reads), tokenised as `pixiu.preference.tokenize_answer` does in training."""
+    messages = body.prompt_messages()
+    rows = []
+    for answer in body.answers:
+        try:
+            example = tokenize_answer(tokenizer, messages, answer, max_len)
+        except TemplateError as exc:
+            param = "messages" if body.messages is not None else "prompt"
+            raise ApiError(400, f"{param}: the model's chat template refuses them: {exc}", param=param) from exc
+        except DataError as exc:  # the prompt alone fills the reward model's max_seq_len
+            message = f"the prompt is too long for {body.model}: {exc}"
+            raise ApiError(400, message, param="messages", code="context_length_exceeded") from exc
+        labelled = [i for i, label in enumerate(example.labels) if label != IGNORE_INDEX]
+        rows.append((example.input_ids, labelled[-1] if labelled else len(example.input_ids) - 1))
+    return rows
 
 
 def _sampling(server: Server, body: ChatRequest | CompletionRequest, prompt_tokens: int) -> SamplingParams:

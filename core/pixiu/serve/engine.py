@@ -8,6 +8,8 @@ more than one chunk of someone's prompt. Rows of one step may use different adap
 `pixiu.serve.multi_lora`); the adapter table (`pixiu.serve.adapters`) maps names to slots, the sampler
 (`pixiu.serve.sampler`) picks every row's token in one pass, and `pixiu.serve.kv` owns the cache layout.
 Requests hand results back through a sink callback called on the engine thread.
+
+Reward models score on the same thread and the same base (`score`): see `Engine.score` for why.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,9 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from pixiu.errors import PixiuError
+from pixiu.reward_model import is_reward_model, load_head, trained_max_len
 from pixiu.serve import kv
-from pixiu.serve.adapters import BASE, AdapterInfo, AdapterTable
+from pixiu.serve.adapters import BASE, AdapterInfo, AdapterTable, WrongKind, generation_refusal, scoring_refusal
 from pixiu.serve.batch import Batch, Row
 from pixiu.serve.multi_lora import read_adapter
 from pixiu.serve.request import EngineRequest, SamplingParams, Sink
@@ -83,8 +87,16 @@ class Engine:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.counters: dict[str, Any] = {"requests": {}, "prompt_tokens": 0, "generated_tokens": 0, "rejected": 0}
-        """Finished requests by (model, finish reason), tokens read and generated, requests turned away."""
+        self.counters: dict[str, Any] = {
+            "requests": {},
+            "prompt_tokens": 0,
+            "generated_tokens": 0,
+            "rejected": 0,
+            "score_requests": {},
+            "scored_answers": 0,
+        }
+        """Finished requests by (model, finish reason), tokens read and generated, requests turned away, scoring
+        requests by model and the answers they scored."""
         self._recent: deque[tuple[float, int]] = deque()  # (time, tokens) per step over the last few seconds
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -123,12 +135,14 @@ class Engine:
 
     def load_adapter(self, name: str, folder: Path, *, domain: str | None = None) -> AdapterInfo:
         """Load (or replace) adapter `name` trained for `domain`; requests already running on an older version
-        finish on it. Past `max_adapters`, the least recently used adapter is evicted."""
+        finish on it. Past `max_adapters`, the least recently used adapter is evicted. A reward model (a folder
+        with `reward_head.safetensors`) loads its head too, in fp32 on the model's device."""
         started = time.perf_counter()
         weights = read_adapter(Path(folder), dtype=self.model.dtype, device=self.device)  # off the engine thread
+        reward = (load_head(folder, self.device), trained_max_len(folder)) if is_reward_model(folder) else None
 
         def install() -> AdapterInfo:
-            return self.adapters.install(name, weights, domain, 1000 * (time.perf_counter() - started))
+            return self.adapters.install(name, weights, domain, 1000 * (time.perf_counter() - started), reward)
 
         return self._on_engine_thread(install)
 
@@ -151,15 +165,78 @@ class Engine:
         with self._cond:
             if model != BASE:
                 request.slot, request.adapter = self.adapters.acquire(model)
+                if request.adapter.reward_model:
+                    self.adapters.release(request.slot)
+                    self._cond.notify()  # an unload may be waiting for this slot
+                    raise WrongKind(generation_refusal(model))
             if len(self._waiting) >= self.max_waiting:
                 if request.slot is not None:
                     self.adapters.release(request.slot)
+                    self._cond.notify()  # an unload may be waiting for this slot
                 self.counters["rejected"] += 1
                 raise QueueFull(f"the server is busy: {len(self._waiting)} requests are waiting; retry shortly")
             self.counters["prompt_tokens"] += len(prompt_ids)
             self._waiting.append(request)
             self._cond.notify()
         return request
+
+    def score(self, model: str, rows: Sequence[tuple[list[int], int]]) -> list[float]:
+        """The reward model `model`'s score of each row: (token ids, the position whose final hidden state the head
+        reads). Blocks until done; raises `UnknownModel`, or `WrongKind` when `model` is not a reward model.
+
+        Why on the engine thread, between decode steps: the engine owns the one base model, and a reward model is
+        only a LoRA adapter on it plus a head, so it takes a `MultiLora` slot like any adapter and a scoring pass
+        routes every row to that slot; a second copy of the base would double the memory for no new weights, and
+        a forward pass from another thread would race the hooks' routing. The decoder runs without the output
+        head (`pixiu.reward_model.score_rows` does the same), then the fp32 head reads each row. Rows go in groups
+        of at most `prefill_chunk` padded tokens (a longer row alone), each its own engine command, so decoding
+        waits behind at most one group, as it does behind one prefill chunk.
+        """
+        if model == BASE:
+            raise WrongKind(scoring_refusal(model))
+        slot, info = self.adapters.acquire(model)  # held to the end: an unload waits for this scoring to finish
+        try:
+            if not info.reward_model:
+                raise WrongKind(scoring_refusal(model))
+            scores: list[float] = []
+            for group in self._score_groups(rows):
+                scores.extend(self._on_engine_thread(partial(self._score_rows, slot, group)))
+        finally:
+            self.adapters.release(slot)
+            with self._cond:
+                self._cond.notify()  # a retired slot may now be free
+        with self._cond:
+            self.counters["score_requests"][model] = self.counters["score_requests"].get(model, 0) + 1
+            self.counters["scored_answers"] += len(rows)
+        return scores
+
+    def _score_groups(self, rows: Sequence[tuple[list[int], int]]) -> list[list[tuple[list[int], int]]]:
+        """`rows` in order, cut into groups of at most `prefill_chunk` padded tokens (at least one row each)."""
+        groups: list[list[tuple[list[int], int]]] = []
+        width = 0
+        for row in rows:
+            if groups and max(width, len(row[0])) * (len(groups[-1]) + 1) <= self.prefill_chunk:
+                groups[-1].append(row)
+                width = max(width, len(row[0]))
+            else:
+                groups.append([row])
+                width = len(row[0])
+        return groups
+
+    @torch.inference_mode()
+    def _score_rows(self, slot: int, rows: list[tuple[list[int], int]]) -> list[float]:
+        """One right-padded forward pass of the decoder through adapter `slot`, then its reward head at each row's
+        position; engine thread only. Attention is causal, so no row sees the padding after it."""
+        head = self.adapters.heads()[slot]
+        input_ids = torch.zeros(len(rows), max(len(ids) for ids, _ in rows), dtype=torch.long)
+        for i, (ids, _) in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+        decoder = getattr(self.model, self.model.base_model_prefix)  # the hidden states, no vocabulary projection
+        with self.adapters.lora.route([slot] * len(rows)):
+            hidden = decoder(input_ids=input_ids.to(self.device), use_cache=False).last_hidden_state
+        index = torch.arange(len(rows), device=self.device)
+        last = hidden[index, torch.tensor([position for _, position in rows], device=self.device)]
+        return head(last.float()).squeeze(-1).tolist()
 
     def cancel(self, request: EngineRequest, reason: str = "cancelled") -> None:
         """Stop a request; it leaves the batch before the next step and ends with `reason` (the first one given).
@@ -214,7 +291,7 @@ class Engine:
                     or self._waiting
                     or self._prefilling
                     or self._batch.rows
-                    or self.adapters.retiring
+                    or self.adapters.freeable  # not `retiring`: a slot a scoring call holds would spin the loop
                 ):
                     self._cond.wait()
                 if self._stopping:
@@ -348,6 +425,7 @@ class Engine:
             request.finished = True
             if request.slot is not None:
                 self.adapters.release(request.slot)
+                self._cond.notify()  # a retired slot may now be free (this may run off the engine thread)
             key = (request.model, reason)
             self.counters["requests"][key] = self.counters["requests"].get(key, 0) + 1
         request.sink(None, reason)

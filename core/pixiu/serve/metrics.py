@@ -22,6 +22,7 @@ _COUNTERS = (  # (name without _total, help, stats key)
     ("pixiu_prompt_tokens", "Prompt tokens of accepted requests.", "prompt_tokens"),
     ("pixiu_generated_tokens", "Tokens generated.", "generated_tokens"),
     ("pixiu_requests_rejected", "Requests refused with 429 because the queue was full.", "rejected"),
+    ("pixiu_scored_answers", "Answers scored by reward models (POST /v1/score).", "scored_answers"),
 )
 _GAUGES = (
     ("pixiu_tokens_per_second", "Tokens generated per second over the last 10 seconds.", "tokens_per_second"),
@@ -80,6 +81,12 @@ class _EngineCollector(Collector):
         for (model, reason), count in sorted(stats["requests"].items()):
             requests.add_metric([model, reason], count)
         yield requests
+        scores = CounterMetricFamily(
+            "pixiu_score_requests", "Scoring requests (POST /v1/score) answered, by reward model.", labels=["model"]
+        )
+        for model, count in sorted(stats["score_requests"].items()):
+            scores.add_metric([model], count)
+        yield scores
         for name, help_text, key in _COUNTERS:
             yield CounterMetricFamily(name, help_text, value=stats[key])
         for name, help_text, key in _GAUGES:

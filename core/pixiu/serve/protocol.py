@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_serializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -210,6 +210,35 @@ class CompletionRequest(_Generation):
         return self.logprobs
 
 
+MAX_SCORE_ANSWERS = 64
+"""Answers one `POST /v1/score` may ask to score, at most."""
+
+
+class ScoreRequest(_Body):
+    """`POST /v1/score` (a pixiu extension): a reward model's score of each answer after one prompt, given as chat
+    `messages` or as a user message's text in `prompt`."""
+
+    model: Text = Field(min_length=1, max_length=256)
+    messages: list[Message] | None = Field(default=None, min_length=1)
+    prompt: Text | None = None
+    answers: list[Text] = Field(min_length=1, max_length=MAX_SCORE_ANSWERS)
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> ScoreRequest:
+        """Exactly one of `messages` and `prompt`."""
+        if (self.messages is None) == (self.prompt is None):
+            raise PydanticCustomError(
+                "score_prompt", 'give the prompt as "messages" (a chat) or as "prompt" (a text), exactly one of them'
+            )
+        return self
+
+    def prompt_messages(self) -> list[dict[str, str]]:
+        """The prompt as chat messages, a text `prompt` being one user message (as the reward model scores it)."""
+        if self.messages is not None:
+            return [message.as_dict() for message in self.messages]
+        return [{"role": "user", "content": self.prompt or ""}]
+
+
 class AdapterLoad(_Body):
     """`POST /v1/adapters`: a registry name, or a folder inside PIXIU_HOME served under `name`."""
 
@@ -338,7 +367,8 @@ class Completion(BaseModel):
 
 
 class ModelCard(BaseModel):
-    """A model as OpenAI lists it, plus where it comes from (`root`) and what it adapts (`parent`)."""
+    """A model as OpenAI lists it, plus where it comes from (`root`), what it adapts (`parent`) and, a pixiu
+    extension, what it does (`kind`): a chat model generates, a reward model scores answers at `POST /v1/score`."""
 
     id: str
     object: Literal["model"] = "model"
@@ -346,6 +376,7 @@ class ModelCard(BaseModel):
     owned_by: str = "pixiu"
     root: str
     parent: str | None
+    kind: Literal["chat", "reward_model"] = "chat"
 
 
 class ModelList(BaseModel):
@@ -353,6 +384,30 @@ class ModelList(BaseModel):
 
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class Score(BaseModel):
+    """One answer's score."""
+
+    index: int
+    """The answer's position in the request's `answers`."""
+    score: float
+
+
+class ScoreUsage(BaseModel):
+    """Tokens a scoring request read."""
+
+    prompt_tokens: int
+    """Every token fed to the reward model: the prompt once per answer, plus each answer."""
+
+
+class ScoreList(BaseModel):
+    """`POST /v1/score`: one score per answer, in the request's order."""
+
+    object: Literal["list"] = "list"
+    model: str
+    data: list[Score]
+    usage: ScoreUsage
 
 
 class Health(BaseModel):

@@ -60,6 +60,7 @@ def model_card(server: Server, name: str) -> ModelCard:
         created=server.started,
         root=str(adapter.folder) if adapter else server.base,
         parent=BASE if adapter else None,
+        kind="reward_model" if adapter and adapter.reward_model else "chat",
     )
 
 

@@ -34,7 +34,8 @@ async function loadModels() {
   try {
     const response = await fetch("v1/models");
     if (!response.ok) throw await httpError(response);
-    const models = (await response.json()).data;
+    // reward models score answers (POST /v1/score); they cannot chat
+    const models = (await response.json()).data.filter((m) => m.kind !== "reward_model");
     const previous = picker.disabled ? null : picker.value;
     picker.replaceChildren(...models.map((m) => new Option(m.parent ? m.id : `${m.id} (no adapter)`, m.id)));
     const adapter = models.find((m) => m.parent);  // open on a domain, not on the plain base
