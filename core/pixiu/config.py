@@ -265,12 +265,14 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _alignment_runs_on_one_device(self) -> RunConfig:
-        """Preference and reinforcement training have no multi-device path yet."""
-        if self.train.method != "sft" and self.train.devices > 1:
+    def _alignment_keeps_whole_weights(self) -> RunConfig:
+        """Every method but sft samples, scores with the adapter off or keeps a head beside the adapter, on the
+        unwrapped model of each process: its processes replicate the weights (ddp) and never shard them."""
+        if self.train.method != "sft" and self.train.strategy != "ddp":
             raise ValueError(
-                f"train.method={self.train.method} trains on one device; train.devices={self.train.devices} is only "
-                "for sft so far: drop --devices, or train sft on several devices"
+                f"train.method={self.train.method} trains on several devices with train.strategy=ddp only: its "
+                "sampling, reference passes and heads run on every process's whole model and it adds the gradients "
+                f"up itself, where {self.train.strategy} would wrap and shard the model; use --strategy ddp"
             )
         return self
 

@@ -15,7 +15,7 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -139,6 +139,19 @@ class Share:
     """Labelled tokens of the whole step batch, across all ranks."""
 
 
+@dataclass(frozen=True)
+class RowShare:
+    """The rows one rank trains in one step of a recipe that syncs its own gradients (`Ranks.sum_gradients`)."""
+
+    rows: list[int]
+    counted: bool
+    """False for a rank's stand-in row: it runs forward and backward but counts nothing."""
+
+    def part(self, mine: float, total: float) -> float:
+        """This rank's part of the step's mean loss: its `mine` of the step's `total` units (pairs, tokens)."""
+        return mine / total if self.counted and total else 0.0
+
+
 class _LossModule(torch.nn.Module):
     """The peft model plus the loss as one module, so DDP/FSDP/DeepSpeed see the forward pass they wrap."""
 
@@ -190,14 +203,47 @@ class Ranks:
         """This process's fair part of the CPU cores: all of them alone, a 1/N share with N processes on the machine."""
         return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
+    def rows(self, items: Sequence[Sized], rows: Sequence[int]) -> RowShare:
+        """This rank's rows of the step batch `rows` (indices into `items`), balanced by their lengths; a rank left
+        without any gets the first row as an uncounted stand-in, so that every rank runs the same passes."""
+        rank = self.accelerator.process_index if self.accelerator else 0
+        share = set(split_rows({r: len(items[r]) for r in rows}, rows, self.world_size)[rank])
+        mine = [r for r in rows if r in share]  # in the step's order, so one process samples as it always did
+        return RowShare(mine, True) if mine else RowShare([rows[0]], False)
+
     def share(self, examples: Sequence[TokenizedExample], rows: Sequence[int]) -> Share:
         """This rank's rows of the step batch `rows`; a rank left without rows trains the first, weighted 0."""
         count = sum(labelled_count(examples[r]) for r in rows)
-        rank = self.accelerator.process_index if self.accelerator else 0
-        mine = split_rows({r: len(examples[r]) for r in rows}, rows, self.world_size)[rank]  # this step's rows only
-        if not mine:  # it must still run forward and backward, or the others wait for its gradients forever
-            return Share([rows[0]], 0.0, count)
-        return Share(mine, self.world_size / max(count, 1), count)
+        mine = self.rows(examples, rows)
+        return Share(mine.rows, self.world_size / max(count, 1) if mine.counted else 0.0, count)
+
+    def sum(self, *values: float | torch.Tensor) -> list[float]:
+        """Each value added up over the ranks in one all-reduce (the values themselves when alone)."""
+        stacked = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        if self.accelerator and self.world_size > 1:
+            stacked = self.accelerator.reduce(stacked.to(self.accelerator.device), reduction="sum").cpu()
+        return stacked.tolist()
+
+    def step_means(self, share: RowShare, rows: int, **sums: float | torch.Tensor) -> dict[str, float]:
+        """Each named sum over this rank's rows (nothing for a stand-in), added up over the ranks and divided by
+        the step's `rows`: the step's mean of each, as one process would log it."""
+        keep = 1.0 if share.counted else 0.0
+        totals = self.sum(*(keep * float(value) for value in sums.values()))
+        return {name: total / rows for name, total in zip(sums, totals, strict=True)}
+
+    def sum_gradients(self, parameters: Sequence[torch.nn.Parameter]) -> None:
+        """Add the trainable weights' gradients up over the ranks in one all-reduce, as DDP would (nothing alone).
+
+        The recipes that sample, score with a second adapter or keep a head beside the adapter (every method but
+        sft) run their passes on the unwrapped model and sync here, so each rank's loss must be its part of the
+        step's loss (its rows' share of the global mean): the summed gradient is then the one-process gradient.
+        """
+        if not self.accelerator or self.world_size == 1:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+        flat = self.accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="sum")
+        for parameter, summed in zip(parameters, flat.split([g.numel() for g in grads]), strict=True):
+            parameter.grad = summed.view_as(parameter)
 
     def prepare(
         self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Callable[..., tuple[torch.Tensor, int]]

@@ -19,7 +19,6 @@ from pixiu.domain import Domain, Messages
 from pixiu.errors import BadRecord, DataError
 from pixiu.files import write_jsonl
 from pixiu.preference import (
-    REJECTS_FILE,
     answer_text,
     check_prompt,
     prompt_messages,
@@ -27,7 +26,7 @@ from pixiu.preference import (
     tokenize_answer,
 )
 from pixiu.records import Loaded, load_records
-from pixiu.runs import Split, held_out_note, split_examples
+from pixiu.runs import Split, held_out_note, rejects_file, split_examples
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -127,10 +126,18 @@ def tokenize_feedback(
 
 
 def read_feedback_split(
-    data_path: Path, domain: Domain, config: RunConfig, run_dir: Path, console: Console, *, resume: bool
+    data_path: Path,
+    domain: Domain,
+    config: RunConfig,
+    run_dir: Path,
+    console: Console,
+    *,
+    resume: bool,
+    writes: bool = True,
 ) -> Split[Feedback]:
-    """Load a run's feedback and hold out `data.eval_records` answers (saved in the run folder unless resuming)."""
-    rejects = run_dir / REJECTS_FILE
+    """Load a run's feedback and hold out `data.eval_records` answers (saved in the run folder unless resuming);
+    only the rank that `writes` writes the rejects and the held-out split."""
+    rejects = rejects_file(run_dir, writes)
     loaded = load_feedback(data_path, domain, on_bad_record=config.data.on_bad_record, rejects_path=rejects)
     train, held_out = split_examples(loaded.items, config.data.eval_records, config.train.seed)
     if note := held_out_note(len(loaded.items), config.data.eval_records):
@@ -142,7 +149,7 @@ def read_feedback_split(
             f"{data_path}: KTO needs desirable and undesirable answers to train on; the training split has "
             f"{sum(a.desirable for a in train)} desirable of {len(train)}"
         )
-    if not resume:
+    if not resume and writes:
         write_jsonl(run_dir / EVAL_FEEDBACK_FILE, [_row(a) for a in held_out])
     return Split(train, held_out, loaded.rejected)
 
@@ -161,11 +168,11 @@ def _reject(answer: Feedback, reason: str, rejects_path: Path) -> None:
 
 
 def tokenize_feedback_split(
-    tokenizer, split: Split[Feedback], config: RunConfig, run_dir: Path, console: Console
+    tokenizer, split: Split[Feedback], config: RunConfig, run_dir: Path, console: Console, *, writes: bool = True
 ) -> Split[TokenizedFeedback]:
     """Tokenise both parts of a split, saying how many answers were cut; `rejected` then also counts the answers
     whose prompt left no room for them."""
-    rejects, max_len, policy = run_dir / REJECTS_FILE, config.data.max_seq_len, config.data.on_bad_record
+    rejects, max_len, policy = rejects_file(run_dir, writes), config.data.max_seq_len, config.data.on_bad_record
     train, cut = tokenize_feedback(tokenizer, split.train, max_len, on_bad_record=policy, rejects_path=rejects)
     held_out, _ = tokenize_feedback(tokenizer, split.held_out, max_len, on_bad_record=policy, rejects_path=rejects)
     if not train:

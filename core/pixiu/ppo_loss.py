@@ -7,6 +7,7 @@ rollout; a rollout's tokens are contiguous, and its last token is where the rewa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -46,11 +47,18 @@ def generalised_advantages(
     return advantages, advantages + values
 
 
-def whiten(values: torch.Tensor) -> torch.Tensor:
-    """`values` shifted and scaled to mean 0 and standard deviation 1 over the batch (unchanged for one value)."""
-    if values.numel() < 2:
-        return values - values.mean()
-    return (values - values.mean()) / (values.std() + 1e-8)
+def whiten(values: torch.Tensor, moments: tuple[float, float, float] | None = None) -> torch.Tensor:
+    """`values` shifted and scaled to mean 0 and standard deviation 1 (only shifted for a single value).
+
+    `moments` (count, sum, sum of squares) are those of the whole step when each rank holds a part of it; by
+    default they are those of `values` alone.
+    """
+    count, total, squares = moments or (values.numel(), values.sum().item(), values.square().sum().item())
+    mean = total / count
+    if count < 2:
+        return values - mean
+    variance = max(squares - count * mean * mean, 0.0) / (count - 1)  # unbiased, as torch.std
+    return (values - mean) / (math.sqrt(variance) + 1e-8)
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,8 @@ from pixiu.domain import Domain, Messages, Preference
 from pixiu.errors import BadRecord, DataError
 from pixiu.files import read_jsonl, write_jsonl
 from pixiu.records import Loaded, load_records
-from pixiu.runs import EVAL_PAIRS_FILE, Split, held_out_note, split_examples
+from pixiu.runs import EVAL_PAIRS_FILE, Split, held_out_note, rejects_file, split_examples
 
-REJECTS_FILE = "rejects.jsonl"
-"""Where a run writes the records and pairs it skipped (`--on-bad-record skip`)."""
 PAIR_KEYS = ("prompt", "chosen", "rejected")
 """The fields of a preference row as TRL's DPO and reward trainers read it."""
 
@@ -233,27 +231,35 @@ def _reject(pair: Preference, reason: str, on_bad_record: str, rejects_path: Pat
 
 
 def read_pair_split(
-    data_path: Path, domain: Domain, config: RunConfig, run_dir: Path, console: Console, *, resume: bool
+    data_path: Path,
+    domain: Domain,
+    config: RunConfig,
+    run_dir: Path,
+    console: Console,
+    *,
+    resume: bool,
+    writes: bool = True,
 ) -> Split[Preference]:
-    """Load a run's pairs and hold out `data.eval_records` of them (saved in the run folder unless resuming)."""
-    rejects = run_dir / REJECTS_FILE
+    """Load a run's pairs and hold out `data.eval_records` of them (saved in the run folder unless resuming); only
+    the rank that `writes` writes the rejects and the held-out split."""
+    rejects = rejects_file(run_dir, writes)
     loaded = load_preferences(data_path, domain, on_bad_record=config.data.on_bad_record, rejects_path=rejects)
     train, held_out = split_examples(loaded.items, config.data.eval_records, config.train.seed)
     if note := held_out_note(len(loaded.items), config.data.eval_records):
         console.print(f"[yellow]{note}[/]")
     if config.data.max_records:
         train = train[: config.data.max_records]
-    if not resume:
+    if not resume and writes:
         write_pairs(run_dir / EVAL_PAIRS_FILE, held_out)  # the held-out split is part of the record
     return Split(train, held_out, loaded.rejected)
 
 
 def tokenize_split(
-    tokenizer, split: Split[Preference], config: RunConfig, run_dir: Path, console: Console
+    tokenizer, split: Split[Preference], config: RunConfig, run_dir: Path, console: Console, *, writes: bool = True
 ) -> Split[TokenizedPair]:
     """Tokenise both sides of a split, saying how many answers were cut; `rejected` then also counts the pairs whose
     prompt left no room for an answer."""
-    rejects, max_len, policy = run_dir / REJECTS_FILE, config.data.max_seq_len, config.data.on_bad_record
+    rejects, max_len, policy = rejects_file(run_dir, writes), config.data.max_seq_len, config.data.on_bad_record
     train, kept = tokenize_pairs(tokenizer, split.train, max_len, on_bad_record=policy, rejects_path=rejects)
     held_out, _ = tokenize_pairs(tokenizer, split.held_out, max_len, on_bad_record=policy, rejects_path=rejects)
     if note := cut_pairs_note(kept, train, max_len):

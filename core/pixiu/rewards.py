@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from pixiu.domain import Domain, Example, Messages
 from pixiu.errors import PixiuError
 from pixiu.evaluation import reference_of
+
+if TYPE_CHECKING:
+    from pixiu.distributed import Ranks
 
 
 class RewardError(PixiuError):
@@ -61,10 +66,34 @@ def mean_rewards(domain: Domain, examples: Sequence[Example], answers: Mapping[s
     return means
 
 
-def stopped_run_error(error: RewardError, domain: Domain, step: int, run_dir: Path) -> PixiuError:
-    """The error a sampling run stops with when the domain's reward failed before `step` + 1: what failed, and how
-    to continue from the checkpoints kept once the plugin is fixed."""
-    return PixiuError(
-        f"{error}\nThe run stopped before step {step + 1}, with its checkpoints kept; fix the plugin, "
-        f"then continue with: pixiu domain train {domain.name} --resume --output {run_dir}"
-    )
+def rollout_scores(
+    compute: Callable[[], list[float]],
+    *,
+    ranks: Ranks,
+    domain: Domain,
+    step: int,
+    run_dir: Path,
+    save: Callable[[int], None],
+    since: int,
+    save_every: int,
+) -> torch.Tensor:
+    """The sampled answers' rewards from `compute`. When the domain's reward raises on any rank, every rank stops
+    together before `step` + 1: rank 0 first checkpoints (`save`) the steps this process finished (since step
+    `since`) after the last `save_every` checkpoint, and the error says what failed and how to go on."""
+    failure: RewardError | None = None
+    try:
+        scores = compute()
+    except RewardError as exc:
+        failure, scores = exc, []
+    if not ranks.sum(failure is not None)[0]:
+        return torch.tensor(scores)
+    if ranks.is_main and step > since and step % save_every:  # keep every finished step
+        save(step)
+    how = f"continue with: pixiu domain train {domain.name} --resume --output {run_dir}"
+    if failure is None:
+        raise PixiuError(
+            f"another training process's reward failed before step {step + 1}; its error says why, then {how}"
+        )
+    raise PixiuError(
+        f"{failure}\nThe run stopped before step {step + 1}, with its checkpoints kept; fix the plugin, then {how}"
+    ) from failure

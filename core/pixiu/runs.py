@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,14 @@ PREDICTIONS_FILE = "predictions.jsonl"
 """Each held-out example's gold answer next to every variant's answer."""
 METRICS_FILE = "metrics.json"
 """Training figures, the record count and the scores of every variant."""
+REJECTS_FILE = "rejects.jsonl"
+"""Where a run writes the records, pairs and answers it skipped (`--on-bad-record skip`)."""
+
+
+def rejects_file(run_dir: Path, writes: bool) -> Path:
+    """Where this process writes the records it skips: the run's rejects.jsonl on the rank that writes the run's
+    files, nowhere (the null device) on the other ranks, which skip the same records."""
+    return Path(run_dir) / REJECTS_FILE if writes else Path(os.devnull)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from pixiu.runs import (
     Split,
     held_out_note,
     read_run_file,
+    rejects_file,
     split_examples,
     write_split,
 )
@@ -96,6 +98,24 @@ def run_folder(run_dir: Path) -> Iterator[Path]:
         ) from None
 
 
+def run_on_ranks(
+    run_dir: Path, config: RunConfig, console: Console | None, body: Callable[..., RunSummary]
+) -> RunSummary:
+    """Join the run's processes and call `body(folder, console=, ranks=)`: rank 0 (or the only process) locks the
+    run folder and writes every file; the other ranks only train, quietly, into the same folder."""
+    ranks = Ranks.start(config.train.device, config.train.strategy)
+    if not ranks.is_main:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        return body(Path(run_dir), console=Console(quiet=True), ranks=ranks)
+    with run_folder(run_dir) as folder:
+        return body(folder, console=console or Console(stderr=True), ranks=ranks)
+
+
+def rank_done(run_dir: Path, config: RunConfig, tokens_per_second: float) -> RunSummary:
+    """What a rank other than 0 returns once training ends: rank 0 saves, evaluates and registers for all."""
+    return RunSummary(run_dir, config.train.max_steps, tokens_per_second, {})
+
+
 @dataclass(frozen=True)
 class RunStart:
     """What a recipe settles before loading anything: its checkpoints, its hardware, the adapter it starts from."""
@@ -121,12 +141,9 @@ def read_example_split(
 ) -> Split[Example]:
     """Format a run's records and hold out `data.eval_records` of them; with `writes` (the rank that writes), bad
     records go to rejects.jsonl and a new run saves its held-out split, which a resumed run keeps."""
-    rejects = run_dir / "rejects.jsonl"
+    rejects = rejects_file(run_dir, writes)
     loaded = load_examples(
-        data_path,
-        formatter_for(domain, config),
-        on_bad_record=config.data.on_bad_record,
-        rejects_path=rejects if writes else None,
+        data_path, formatter_for(domain, config), on_bad_record=config.data.on_bad_record, rejects_path=rejects
     )
     if loaded.rejected:
         console.print(f"[yellow]{loaded.rejected} bad records skipped; see {rejects}[/]")
@@ -217,9 +234,12 @@ class Optimiser:
         scaler: torch.amp.GradScaler,
         extra: Iterable[torch.nn.Parameter] = (),
         updates_per_step: int = 1,
+        ranks: Ranks | None = None,
     ):
         # `extra`: weights trained beside the adapter that live outside `model` (a reward or value head);
-        # `updates_per_step`: optimiser steps per training step (ppo's epochs), so the schedule spans the run
+        # `updates_per_step`: optimiser steps per training step (ppo's epochs), so the schedule spans the run;
+        # `ranks`: the processes whose gradients `step` adds up (sft syncs through accelerate's wrapper instead)
+        self.ranks = ranks or Ranks()
         self.trainable = [p for p in model.parameters() if p.requires_grad] + list(extra)
         self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
             self.trainable, lr=config.train.lr, weight_decay=config.train.weight_decay
@@ -231,8 +251,10 @@ class Optimiser:
         self.scaler = scaler
 
     def step(self, loss: torch.Tensor) -> None:
-        """One optimiser step on one device: backward, clip the true gradients to norm 1, step, schedule."""
+        """One optimiser step: backward, add the gradients up over the ranks, clip the true gradients to norm 1,
+        step, schedule. Under several ranks `loss` is this rank's part of the step's loss."""
         self.scaler.scale(loss).backward()
+        self.ranks.sum_gradients(self.trainable)
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
         torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
         self.scaler.step(self.optimizer)  # skipped when fp16 gradients overflowed
@@ -321,8 +343,11 @@ def lr_schedule(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def open_log(path: Path, keep_through: int):
-    """Open the per-step log for appending, first dropping steps after `keep_through` (redone on resume)."""
+def open_log(path: Path, keep_through: int, *, writes: bool = True) -> IO[str]:
+    """Open the per-step log for appending, first dropping steps after `keep_through` (redone on resume); a rank
+    that does not write (`writes` false) logs its identical rows nowhere."""
+    if not writes:
+        return open(os.devnull, "w")
     if path.exists():
         rows = [
             line

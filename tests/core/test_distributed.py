@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import subprocess
@@ -178,3 +180,106 @@ def test_sharded_strategies_keep_the_adapter_of_the_gathered_state(tiny_model_di
     ranks.save_adapter(model, tmp_path)
     assert _max_difference(_adapter(tmp_path), expected) == 0.0
     assert not ranks.can_evaluate and ranks.optimizer_state(torch.optim.SGD(model.parameters(), lr=1)) is None
+
+
+def _launch(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PIXIU_LOAD_PLUGINS": "toy"}
+    command = [*PIXIU, "domain", "train", "toy", *args, "--devices", "2"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+
+
+def _log(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("method", ["rm", "dpo", "kto"])
+def test_two_cpu_processes_train_the_pair_methods_like_one(method, toy_plugin, tiny_model_dir, tmp_path, pixiu_home):
+    data = toy_domain.write_toy_pairs(tmp_path / "pairs.jsonl", 30)
+    same = ["--max-steps", "3", "--set", "train.lr=1e-2", "--set", "train.threads=1", "--set", "data.max_seq_len=64"]
+    given = ["--method", method, "--base", str(tiny_model_dir), "--data", str(data), *TINY_TRAIN, *same]
+    alone = _train(*given, "--output", str(tmp_path / "one"))
+    assert alone.exit_code == 0, alone.output
+    two = tmp_path / "two"
+    launched = _launch(*given, "--output", str(two))
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    # each process trains its share of every step's pairs and adds its part of the loss's gradient to the others'
+    difference = _max_difference(_adapter(tmp_path / "one"), _adapter(two))
+    assert difference < 1e-4, f"{method}, 2 processes vs 1: max abs difference {difference:.3g}"
+    if method == "rm":  # the scalar head trains beside the adapter, and is summed over the processes too
+        one_head, two_head = (load_file(str(d / "reward_head.safetensors")) for d in (tmp_path / "one", two))
+        # (its bias is left out: Bradley-Terry compares two scores, so the bias's gradient is 0 up to rounding, and
+        # AdamW turns that rounding noise into steps of about lr either way)
+        head = (one_head["weight"] - two_head["weight"]).abs().max().item()
+        assert head < 1e-4, f"reward head, 2 processes vs 1: max abs difference {head:.3g}"
+    one_log, two_log = _log(tmp_path / "one"), _log(two)
+    assert len(two_log) == 3  # one log, written by rank 0, of the whole steps' figures
+    for row_one, row_two in zip(one_log, two_log, strict=True):
+        assert row_two["loss"] == pytest.approx(row_one["loss"], rel=1e-4, abs=1e-6)
+        assert row_two["tokens"] == row_one["tokens"]
+
+
+@pytest.mark.parametrize("method", ["grpo", "ppo"])
+def test_two_cpu_processes_train_the_sampling_methods_and_resume_on_one(
+    method, toy_plugin, tiny_model_dir, tmp_path, pixiu_home
+):
+    data = toy_domain.write_toy_data(tmp_path / "toy.jsonl", 30)
+    sampling = {
+        "grpo": ["grpo.group_size=4", "grpo.max_new_tokens=8"],
+        "ppo": ["ppo.reward=domain", "ppo.max_new_tokens=8"],
+    }
+    settings = [
+        f"--set={s}" for s in [*sampling[method], "train.threads=1", "train.save_every=2", "train.batch_tokens=1024"]
+    ]
+    given = ["--method", method, "--base", str(tiny_model_dir), "--data", str(data), *TINY_TRAIN, *settings]
+    two = tmp_path / "two"
+    launched = _launch(*given, "--max-steps", "3", "--output", str(two))
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert f"registered as 'toy-{method}'" in launched.stdout
+    log = _log(two)
+    assert [row["step"] for row in log] == [1, 2, 3]
+    # a step of two or more prompts is shared by both processes; a step of one leaves the other a stand-in
+    assert max(row["prompts"] for row in log) >= 2
+    assert all(math.isfinite(row["loss"]) and 0.0 <= row["reward"] <= 1.0 for row in log)
+
+    newest = list_checkpoints(two)[-1]
+    shutil.rmtree(newest)  # as if the run had died after step 2's checkpoint
+    (two / "adapter_model.safetensors").unlink()
+    resumed = _train("--resume", "--output", str(two), "--devices", "1")
+    assert resumed.exit_code == 0, resumed.output
+    assert [row["step"] for row in _log(two)] == [1, 2, 3] and (two / "adapter_model.safetensors").is_file()
+
+
+def test_a_reward_that_fails_in_another_process_stops_every_process(tmp_path):
+    from pixiu.rewards import RewardError, rollout_scores
+
+    saved: list[int] = []
+    other_failed = SimpleNamespace(is_main=True, sum=lambda *values: [1.0])  # the all-reduce counts one failure
+    with pytest.raises(PixiuError, match="another training process's reward failed before step 4"):
+        rollout_scores(
+            lambda: [0.5],
+            ranks=other_failed,
+            domain=SimpleNamespace(name="toy"),
+            step=3,
+            run_dir=tmp_path,
+            save=saved.append,
+            since=0,
+            save_every=2,
+        )
+    assert saved == [3]  # rank 0 keeps the step finished since the last checkpoint, as one process would
+
+    def failing() -> list[float]:
+        raise RewardError("toy's reward raised ValueError")
+
+    alone = Ranks()
+    with pytest.raises(PixiuError, match="toy's reward raised ValueError") as stopped:
+        rollout_scores(
+            failing,
+            ranks=alone,
+            domain=SimpleNamespace(name="toy"),
+            step=2,
+            run_dir=tmp_path,
+            save=saved.append,
+            since=2,
+            save_every=2,
+        )
+    assert "--resume --output" in str(stopped.value) and saved == [3]  # nothing new finished since step 2

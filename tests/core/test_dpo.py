@@ -240,9 +240,10 @@ def test_a_sigkilled_dpo_run_resumes_exactly(tiny_model_dir, tmp_path):
         assert actual[key].allclose(expected[key], atol=1e-6), key
 
 
-def test_dpo_on_several_devices_is_refused_by_the_config():
-    with pytest.raises(ConfigError, match=r"train\.method=dpo trains on one device"):
-        load_config(overrides=["train.method=dpo", "train.devices=2"])
+def test_dpo_on_several_devices_takes_ddp_and_refuses_sharding():
+    assert load_config(overrides=["train.method=dpo", "train.devices=2"]).train.devices == 2
+    with pytest.raises(ConfigError, match=r"train\.method=dpo trains on several devices with train\.strategy=ddp"):
+        load_config(overrides=["train.method=dpo", "train.devices=2", "train.strategy=fsdp"])
 
 
 def test_the_command_line_trains_dpo_and_explains_missing_pairs(tiny_model_dir, tmp_path, toy_plugin, monkeypatch):

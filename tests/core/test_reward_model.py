@@ -102,9 +102,10 @@ def test_loading_a_run_without_a_head_is_refused(tmp_path):
         load_reward_model(tmp_path)
 
 
-def test_rm_on_several_devices_is_refused_by_the_config():
-    with pytest.raises(ConfigError, match=r"train\.method=rm trains on one device"):
-        load_config(overrides=["train.method=rm", "train.devices=2"])
+def test_rm_on_several_devices_takes_ddp_and_refuses_sharding():
+    assert load_config(overrides=["train.method=rm", "train.devices=2"]).train.devices == 2
+    with pytest.raises(ConfigError, match=r"train\.method=rm trains on several devices with train\.strategy=ddp"):
+        load_config(overrides=["train.method=rm", "train.devices=2", "train.strategy=fsdp"])
 
 
 def train_in_child(*args):

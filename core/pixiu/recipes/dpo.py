@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -42,9 +43,10 @@ from pixiu.training import (
     load_training_base,
     log_step,
     open_log,
+    rank_done,
     resume_training,
     run_figures,
-    run_folder,
+    run_on_ranks,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -65,34 +67,34 @@ def run(
 ) -> RunSummary:
     """Train a LoRA adapter for `domain` on the preference pairs of `data_path` into `run_dir`, evaluate the
     log-prob margins on held-out pairs against the base, and register it as DOMAIN-dpo."""
-    console = console or Console(stderr=True)
-    with run_folder(run_dir) as folder:
-        return _run(domain, config, data_path, folder, resume=resume, console=console)
+    return run_on_ranks(run_dir, config, console, partial(_run, domain, config, data_path, resume=resume))
 
 
-def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console):
-    """`run`, with the run folder locked."""
-    ranks = Ranks()
+def _run(
+    domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console, ranks: Ranks
+):
+    """`run`, in the run folder (locked by rank 0)."""
     start = start_run(config, data_path, run_dir, resume=resume, ranks=ranks)  # nothing loaded for a run that cannot go
     checkpoints, hardware, init_folder = start.checkpoints, start.hardware, start.init_folder
 
     # --- data ---------------------------------------------------------------------------------------------
-    split = read_pair_split(data_path, domain, config, run_dir, console, resume=resume)
+    split = read_pair_split(data_path, domain, config, run_dir, console, resume=resume, writes=ranks.is_main)
 
     # --- model --------------------------------------------------------------------------------------------
     base, tokenizer = load_training_base(config, hardware, console)
-    pairs = tokenize_split(tokenizer, split, config, run_dir, console)
+    pairs = tokenize_split(tokenizer, split, config, run_dir, console, writes=ranks.is_main)
     tokenized, held_out = pairs.train, pairs.held_out
     model = trainable_adapter(base, config, init_folder)
-    optimiser = Optimiser(model, config, hardware.scaler)
+    optimiser = Optimiser(model, config, hardware.scaler, ranks=ranks)
     start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
-    write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+    if ranks.is_main:
+        write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     # --- train --------------------------------------------------------------------------------------------
     dpo, beta = config.dpo, config.dpo.strength()
     batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    log = open_log(run_dir / LOG_FILE, keep_through=start_step)
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
     model.train()
     reset_peak_memory(hardware.device)
     trained_tokens, train_seconds = 0, 0.0
@@ -100,13 +102,22 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
-            batch = {k: v.to(hardware.device) for k, v in collate_pairs(tokenized, indices, pad_id).items()}
+            share = ranks.rows(tokenized, indices)  # this rank's pairs; the whole batch when alone
+            batch = {k: v.to(hardware.device) for k, v in collate_pairs(tokenized, share.rows, pad_id).items()}
             reference = _reference_logprobs(model, batch) if NEEDS_REFERENCE[dpo.loss] else None
             result = preference_loss(dpo.loss, beta, _logprobs(model, batch), reference, simpo_gamma=dpo.simpo_gamma)
-            loss = result.losses.mean()
-            optimiser.step(loss)
+            optimiser.step(result.losses.mean() * share.part(len(share.rows), len(indices)))
             margins = result.chosen_rewards - result.rejected_rewards
-            loss_value = loss.item()
+            figures = ranks.step_means(
+                share,
+                len(indices),
+                loss=result.losses.sum(),
+                right=(margins > 0).sum(),
+                margin=margins.sum(),
+                chosen=result.chosen_rewards.sum(),
+                rejected=result.rejected_rewards.sum(),
+            )
+            loss_value = figures["loss"]
             seconds = time.perf_counter() - began
             tokens = sum(len(tokenized[i].chosen) + len(tokenized[i].rejected) for i in indices)
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
@@ -114,10 +125,10 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             row = {
                 "step": step + 1,
                 "loss": loss_value,
-                "reward_accuracy": (margins > 0).float().mean().item(),
-                "reward_margin": margins.mean().item(),
-                "chosen_reward": result.chosen_rewards.mean().item(),
-                "rejected_reward": result.rejected_rewards.mean().item(),
+                "reward_accuracy": figures["right"],
+                "reward_margin": figures["margin"],
+                "chosen_reward": figures["chosen"],
+                "rejected_reward": figures["rejected"],
                 "pairs": len(indices),
                 "tokens": tokens,
                 "seconds": seconds,
@@ -127,7 +138,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             }
             log_step(log, row)
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
-            if checkpoint_due(step + 1, config):
+            if checkpoint_due(step + 1, config) and ranks.is_main:
                 training_state = optimiser.state_dict()
                 save_checkpoint(
                     run_dir, step + 1, adapter_state(model), training_state, keep=config.train.keep_checkpoints
@@ -135,6 +146,8 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 progress.note(f"checkpoint saved: step {step + 1}")
     log.close()
     memory = peak_memory(hardware.device)
+    if not ranks.is_main:  # rank 0 saves, evaluates and registers for all
+        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir))

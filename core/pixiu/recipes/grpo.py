@@ -12,7 +12,9 @@ at any point resumes from its newest checkpoint and ends exactly where an uninte
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -22,14 +24,14 @@ from pixiu.config import RunConfig
 from pixiu.data import StepBatches, TokenBudget, collate
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
-from pixiu.domain import Domain
+from pixiu.domain import Domain, Messages
 from pixiu.evaluation import evaluate, reference_of
 from pixiu.generate import clean_answer, prompt_ids, rollout_examples, sample_completions
 from pixiu.lora import adapter_state
 from pixiu.loss import token_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
-from pixiu.rewards import RewardError, check_has_reward, mean_rewards, score, stopped_run_error
+from pixiu.rewards import check_has_reward, mean_rewards, rollout_scores, score
 from pixiu.runs import (
     LOG_FILE,
     PREDICTIONS_FILE,
@@ -42,10 +44,11 @@ from pixiu.training import (
     load_training_base,
     log_step,
     open_log,
+    rank_done,
     read_example_split,
     resume_training,
     run_figures,
-    run_folder,
+    run_on_ranks,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -67,20 +70,19 @@ def run(
     """Train a LoRA adapter for `domain` by GRPO on the prompts of `data_path` into `run_dir`, score it against the
     base (the domain's metrics and its mean reward on held-out records), and register it as DOMAIN-grpo."""
     check_has_reward(domain)
-    console = console or Console(stderr=True)
-    with run_folder(run_dir) as folder:
-        return _run(domain, config, data_path, folder, resume=resume, console=console)
+    return run_on_ranks(run_dir, config, console, partial(_run, domain, config, data_path, resume=resume))
 
 
-def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console):
-    """`run`, with the run folder locked."""
-    ranks = Ranks()
+def _run(
+    domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console, ranks: Ranks
+):
+    """`run`, in the run folder (locked by rank 0)."""
     start = start_run(config, data_path, run_dir, resume=resume, ranks=ranks)  # nothing loaded for a run that cannot go
     checkpoints, hardware, init_folder = start.checkpoints, start.hardware, start.init_folder
     grpo = config.grpo
 
     # --- data ---------------------------------------------------------------------------------------------
-    split = read_example_split(data_path, domain, config, run_dir, console, resume=resume, writes=True)
+    split = read_example_split(data_path, domain, config, run_dir, console, resume=resume, writes=ranks.is_main)
     train_examples, eval_examples = split.train, split.held_out
 
     # --- model --------------------------------------------------------------------------------------------
@@ -88,15 +90,13 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
     prompts = [e.messages[:-1] for e in train_examples]
     references = [reference_of(domain, e) for e in train_examples]
     encoded = prompt_ids(tokenizer, prompts, config.data.max_seq_len - grpo.max_new_tokens)
-    batches = StepBatches(
-        [TokenBudget(grpo.group_size * (len(ids) + grpo.max_new_tokens)) for ids in encoded],
-        config.train.batch_tokens,
-        config.train.seed,
-    )
+    budgets = [TokenBudget(grpo.group_size * (len(ids) + grpo.max_new_tokens)) for ids in encoded]
+    batches = StepBatches(budgets, config.train.batch_tokens, config.train.seed)
     model = trainable_adapter(base, config, init_folder)
-    optimiser = Optimiser(model, config, hardware.scaler)
+    optimiser = Optimiser(model, config, hardware.scaler, ranks=ranks)
     start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
-    write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+    if ranks.is_main:
+        write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     def save(steps: int) -> None:
         """Checkpoint the adapter and the training state after `steps` steps."""
@@ -105,33 +105,37 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
 
     # --- train --------------------------------------------------------------------------------------------
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    log = open_log(run_dir / LOG_FILE, keep_through=start_step)
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
     reset_peak_memory(hardware.device)
-    trained_tokens, train_seconds = 0, 0.0
+    trained_tokens, train_seconds = 0.0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
+            share = ranks.rows(budgets, indices)  # this rank's prompts; the whole batch when alone
+            mine, keep = share.rows, float(share.counted)
             torch.manual_seed(config.train.seed * 1_000_003 + step)  # the step's samples, wherever the run resumed
             model.eval()
             completions = sample_completions(
                 model,
                 tokenizer,
-                [encoded[i] for i in indices],
+                [encoded[i] for i in mine],
                 samples=grpo.group_size,
                 max_new_tokens=grpo.max_new_tokens,
                 temperature=grpo.temperature,
             )
-            owners = [i for i in indices for _ in range(grpo.group_size)]  # the prompt of each sampled answer
+            owners = [i for i in mine for _ in range(grpo.group_size)]  # the prompt of each sampled answer
             answers = [clean_answer(str(tokenizer.decode(c, skip_special_tokens=True))) for c in completions]
-            try:
-                rewards = torch.tensor(
-                    [score(domain, prompts[i], a, references[i]) for i, a in zip(owners, answers, strict=True)]
-                )
-            except RewardError as exc:
-                if step > start_step and step % config.train.save_every:  # keep every finished step
-                    save(step)
-                raise stopped_run_error(exc, domain, step, run_dir) from exc
+            rewards = rollout_scores(
+                partial(_rewards, domain, [(prompts[i], references[i]) for i in owners], answers),
+                ranks=ranks,
+                domain=domain,
+                step=step,
+                run_dir=run_dir,
+                save=save,
+                since=start_step,
+                save_every=config.train.save_every,
+            )
             groups = rewards.view(-1, grpo.group_size)
             advantages = ((groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + 1e-4)).flatten()
             rows = rollout_examples([encoded[i] for i in owners], completions)
@@ -146,20 +150,33 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 delta = reference - logprobs
                 kl = torch.exp(delta) - delta - 1  # k3, an unbiased, positive estimate of KL(policy || reference)
                 per_token = per_token + grpo.beta * kl
-            loss = per_token.mean()  # over every answer token of the step, so long answers are not down-weighted
-            optimiser.step(loss)
+            # the mean over every answer token of the step (on all ranks), so long answers are not down-weighted
+            (answer_tokens,) = ranks.sum(keep * per_token.numel())
+            optimiser.step(per_token.mean() * share.part(per_token.numel(), answer_tokens))
+            loss_sum, reward_sum, spread_sum, kl_sum, sampled, tokens = ranks.sum(
+                *(
+                    keep * float(value)
+                    for value in (
+                        per_token.detach().sum(),
+                        groups.mean(1).sum(),
+                        groups.std(1).sum(),
+                        kl.sum() if kl is not None else 0.0,
+                        sum(map(len, completions)),
+                        sum(len(r) for r in rows),
+                    )
+                )
+            )
             seconds = time.perf_counter() - began
-            tokens = sum(len(r) for r in rows)
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
             epoch, index = batches.position(step)
-            loss_value = loss.item()
+            loss_value = loss_sum / answer_tokens
             row = {
                 "step": step + 1,
                 "loss": loss_value,
-                "reward": rewards.mean().item(),
-                "reward_std": groups.std(1).mean().item(),
-                "kl": kl.mean().item() if kl is not None else None,
-                "answer_tokens": sum(map(len, completions)) / len(completions),
+                "reward": reward_sum / len(indices),
+                "reward_std": spread_sum / len(indices),
+                "kl": kl_sum / answer_tokens if kl is not None else None,
+                "answer_tokens": sampled / (len(indices) * grpo.group_size),
                 "prompts": len(indices),
                 "tokens": tokens,
                 "seconds": seconds,
@@ -169,11 +186,13 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             }
             log_step(log, row)
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
-            if checkpoint_due(step + 1, config):
+            if checkpoint_due(step + 1, config) and ranks.is_main:
                 save(step + 1)
                 progress.note(f"checkpoint saved: step {step + 1}  mean reward {row['reward']:.3f}")
     log.close()
     memory = peak_memory(hardware.device)
+    if not ranks.is_main:  # rank 0 saves, evaluates and registers for all
+        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir))
@@ -215,3 +234,10 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         adapter_name=domain.name + ADAPTER_SUFFIX,
         tokens_per_second=speed,
     )
+
+
+def _rewards(domain: Domain, asked: list[tuple[Messages, Any]], answers: list[str]) -> list[float]:
+    """The domain's reward of each sampled answer, against its prompt's reference."""
+    return [
+        score(domain, prompt, answer, reference) for (prompt, reference), answer in zip(asked, answers, strict=True)
+    ]

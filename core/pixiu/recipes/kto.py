@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -39,9 +40,10 @@ from pixiu.training import (
     load_training_base,
     log_step,
     open_log,
+    rank_done,
     resume_training,
     run_figures,
-    run_folder,
+    run_on_ranks,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -62,34 +64,34 @@ def run(
 ) -> RunSummary:
     """Train a LoRA adapter for `domain` by KTO on the feedback of `data_path` into `run_dir`, compare how the base
     and the adapter separate held-out desirable from undesirable answers, and register it as DOMAIN-kto."""
-    console = console or Console(stderr=True)
-    with run_folder(run_dir) as folder:
-        return _run(domain, config, data_path, folder, resume=resume, console=console)
+    return run_on_ranks(run_dir, config, console, partial(_run, domain, config, data_path, resume=resume))
 
 
-def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console):
-    """`run`, with the run folder locked."""
-    ranks = Ranks()
+def _run(
+    domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console, ranks: Ranks
+):
+    """`run`, in the run folder (locked by rank 0)."""
     start = start_run(config, data_path, run_dir, resume=resume, ranks=ranks)  # nothing loaded for a run that cannot go
     checkpoints, hardware, init_folder = start.checkpoints, start.hardware, start.init_folder
     kto, max_len = config.kto, config.data.max_seq_len
 
     # --- data ---------------------------------------------------------------------------------------------
-    split = read_feedback_split(data_path, domain, config, run_dir, console, resume=resume)
+    split = read_feedback_split(data_path, domain, config, run_dir, console, resume=resume, writes=ranks.is_main)
 
     # --- model --------------------------------------------------------------------------------------------
     base, tokenizer = load_training_base(config, hardware, console)
-    answers = tokenize_feedback_split(tokenizer, split, config, run_dir, console)
+    answers = tokenize_feedback_split(tokenizer, split, config, run_dir, console, writes=ranks.is_main)
     tokenized, held_out = answers.train, answers.held_out
     model = trainable_adapter(base, config, init_folder)
-    optimiser = Optimiser(model, config, hardware.scaler)
+    optimiser = Optimiser(model, config, hardware.scaler, ranks=ranks)
     start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
-    write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+    if ranks.is_main:
+        write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     # --- train --------------------------------------------------------------------------------------------
     batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    log = open_log(run_dir / LOG_FILE, keep_through=start_step)
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
     model.train()
     reset_peak_memory(hardware.device)
     trained_tokens, train_seconds = 0, 0.0
@@ -97,13 +99,17 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
-            batch = _batch([tokenized[i].example for i in indices], pad_id, hardware.device)
-            mismatched = _batch(_mismatched(tokenizer, tokenized, indices, max_len), pad_id, hardware.device)
-            desirable = torch.tensor([tokenized[i].desirable for i in indices], device=hardware.device)
+            share = ranks.rows(tokenized, indices)  # this rank's answers; the whole batch when alone
+            mine, keep = share.rows, float(share.counted)
+            batch = _batch([tokenized[i].example for i in mine], pad_id, hardware.device)
+            mismatched = _batch(_mismatched(tokenizer, tokenized, indices, mine, max_len), pad_id, hardware.device)
+            desirable = torch.tensor([tokenized[i].desirable for i in mine], device=hardware.device)
             policy, _ = answer_logprobs(model, batch)
             with torch.no_grad():
                 reference = _reference_logprobs(model, batch)
-                kl = (answer_logprobs(model, mismatched)[0] - _reference_logprobs(model, mismatched)).mean()
+                kl_sum = (answer_logprobs(model, mismatched)[0] - _reference_logprobs(model, mismatched)).sum()
+                kl_total, kl_rows = ranks.sum(keep * kl_sum, keep * len(mine))  # the whole step's estimate
+                kl = torch.tensor(kl_total / kl_rows, device=hardware.device)
             result = kto_loss(
                 policy,
                 reference,
@@ -113,9 +119,15 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 desirable_weight=kto.desirable_weight,
                 undesirable_weight=kto.undesirable_weight,
             )
-            loss = result.losses.mean()
-            optimiser.step(loss)
-            loss_value = loss.item()
+            optimiser.step(result.losses.mean() * share.part(len(mine), len(indices)))
+            liked, disliked = result.rewards[desirable], result.rewards[~desirable]
+            loss_sum, liked_sum, liked_count, disliked_sum, disliked_count = ranks.sum(
+                *(
+                    keep * float(v)
+                    for v in (result.losses.sum(), liked.sum(), liked.numel(), disliked.sum(), disliked.numel())
+                )
+            )
+            loss_value = loss_sum / len(indices)
             seconds = time.perf_counter() - began
             tokens = sum(len(tokenized[i]) for i in indices)
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
@@ -123,8 +135,8 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             row = {
                 "step": step + 1,
                 "loss": loss_value,
-                "desirable_reward": _mean(result.rewards[desirable]),
-                "undesirable_reward": _mean(result.rewards[~desirable]),
+                "desirable_reward": _mean_of(liked_sum, liked_count),
+                "undesirable_reward": _mean_of(disliked_sum, disliked_count),
                 "kl": result.reference_point.item(),
                 "answers": len(indices),
                 "tokens": tokens,
@@ -135,7 +147,7 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             }
             log_step(log, row)
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
-            if checkpoint_due(step + 1, config):
+            if checkpoint_due(step + 1, config) and ranks.is_main:
                 training_state = optimiser.state_dict()
                 save_checkpoint(
                     run_dir, step + 1, adapter_state(model), training_state, keep=config.train.keep_checkpoints
@@ -143,6 +155,8 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 progress.note(f"checkpoint saved: step {step + 1}")
     log.close()
     memory = peak_memory(hardware.device)
+    if not ranks.is_main:  # rank 0 saves, evaluates and registers for all
+        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir))
@@ -222,20 +236,25 @@ def _batch(rows: list[TokenizedExample], pad_id: int, device: torch.device) -> d
 
 
 def _mismatched(
-    tokenizer, answers: Sequence[TokenizedFeedback], indices: list[int], max_len: int
+    tokenizer, answers: Sequence[TokenizedFeedback], indices: list[int], rows: list[int], max_len: int
 ) -> list[TokenizedExample]:
-    """Each row's prompt with the previous row's answer (the last row's for the first): KTO's KL estimate reads
-    how far the policy moved on answers that do not belong to their prompts."""
-    previous = indices[-1:] + indices[:-1]
+    """Each of `rows`' prompt with the answer of the row before it in the step batch `indices` (the last row's for
+    the first): KTO's KL estimate reads how far the policy moved on answers that do not belong to their prompts."""
+    previous = dict(zip(indices, indices[-1:] + indices[:-1], strict=True))
     return [
-        tokenize_answer(tokenizer, answers[i].answer.prompt, answers[j].answer.completion, max_len)
-        for i, j in zip(indices, previous, strict=True)
+        tokenize_answer(tokenizer, answers[i].answer.prompt, answers[previous[i]].answer.completion, max_len)
+        for i in rows
     ]
 
 
 def _mean(values: torch.Tensor) -> float:
-    """The mean of `values` rounded for the log, or 0 when there are none (a batch of one kind)."""
-    return round(values.mean().item(), 4) if values.numel() else 0.0
+    """The mean of `values` rounded, or 0 when there are none (answers of one kind only)."""
+    return _mean_of(values.sum().item(), values.numel())
+
+
+def _mean_of(total: float, count: float) -> float:
+    """`total` / `count` rounded for the log, or 0 when there is nothing to average (a batch of one kind)."""
+    return round(total / count, 4) if count else 0.0
 
 
 @torch.no_grad()

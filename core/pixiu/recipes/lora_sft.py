@@ -6,8 +6,8 @@ uninterrupted run would: same steps, same batches, same weights.
 
 from __future__ import annotations
 
-import os
 import time
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -36,10 +36,11 @@ from pixiu.training import (
     load_training_base,
     log_step,
     open_log,
+    rank_done,
     read_example_split,
     resume_training,
     run_figures,
-    run_folder,
+    run_on_ranks,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -63,20 +64,13 @@ def run(
     One training at a time may write into a run folder: a second one is refused while the first holds its lock.
     A folder this call found empty is removed again when the run fails before writing anything into it.
     """
-    ranks = Ranks.start(config.train.device, config.train.strategy)
-    if not ranks.is_main:  # rank 0 holds the folder's lock and writes every file; the other ranks only train
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        return _run(domain, config, data_path, Path(run_dir), resume=resume, console=Console(quiet=True), ranks=ranks)
-    with run_folder(run_dir) as folder:
-        return _run(
-            domain, config, data_path, folder, resume=resume, console=console or Console(stderr=True), ranks=ranks
-        )
+    return run_on_ranks(run_dir, config, console, partial(_run, domain, config, data_path, resume=resume))
 
 
 def _run(
     domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console, ranks: Ranks
 ) -> RunSummary:
-    """`run`, with the run folder locked."""
+    """`run`, in the run folder (locked by rank 0)."""
     start = start_run(config, data_path, run_dir, resume=resume, ranks=ranks)  # nothing loaded for a run that cannot go
     checkpoints, hardware, init_folder = start.checkpoints, start.hardware, start.init_folder
 
@@ -101,8 +95,7 @@ def _run(
     # --- train --------------------------------------------------------------------------------------------
     batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    # only rank 0 logs; the others write their (identical) step rows nowhere
-    log = open_log(run_dir / LOG_FILE, keep_through=start_step) if ranks.is_main else open(os.devnull, "w")  # noqa: SIM115
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
     step_loss, optimizer = ranks.prepare(model, optimiser.optimizer, labelled_loss)
     model.train()
     reset_peak_memory(hardware.device)
@@ -146,7 +139,7 @@ def _run(
     log.close()
     memory = peak_memory(hardware.device)  # before evaluation, whose generation is not training memory
     if not ranks.is_main:  # another rank's work ends with training: rank 0 saves, evaluates and registers
-        return RunSummary(run_dir, config.train.max_steps, trained_tokens / max(train_seconds, 1e-9), {})
+        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
 
     # --- save ---------------------------------------------------------------------------------------------
     ranks.save_adapter(model, run_dir)

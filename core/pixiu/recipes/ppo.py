@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from pixiu.ppo_loss import generalised_advantages, ppo_loss, token_rewards, whit
 from pixiu.preference import read_pair_split
 from pixiu.progress import TrainProgress
 from pixiu.reward_model import RewardModel, attach_reward_model, build_head, reward_model_folder
-from pixiu.rewards import RewardError, check_has_reward, mean_rewards, score, stopped_run_error
+from pixiu.rewards import check_has_reward, mean_rewards, rollout_scores, score
 from pixiu.runs import LOG_FILE, PREDICTIONS_FILE
 from pixiu.training import (
     Optimiser,
@@ -53,10 +54,11 @@ from pixiu.training import (
     load_training_base,
     log_step,
     open_log,
+    rank_done,
     read_example_split,
     resume_training,
     run_figures,
-    run_folder,
+    run_on_ranks,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -96,14 +98,13 @@ def run(
     `data_path` into `run_dir`, compare its held-out reward with the base's, and register it as DOMAIN-ppo."""
     if config.ppo.reward == "domain":
         check_has_reward(domain)
-    console = console or Console(stderr=True)
-    with run_folder(run_dir) as folder:
-        return _run(domain, config, data_path, folder, resume=resume, console=console)
+    return run_on_ranks(run_dir, config, console, partial(_run, domain, config, data_path, resume=resume))
 
 
-def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console):
-    """`run`, with the run folder locked."""
-    ranks = Ranks()
+def _run(
+    domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool, console: Console, ranks: Ranks
+):
+    """`run`, in the run folder (locked by rank 0)."""
     start = start_run(config, data_path, run_dir, resume=resume, ranks=ranks)  # nothing loaded for a run that cannot go
     checkpoints, hardware, init_folder = start.checkpoints, start.hardware, start.init_folder
     ppo = config.ppo
@@ -112,21 +113,25 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
         console.print(f"reward model: {rm_folder}")
 
     # --- data ---------------------------------------------------------------------------------------------
-    prompts = _read_prompts(data_path, domain, config, run_dir, console, resume=resume, pairs=rm_folder is not None)
+    prompts = _read_prompts(
+        data_path, domain, config, run_dir, console, resume=resume, pairs=rm_folder is not None, writes=ranks.is_main
+    )
 
     # --- model --------------------------------------------------------------------------------------------
     base, tokenizer = load_training_base(config, hardware, console)
     encoded = prompt_ids(tokenizer, prompts.train, config.data.max_seq_len - ppo.max_new_tokens)
-    batches = StepBatches(
-        [TokenBudget(len(ids) + ppo.max_new_tokens) for ids in encoded], config.train.batch_tokens, config.train.seed
-    )
+    budgets = [TokenBudget(len(ids) + ppo.max_new_tokens) for ids in encoded]
+    batches = StepBatches(budgets, config.train.batch_tokens, config.train.seed)
     model = trainable_adapter(base, config, init_folder)
     reward_model = attach_reward_model(model, rm_folder, tokenizer) if rm_folder else None
     value_head = build_head(base.config.hidden_size, config.train.seed + 1, hardware.device)
-    optimiser = Optimiser(model, config, hardware.scaler, extra=value_head.parameters(), updates_per_step=ppo.epochs)
+    optimiser = Optimiser(
+        model, config, hardware.scaler, ranks=ranks, extra=value_head.parameters(), updates_per_step=ppo.epochs
+    )
     extra = {VALUE_KEY: value_head}
     start_step = resume_training(checkpoints, model, optimiser, console, extra=extra) if resume else 0
-    write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
+    if ranks.is_main:
+        write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     def save(steps: int) -> None:
         """Checkpoint the adapter, the value head and the training state after `steps` steps."""
@@ -139,31 +144,37 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
 
     # --- train --------------------------------------------------------------------------------------------
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    log = open_log(run_dir / LOG_FILE, keep_through=start_step)
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
     reset_peak_memory(hardware.device)
-    trained_tokens, train_seconds = 0, 0.0
+    trained_tokens, train_seconds = 0.0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
+            share = ranks.rows(budgets, indices)  # this rank's prompts; the whole batch when alone
+            mine, keep = share.rows, float(share.counted)
             torch.manual_seed(config.train.seed * 1_000_003 + step)  # the step's samples, wherever the run resumed
             model.eval()
             completions = sample_completions(
                 model,
                 tokenizer,
-                [encoded[i] for i in indices],
+                [encoded[i] for i in mine],
                 samples=1,
                 max_new_tokens=ppo.max_new_tokens,
                 temperature=ppo.temperature,
             )
             answers = [clean_answer(str(tokenizer.decode(c, skip_special_tokens=True))) for c in completions]
-            try:
-                scores = torch.tensor(_rewards(domain, reward_model, prompts, indices, answers))
-            except RewardError as exc:
-                if step > start_step and step % config.train.save_every:  # keep every finished step
-                    save(step)
-                raise stopped_run_error(exc, domain, step, run_dir) from exc
-            rows = rollout_examples([encoded[i] for i in indices], completions)
+            scores = rollout_scores(
+                partial(_rewards, domain, reward_model, prompts, mine, answers),
+                ranks=ranks,
+                domain=domain,
+                step=step,
+                run_dir=run_dir,
+                save=save,
+                since=start_step,
+                save_every=config.train.save_every,
+            )
+            rows = rollout_examples([encoded[i] for i in mine], completions)
             batch = {k: v.to(hardware.device) for k, v in collate(rows, list(range(len(rows))), pad_id).items()}
             with torch.no_grad():  # the rollout's own log-probs and values, and the reference's log-probs
                 rollout = labelled_outputs(model, batch)
@@ -175,7 +186,10 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                 advantages, returns = generalised_advantages(
                     rewards, old_values, rollout.rows, gamma=ppo.gamma, lam=ppo.lam
                 )
-                advantages = whiten(advantages)
+                count, total, squares = ranks.sum(
+                    keep * advantages.numel(), keep * advantages.sum(), keep * advantages.square().sum()
+                )
+                advantages = whiten(advantages, (count, total, squares))  # over the step's tokens on every rank
             model.train()
             for _ in range(ppo.epochs):
                 update = labelled_outputs(model, batch)
@@ -190,21 +204,31 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
                     value_clip=ppo.value_clip,
                     value_coef=ppo.value_coef,
                 )
-                optimiser.step(result.loss)
+                optimiser.step(result.loss * share.part(advantages.numel(), count))
+            mine_tokens = keep * advantages.numel()  # the last update's figures are token means, as its loss
+            loss_sum, policy_sum, value_sum, clipped, reward_sum, kl_sum, sampled, tokens = ranks.sum(
+                mine_tokens * result.loss.item(),
+                mine_tokens * result.policy_loss.item(),
+                mine_tokens * result.value_loss.item(),
+                mine_tokens * result.clip_fraction.item(),
+                keep * scores.sum(),
+                keep * kl.sum(),
+                keep * sum(map(len, completions)),
+                keep * sum(len(r) for r in rows),
+            )
             seconds = time.perf_counter() - began
-            tokens = sum(len(r) for r in rows)
             trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
             epoch, index = batches.position(step)
-            loss_value = result.loss.item()
+            loss_value = loss_sum / count
             row = {
                 "step": step + 1,
                 "loss": loss_value,
-                "policy_loss": result.policy_loss.item(),
-                "value_loss": result.value_loss.item(),
-                "clip_fraction": result.clip_fraction.item(),
-                "reward": scores.mean().item(),
-                "kl": torch.zeros(len(rows)).index_add(0, rollout.rows.cpu(), kl.cpu()).mean().item(),
-                "answer_tokens": sum(map(len, completions)) / len(completions),
+                "policy_loss": policy_sum / count,
+                "value_loss": value_sum / count,
+                "clip_fraction": clipped / count,
+                "reward": reward_sum / len(indices),
+                "kl": kl_sum / len(indices),  # each answer's summed log-ratio to the reference
+                "answer_tokens": sampled / len(indices),
                 "prompts": len(indices),
                 "tokens": tokens,
                 "seconds": seconds,
@@ -214,11 +238,13 @@ def _run(domain: Domain, config: RunConfig, data_path: Path, run_dir: Path, *, r
             }
             log_step(log, row)
             progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
-            if checkpoint_due(step + 1, config):
+            if checkpoint_due(step + 1, config) and ranks.is_main:
                 save(step + 1)
                 progress.note(f"checkpoint saved: step {step + 1}  mean reward {row['reward']:.3f}")
     log.close()
     memory = peak_memory(hardware.device)
+    if not ranks.is_main:  # rank 0 saves, evaluates and registers for all
+        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir), selected_adapters=["default"])  # the policy; the reward model has its own
@@ -280,17 +306,25 @@ def _reward_model_folder(domain: Domain, config: RunConfig) -> Path:
 
 
 def _read_prompts(
-    data_path: Path, domain: Domain, config: RunConfig, run_dir: Path, console: Console, *, resume: bool, pairs: bool
+    data_path: Path,
+    domain: Domain,
+    config: RunConfig,
+    run_dir: Path,
+    console: Console,
+    *,
+    resume: bool,
+    pairs: bool,
+    writes: bool,
 ) -> _Prompts:
     """The run's prompts: those of its preference pairs (what a reward model was trained on), each once, or
     those of the domain's examples with their references (what the domain's reward scores against)."""
     if not pairs:
-        split = read_example_split(data_path, domain, config, run_dir, console, resume=resume, writes=True)
+        split = read_example_split(data_path, domain, config, run_dir, console, resume=resume, writes=writes)
         train = [e.messages[:-1] for e in split.train]
         references = [reference_of(domain, e) for e in split.train]
         held_out_prompts = [e.messages[:-1] for e in split.held_out]
         return _Prompts(train, references, held_out_prompts, [], split.held_out, split.rejected)
-    pair_split = read_pair_split(data_path, domain, config, run_dir, console, resume=resume)
+    pair_split = read_pair_split(data_path, domain, config, run_dir, console, resume=resume, writes=writes)
     train_prompts = _first_answer_by_prompt([(p.prompt, p.chosen) for p in pair_split.train])
     held_out_chosen = _first_answer_by_prompt([(p.prompt, p.chosen) for p in pair_split.held_out])
     return _Prompts(
