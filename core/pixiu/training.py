@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from rich.console import Console
 from pixiu import __version__
 from pixiu.checkpoint import list_checkpoints, load_checkpoint
 from pixiu.config import RunConfig, formatter_for, to_dict
-from pixiu.data import DEFAULT_CHAT_TEMPLATE
+from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches
 from pixiu.devices import precision_name, resolve_device, resolve_precision
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain, Example
@@ -35,6 +36,7 @@ from pixiu.lora import (
     restore_adapter_state,
 )
 from pixiu.models import load_base
+from pixiu.progress import TrainProgress
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
 from pixiu.registry import register_adapter, resolve_adapter
@@ -358,10 +360,38 @@ def open_log(path: Path, keep_through: int, *, writes: bool = True) -> IO[str]:
     return path.open("a", encoding="utf-8")
 
 
-def log_step(log: IO[str], row: dict[str, Any]) -> None:
-    """Append one step's row to the per-step log and flush it, so a killed run's log holds every finished step."""
-    log.write(json.dumps(row) + "\n")
-    log.flush()
+class StepLog:
+    """A recipe's per-step record: a row of train_log.jsonl for each step (the step's figures, then its tokens,
+    seconds, learning rate and data position), the progress bar, and the training speed so far."""
+
+    def __init__(self, log: IO[str], progress: TrainProgress, batches: StepBatches, optimiser: Optimiser):
+        self.log, self.progress, self.batches, self.optimiser = log, progress, batches, optimiser
+        self.tokens, self.seconds = 0.0, 0.0
+
+    def write(self, step: int, began: float, tokens: float, **figures: Any) -> dict[str, Any]:
+        """Log step `step` (from 0; begun at `time.perf_counter()` `began`, `tokens` trained) with its `figures`,
+        its loss first, flushed so that a killed run's log holds every finished step; moves the progress bar."""
+        seconds = time.perf_counter() - began
+        self.tokens, self.seconds = self.tokens + tokens, self.seconds + seconds
+        epoch, index = self.batches.position(step)
+        row = {
+            "step": step + 1,
+            **figures,
+            "tokens": tokens,
+            "seconds": seconds,
+            "lr": self.optimiser.lr(),
+            "epoch": epoch,
+            "batch": index,
+        }
+        self.log.write(json.dumps(row) + "\n")
+        self.log.flush()
+        self.progress.update(step + 1, loss=figures["loss"], tokens_per_second=self.tokens_per_second)
+        return row
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Trained tokens per second of training so far (0 before the first step)."""
+        return self.tokens / self.seconds if self.seconds else 0.0
 
 
 def checkpoint_due(steps_done: int, config: RunConfig) -> bool:

@@ -39,10 +39,10 @@ from pixiu.runs import (
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    StepLog,
     checkpoint_due,
     finish_run,
     load_training_base,
-    log_step,
     open_log,
     rank_done,
     read_example_split,
@@ -107,8 +107,8 @@ def _run(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
     reset_peak_memory(hardware.device)
-    trained_tokens, train_seconds = 0.0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        step_log = StepLog(log, progress, batches, optimiser)
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
@@ -166,38 +166,30 @@ def _run(
                     )
                 )
             )
-            seconds = time.perf_counter() - began
-            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
-            epoch, index = batches.position(step)
             loss_value = loss_sum / answer_tokens
-            row = {
-                "step": step + 1,
-                "loss": loss_value,
-                "reward": reward_sum / len(indices),
-                "reward_std": spread_sum / len(indices),
-                "kl": kl_sum / answer_tokens if kl is not None else None,
-                "answer_tokens": sampled / (len(indices) * grpo.group_size),
-                "prompts": len(indices),
-                "tokens": tokens,
-                "seconds": seconds,
-                "lr": optimiser.lr(),
-                "epoch": epoch,
-                "batch": index,
-            }
-            log_step(log, row)
-            progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
+            row = step_log.write(
+                step,
+                began,
+                tokens,
+                loss=loss_value,
+                reward=reward_sum / len(indices),
+                reward_std=spread_sum / len(indices),
+                kl=kl_sum / answer_tokens if kl is not None else None,
+                answer_tokens=sampled / (len(indices) * grpo.group_size),
+                prompts=len(indices),
+            )
             if checkpoint_due(step + 1, config) and ranks.is_main:
                 save(step + 1)
                 progress.note(f"checkpoint saved: step {step + 1}  mean reward {row['reward']:.3f}")
     log.close()
     memory = peak_memory(hardware.device)
     if not ranks.is_main:  # rank 0 saves, evaluates and registers for all
-        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
+        return rank_done(run_dir, config, step_log.tokens_per_second)
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir))
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} GRPO on {config.base}")
-    speed = trained_tokens / train_seconds if train_seconds else 0.0
+    speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------
     metrics: dict = {

@@ -35,10 +35,10 @@ from pixiu.runs import LOG_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    StepLog,
     checkpoint_due,
     finish_run,
     load_training_base,
-    log_step,
     open_log,
     rank_done,
     resume_training,
@@ -94,8 +94,8 @@ def _run(
     log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
     model.train()
     reset_peak_memory(hardware.device)
-    trained_tokens, train_seconds = 0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        step_log = StepLog(log, progress, batches, optimiser)
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
@@ -128,25 +128,17 @@ def _run(
                 )
             )
             loss_value = loss_sum / len(indices)
-            seconds = time.perf_counter() - began
             tokens = sum(len(tokenized[i]) for i in indices)
-            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
-            epoch, index = batches.position(step)
-            row = {
-                "step": step + 1,
-                "loss": loss_value,
-                "desirable_reward": _mean_of(liked_sum, liked_count),
-                "undesirable_reward": _mean_of(disliked_sum, disliked_count),
-                "kl": result.reference_point.item(),
-                "answers": len(indices),
-                "tokens": tokens,
-                "seconds": seconds,
-                "lr": optimiser.lr(),
-                "epoch": epoch,
-                "batch": index,
-            }
-            log_step(log, row)
-            progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
+            step_log.write(
+                step,
+                began,
+                tokens,
+                loss=loss_value,
+                desirable_reward=_mean_of(liked_sum, liked_count),
+                undesirable_reward=_mean_of(disliked_sum, disliked_count),
+                kl=result.reference_point.item(),
+                answers=len(indices),
+            )
             if checkpoint_due(step + 1, config) and ranks.is_main:
                 training_state = optimiser.state_dict()
                 save_checkpoint(
@@ -156,12 +148,12 @@ def _run(
     log.close()
     memory = peak_memory(hardware.device)
     if not ranks.is_main:  # rank 0 saves, evaluates and registers for all
-        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
+        return rank_done(run_dir, config, step_log.tokens_per_second)
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir))
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} KTO on {config.base}")
-    speed = trained_tokens / train_seconds if train_seconds else 0.0
+    speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------
     metrics: dict = {

@@ -31,10 +31,10 @@ from pixiu.runs import (
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    StepLog,
     checkpoint_due,
     finish_run,
     load_training_base,
-    log_step,
     open_log,
     rank_done,
     read_example_split,
@@ -99,8 +99,8 @@ def _run(
     step_loss, optimizer = ranks.prepare(model, optimiser.optimizer, labelled_loss)
     model.train()
     reset_peak_memory(hardware.device)
-    trained_tokens, train_seconds = 0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        step_log = StepLog(log, progress, batches, optimiser)
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
@@ -115,21 +115,8 @@ def _run(
             optimiser.scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             loss = ranks.step_loss(loss_sum, share)  # reading it waits for the GPU: the step's time includes its work
-            seconds = time.perf_counter() - began
             tokens = sum(len(tokenized[i]) for i in indices)
-            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
-            epoch, index = batches.position(step)
-            row = {
-                "step": step + 1,
-                "loss": loss,
-                "tokens": tokens,
-                "seconds": seconds,
-                "lr": optimiser.lr(),
-                "epoch": epoch,
-                "batch": index,
-            }
-            log_step(log, row)
-            progress.update(step + 1, loss=loss, tokens_per_second=trained_tokens / train_seconds)
+            step_log.write(step, began, tokens, loss=loss)
             if checkpoint_due(step + 1, config):
                 saved = ranks.adapter_state(model, adapter_state)  # None on the ranks that do not write
                 if saved is not None:
@@ -139,12 +126,12 @@ def _run(
     log.close()
     memory = peak_memory(hardware.device)  # before evaluation, whose generation is not training memory
     if not ranks.is_main:  # another rank's work ends with training: rank 0 saves, evaluates and registers
-        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
+        return rank_done(run_dir, config, step_log.tokens_per_second)
 
     # --- save ---------------------------------------------------------------------------------------------
     ranks.save_adapter(model, run_dir)
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} LoRA on {config.base}")
-    speed = trained_tokens / train_seconds if train_seconds else 0.0
+    speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------
     metrics: dict = {

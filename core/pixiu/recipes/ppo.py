@@ -48,11 +48,11 @@ from pixiu.runs import LOG_FILE, PREDICTIONS_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    StepLog,
     checkpoint_due,
     checkpoint_weights,
     finish_run,
     load_training_base,
-    log_step,
     open_log,
     rank_done,
     read_example_split,
@@ -146,8 +146,8 @@ def _run(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
     reset_peak_memory(hardware.device)
-    trained_tokens, train_seconds = 0.0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        step_log = StepLog(log, progress, batches, optimiser)
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
@@ -216,40 +216,32 @@ def _run(
                 keep * sum(map(len, completions)),
                 keep * sum(len(r) for r in rows),
             )
-            seconds = time.perf_counter() - began
-            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
-            epoch, index = batches.position(step)
             loss_value = loss_sum / count
-            row = {
-                "step": step + 1,
-                "loss": loss_value,
-                "policy_loss": policy_sum / count,
-                "value_loss": value_sum / count,
-                "clip_fraction": clipped / count,
-                "reward": reward_sum / len(indices),
-                "kl": kl_sum / len(indices),  # each answer's summed log-ratio to the reference
-                "answer_tokens": sampled / len(indices),
-                "prompts": len(indices),
-                "tokens": tokens,
-                "seconds": seconds,
-                "lr": optimiser.lr(),
-                "epoch": epoch,
-                "batch": index,
-            }
-            log_step(log, row)
-            progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
+            row = step_log.write(
+                step,
+                began,
+                tokens,
+                loss=loss_value,
+                policy_loss=policy_sum / count,
+                value_loss=value_sum / count,
+                clip_fraction=clipped / count,
+                reward=reward_sum / len(indices),
+                kl=kl_sum / len(indices),  # each answer's summed log-ratio to the reference
+                answer_tokens=sampled / len(indices),
+                prompts=len(indices),
+            )
             if checkpoint_due(step + 1, config) and ranks.is_main:
                 save(step + 1)
                 progress.note(f"checkpoint saved: step {step + 1}  mean reward {row['reward']:.3f}")
     log.close()
     memory = peak_memory(hardware.device)
     if not ranks.is_main:  # rank 0 saves, evaluates and registers for all
-        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
+        return rank_done(run_dir, config, step_log.tokens_per_second)
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir), selected_adapters=["default"])  # the policy; the reward model has its own
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} PPO on {config.base}")
-    speed = trained_tokens / train_seconds if train_seconds else 0.0
+    speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------
     metrics: dict = {

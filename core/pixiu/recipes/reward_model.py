@@ -38,11 +38,11 @@ from pixiu.runs import LOG_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
+    StepLog,
     checkpoint_due,
     checkpoint_weights,
     finish_run,
     load_training_base,
-    log_step,
     open_log,
     rank_done,
     resume_training,
@@ -98,8 +98,8 @@ def _run(
     log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
     model.train()
     reset_peak_memory(hardware.device)
-    trained_tokens, train_seconds = 0, 0.0
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
+        step_log = StepLog(log, progress, batches, optimiser)
         for step in range(start_step, config.train.max_steps):
             began = time.perf_counter()
             indices = batches.for_step(step)
@@ -111,24 +111,16 @@ def _run(
                 share, len(indices), loss=loss.item() * len(share.rows), right=(margins > 0).sum(), margin=margins.sum()
             )
             loss_value = figures["loss"]
-            seconds = time.perf_counter() - began
             tokens = sum(len(tokenized[i].chosen) + len(tokenized[i].rejected) for i in indices)
-            trained_tokens, train_seconds = trained_tokens + tokens, train_seconds + seconds
-            epoch, index = batches.position(step)
-            row = {
-                "step": step + 1,
-                "loss": loss_value,
-                "accuracy": figures["right"],
-                "margin": figures["margin"],
-                "pairs": len(indices),
-                "tokens": tokens,
-                "seconds": seconds,
-                "lr": optimiser.lr(),
-                "epoch": epoch,
-                "batch": index,
-            }
-            log_step(log, row)
-            progress.update(step + 1, loss=loss_value, tokens_per_second=trained_tokens / train_seconds)
+            step_log.write(
+                step,
+                began,
+                tokens,
+                loss=loss_value,
+                accuracy=figures["right"],
+                margin=figures["margin"],
+                pairs=len(indices),
+            )
             if checkpoint_due(step + 1, config) and ranks.is_main:
                 training_state = optimiser.state_dict()
                 weights = checkpoint_weights(model, {HEAD_KEY: head})
@@ -137,13 +129,13 @@ def _run(
     log.close()
     memory = peak_memory(hardware.device)
     if not ranks.is_main:  # rank 0 saves, evaluates and registers for all
-        return rank_done(run_dir, config, trained_tokens / max(train_seconds, 1e-9))
+        return rank_done(run_dir, config, step_log.tokens_per_second)
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir))
     save_head(head, run_dir)
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} reward model on {config.base}")
-    speed = trained_tokens / train_seconds if train_seconds else 0.0
+    speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------
     metrics: dict = {
