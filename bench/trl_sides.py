@@ -1,0 +1,76 @@
+"""What the benches against trl share: one side per child process (so each has its own peak RSS), a per-step timer
+for a transformers Trainer, and the throughput summary of a side's timed steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+TRL_MISSING = "trl is not installed; this bench compares against it: pip install trl (pixiu itself does not need it)"
+
+
+def run_child(script: Path, name: str, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Run `script --child NAME --work WORK` in its own process; its results (`WORK/NAME.json`), with its own peak
+    RSS (ru_maxrss from wait4) in GiB."""
+    log = work / f"{name}.log"
+    command = [sys.executable, str(script), "--child", name, "--work", str(work)]
+    with log.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-30:])
+        raise SystemExit(f"the {name} side failed (exit {code}); end of {log}:\n{tail}")
+    result = json.loads((work / f"{name}.json").read_text(encoding="utf-8"))
+    result["peak_rss_gib"] = usage.ru_maxrss / 2**20  # KiB on Linux
+    return result
+
+
+def step_timer():
+    """A transformers `TrainerCallback` that records the seconds of each Trainer step (`.seconds`), from
+    on_step_begin to on_step_end: the optimiser step with everything it does (for GRPO, the sampling too)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Seconds of each Trainer step."""
+
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self._began = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs) -> None:
+            """Start the clock."""
+            self._began = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs) -> None:
+            """Stop the clock."""
+            self.seconds.append(time.perf_counter() - self._began)
+
+    return StepTimer()
+
+
+def summary(result: dict[str, Any], unit: str) -> dict[str, float]:
+    """Throughput figures of one side's timed steps: real tokens and `unit`s (its `unit` list: pairs, rollouts)
+    per second, seconds per step, peak RSS; the padding share when the side recorded its padded tensor sizes."""
+    seconds, tokens, units = sum(result["seconds"]), sum(result["tokens"]), sum(result[unit])
+    figures = {
+        "steps": len(result["seconds"]),
+        "tokens_per_second": tokens / seconds,
+        f"{unit}_per_second": units / seconds,
+        "seconds_per_step": seconds / len(result["seconds"]),
+        "seconds_per_step_median": statistics.median(result["seconds"]),
+        f"{unit}_per_step": units / len(result[unit]),
+        "real_tokens_per_step": tokens / len(result["tokens"]),
+        "peak_rss_gib": result["peak_rss_gib"],
+        "wall_s": result["wall_s"],
+    }
+    if result.get("padded"):
+        figures["padding_fraction"] = 1 - tokens / sum(result["padded"])
+    return figures
