@@ -139,6 +139,11 @@ class Share:
     """Labelled tokens of the whole step batch, across all ranks."""
 
 
+def _number(value: float | torch.Tensor) -> float:
+    """A logged figure as a float, read off any autograd graph."""
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+
 @dataclass(frozen=True)
 class RowShare:
     """The rows one rank trains in one step of a recipe that syncs its own gradients (`Ranks.sum_gradients`)."""
@@ -219,7 +224,7 @@ class Ranks:
 
     def sum(self, *values: float | torch.Tensor) -> list[float]:
         """Each value added up over the ranks in one all-reduce (the values themselves when alone)."""
-        stacked = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        stacked = torch.tensor([_number(v) for v in values], dtype=torch.float64)
         if self.accelerator and self.world_size > 1:
             stacked = self.accelerator.reduce(stacked.to(self.accelerator.device), reduction="sum").cpu()
         return stacked.tolist()
@@ -228,7 +233,7 @@ class Ranks:
         """Each named sum over this rank's rows (nothing for a stand-in), added up over the ranks and divided by
         the step's `rows`: the step's mean of each, as one process would log it."""
         keep = 1.0 if share.counted else 0.0
-        totals = self.sum(*(keep * float(value) for value in sums.values()))
+        totals = self.sum(*(keep * _number(value) for value in sums.values()))
         return {name: total / rows for name, total in zip(sums, totals, strict=True)}
 
     def sum_gradients(self, parameters: Sequence[torch.nn.Parameter]) -> None:
