@@ -71,7 +71,7 @@ def prompts(tokenizer, count: int, max_prompt_tokens: int) -> list[list[int]]:
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     result = []
     for record in rows[:count]:
-        text = render(tokenizer, format_record(record)[:-1], add_generation_prompt=True)
+        text = render(tokenizer, format_record(record).messages[:-1], add_generation_prompt=True)
         result.append(tokenizer(text, add_special_tokens=False)["input_ids"][-max_prompt_tokens:])
     return result
 

@@ -136,7 +136,9 @@ def choose_data(path: Path | None) -> Path:
 def load_examples(tokenizer, path: Path, count: int, max_len: int) -> tuple[list[TokenizedExample], int]:
     """The first `count` law records of `path`, tokenised exactly as pixiu's recipe does; and how many were cut."""
     with path.open(encoding="utf-8") as handle:
-        conversations = [format_record(json.loads(line)) for line, _ in zip(handle, range(count), strict=False)]
+        conversations = [
+            format_record(json.loads(line)).messages for line, _ in zip(handle, range(count), strict=False)
+        ]
     examples = [tokenize_example(tokenizer, messages, max_len) for messages in conversations]
     full = [tokenizer(render(tokenizer, m), add_special_tokens=False)["input_ids"] for m in conversations]
     cut = sum(len(ids) > max_len for ids in full)

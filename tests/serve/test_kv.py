@@ -19,7 +19,8 @@ def test_batched_decoding_matches_peft_step_by_step(tiny_model_dir, adapter_dirs
     loras = MultiLora(model)
     slots = {name: loras.add(read_adapter(folder)) for name, folder in adapter_dirs.items()}
     cache_argument = kv.cache_argument(model)
-    jobs = [("law", PROMPTS[0]), ("base", PROMPTS[3]), ("medical", PROMPTS[1]), ("zhihu", PROMPTS[5])]
+    # the batch keeps its rows sorted by slot (law 0, medical 1, zhihu 2; base first): joining rows are inserted
+    jobs = [("zhihu", PROMPTS[5]), ("base", PROMPTS[3]), ("medical", PROMPTS[1]), ("law", PROMPTS[0])]
     steps = 6
     expected = {
         model_name: reference(model_name, chat_ids(tokenizer, prompt), steps + 1) for model_name, prompt in jobs
@@ -42,6 +43,7 @@ def test_batched_decoding_matches_peft_step_by_step(tiny_model_dir, adapter_dirs
         if step == 2:  # two more rows join a batch that is already decoding
             batch.add(rows[2:], caches[2:])
             joined = True
+            assert [row.request.model for row in batch.rows] == ["base", "law", "medical", "zhihu"]
         inputs = batch.step_inputs()
         with loras.route([row.request.slot for row in batch.rows]):
             logits = model(**inputs, use_cache=True, **{cache_argument: batch.cache}).logits[:, -1]

@@ -36,6 +36,7 @@ def peft_logits(tiny_model_dir, adapter_dirs, input_ids):
         (1, ["law", "medical", None, "zhihu", "law"]),  # the stacks grow while adapters are added; all slots used
         (16, ["law", "medical", None, "zhihu", "law"]),  # few of many slots used: they are gathered
         (4, [None, "zhihu", None, "zhihu", "zhihu"]),  # one adapter and the base
+        (4, [None, None, "law", "medical", "zhihu"]),  # sorted by slot: a run of base rows alone adds nothing
     ],
 )
 def test_mixed_batch_rows_match_peft(tiny_model_dir, adapter_dirs, capacity, rows):
@@ -51,6 +52,21 @@ def test_mixed_batch_rows_match_peft(tiny_model_dir, adapter_dirs, capacity, row
     assert not torch.allclose(expected["law"], expected["medical"], atol=1e-2)  # the adapters really differ
     with torch.inference_mode():
         assert torch.equal(model(input_ids=input_ids).logits, expected[None])  # outside `route`: the plain base
+
+
+def test_rows_sorted_by_slot_run_through_only_their_own_slots(tiny_model_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    loras = MultiLora(model, capacity=8)
+    loras.rank = 8
+    rows = [slot for slot in range(8) for _ in range(6)]  # 48 rows, 8 adapters, as the engine sorts them
+    segments = loras._segments(rows)
+    assert segments is not None and len(segments) == 3  # about sqrt(8) runs
+    for segment in segments:
+        own = sorted(set(rows[segment.rows]))
+        assert segment.slots == slice(own[0], own[-1] + 1) and len(own) <= 4  # views of a few slots, not all 8
+        assert segment.mask is not None and segment.mask.shape == (16, 1, 8 * len(own))
+    assert [segment.rows for segment in segments] == [slice(0, 16), slice(16, 32), slice(32, 48)]
+    assert loras._segments([None, None]) is None  # base rows only: the hooks add nothing
 
 
 def test_freed_slot_is_reused_without_old_weights(tiny_model_dir, adapter_dirs):

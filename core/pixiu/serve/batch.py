@@ -9,6 +9,7 @@ longest sequence.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,14 +53,29 @@ class Batch:
         return 0 if self.mask is None else self.mask.shape[1]
 
     def add(self, rows: list[Row], caches: list[DynamicCache]) -> None:
-        """Append rows whose prompts were prefilled alone into `caches` (one sequence each)."""
-        masks = [torch.ones(1, row.length, dtype=torch.long, device=self.device) for row in rows]
-        if self.cache is not None and self.mask is not None:
-            caches, masks = [self.cache, *caches], [self.mask, *masks]
-        width = max(mask.shape[1] for mask in masks)
-        self.cache = kv.merge_left_padded(caches, width, self.config)
-        self.mask = torch.cat([F.pad(mask, (width - mask.shape[1], 0)) for mask in masks])
-        self.rows.extend(rows)
+        """Insert rows whose prompts were prefilled alone into `caches` (one sequence each), keeping the rows
+        sorted by adapter slot (base rows first), so that each run of rows multiplies through its own adapters
+        only (`pixiu.serve.multi_lora`); rows of one slot stay in the order they came."""
+        joining = sorted(
+            zip(rows, caches, strict=True), key=lambda pair: _slot_order(pair[0])
+        )  # stable: arrival order within a slot
+        pieces: list[tuple[list[Row], DynamicCache, torch.Tensor]] = []
+        taken = 0
+        for row, cache in [*joining, (None, None)]:
+            end = len(self.rows) if row is None else taken
+            while end < len(self.rows) and _slot_order(self.rows[end]) <= _slot_order(row):
+                end += 1
+            if end > taken:  # a run of the batch's own rows, as views of its cache
+                assert self.cache is not None and self.mask is not None, "a batch with rows has a cache and a mask"
+                run = kv.row_range(self.cache, taken, end, self.config)
+                pieces.append((self.rows[taken:end], run, self.mask[taken:end]))
+                taken = end
+            if row is not None and cache is not None:
+                pieces.append(([row], cache, torch.ones(1, row.length, dtype=torch.long, device=self.device)))
+        width = max(mask.shape[1] for _, _, mask in pieces)
+        self.cache = kv.merge_left_padded([cache for _, cache, _ in pieces], width, self.config)
+        self.mask = torch.cat([F.pad(mask, (width - mask.shape[1], 0)) for _, _, mask in pieces])
+        self.rows = [row for piece_rows, _, _ in pieces for row in piece_rows]
 
     def step_inputs(self) -> dict[str, torch.Tensor]:
         """Model inputs (besides the cache, `self.cache`) that feed every row its pending token; the mask grows."""
@@ -85,3 +101,10 @@ class Batch:
         self.cache = kv.select(self.cache, index, start, self.config)
         self.mask = mask[:, start:]
         self.rows = [self.rows[i] for i in indices]
+
+
+def _slot_order(row: Row | None) -> float:
+    """Where a row goes in the batch: by its adapter slot, base rows (no slot) first; None (the end) last."""
+    if row is None:
+        return math.inf
+    return -1 if row.request.slot is None else row.request.slot

@@ -64,6 +64,14 @@ def merge_left_padded(caches: list[DynamicCache], width: int, config) -> Dynamic
     return DynamicCache(ddp_cache_data=layers, config=config)
 
 
+def row_range(cache: DynamicCache, start: int, end: int, config) -> DynamicCache:
+    """A cache of rows `start`..`end` of `cache`, as views (no copy)."""
+    full: list[Any] = list(cache.layers)  # full-attention layers (checked when the cache was made)
+    return DynamicCache(
+        ddp_cache_data=[(layer.keys[start:end], layer.values[start:end]) for layer in full], config=config
+    )
+
+
 def select(cache: DynamicCache, rows: torch.Tensor, start: int, config) -> DynamicCache:
     """A cache with only `rows` of `cache`, and only its columns from `start` on."""
     full: list[Any] = list(cache.layers)  # full-attention layers (checked when the cache was made)

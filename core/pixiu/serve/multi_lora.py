@@ -4,14 +4,16 @@ Why not peft's `adapter_names`: peft splits the batch by adapter inside every ad
 SmolLM2-135M made a decode step mixing 8 adapters 2.5x slower than the base alone, and `load_adapter`
 re-injects layers (0.3-0.8 s per adapter, growing with the number loaded). Here an adapter is only its
 weights: every adapted `nn.Linear` keeps all adapters' A and B matrices stacked in numbered slots, and a
-forward hook adds `(x @ A_sel^T * row_mask) @ B_sel` for the adapters present in the batch, so a step costs
-two small matmuls per layer whatever the mix. Loading copies tensors into a free slot (milliseconds).
+forward hook adds `(x @ A_sel^T * row_mask) @ B_sel` for the adapters present, over a few runs of consecutive
+rows (each run through the slots its own rows use), so a step costs a few small matmuls per layer whatever
+the mix. Loading copies tensors into a free slot (milliseconds).
 Adapters are read exactly as peft saves them (adapter_config.json + adapter_model.safetensors); tests
 check the outputs against peft itself.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -101,12 +103,12 @@ def read_adapter(
 
 
 @dataclass(frozen=True)
-class _Route:
-    """The adapter weights one forward pass uses, and which of their rank columns belong to each batch row."""
+class _Segment:
+    """A run of consecutive batch rows, the adapter slots they use, and which rank columns belong to each row."""
 
-    single: int | None  # the one slot used, whose A and B are views (no copy)
-    gather: torch.Tensor | None  # slots to copy out of the stacks; neither set: use every slot, as views
-    mask: torch.Tensor | None  # (batch, 1, columns): 1 where a column belongs to the row's adapter; None: all rows
+    rows: slice
+    slots: slice | torch.Tensor  # a range of slots, used as views of the stacks, or slots to copy out of them
+    mask: torch.Tensor | None  # (rows, 1, columns): 1 where a column belongs to the row's adapter; None: all
 
 
 class MultiLora:
@@ -120,7 +122,7 @@ class MultiLora:
         self._free = list(range(capacity))
         self._ranks: dict[int, int] = {}  # slot in use -> its adapter's rank
         self._stacks: dict[str, list[torch.Tensor]] = {}  # module path -> [A (slots, rank, in), B (slots, rank, out)]
-        self._route: _Route | None = None
+        self._route: list[_Segment] | None = None
         self._handles: list[RemovableHandle] = []  # one forward hook per adapted linear layer
         self._dtype = next(model.parameters()).dtype
         self._device = next(model.parameters()).device
@@ -183,48 +185,67 @@ class MultiLora:
     @contextmanager
     def route(self, slots: Sequence[int | None]) -> Iterator[None]:
         """Within the block, forward passes give batch row i the adapter in `slots[i]` (None: the plain base)."""
-        used = sorted({s for s in slots if s is not None})
-        if not used:
-            self._route = None
-        elif len(used) == 1:
-            present = [[s is not None] for s in slots]
-            rows = None if None not in slots else torch.tensor(present, dtype=self._dtype, device=self._device)
-            self._route = _Route(used[0], None, None if rows is None else rows.expand(-1, self.rank).unsqueeze(1))
-        else:
-            # Copying the used slots out of the stacks costs more than multiplying through unused ones,
-            # unless most slots are unused.
-            gather = len(used) * 2 < self.capacity
-            columns = used if gather else range(self.capacity)
-            owner = {slot: i for i, slot in enumerate(columns)}
-            mask = torch.zeros(len(slots), len(columns), dtype=self._dtype, device=self._device)
-            for row, slot in enumerate(slots):
-                if slot is not None:
-                    mask[row, owner[slot]] = 1
-            mask = mask.repeat_interleave(self.rank, dim=1).unsqueeze(1)
-            self._route = _Route(None, torch.tensor(used, device=self._device) if gather else None, mask)
+        self._route = self._segments(slots)
         try:
             yield
         finally:
             self._route = None
 
+    def _segments(self, slots: Sequence[int | None]) -> list[_Segment] | None:
+        """Split the rows into about sqrt(adapters used) runs of consecutive rows, each multiplied through only
+        the slots its own rows use.
+
+        Every row multiplies through all the rank columns of its run's slots and a mask keeps its own, so the cost
+        is arithmetic: rows x slots x rank per layer. Runs cut that when rows using the same adapters are next to
+        each other (the engine keeps its batch sorted by slot); each run costs a few more calls per layer, so
+        about sqrt(used) runs is the balance (measured on SmolLM2 with 8 adapters: 0.86 of the base's speed in one
+        run, 0.92-0.94 in two or three).
+        """
+        used = sorted({s for s in slots if s is not None})
+        if not used:
+            return None
+        runs = max(1, round(math.sqrt(len(used))))
+        bounds = [round(i * len(slots) / runs) for i in range(runs + 1)]
+        segments = []
+        for start, end in itertools.pairwise(bounds):
+            part = slots[start:end]
+            present = sorted({s for s in part if s is not None})
+            if not present:
+                continue  # base rows only: nothing to add
+            low, high = present[0], present[-1] + 1
+            if len(present) == 1 and None not in part:
+                segments.append(_Segment(slice(start, end), slice(low, high), None))
+                continue
+            # copying a few slots out of the stacks costs less than multiplying through many unused ones
+            gather = len(present) * 2 < high - low
+            columns = present if gather else list(range(low, high))
+            owner = {slot: i for i, slot in enumerate(columns)}
+            mask = torch.zeros(len(part), len(columns), dtype=self._dtype, device=self._device)
+            for row, slot in enumerate(part):
+                if slot is not None:
+                    mask[row, owner[slot]] = 1
+            chosen = torch.tensor(present, device=self._device) if gather else slice(low, high)
+            segments.append(_Segment(slice(start, end), chosen, mask.repeat_interleave(self.rank, dim=1).unsqueeze(1)))
+        return segments
+
     def _hook(self, path: str):
         """A forward hook for the linear layer at `path` that adds the routed adapters' low-rank update in place."""
 
         def add_lora(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
-            route = self._route
-            if route is None:
+            segments = self._route
+            if segments is None:
                 return
             stack_a, stack_b = self._stacks[path]
-            if route.single is not None:
-                a, b = stack_a[route.single], stack_b[route.single]
-            elif route.gather is not None:
-                a, b = stack_a.index_select(0, route.gather), stack_b.index_select(0, route.gather)
-            else:
-                a, b = stack_a, stack_b
-            hidden = args[0] @ a.flatten(0, -2).T  # (..., columns)
-            if route.mask is not None:
-                hidden.mul_(route.mask)  # zero the columns of other adapters, row by row
-            output.view(-1, output.shape[-1]).addmm_(hidden.view(-1, hidden.shape[-1]), b.flatten(0, -2))
+            for segment in segments:
+                if isinstance(segment.slots, slice):
+                    a, b = stack_a[segment.slots], stack_b[segment.slots]
+                else:
+                    a, b = stack_a.index_select(0, segment.slots), stack_b.index_select(0, segment.slots)
+                hidden = args[0][segment.rows] @ a.flatten(0, -2).T  # (rows, ..., columns)
+                if segment.mask is not None:
+                    hidden.mul_(segment.mask)  # zero the columns of other adapters, row by row
+                out = output[segment.rows]
+                out.view(-1, out.shape[-1]).addmm_(hidden.view(-1, hidden.shape[-1]), b.flatten(0, -2))
 
         return add_lora
 
