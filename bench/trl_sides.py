@@ -12,6 +12,66 @@ from pathlib import Path
 from typing import Any
 
 TRL_MISSING = "trl is not installed; this bench compares against it: pip install trl (pixiu itself does not need it)"
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+"""The LoRA targets of both sides: the 7 projections."""
+SEED = 0
+
+
+def pixiu_values(settings: dict[str, Any], method: str, lr: float) -> dict[str, Any]:
+    """The recipe keys both benches set alike on the pixiu side: fp32 on the CPU, LoRA r 8 / alpha 16 / dropout 0
+    on `TARGETS`, constant `lr` from the first step, eval off, one checkpoint after the timed steps."""
+    steps = settings["warmup"] + settings["steps"]
+    return {
+        "base": settings["base"],
+        "train.method": method,
+        "train.max_steps": steps,
+        "train.lr": lr,
+        "train.warmup_steps": 0,
+        "train.batch_tokens": settings["batch_tokens"],
+        "train.save_every": steps,
+        "train.keep_checkpoints": 1,
+        "train.seed": SEED,
+        "train.device": "cpu",
+        "train.precision": "fp32",
+        "train.gradient_checkpointing": settings["gradient_checkpointing"],
+        "lora.r": 8,
+        "lora.alpha": 16.0,
+        "lora.dropout": 0.0,
+        "lora.target_modules": TARGETS,
+        "data.eval_records": 0,
+    }
+
+
+def trainer_values(settings: dict[str, Any], output_dir: str, lr: float) -> dict[str, Any]:
+    """The Trainer arguments both benches give trl alike: the same steps, constant `lr`, grad clip 1, fp32 on the
+    CPU, and no evaluation, logging, saving or progress bar."""
+    return {
+        "output_dir": output_dir,
+        "max_steps": settings["warmup"] + settings["steps"],
+        "learning_rate": lr,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "weight_decay": 0.0,
+        "max_grad_norm": 1.0,
+        "gradient_checkpointing": settings["gradient_checkpointing"],
+        "bf16": False,
+        "fp16": False,
+        "use_cpu": True,
+        "seed": SEED,
+        "dataloader_num_workers": 0,
+        "report_to": "none",
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "logging_strategy": "no",
+        "disable_tqdm": True,
+    }
+
+
+def lora_config():
+    """peft's LoraConfig for the trl side, the same adapter pixiu trains."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM")
 
 
 def run_child(script: Path, name: str, work: Path, env: dict[str, str]) -> dict[str, Any]:
