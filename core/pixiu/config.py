@@ -126,7 +126,8 @@ class TrainArgs(Section):
     them through `accelerate launch`. Under `accelerate launch` or `torchrun` the launcher's count is used."""
     strategy: Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = "ddp"
     """How several devices share the work: ddp replicates the model; fsdp and DeepSpeed ZeRO-2/3 shard
-    optimiser state, gradients (and with ZeRO-3/FSDP the weights) through accelerate's shipped configs."""
+    optimiser state, gradients (and with ZeRO-3/FSDP the weights) through accelerate's shipped configs. Every
+    method but sft takes ddp only: its sampling, reference passes and heads need whole weights."""
 
 
 class DpoArgs(Section):
