@@ -131,7 +131,8 @@ class TrainArgs(Section):
 
 
 class DpoArgs(Section):
-    """Preference optimisation (`train.method: dpo`) on pairs; the reference model is the base, adapter off."""
+    """Preference optimisation (`train.method: dpo`) on pairs; the reference model is the base, adapter off (a
+    frozen copy of `train.init_adapter` when the run starts from one)."""
 
     loss: Literal["sigmoid", "ipo", "simpo", "rrhf"] = "sigmoid"
     """"sigmoid" is DPO (Rafailov et al. 2023); "ipo" regresses the log-ratio margin to 1/(2 beta) on
@@ -153,7 +154,7 @@ class DpoArgs(Section):
 
 class KtoArgs(Section):
     """KTO (`train.method: kto`, Ethayarajh et al. 2024) on unpaired desirable and undesirable answers; the
-    reference model is the base, adapter off."""
+    reference model is the base, adapter off (a frozen copy of `train.init_adapter` when the run starts from one)."""
 
     beta: Float = Field(0.1, gt=0)
     """Scale of the implicit reward (the answer's log-ratio to the reference); the paper's and trl's 0.1."""
@@ -175,8 +176,8 @@ class GrpoArgs(Section):
     temperature: Float = Field(1.0, gt=0)
     """Sampling temperature of the answers (no top-k or top-p cut, so the policy's own distribution is sampled)."""
     beta: Float = Field(0.0, ge=0)
-    """Weight of the KL penalty to the reference (the base, adapter off); 0, trl's default, skips the reference
-    forward pass altogether. DeepSeekMath used 0.04."""
+    """Weight of the KL penalty to the reference (the base, or a frozen `train.init_adapter`); 0, trl's default,
+    skips the reference forward pass altogether. DeepSeekMath used 0.04."""
 
 
 class PpoArgs(Section):
@@ -195,7 +196,8 @@ class PpoArgs(Section):
     temperature: Float = Field(1.0, gt=0)
     """Sampling temperature of the answers (no top-k or top-p cut, so the policy's own distribution is sampled)."""
     kl_coef: Float = Field(0.05, ge=0)
-    """Weight of the per-token KL penalty to the reference (the base, adapter off) in the reward; trl's default."""
+    """Weight of the per-token KL penalty to the reference (the base, or a frozen `train.init_adapter`) in the
+    reward; trl's default."""
     epochs: int = Field(2, gt=0)
     """Optimiser steps on each batch of samples (trl uses 4; each costs a forward and a backward pass)."""
     clip: Float = Field(0.2, gt=0)

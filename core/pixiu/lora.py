@@ -60,6 +60,31 @@ def load_adapter(model: torch.nn.Module, adapter_dir: Path) -> PeftModel:
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
 
 
+REFERENCE_ADAPTER = "reference"
+"""The frozen copy of `train.init_adapter` that a run started from an adapter keeps as its reference policy."""
+
+
+def attach_reference(model: PeftModel, init_folder: Path | None) -> None:
+    """Load the adapter the run starts from (`init_folder`, None for a fresh one) once more, frozen, as the
+    reference policy: InstructGPT's PPO and DPO hold the policy close to the SFT model it began as."""
+    if init_folder is not None:
+        with _peft_quietly():
+            model.load_adapter(str(init_folder), adapter_name=REFERENCE_ADAPTER, is_trainable=False)
+
+
+def has_reference(model: PeftModel) -> bool:
+    """Whether the run started from an adapter and keeps its frozen copy as the reference (`attach_reference`)."""
+    return REFERENCE_ADAPTER in model.peft_config
+
+
+def reference_active(model: PeftModel) -> contextlib.AbstractContextManager:
+    """Run `model` as the reference policy: the frozen start adapter when the run began from one
+    (`attach_reference`), else the base itself with the adapter switched off."""
+    if has_reference(model):
+        return frozen_adapter_active(model, REFERENCE_ADAPTER)
+    return model.disable_adapter()
+
+
 @contextlib.contextmanager
 def frozen_adapter_active(model: PeftModel, name: str) -> Iterator[None]:
     """Run `model` with its frozen adapter `name` active (a reward model beside the policy), then make the

@@ -262,3 +262,28 @@ def test_the_command_line_trains_dpo_and_explains_missing_pairs(tiny_model_dir, 
     assert "registered as 'toy-dpo'" in result.output and "margin" in result.output
     help_text = runner.invoke(cli, ["domain", "train", "--help"]).output
     assert "--method" in help_text and "--method dpo" in help_text
+
+
+def test_dpo_from_an_sft_adapter_holds_the_policy_to_that_adapter_not_the_base(tiny_model_dir, tmp_path):
+    from pixiu.recipes import lora_sft
+    from toy_domain import write_toy_data
+
+    sft_overrides = ["data.max_seq_len=64", "train.batch_tokens=512", "data.eval_records=0", "train.max_steps=3"]
+    sft = lora_sft.run(
+        TOY,
+        load_config(overrides=[*sft_overrides, "train.lr=5e-2"], values={"base": str(tiny_model_dir)}),
+        write_toy_data(tmp_path / "toy.jsonl", 30),
+        tmp_path / "sft",
+    )
+    run_dir = tmp_path / "dpo"
+    config = load_config(
+        overrides=[*SMALL, "train.max_steps=2", "data.eval_records=8", f"train.init_adapter={sft.run_dir}"],
+        values={"base": str(tiny_model_dir)},
+    )
+    summary = run(TOY, config, write_toy_pairs(tmp_path / "pairs.jsonl", 40), run_dir)
+    log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    # the reference is the SFT adapter the policy starts as (as in the DPO paper), so step 1's loss is log 2
+    # exactly; against the base it would not be, since the SFT adapter already moved the log-probs
+    assert log[0]["loss"] == pytest.approx(math.log(2), abs=1e-5) and log[0]["reward_margin"] == pytest.approx(0)
+    assert summary.metrics["base"]["margin"] != summary.metrics["adapter"]["margin"]  # "base" is still the base
+    assert not (run_dir / "reference").exists()  # only the trained adapter is saved, not its frozen copy

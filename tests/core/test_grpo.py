@@ -131,14 +131,22 @@ def test_grpo_starts_from_a_trained_adapter_of_the_same_base(tiny_model_dir, tmp
 
     data = write_toy_data(tmp_path / "toy.jsonl", 30)
     sft_overrides = ["data.max_seq_len=96", "train.batch_tokens=512", "data.eval_records=0", "train.max_steps=2"]
+    sft_overrides.append("train.lr=5e-2")  # an adapter far enough from the base that the KL to the base is not 0
     sft = lora_sft.run(
         TOY, load_config(overrides=sft_overrides, values={"base": str(tiny_model_dir)}), data, tmp_path / "sft"
     )
     config = grpo_config(
-        tiny_model_dir, "train.max_steps=1", "data.eval_records=0", f"train.init_adapter={sft.run_dir}"
+        tiny_model_dir,
+        "train.max_steps=1",
+        "data.eval_records=0",
+        f"train.init_adapter={sft.run_dir}",
+        "grpo.beta=0.04",
     )
     summary = run(TOY, config, data, tmp_path / "grpo")
     assert summary.metrics["train"]["init_adapter"] == str(sft.run_dir)
+    # the KL's reference is the adapter the policy starts as, so before the first update the two are one model
+    first = json.loads((tmp_path / "grpo" / "train_log.jsonl").read_text().splitlines()[0])
+    assert first["kl"] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(PixiuError, match=r"was trained on the base .*pass --base"):
         run(TOY, grpo_config("another-base", f"train.init_adapter={sft.run_dir}"), data, tmp_path / "mismatch")
 

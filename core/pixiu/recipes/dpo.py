@@ -1,10 +1,11 @@
 """LoRA preference optimisation (DPO, IPO, SimPO, RRHF) of one domain, read top to bottom: setup -> train -> save ->
 evaluate -> register.
 
-The reference model is the base itself with the adapter switched off, so one copy of the base is in memory (as
-trl does with peft). A step is a length-grouped batch of pairs, each pair two rows (chosen, rejected) after
-the same prompt; the output head runs on answer tokens only. Killed at any point, a run resumes from its newest
-checkpoint with `resume=True` and ends exactly where an uninterrupted run would.
+The reference model is the base itself with the adapter switched off, so one copy of the base is in memory (as trl
+does with peft); a run started from an adapter (`train.init_adapter`, an SFT adapter as in the DPO paper) keeps a
+frozen copy of it as the reference instead. A step is a length-grouped batch of pairs, each pair two rows (chosen,
+rejected) after the same prompt; the output head runs on answer tokens only. Killed at any point, a run resumes from
+its newest checkpoint with `resume=True` and ends exactly where an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pixiu.data import StepBatches
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
-from pixiu.lora import adapter_state
+from pixiu.lora import adapter_state, attach_reference, has_reference, reference_active
 from pixiu.loss import answer_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.preference import (
@@ -85,6 +86,7 @@ def _run(
     pairs = tokenize_split(tokenizer, split, config, run_dir, console, writes=ranks.is_main)
     tokenized, held_out = pairs.train, pairs.held_out
     model = trainable_adapter(base, config, init_folder)
+    attach_reference(model, init_folder)  # the reference: the start adapter, else the base
     optimiser = Optimiser(model, config, hardware.scaler, ranks=ranks)
     start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
     if ranks.is_main:
@@ -142,7 +144,7 @@ def _run(
         return rank_done(run_dir, config, step_log.tokens_per_second)
 
     # --- save ---------------------------------------------------------------------------------------------
-    model.save_pretrained(str(run_dir))
+    model.save_pretrained(str(run_dir), selected_adapters=["default"])  # the trained adapter, not the reference
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} {dpo.loss} on {config.base}")
     speed = step_log.tokens_per_second
 
@@ -179,16 +181,19 @@ def pair_scores(
 ) -> dict[str, dict[str, float]]:
     """How the base and the adapter rank held-out pairs: the mean chosen-minus-rejected answer log-prob
     (`margin`), the share of pairs where the chosen answer is the likelier one (`accuracy`, %), and for the
-    adapter DPO's implicit reward against the base (`reward_margin`, `reward_accuracy` %)."""
+    adapter DPO's implicit reward against its reference, the base or the start adapter (`reward_margin`,
+    `reward_accuracy` %)."""
     model.eval()
     device = next(model.parameters()).device
-    margins: dict[str, list[torch.Tensor]] = {"base": [], "adapter": []}
+    margins: dict[str, list[torch.Tensor]] = {"base": [], "adapter": [], "reference": []}
     for indices in StepBatches(pairs, batch_tokens, seed=0).batches_in_epoch(0):
         batch = {k: v.to(device) for k, v in collate_pairs(pairs, indices, pad_id).items()}
-        for variant, logprobs in (("base", _reference_logprobs(model, batch)), ("adapter", _logprobs(model, batch))):
+        variants = {"base": _base_logprobs(model, batch), "adapter": _logprobs(model, batch)}
+        variants["reference"] = _reference_logprobs(model, batch) if has_reference(model) else variants["base"]
+        for variant, logprobs in variants.items():
             margins[variant].append((logprobs.chosen - logprobs.rejected).float().cpu())
     base, adapter = torch.cat(margins["base"]), torch.cat(margins["adapter"])
-    rewards = beta * (adapter - base)
+    rewards = beta * (adapter - torch.cat(margins["reference"]))  # DPO's implicit reward, against its reference
     scores = {name: ranking(values) for name, values in (("base", base), ("adapter", adapter))}
     scores["adapter"].update(
         reward_margin=round(rewards.mean().item(), 4),
@@ -209,6 +214,13 @@ def _logprobs(model, batch: dict[str, torch.Tensor]) -> PairLogprobs:
 
 @torch.no_grad()
 def _reference_logprobs(model, batch: dict[str, torch.Tensor]) -> PairLogprobs:
-    """The reference model's answer log-probs: the same base with the adapter switched off, no gradients."""
+    """The reference model's answer log-probs (the start adapter, else the base), no gradients."""
+    with reference_active(model):
+        return _logprobs(model, batch)
+
+
+@torch.no_grad()
+def _base_logprobs(model, batch: dict[str, torch.Tensor]) -> PairLogprobs:
+    """The base model's answer log-probs: the adapter switched off, no gradients."""
     with model.disable_adapter():
         return _logprobs(model, batch)

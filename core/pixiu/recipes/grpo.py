@@ -1,12 +1,12 @@
 """LoRA GRPO (group-relative policy optimisation, Shao et al. 2024) of one domain with the domain's own reward,
 read top to bottom: setup -> train -> save -> evaluate -> register.
 
-Each step samples `grpo.group_size` answers to each of its prompts, scores them with `Domain.reward`, and takes
-each answer's advantage as its reward against its group's mean and spread: no value model. One gradient step
-follows each batch of samples (on-policy), so the policy ratio is 1 and PPO's clipping never binds; the loss is
-the token-level mean of -advantage × ratio, plus `grpo.beta` × the KL estimate to the reference (the base with
-the adapter off) when beta > 0. A step's samples are drawn from a generator seeded by the step, so a run killed
-at any point resumes from its newest checkpoint and ends exactly where an uninterrupted run would.
+Each step samples `grpo.group_size` answers to each of its prompts, scores them with `Domain.reward`, and takes each
+answer's advantage as its reward against its group's mean and spread: no value model. One gradient step follows each
+batch of samples (on-policy), so the policy ratio is 1 and PPO's clipping never binds; the loss is the token-level
+mean of -advantage × ratio, plus `grpo.beta` × the KL estimate to the reference (the base with the adapter off, or a
+frozen copy of `train.init_adapter`) when beta > 0. A step's samples are drawn from a generator seeded by the step,
+so a run killed at any point resumes from its newest checkpoint and ends exactly where an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain, Messages
 from pixiu.evaluation import evaluate, reference_of
 from pixiu.generate import clean_answer, prompt_ids, rollout_examples, sample_completions
-from pixiu.lora import adapter_state
+from pixiu.lora import adapter_state, attach_reference, reference_active
 from pixiu.loss import token_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
@@ -93,6 +93,7 @@ def _run(
     budgets = [TokenBudget(grpo.group_size * (len(ids) + grpo.max_new_tokens)) for ids in encoded]
     batches = StepBatches(budgets, config.train.batch_tokens, config.train.seed)
     model = trainable_adapter(base, config, init_folder)
+    attach_reference(model, init_folder)  # the KL's reference: the start adapter, else the base
     optimiser = Optimiser(model, config, hardware.scaler, ranks=ranks)
     start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
     if ranks.is_main:
@@ -145,7 +146,7 @@ def _run(
             per_token = -advantages.to(logprobs.device)[row_of] * torch.exp(logprobs - logprobs.detach())
             kl = None
             if grpo.beta > 0:
-                with torch.no_grad(), model.disable_adapter():
+                with torch.no_grad(), reference_active(model):
                     reference, _ = token_logprobs(model, batch)
                 delta = reference - logprobs
                 kl = torch.exp(delta) - delta - 1  # k3, an unbiased, positive estimate of KL(policy || reference)
@@ -187,7 +188,7 @@ def _run(
         return rank_done(run_dir, config, step_log.tokens_per_second)
 
     # --- save ---------------------------------------------------------------------------------------------
-    model.save_pretrained(str(run_dir))
+    model.save_pretrained(str(run_dir), selected_adapters=["default"])  # the trained adapter, not the reference
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} GRPO on {config.base}")
     speed = step_log.tokens_per_second
 

@@ -2,7 +2,8 @@
 save -> evaluate -> register.
 
 Each answer is marked desirable (thumbs up) or undesirable (thumbs down); preference pairs count as one of each.
-The reference model is the base itself with the adapter switched off (one copy of the base in memory). A step is
+The reference model is the base itself with the adapter switched off (one copy of the base in memory), or a
+frozen copy of `train.init_adapter` when the run starts from one. A step is
 a length-grouped batch of answers; its reference point, the KL between policy and reference, is estimated on the
 same batch with each prompt given the previous row's answer, as trl does. Killed at any point, a run resumes
 from its newest checkpoint with `resume=True` and ends exactly where an uninterrupted run would.
@@ -25,7 +26,7 @@ from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.feedback import TokenizedFeedback, read_feedback_split, tokenize_feedback_split
-from pixiu.lora import adapter_state
+from pixiu.lora import adapter_state, attach_reference, has_reference, reference_active
 from pixiu.loss import answer_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.preference import tokenize_answer
@@ -83,6 +84,7 @@ def _run(
     answers = tokenize_feedback_split(tokenizer, split, config, run_dir, console, writes=ranks.is_main)
     tokenized, held_out = answers.train, answers.held_out
     model = trainable_adapter(base, config, init_folder)
+    attach_reference(model, init_folder)  # the reference: the start adapter, else the base
     optimiser = Optimiser(model, config, hardware.scaler, ranks=ranks)
     start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
     if ranks.is_main:
@@ -151,7 +153,7 @@ def _run(
         return rank_done(run_dir, config, step_log.tokens_per_second)
 
     # --- save ---------------------------------------------------------------------------------------------
-    model.save_pretrained(str(run_dir))
+    model.save_pretrained(str(run_dir), selected_adapters=["default"])  # the trained adapter, not the reference
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} KTO on {config.base}")
     speed = step_log.tokens_per_second
 
@@ -198,22 +200,25 @@ def feedback_scores(
     (`reward_accuracy`, %)."""
     model.eval()
     device = next(model.parameters()).device
-    sums: dict[str, list[torch.Tensor]] = {"base": [], "adapter": []}
+    sums: dict[str, list[torch.Tensor]] = {"base": [], "adapter": [], "reference": []}
     counts, desirable = [], []
     for indices in StepBatches(answers, batch_tokens, seed=0).batches_in_epoch(0):
         batch = _batch([answers[i].example for i in indices], pad_id, device)
         adapter, tokens = answer_logprobs(model, batch)
         sums["adapter"].append(adapter.float().cpu())
-        sums["base"].append(_reference_logprobs(model, batch).float().cpu())
+        base = _base_logprobs(model, batch).float().cpu()
+        sums["base"].append(base)
+        sums["reference"].append(_reference_logprobs(model, batch).float().cpu() if has_reference(model) else base)
         counts.append(tokens.cpu())
         desirable.append(torch.tensor([answers[i].desirable for i in indices]))
     labels, tokens = torch.cat(desirable), torch.cat(counts).clamp(min=1)
     scores = {}
-    for variant, values in sums.items():
+    for variant in ("base", "adapter"):
+        values = sums[variant]
         means = torch.cat(values) / tokens
         good, bad = _mean(means[labels]), _mean(means[~labels])
         scores[variant] = {"desirable_logprob": good, "undesirable_logprob": bad, "margin": round(good - bad, 4)}
-    rewards = beta * (torch.cat(sums["adapter"]) - torch.cat(sums["base"]))
+    rewards = beta * (torch.cat(sums["adapter"]) - torch.cat(sums["reference"]))  # KTO's implied reward
     right = torch.where(labels, rewards > 0, rewards < 0)
     scores["adapter"].update(
         reward_margin=round(_mean(rewards[labels]) - _mean(rewards[~labels]), 4),
@@ -251,6 +256,13 @@ def _mean_of(total: float, count: float) -> float:
 
 @torch.no_grad()
 def _reference_logprobs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The reference model's summed answer log-probs: the same base with the adapter switched off."""
+    """The reference model's summed answer log-probs: the start adapter, else the base."""
+    with reference_active(model):
+        return answer_logprobs(model, batch)[0]
+
+
+@torch.no_grad()
+def _base_logprobs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The base model's summed answer log-probs: the adapter switched off."""
     with model.disable_adapter():
         return answer_logprobs(model, batch)[0]

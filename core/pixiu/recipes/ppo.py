@@ -1,10 +1,11 @@
 """LoRA PPO of one domain (the InstructGPT recipe's last stage: SFT -> reward model -> PPO), read top to bottom:
 setup -> train -> save -> evaluate -> register.
 
-Policy, reference and reward model share ONE base in memory: the policy is the trained LoRA adapter (a fresh
-one, or `train.init_adapter`, usually the domain's SFT adapter), the reference is the base with the adapter
-off, and the reward model (`--method rm`) is a second, frozen adapter of the same peft model with its scalar
-head. A value head on the policy's final hidden states estimates each answer token's return.
+Policy, reference and reward model share ONE base in memory: the policy is the trained LoRA adapter (a fresh one, or
+`train.init_adapter`, usually the domain's SFT adapter), the reference is the base with the adapter off (or, started
+from an adapter, a frozen copy of it: InstructGPT's KL is to the SFT model), and the reward model (`--method rm`) is
+a second, frozen adapter of the same peft model with its scalar head. A value head on the policy's final hidden
+states estimates each answer token's return.
 
 Each step samples one answer per prompt, scores it (the reward model, or with `ppo.reward: domain` the
 domain's reward against the example's reference), and puts that score on the answer's last token with a
@@ -37,6 +38,7 @@ from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate, reference_of, variant_answers
 from pixiu.files import write_jsonl
 from pixiu.generate import clean_answer, prompt_ids, rollout_examples, sample_completions
+from pixiu.lora import attach_reference, reference_active
 from pixiu.loss import labelled_outputs
 from pixiu.plots import plot_loss_curve
 from pixiu.ppo_loss import generalised_advantages, ppo_loss, token_rewards, whiten
@@ -123,6 +125,7 @@ def _run(
     budgets = [TokenBudget(len(ids) + ppo.max_new_tokens) for ids in encoded]
     batches = StepBatches(budgets, config.train.batch_tokens, config.train.seed)
     model = trainable_adapter(base, config, init_folder)
+    attach_reference(model, init_folder)  # the KL's reference: the start (SFT) adapter, else the base
     reward_model = attach_reward_model(model, rm_folder, tokenizer) if rm_folder else None
     value_head = build_head(base.config.hidden_size, config.train.seed + 1, hardware.device)
     optimiser = Optimiser(
@@ -179,7 +182,7 @@ def _run(
             with torch.no_grad():  # the rollout's own log-probs and values, and the reference's log-probs
                 rollout = labelled_outputs(model, batch)
                 old_values = values_of(rollout.hidden)
-                with model.disable_adapter():
+                with reference_active(model):
                     reference = labelled_outputs(model, batch).logprobs
                 kl = rollout.logprobs - reference
                 rewards = token_rewards(scores.to(kl.device), kl, rollout.rows, ppo.kl_coef)
