@@ -222,9 +222,10 @@ class Ranks:
         mine = self.rows(examples, rows)
         return Share(mine.rows, self.world_size / max(count, 1) if mine.counted else 0.0, count)
 
-    def sum(self, *values: float | torch.Tensor) -> list[float]:
-        """Each value added up over the ranks in one all-reduce (the values themselves when alone)."""
-        stacked = torch.tensor([_number(v) for v in values], dtype=torch.float64)
+    def sum(self, *values: float | torch.Tensor, counted: bool = True) -> list[float]:
+        """Each value added up over the ranks in one all-reduce (the values themselves when alone); a rank whose
+        rows are an uncounted stand-in (`counted` false, `RowShare.counted`) adds 0 for each."""
+        stacked = torch.tensor([_number(v) if counted else 0.0 for v in values], dtype=torch.float64)
         if self.accelerator and self.world_size > 1:
             stacked = self.accelerator.reduce(stacked.to(self.accelerator.device), reduction="sum").cpu()
         return stacked.tolist()
@@ -232,8 +233,7 @@ class Ranks:
     def step_means(self, share: RowShare, rows: int, **sums: float | torch.Tensor) -> dict[str, float]:
         """Each named sum over this rank's rows (nothing for a stand-in), added up over the ranks and divided by
         the step's `rows`: the step's mean of each, as one process would log it."""
-        keep = 1.0 if share.counted else 0.0
-        totals = self.sum(*(keep * _number(value) for value in sums.values()))
+        totals = self.sum(*sums.values(), counted=share.counted)
         return {name: total / rows for name, total in zip(sums, totals, strict=True)}
 
     def sum_gradients(self, parameters: Sequence[torch.nn.Parameter]) -> None:

@@ -20,7 +20,7 @@ from peft import PeftModel
 from rich.console import Console
 
 from pixiu import __version__
-from pixiu.checkpoint import list_checkpoints, load_checkpoint
+from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pixiu.config import RunConfig, formatter_for, to_dict
 from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches
 from pixiu.devices import precision_name, resolve_device, resolve_precision
@@ -294,6 +294,21 @@ def checkpoint_weights(model: PeftModel, extra: Mapping[str, torch.nn.Module] | 
     for name, module in (extra or {}).items():
         weights.update({f"{name}.{k}": v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()})
     return weights
+
+
+def save_training_checkpoint(
+    run_dir: Path,
+    steps: int,
+    model: PeftModel,
+    optimiser: Optimiser,
+    config: RunConfig,
+    extra: Mapping[str, torch.nn.Module] | None = None,
+) -> None:
+    """Checkpoint the run after `steps` steps: the adapter (with each `extra` module, as `checkpoint_weights`
+    keeps them) and the training state, keeping the newest `train.keep_checkpoints`. (sft saves through its
+    `Ranks`, which gather a sharded adapter first.)"""
+    weights = checkpoint_weights(model, extra)
+    save_checkpoint(run_dir, steps, weights, optimiser.state_dict(), keep=config.train.keep_checkpoints)
 
 
 def resume_training(

@@ -18,13 +18,12 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
 from pixiu.data import StepBatches
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
-from pixiu.lora import adapter_state, attach_reference, has_reference, reference_active
+from pixiu.lora import attach_reference, has_reference, reference_active
 from pixiu.loss import answer_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.preference import (
@@ -48,6 +47,7 @@ from pixiu.training import (
     resume_training,
     run_figures,
     run_on_ranks,
+    save_training_checkpoint,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -133,10 +133,7 @@ def _run(
                 pairs=len(indices),
             )
             if checkpoint_due(step + 1, config) and ranks.is_main:
-                training_state = optimiser.state_dict()
-                save_checkpoint(
-                    run_dir, step + 1, adapter_state(model), training_state, keep=config.train.keep_checkpoints
-                )
+                save_training_checkpoint(run_dir, step + 1, model, optimiser, config)
                 progress.note(f"checkpoint saved: step {step + 1}")
     log.close()
     memory = peak_memory(hardware.device)

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
 from pixiu.data import StepBatches, TokenBudget, collate
 from pixiu.devices import peak_memory, reset_peak_memory
@@ -27,7 +26,7 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain, Messages
 from pixiu.evaluation import evaluate, reference_of
 from pixiu.generate import clean_answer, prompt_ids, rollout_examples, sample_completions
-from pixiu.lora import adapter_state, attach_reference, reference_active
+from pixiu.lora import attach_reference, reference_active
 from pixiu.loss import token_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
@@ -49,6 +48,7 @@ from pixiu.training import (
     resume_training,
     run_figures,
     run_on_ranks,
+    save_training_checkpoint,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -99,10 +99,7 @@ def _run(
     if ranks.is_main:
         write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
-    def save(steps: int) -> None:
-        """Checkpoint the adapter and the training state after `steps` steps."""
-        training_state = optimiser.state_dict()
-        save_checkpoint(run_dir, steps, adapter_state(model), training_state, keep=config.train.keep_checkpoints)
+    save = partial(save_training_checkpoint, run_dir, model=model, optimiser=optimiser, config=config)
 
     # --- train --------------------------------------------------------------------------------------------
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -114,7 +111,7 @@ def _run(
             began = time.perf_counter()
             indices = batches.for_step(step)
             share = ranks.rows(budgets, indices)  # this rank's prompts; the whole batch when alone
-            mine, keep = share.rows, float(share.counted)
+            mine = share.rows
             torch.manual_seed(config.train.seed * 1_000_003 + step)  # the step's samples, wherever the run resumed
             model.eval()
             completions = sample_completions(
@@ -152,20 +149,16 @@ def _run(
                 kl = torch.exp(delta) - delta - 1  # k3, an unbiased, positive estimate of KL(policy || reference)
                 per_token = per_token + grpo.beta * kl
             # the mean over every answer token of the step (on all ranks), so long answers are not down-weighted
-            (answer_tokens,) = ranks.sum(keep * per_token.numel())
+            (answer_tokens,) = ranks.sum(per_token.numel(), counted=share.counted)
             optimiser.step(per_token.mean() * share.part(per_token.numel(), answer_tokens))
             loss_sum, reward_sum, spread_sum, kl_sum, sampled, tokens = ranks.sum(
-                *(
-                    keep * float(value)
-                    for value in (
-                        per_token.detach().sum(),
-                        groups.mean(1).sum(),
-                        groups.std(1).sum(),
-                        kl.sum() if kl is not None else 0.0,
-                        sum(map(len, completions)),
-                        sum(len(r) for r in rows),
-                    )
-                )
+                per_token.sum(),
+                groups.mean(1).sum(),
+                groups.std(1).sum(),
+                kl.sum() if kl is not None else 0.0,
+                sum(map(len, completions)),
+                sum(len(r) for r in rows),
+                counted=share.counted,
             )
             loss_value = loss_sum / answer_tokens
             row = step_log.write(

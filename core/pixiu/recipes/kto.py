@@ -19,14 +19,13 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
 from pixiu.data import StepBatches, TokenizedExample, collate
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.feedback import TokenizedFeedback, read_feedback_split, tokenize_feedback_split
-from pixiu.lora import adapter_state, attach_reference, has_reference, reference_active
+from pixiu.lora import attach_reference, has_reference, reference_active
 from pixiu.loss import answer_logprobs
 from pixiu.plots import plot_loss_curve
 from pixiu.preference import tokenize_answer
@@ -45,6 +44,7 @@ from pixiu.training import (
     resume_training,
     run_figures,
     run_on_ranks,
+    save_training_checkpoint,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -102,7 +102,7 @@ def _run(
             began = time.perf_counter()
             indices = batches.for_step(step)
             share = ranks.rows(tokenized, indices)  # this rank's answers; the whole batch when alone
-            mine, keep = share.rows, float(share.counted)
+            mine = share.rows
             batch = _batch([tokenized[i].example for i in mine], pad_id, hardware.device)
             mismatched = _batch(_mismatched(tokenizer, tokenized, indices, mine, max_len), pad_id, hardware.device)
             desirable = torch.tensor([tokenized[i].desirable for i in mine], device=hardware.device)
@@ -110,7 +110,7 @@ def _run(
             with torch.no_grad():
                 reference = _reference_logprobs(model, batch)
                 kl_sum = (answer_logprobs(model, mismatched)[0] - _reference_logprobs(model, mismatched)).sum()
-                kl_total, kl_rows = ranks.sum(keep * kl_sum, keep * len(mine))  # the whole step's estimate
+                kl_total, kl_rows = ranks.sum(kl_sum, len(mine), counted=share.counted)  # the whole step's estimate
                 kl = torch.tensor(kl_total / kl_rows, device=hardware.device)
             result = kto_loss(
                 policy,
@@ -124,10 +124,7 @@ def _run(
             optimiser.step(result.losses.mean() * share.part(len(mine), len(indices)))
             liked, disliked = result.rewards[desirable], result.rewards[~desirable]
             loss_sum, liked_sum, liked_count, disliked_sum, disliked_count = ranks.sum(
-                *(
-                    keep * float(v)
-                    for v in (result.losses.sum(), liked.sum(), liked.numel(), disliked.sum(), disliked.numel())
-                )
+                result.losses.sum(), liked.sum(), liked.numel(), disliked.sum(), disliked.numel(), counted=share.counted
             )
             loss_value = loss_sum / len(indices)
             tokens = sum(len(tokenized[i]) for i in indices)
@@ -142,10 +139,7 @@ def _run(
                 answers=len(indices),
             )
             if checkpoint_due(step + 1, config) and ranks.is_main:
-                training_state = optimiser.state_dict()
-                save_checkpoint(
-                    run_dir, step + 1, adapter_state(model), training_state, keep=config.train.keep_checkpoints
-                )
+                save_training_checkpoint(run_dir, step + 1, model, optimiser, config)
                 progress.note(f"checkpoint saved: step {step + 1}")
     log.close()
     memory = peak_memory(hardware.device)

@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
 from pixiu.data import StepBatches, TokenBudget, collate
 from pixiu.devices import peak_memory, reset_peak_memory
@@ -52,7 +51,6 @@ from pixiu.training import (
     RunSummary,
     StepLog,
     checkpoint_due,
-    checkpoint_weights,
     finish_run,
     load_training_base,
     open_log,
@@ -61,6 +59,7 @@ from pixiu.training import (
     resume_training,
     run_figures,
     run_on_ranks,
+    save_training_checkpoint,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -136,10 +135,7 @@ def _run(
     if ranks.is_main:
         write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
-    def save(steps: int) -> None:
-        """Checkpoint the adapter, the value head and the training state after `steps` steps."""
-        weights = checkpoint_weights(model, extra)
-        save_checkpoint(run_dir, steps, weights, optimiser.state_dict(), keep=config.train.keep_checkpoints)
+    save = partial(save_training_checkpoint, run_dir, model=model, optimiser=optimiser, config=config, extra=extra)
 
     def values_of(hidden: torch.Tensor) -> torch.Tensor:
         """The value head's estimate at each answer position."""
@@ -155,7 +151,7 @@ def _run(
             began = time.perf_counter()
             indices = batches.for_step(step)
             share = ranks.rows(budgets, indices)  # this rank's prompts; the whole batch when alone
-            mine, keep = share.rows, float(share.counted)
+            mine = share.rows
             torch.manual_seed(config.train.seed * 1_000_003 + step)  # the step's samples, wherever the run resumed
             model.eval()
             completions = sample_completions(
@@ -190,7 +186,7 @@ def _run(
                     rewards, old_values, rollout.rows, gamma=ppo.gamma, lam=ppo.lam
                 )
                 count, total, squares = ranks.sum(
-                    keep * advantages.numel(), keep * advantages.sum(), keep * advantages.square().sum()
+                    advantages.numel(), advantages.sum(), advantages.square().sum(), counted=share.counted
                 )
                 advantages = whiten(advantages, (count, total, squares))  # over the step's tokens on every rank
             model.train()
@@ -208,16 +204,17 @@ def _run(
                     value_coef=ppo.value_coef,
                 )
                 optimiser.step(result.loss * share.part(advantages.numel(), count))
-            mine_tokens = keep * advantages.numel()  # the last update's figures are token means, as its loss
+            mine_tokens = advantages.numel()  # the last update's figures are token means, as its loss
             loss_sum, policy_sum, value_sum, clipped, reward_sum, kl_sum, sampled, tokens = ranks.sum(
                 mine_tokens * result.loss.item(),
                 mine_tokens * result.policy_loss.item(),
                 mine_tokens * result.value_loss.item(),
                 mine_tokens * result.clip_fraction.item(),
-                keep * scores.sum(),
-                keep * kl.sum(),
-                keep * sum(map(len, completions)),
-                keep * sum(len(r) for r in rows),
+                scores.sum(),
+                kl.sum(),
+                sum(map(len, completions)),
+                sum(len(r) for r in rows),
+                counted=share.counted,
             )
             loss_value = loss_sum / count
             row = step_log.write(

@@ -18,7 +18,6 @@ import torch
 from peft import PeftModel
 from rich.console import Console
 
-from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
 from pixiu.data import StepBatches
 from pixiu.devices import peak_memory, reset_peak_memory
@@ -40,7 +39,6 @@ from pixiu.training import (
     RunSummary,
     StepLog,
     checkpoint_due,
-    checkpoint_weights,
     finish_run,
     load_training_base,
     open_log,
@@ -48,6 +46,7 @@ from pixiu.training import (
     resume_training,
     run_figures,
     run_on_ranks,
+    save_training_checkpoint,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -122,9 +121,7 @@ def _run(
                 pairs=len(indices),
             )
             if checkpoint_due(step + 1, config) and ranks.is_main:
-                training_state = optimiser.state_dict()
-                weights = checkpoint_weights(model, {HEAD_KEY: head})
-                save_checkpoint(run_dir, step + 1, weights, training_state, keep=config.train.keep_checkpoints)
+                save_training_checkpoint(run_dir, step + 1, model, optimiser, config, {HEAD_KEY: head})
                 progress.note(f"checkpoint saved: step {step + 1}")
     log.close()
     memory = peak_memory(hardware.device)
