@@ -1,0 +1,38 @@
+"""Text overlap for filtering and scoring: ROUGE-L on units that suit Chinese and English alike.
+
+Chinese has no spaces, so each CJK character is one unit; Latin words and numbers are one unit each,
+lower-cased. Alpaca's self-instruct filter and the general chat domain's metric both use it.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNIT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
+"""One CJK ideograph, or one run of other letters and digits."""
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def text_units(text: str) -> list[str]:
+    """Split `text` into ROUGE units: each CJK character alone, other words and numbers whole, lower-cased."""
+    units: list[str] = []
+    for match in _UNIT.finditer(text.lower()):
+        token = match.group()
+        units.extend(_split_cjk(token) if len(token) > 1 and _CJK.search(token) else [token])
+    return units
+
+
+def _split_cjk(token: str) -> list[str]:
+    """Split a letter run that mixes CJK and other letters (e.g. "gpt模型") into CJK characters and the rest."""
+    return [piece for piece in re.split(f"({_CJK.pattern})", token) if piece]
+
+
+def rouge_l(candidate: str, reference: str) -> float:
+    """ROUGE-L F-measure in [0, 1] of `candidate` against `reference` on `text_units`; 0 if either has none."""
+    from rouge_chinese import Rouge
+
+    hypothesis, gold = text_units(candidate), text_units(reference)
+    if not hypothesis or not gold:
+        return 0.0
+    score = Rouge(metrics=["rouge-l"]).get_scores(" ".join(hypothesis), " ".join(gold))[0]["rouge-l"]["f"]
+    return float(score)
