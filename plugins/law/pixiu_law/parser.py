@@ -1,11 +1,13 @@
-"""Turn model text (or a gold answer) into the set of charges it names."""
+"""Turn model text (or a gold answer) into the charges it names, and with `parse_answer` its articles and term too."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
+from pixiu_law.answer import LawAnswer
 from pixiu_law.charges import KNOWN_CHARGES, normalize_charge
+from pixiu_law.judgment import parse_articles, parse_term
 
 _SEGMENT = re.compile(r"(?:罪名\s*:|\[罪名\])\s*([^\n。<]*)")
 """A canonical answer, `罪名：A；B` (or LawBench's `[罪名]A;B<eoa>`), in NFKC-normalised text."""
@@ -70,3 +72,19 @@ def _scan(text: str) -> tuple[list[str], str]:
             start = text.find(name, start + 1)
     rest = "".join(char for char, used in zip(text, taken, strict=True) if not used)
     return found, rest
+
+
+def parse_answer(text: str) -> LawAnswer:
+    """Map free model text, or a gold answer, to the charges, relevant articles and prison term it gives.
+
+    Each part is read as its own reader reads it (`parse_charges`, `parse_articles`, `parse_term`), from its
+    canonical line when the text has one (`罪名：…`, `法条：…`, `刑期：…`), else from the whole text.
+
+    Args:
+        text: Model output or a gold answer.
+
+    Returns:
+        The parts found; empty sets and a None term for what the text does not give.
+    """
+    normal = unicodedata.normalize("NFKC", text)
+    return LawAnswer(charges=parse_charges(normal), articles=parse_articles(normal), term=parse_term(normal))

@@ -1,9 +1,13 @@
 """SYNTHETIC charge-prediction records, written by pixiu's authors: no real case, person or judgment.
 
-Each record is CAIL2018-shaped (`fact`, `meta.accusation`) and marked `"synthetic": true`. Facts are
-filled from a few hand-written templates per charge with random names, places, dates and amounts,
-and keep the cue that tells the charge apart (秘密窃取 vs 当场夺取, 醉酒 vs 肇事致死). About 10% of
-records describe two offences by the same defendant. The shipped sample_data/cail_synthetic.jsonl is
+Each record is CAIL2018-shaped (`fact`, `meta.accusation`, `meta.relevant_articles`,
+`meta.term_of_imprisonment`) and marked `"synthetic": true`. Facts are filled from a few hand-written
+templates per charge with random names, places, dates and amounts, and keep the cue that tells the charge
+apart (秘密窃取 vs 当场夺取, 醉酒 vs 肇事致死). About 10% of records describe two offences by the same
+defendant. Each charge's article is the PRC Criminal Law article that defines it, and its term is drawn
+within that article's basic sentencing range (see `ARTICLES`, `TERM_MONTHS`); the terms come from a
+random stream of their own, so the facts and charges are those of the charges-only sample of earlier
+versions. The shipped sample_data/cail_synthetic.jsonl is
 
     python -m pixiu_law.synthetic --output plugins/law/pixiu_law/sample_data/cail_synthetic.jsonl
 
@@ -129,6 +133,56 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 """Fact templates per charge; every slot is filled by `_slots`."""
 
+ARTICLES: dict[str, int] = {
+    "盗窃": 264,
+    "故意伤害": 234,
+    "诈骗": 266,
+    "危险驾驶": 133,  # 第133条之一, which CAIL2018 numbers 133 (its article list has no 133之一)
+    "交通肇事": 133,
+    "抢劫": 263,
+    "寻衅滋事": 293,
+    "容留他人吸毒": 354,
+    "走私、贩卖、运输、制造毒品": 347,
+    "开设赌场": 303,
+    "信用卡诈骗": 196,
+    "掩饰、隐瞒犯罪所得、犯罪所得收益": 312,
+    "故意毁坏财物": 275,
+    "非法持有毒品": 348,
+    "职务侵占": 271,
+    "敲诈勒索": 274,
+    "妨害公务": 277,
+    "聚众斗殴": 292,
+    "抢夺": 267,
+    "非法拘禁": 238,
+}
+"""The Criminal Law article defining each charge, as CAIL2018's `relevant_articles` gives it."""
+
+TERM_MONTHS: dict[str, tuple[int, int]] = {
+    "盗窃": (1, 36),  # 数额较大: 三年以下有期徒刑、拘役或者管制
+    "故意伤害": (6, 36),  # 轻伤: 三年以下; the facts' 重伤二级 would allow three to ten years
+    "诈骗": (6, 36),  # 数额较大: 三年以下
+    "危险驾驶": (1, 6),  # 拘役, one to six months
+    "交通肇事": (6, 36),  # 三年以下
+    "抢劫": (36, 120),  # 三年以上十年以下
+    "寻衅滋事": (6, 60),  # 五年以下
+    "容留他人吸毒": (6, 36),  # 三年以下
+    "走私、贩卖、运输、制造毒品": (6, 84),  # 少量: 三年以下; 10 g of methamphetamine or more: 七年以上
+    "开设赌场": (6, 60),  # 五年以下
+    "信用卡诈骗": (6, 60),  # 数额较大: 五年以下
+    "掩饰、隐瞒犯罪所得、犯罪所得收益": (6, 36),  # 三年以下
+    "故意毁坏财物": (6, 36),  # 三年以下
+    "非法持有毒品": (6, 84),  # 三年以下; 50 g of methamphetamine or more: 七年以上
+    "职务侵占": (6, 36),  # 数额较大: 三年以下
+    "敲诈勒索": (6, 36),  # 数额较大: 三年以下
+    "妨害公务": (6, 36),  # 三年以下
+    "聚众斗殴": (6, 36),  # 三年以下
+    "抢夺": (6, 36),  # 数额较大: 三年以下
+    "非法拘禁": (6, 36),  # 三年以下
+}
+"""(fewest, most) months of imprisonment per charge: its article's basic range, in which terms are drawn."""
+TERM_SEED = "term"
+"""Mixed into the seed of the terms' own random stream, which leaves the facts' stream as it always was."""
+
 TWO_CHARGE_PAIRS: tuple[tuple[str, str], ...] = (
     ("盗窃", "诈骗"),
     ("故意伤害", "妨害公务"),
@@ -191,9 +245,11 @@ def generate(n: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> list[dict[str,
         seed: Seed of the random generator; the output depends on nothing else.
 
     Returns:
-        Records with `fact`, `meta.accusation` (sorted charge names) and `"synthetic": true`.
+        Records with `fact`, `meta.accusation` (sorted charge names), `meta.relevant_articles` (sorted article
+        numbers), `meta.term_of_imprisonment` (CAIL2018's layout) and `"synthetic": true`.
     """
     rng = random.Random(seed)
+    term_rng = random.Random(f"{TERM_SEED}:{seed}")
     charges = sorted(TEMPLATES)
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -207,8 +263,24 @@ def generate(n: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> list[dict[str,
         if fact in seen:
             continue
         seen.add(fact)
-        records.append({"fact": fact, "meta": {"accusation": sorted(pair)}, "synthetic": True})
+        meta = {
+            "accusation": sorted(pair),
+            "relevant_articles": sorted({ARTICLES[charge] for charge in pair}),
+            "term_of_imprisonment": {
+                "death_penalty": False,
+                "imprisonment": _term(term_rng, pair),
+                "life_imprisonment": False,
+            },
+        }
+        records.append({"fact": fact, "meta": meta, "synthetic": True})
     return records
+
+
+def _term(rng: random.Random, charges: tuple[str, ...]) -> int:
+    """Months for `charges`: one draw per charge in its range; for two, a combined term between the longer
+    one and their sum (数罪并罚, Criminal Law article 69)."""
+    terms = [rng.randint(*TERM_MONTHS[charge]) for charge in charges]
+    return rng.randint(max(terms), sum(terms)) if len(terms) > 1 else terms[0]
 
 
 def to_jsonl(records: list[dict[str, Any]]) -> str:
