@@ -1,4 +1,4 @@
-"""Records of every accepted shape -> chat messages; unusable records -> BadRecord."""
+"""Records of every accepted shape -> chat messages for the chosen tasks; unusable records -> BadRecord."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import re
 
 import pytest
 
+from pydantic import ValidationError
+
 from pixiu import BadRecord
-from pixiu_law.formatter import MAX_FACT_CHARS, QUESTION, SYSTEM_PROMPT, format_record
-from pixiu_law.parser import parse_charges
+from pixiu_law.answer import DEATH_PENALTY, LIFE_IMPRISONMENT
+from pixiu_law.formatter import MAX_FACT_CHARS, QUESTION, SYSTEM_PROMPT, LawSettings, format_record
+from pixiu_law.metrics import law_metrics
+from pixiu_law.parser import parse_answer, parse_charges
 
 CAIL = {
     "fact": "公诉机关指控：2016年3月28日20时许，被告人颜某在本市洪山区捡拾到被害人谢某的手机，"
@@ -98,3 +102,92 @@ def test_long_facts_without_sentences_are_cut_with_ellipsis() -> None:
 def test_bad_records(record: object, message: str) -> None:
     with pytest.raises(BadRecord, match=re.escape(message)):
         format_record(record)  # type: ignore[arg-type]
+
+
+FULL = {
+    "fact": "被告人某甲于2016年3月在某地窃取他人手机一部。",
+    "meta": {
+        "accusation": ["盗窃"],
+        "relevant_articles": [264, 264],
+        "term_of_imprisonment": {"death_penalty": False, "imprisonment": 8, "life_imprisonment": False},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "answer", "reference"),
+    [
+        (["charges"], "罪名：盗窃", ["盗窃"]),
+        (["articles"], "法条：第264条", {"articles": [264]}),
+        (["term"], "刑期：8个月", {"term": 8}),
+        (["term", "charges"], "罪名：盗窃\n刑期：8个月", {"charges": ["盗窃"], "term": 8}),
+        (
+            ["charges", "articles", "term"],
+            "罪名：盗窃\n法条：第264条\n刑期：8个月",
+            {"charges": ["盗窃"], "articles": [264], "term": 8},
+        ),
+    ],
+)
+def test_each_task_subset(tasks: list, answer: str, reference: object) -> None:
+    example = format_record(FULL, LawSettings(tasks=tasks))
+    assert example.messages[-1]["content"] == answer
+    assert example.reference == reference
+    scores = law_metrics([parse_answer(answer)], [reference])  # the gold answer, scored on its own reference
+    assert scores and all(value == 100.0 for value in scores.values())
+
+
+def test_charges_only_keeps_the_original_prompt_and_other_tasks_ask_for_their_parts() -> None:
+    assert format_record(FULL).messages == format_record(FULL, LawSettings(tasks=["charges"])).messages
+    assert format_record(FULL).messages[0]["content"] == SYSTEM_PROMPT
+    messages = format_record(FULL, LawSettings(tasks=["charges", "articles", "term"])).messages
+    assert "罪名、相关法条、刑期" in messages[0]["content"]
+    assert messages[1]["content"].endswith("\n被告人犯了什么罪，适用刑法哪些条文，应判处什么刑罚？")
+
+
+@pytest.mark.parametrize(
+    ("term", "text", "code"),
+    [
+        ({"death_penalty": True, "imprisonment": 0, "life_imprisonment": False}, "刑期：死刑", DEATH_PENALTY),
+        ({"death_penalty": False, "imprisonment": 0, "life_imprisonment": True}, "刑期：无期徒刑", LIFE_IMPRISONMENT),
+        ({"death_penalty": True, "imprisonment": 0, "life_imprisonment": True}, "刑期：死刑", DEATH_PENALTY),
+        ({"death_penalty": False, "imprisonment": 0, "life_imprisonment": False}, "刑期：0个月", 0),
+    ],
+)
+def test_death_and_life_sentences(term: dict, text: str, code: int) -> None:
+    record = {**FULL, "meta": {**FULL["meta"], "term_of_imprisonment": term}}
+    example = format_record(record, LawSettings(tasks=["term"]))
+    assert example.messages[-1]["content"] == text and example.reference == {"term": code}
+    assert parse_answer(text).term == code
+
+
+TERM = {"death_penalty": False, "imprisonment": 8, "life_imprisonment": False}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "meta", "message"),
+    [
+        (["articles"], {"accusation": ["盗窃"]}, "task `articles` needs field `meta.relevant_articles`"),
+        (["articles"], {"accusation": ["盗窃"], "relevant_articles": []}, "must be a non-empty list"),
+        (["articles"], {"accusation": ["盗窃"], "relevant_articles": ["264"]}, "must be a non-empty list"),
+        (["articles"], {"accusation": ["盗窃"], "relevant_articles": [True]}, "must be a non-empty list"),
+        (["term"], {"accusation": ["盗窃"]}, "task `term` needs field `meta.term_of_imprisonment`"),
+        (["term"], {"accusation": ["盗窃"], "term_of_imprisonment": 8}, "must hold `death_penalty`"),
+        (["term"], {"accusation": ["盗窃"], "term_of_imprisonment": {**TERM, "imprisonment": -1}}, "whole number"),
+        (["term"], {"accusation": ["盗窃"], "term_of_imprisonment": {**TERM, "death_penalty": 0}}, "true/false"),
+    ],
+)
+def test_records_missing_what_a_task_needs(tasks: list, meta: dict, message: str) -> None:
+    with pytest.raises(BadRecord, match=re.escape(message)):
+        format_record({"fact": "被告人某甲盗窃。", "meta": meta}, LawSettings(tasks=tasks))
+
+
+def test_a_lawbench_record_has_no_term_and_says_what_to_do() -> None:
+    record = {"question": "事实:被告人某甲盗窃。", "answer": "罪名:盗窃"}
+    with pytest.raises(BadRecord, match=r"a LawBench record lacks; use CAIL2018 records or drop `term`"):
+        format_record(record, LawSettings(tasks=["charges", "term"]))
+
+
+@pytest.mark.parametrize("tasks", [[], ["charges", "charges"], ["article"], "charges"])
+def test_settings_refuse_bad_task_lists(tasks: object) -> None:
+    with pytest.raises(ValidationError):
+        LawSettings(tasks=tasks)  # type: ignore[arg-type]
