@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pluggy
 
 import pixiu_law
@@ -25,9 +27,16 @@ def test_registers_the_law_domain() -> None:
     assert domain.name == "law" and domain.version == pixiu_law.__version__ == "0.1.0"
     assert domain.sample_data is not None and domain.sample_data.is_file()
     assert domain.default_config is not None and domain.default_config.name == "smollm2_135m_lora.yaml"
-    assert domain.default_config.parent.name == "configs"
+    assert domain.default_config.parent.name == "configs" and domain.settings is not None
 
 
 def test_keeps_the_domain_contract_and_gold_answers_parse_to_the_records_charges() -> None:
     (domain,) = registered()
     assert check_domain(domain)["accuracy"] == 100.0
+
+
+def test_keeps_the_contract_under_all_three_tasks() -> None:
+    (domain,) = registered()
+    recipe = domain.default_config.parent / "smollm2_135m_lora_cail3.yaml"  # type: ignore[union-attr]
+    scores = check_domain(dataclasses.replace(domain, default_config=recipe))
+    assert scores["cail_score"] == scores["articles_cail_score"] == scores["term_score"] == 100.0
