@@ -1,4 +1,4 @@
-"""Real CAIL2018 records from shared/data: every one formats, and its answer parses back to its charges, articles, term."""
+"""Real CAIL2018 records from shared/data: each formats, and its answer parses back to its charges, articles, term."""
 
 from __future__ import annotations
 
