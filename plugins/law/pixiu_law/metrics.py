@@ -11,6 +11,8 @@ copied in e.g. ppapaya/cail-2018 @ b953627, judger.py: `gen_new_result`, `get_va
   predicted death (life) sentence; a gold term in months scores 0 for any negative prediction (death, life,
   or none: the judger's -3), else by v = |log(gold + 1) - log(pred + 1)|: 1 if v <= 0.2, 0.8 if <= 0.4,
   0.6 if <= 0.6, 0.4 if <= 0.8, 0.2 if <= 1.0, else 0.
+* the contest's overall score is the sum of the three task scores, out of 300 (thunlp/CAIL @ 3ed3b38,
+  README.md 2.3.3 and pic/score_all.png).
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ def law_metrics(preds: Sequence[LawAnswer], refs: Sequence[Any]) -> dict[str, fl
 
     Returns:
         For charges: `accuracy`, `micro_f1`, `macro_f1`, `cail_score` (the names a charges-only run has always
-        reported); for articles the same four prefixed `articles_`; for the term `term_score`, its mean score.
-        A task is scored on the examples whose reference holds it.
+        reported); for articles the same four prefixed `articles_`; for the term `term_score`, its mean score;
+        with all three, `cail_total`, CAIL2018's overall score (the sum of the three, out of 300). A task is
+        scored on the examples whose reference holds it.
     """
     gold = [from_reference(ref) for ref in refs]
     scores: dict[str, float] = {}
@@ -101,6 +104,8 @@ def law_metrics(preds: Sequence[LawAnswer], refs: Sequence[Any]) -> dict[str, fl
     if terms:
         total = sum(term_score(p.term, g.term) for p, g in terms if g.term is not None)
         scores["term_score"] = 100 * total / len(terms)
+    if charges and articles and terms:
+        scores["cail_total"] = scores["cail_score"] + scores["articles_cail_score"] + scores["term_score"]
     return scores
 
 

@@ -94,11 +94,12 @@ def test_law_metrics_hand_computed_on_all_three_tasks() -> None:
     assert scores["articles_cail_score"] == pytest.approx((100 * 4 / 7 + 100 * (2 / 3 + 1) / 4) / 2)
     # term: 10 vs 8 -> 0.8; life vs life -> 1; nothing vs death -> 0.
     assert scores["term_score"] == pytest.approx(100 * 1.8 / 3)
+    assert scores["cail_total"] == pytest.approx(100 + scores["articles_cail_score"] + 60)
 
 
 def test_law_metrics_score_only_the_tasks_of_the_references() -> None:
     scores = law_metrics([LawAnswer(term=12)], [{"term": 12}])
-    assert scores == {"term_score": 100.0}
+    assert scores == {"term_score": 100.0}  # no cail_total without all three tasks
     assert set(law_metrics([LawAnswer()], [{"articles": [264]}])) == {
         "articles_accuracy",
         "articles_micro_f1",

@@ -40,3 +40,4 @@ def test_keeps_the_contract_under_all_three_tasks() -> None:
     recipe = domain.default_config.parent / "smollm2_135m_lora_cail3.yaml"  # type: ignore[union-attr]
     scores = check_domain(dataclasses.replace(domain, default_config=recipe))
     assert scores["cail_score"] == scores["articles_cail_score"] == scores["term_score"] == 100.0
+    assert scores["cail_total"] == 300.0

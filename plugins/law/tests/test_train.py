@@ -35,6 +35,7 @@ SCORES = {
     "articles_macro_f1",
     "articles_cail_score",
     "term_score",
+    "cail_total",
 }
 
 
