@@ -14,22 +14,11 @@ from pydantic import Field, field_validator
 
 from pixiu import BadRecord, Example
 from pixiu.config import Section
-from pixiu_law.answer import (
-    CHARGES_PREFIX,
-    PART_SEPARATOR,
-    TASKS,
-    LawAnswer,
-    Task,
-    answer_text,
-    cail_term,
-    to_reference,
-)
+from pixiu_law.answer import TASKS, LawAnswer, Task, answer_text, cail_term, to_reference
 from pixiu_law.charges import normalize_charge
 
 SYSTEM_PROMPT = "你是刑事法律助手，根据案情判断罪名。"
 QUESTION = "被告人犯了什么罪？"
-ANSWER_PREFIX = CHARGES_PREFIX
-ANSWER_SEPARATOR = PART_SEPARATOR
 TASK_PROMPTS: dict[Task, tuple[str, str]] = {
     "charges": ("罪名", "犯了什么罪"),
     "articles": ("相关法条", "适用刑法哪些条文"),

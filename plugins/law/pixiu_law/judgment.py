@@ -62,8 +62,7 @@ def parse_term(text: str) -> int | None:
                 return LIFE_IMPRISONMENT
             if years is None and months is None:
                 continue
-            total = 12 * (chinese_int(years or "0") or 0) + (chinese_int(months or "0") or 0)
-            return total
+            return 12 * (chinese_int(years or "0") or 0) + (chinese_int(months or "0") or 0)
     return None
 
 

@@ -132,6 +132,7 @@ def test_each_task_subset(tasks: list, answer: str, reference: object) -> None:
     assert example.messages[-1]["content"] == answer
     assert example.reference == reference
     scores = law_metrics([parse_answer(answer)], [reference])  # the gold answer, scored on its own reference
+    assert scores.pop("cail_total", 300.0) == 300.0  # the sum of the three task scores, when all three are there
     assert scores and all(value == 100.0 for value in scores.values())
 
 
