@@ -49,7 +49,8 @@ def parse_term(text: str) -> int | None:
     """The prison term an NFKC-normalised text gives: months, `DEATH_PENALTY` or `LIFE_IMPRISONMENT`; None if none.
 
     The first term found wins (the main sentence, before any 缓刑 probation), read from the `刑期：` line
-    if there is one, else after 有期徒刑/拘役/管制 anywhere. "1年6个月", "一年零六个月" and "18个月" are 18.
+    if there is one, else after 有期徒刑/拘役/管制 anywhere. "1年6个月", "一年零六个月" and "18个月" are 18;
+    a bare number in a `刑期：` line counts months, CAIL2018's unit.
     """
     lines = _TERM_LINE.findall(text)
     pattern, searched = (_TERM_IN_LINE, lines) if lines else (_TERM_IN_TEXT, [text])
@@ -63,7 +64,8 @@ def parse_term(text: str) -> int | None:
             if years is None and months is None:
                 continue
             return 12 * (chinese_int(years or "0") or 0) + (chinese_int(months or "0") or 0)
-    return None
+    bare = (chinese_int(number) for line in lines for number in re.findall(_NUMBER, line))
+    return next((number for number in bare if number is not None), None)
 
 
 def chinese_int(number: str) -> int | None:

@@ -45,6 +45,9 @@ def test_articles(text: str, articles: set[int]) -> None:
         ("判处无期徒刑,剥夺政治权利终身", LIFE_IMPRISONMENT),
         ("2016年3月", None),
         ("刑期:不详", None),
+        ("刑期:12", 12),  # a bare number in the term line: months
+        ("刑期:十八", 18),
+        ("判处12", None),  # but not outside it
         ("", None),
     ],
 )
