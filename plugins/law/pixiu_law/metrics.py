@@ -1,7 +1,7 @@
 """CAIL2018-style scores: multi-label charges and relevant articles, and the prison term's log-distance score.
 
-Checked against CAIL2018's official judger (thunlp/CAIL's `judger.py`, as distributed with the contest and
-copied in e.g. ppapaya/cail-2018 @ b953627, judger.py: `gen_new_result`, `get_value`, `gen_score`):
+Checked against CAIL2018's official judger (thunlp/CAIL2018 @ 12df034, judger/judger.py: `gen_new_result`,
+`get_value`, `gen_score`, `get_score`), which thunlp/CAIL's README (section 2.3) points to:
 
 * tasks 1 and 2 score (micro-F1 + macro-F1) / 2 over multi-label sets; a label with no true positive has
   F1 0. The judger's macro average runs over its whole label list (202 charges, 183 articles) and counts a
