@@ -17,16 +17,19 @@ from pixiu.formats import alpaca, messages, sharegpt
 from pixiu.formats.turns import check_conversation, parse_turns
 
 FORMATS: dict[str, tuple[Callable[[dict[str, Any]], Messages], tuple[str, ...]]] = {
-    "messages": (messages.to_messages, messages.KEYS),
-    "sharegpt": (sharegpt.to_messages, sharegpt.KEYS),
     "alpaca": (alpaca.to_messages, alpaca.KEYS),
+    "sharegpt": (sharegpt.to_messages, sharegpt.KEYS),
+    "messages": (messages.to_messages, messages.KEYS),
 }
 """Each format's reader and the fields that identify it, in the order detection tries them."""
 
+DATA_FORMATS = ("domain", "auto", *FORMATS)
+"""The values of `data.format`: the domain's own formatter, detection row by row, or one format."""
+
 PAIR_READERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "messages": messages.to_pair,
-    "sharegpt": sharegpt.to_pair,
     "alpaca": alpaca.to_pair,
+    "sharegpt": sharegpt.to_pair,
+    "messages": messages.to_pair,
 }
 """Each format's reader of preference rows (LLaMA-Factory's ranking forms), as TRL rows."""
 
@@ -53,7 +56,7 @@ def to_messages(record: dict[str, Any]) -> Messages:
 
 
 def detect_format(record: dict[str, Any]) -> str:
-    """The format whose fields the row has: messages, then conversations (sharegpt), then instruction (alpaca).
+    """The format whose fields the row has: instruction (alpaca), conversations (sharegpt) or messages.
 
     Raises:
         BadRecord: The row is a preference pair, or has the fields of no format (the error lists those it has).
