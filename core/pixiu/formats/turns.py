@@ -17,8 +17,7 @@ def text_field(record: dict[str, Any], key: str, *, required: bool = True) -> st
     if value is None and not required:
         return ""
     if not isinstance(value, str):
-        found = "missing" if key not in record else f"a {type(value).__name__}, not text"
-        raise BadRecord(f"'{key}' is {found}")
+        raise BadRecord(f"'{key}' is missing" if key not in record else f"'{key}' must be text, not {value!r:.40}")
     if required and not value.strip():
         raise BadRecord(f"'{key}' is empty")
     return value
