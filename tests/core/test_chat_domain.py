@@ -118,3 +118,28 @@ def test_a_named_format_stops_training_at_a_row_of_another_with_its_line(tiny_mo
     )
     assert result.exit_code != 0
     assert f"{data}:2: data.format is sharegpt" in " ".join(result.output.split())
+
+
+def test_dpo_trains_chat_on_a_file_mixing_every_pair_form(tiny_model_dir, tmp_path) -> None:
+    data = tmp_path / "pairs.jsonl"
+    write_jsonl(data, list(PAIRS.values()) * 3)
+    run_dir = tmp_path / "run"
+    result = invoke(
+        "domain", "train", "chat", "--method", "dpo", "--base", str(tiny_model_dir), "--data", str(data),
+        "--output", str(run_dir), *TINY_TRAIN,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "registered as 'chat-dpo'" in " ".join(result.output.split())
+    held_out = [json.loads(line) for line in (run_dir / "eval_pairs.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(held_out) == 4 and {(p["chosen"], p["rejected"]) for p in held_out} == {("4", "5")}
+
+
+def test_law_still_reads_its_records_with_its_own_formatter(installed_plugins) -> None:
+    from pixiu.config import formatter_for, load_config
+
+    law = get_domain("law")
+    config = load_config([law.default_config], domain=law)
+    assert config.data.format == "domain" and formatter_for(law, config) is law.formatter
+    record = json.loads(law.sample_data.read_text(encoding="utf-8").splitlines()[0])
+    with pytest.raises(BadRecord, match="fits no format"):  # CAIL records are law's own format, not a standard one
+        formatter_for(law, load_config([law.default_config], ["data.format=auto"], domain=law))(record)
