@@ -133,7 +133,7 @@ def test_detection_goes_by_each_formats_fields() -> None:
 
 def test_a_named_format_refuses_rows_of_another_and_names_their_fields() -> None:
     assert record_formatter("sharegpt")(SHAREGPT)[-1] == assistant("4")
-    with pytest.raises(BadRecord, match="data.format is alpaca, .* lacks instruction; its fields are messages"):
+    with pytest.raises(BadRecord, match=r"data\.format is alpaca, .* lacks instruction; its fields are messages"):
         record_formatter("alpaca")(MESSAGES)
 
 
@@ -164,7 +164,7 @@ def test_data_format_domain_keeps_the_domains_formatter_and_a_format_name_replac
     assert formatter_for(TOY, load_config()) is TOY.formatter
     reader = formatter_for(TOY, load_config(overrides=["data.format=messages"]))
     assert reader(MESSAGES) == MESSAGES["messages"]
-    with pytest.raises(BadRecord, match="data.format is messages"):
+    with pytest.raises(BadRecord, match=r"data\.format is messages"):
         reader({"q": "什么颜色？", "a": "红"})
 
 
