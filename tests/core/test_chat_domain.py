@@ -143,3 +143,18 @@ def test_law_still_reads_its_records_with_its_own_formatter(installed_plugins) -
     record = json.loads(law.sample_data.read_text(encoding="utf-8").splitlines()[0])
     with pytest.raises(BadRecord, match="fits no format"):  # CAIL records are law's own format, not a standard one
         formatter_for(law, load_config([law.default_config], ["data.format=auto"], domain=law))(record)
+
+
+def test_a_long_conversation_loses_its_oldest_exchanges_before_its_last_question_is_cut(tiny_model_dir) -> None:
+    from transformers import AutoTokenizer
+
+    from pixiu.data import fit_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    old = [{"role": "user", "content": "很长的问题" * 40}, {"role": "assistant", "content": "很长的回答" * 40}]
+    last = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    conversation = [{"role": "system", "content": "Be brief."}, *old, *last]
+    assert fit_prompt(tokenizer, conversation, 64) == [conversation[0], *last]
+    assert fit_prompt(tokenizer, conversation, 4096) == conversation
+    tokens = tokenize_example(tokenizer, conversation, 64)
+    assert not tokens.answer_cut and tokenizer.decode([t for t in tokens.labels if t != IGNORE_INDEX]).startswith("4")
