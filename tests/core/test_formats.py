@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -218,3 +219,16 @@ def test_every_pair_form_becomes_a_trl_row(form: str) -> None:
 def test_each_bad_pair_row_says_what_is_wrong(row: dict, fmt: str, reason: str) -> None:
     with pytest.raises(BadRecord, match=reason):
         pair_row(row, fmt)
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+"""Real public data beside the checkout (never shipped; the test skips when it is absent)."""
+
+
+def test_every_row_of_huatuos_public_alpaca_file_reads_as_alpaca() -> None:
+    path = SHARED_DATA / "medical" / "huatuo_llama_data.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    examples = load_examples(path, record_formatter("alpaca")).items
+    assert len(examples) == 8658  # SOURCES.md's count: not one row refused
+    assert all([m["role"] for m in e.messages] == ["user", "assistant"] for e in examples)
