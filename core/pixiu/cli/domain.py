@@ -166,6 +166,10 @@ def train(
     reference and reward model share one base in memory. With --set ppo.reward=domain it scores with the domain's
     reward on the domain's examples instead. It registers as DOMAIN-ppo.
 
+    --format reads records of a standard format in any domain instead of the domain's own: alpaca (instruction,
+    input, output), sharegpt (conversations of from/value turns), messages (OpenAI's role/content list), or auto
+    to detect each row; pair methods read the same formats' chosen/rejected rows. The `chat` domain reads them all.
+
     \b
     Examples:
       pixiu domain train law
