@@ -26,6 +26,7 @@ def group() -> None:
       pixiu domain list
       pixiu domain train law                          # sample data, default base, default recipe
       pixiu domain train law --data cail.jsonl --max-steps 300 --set train.lr=1e-4
+      pixiu domain train chat --data sharegpt.jsonl         # general chat: Alpaca, ShareGPT or OpenAI rows
       pixiu domain eval law --adapter law --limit 100
       pixiu domain crawl law --output cases.jsonl
     """
