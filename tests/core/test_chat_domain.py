@@ -139,8 +139,9 @@ def test_law_still_reads_its_records_with_its_own_formatter(installed_plugins) -
 
     law = get_domain("law")
     config = load_config([law.default_config], domain=law)
-    assert config.data.format == "domain" and formatter_for(law, config) is law.formatter
     record = json.loads(law.sample_data.read_text(encoding="utf-8").splitlines()[0])
+    own = law.formatter(record) if law.settings is None else law.formatter(record, config.plugins.get("law"))
+    assert config.data.format == "domain" and formatter_for(law, config)(record) == own
     with pytest.raises(BadRecord, match="fits no format"):  # CAIL records are law's own format, not a standard one
         formatter_for(law, load_config([law.default_config], ["data.format=auto"], domain=law))(record)
 
