@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from pixiu.devices import Precision, check_device_spec
 from pixiu.errors import ConfigError
+from pixiu.formats import record_formatter
 
 if TYPE_CHECKING:
     from pixiu.domain import Domain, Example, Messages
@@ -79,6 +80,11 @@ class DataArgs(Section):
     """Use at most this many records of the data file (after holding out the evaluation records)."""
     on_bad_record: Literal["error", "skip"] = "error"
     """"error" stops at the first unusable record; "skip" writes it to rejects.jsonl in the run directory."""
+    format: Literal["domain", "auto", "alpaca", "sharegpt", "messages"] = "domain"
+    """How records are read: "domain" by the domain's own formatter (and preference formatter); "alpaca"
+    (instruction, input, output), "sharegpt" (conversations of from/value turns) or "messages" (OpenAI's
+    role/content list) as that format only; "auto" detects each record's format. Preference runs read the same
+    formats' pair rows (chosen, rejected) and TRL's prompt/chosen/rejected rows. See docs/data-formats.md."""
 
 
 class TrainArgs(Section):
@@ -342,7 +348,10 @@ def load_config(
 
 
 def formatter_for(domain: Domain, config: RunConfig) -> Callable[[dict[str, Any]], Messages | Example]:
-    """The domain's formatter as `record -> messages`, its settings from `config` bound in when it declares any."""
+    """The domain's formatter as `record -> messages`, its settings from `config` bound in when it declares any; for
+    a `data.format` other than "domain", that format's reader instead."""
+    if config.data.format != "domain":
+        return record_formatter(config.data.format)
     if domain.settings is None:
         return domain.formatter
     settings = config.plugins.get(domain.name) or domain.settings()

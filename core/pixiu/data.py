@@ -45,11 +45,16 @@ def render(tokenizer, messages: Messages, *, add_generation_prompt: bool = False
 
 
 def fit_prompt(tokenizer, messages: Messages, max_tokens: int, reserve: int = 0) -> Messages:
-    """Shorten the last user message (from its end) until the conversation plus `reserve` tokens fits."""
+    """Fit the conversation plus `reserve` tokens in `max_tokens`: drop its oldest exchanges (a user turn and the
+    answer to it) while a later user turn remains, then shorten the last user message from its end."""
     messages = [dict(m) for m in messages]
+    while _length(tokenizer, messages, reserve) > max_tokens and [m["role"] for m in messages].count("user") > 1:
+        first = next(i for i, m in enumerate(messages) if m["role"] == "user")
+        answered = first + 1 < len(messages) and messages[first + 1]["role"] == "assistant"
+        del messages[first : first + 1 + answered]  # the oldest exchange: the last user turn is what is answered
     user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
     for _ in range(8):
-        length = len(tokenizer(render(tokenizer, messages), add_special_tokens=False)["input_ids"]) + reserve
+        length = _length(tokenizer, messages, reserve)
         if length <= max_tokens or user is None or not messages[user]["content"]:
             return messages
         content = messages[user]["content"]
@@ -61,8 +66,9 @@ def fit_prompt(tokenizer, messages: Messages, max_tokens: int, reserve: int = 0)
 def tokenize_example(tokenizer, messages: Messages, max_len: int) -> TokenizedExample:
     """Tokenise a conversation; every assistant turn is learned, everything else is masked.
 
-    A conversation longer than `max_len` tokens is cut inside its last user message; when the answers alone
-    exceed `max_len`, they are cut too and the result says so (`answer_cut`).
+    A conversation longer than `max_len` tokens loses its oldest exchanges, then is cut inside its last user
+    message (`fit_prompt`); when the answers alone exceed `max_len`, they are cut too and the result says so
+    (`answer_cut`).
     """
     messages = fit_prompt(tokenizer, messages, max_len)
     input_ids: list[int] = []
@@ -78,6 +84,11 @@ def tokenize_example(tokenizer, messages: Messages, max_len: int) -> TokenizedEx
         rendered = upto
     answer_cut = any(label != IGNORE_INDEX for label in labels[max_len:])
     return TokenizedExample(input_ids[:max_len], labels[:max_len], answer_cut)
+
+
+def _length(tokenizer, messages: Messages, reserve: int) -> int:
+    """Tokens of the rendered conversation plus `reserve`."""
+    return len(tokenizer(render(tokenizer, messages), add_special_tokens=False)["input_ids"]) + reserve
 
 
 def cut_answers_note(examples: Sequence[Example], tokenized: Sequence[TokenizedExample], max_len: int) -> str | None:

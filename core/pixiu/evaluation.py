@@ -134,13 +134,15 @@ def evaluate_domain(
     limit: int | None = None,
     device: str = "auto",
     precision: Precision = "auto",
+    data_format: str | None = None,
 ) -> dict[str, Any]:
     """Score the base model, and the adapter when given, on a domain's records; return a JSON-ready report.
 
     With an adapter made by pixiu, its run's recorded config applies (`pixiu_run.yaml`): prompts are cut
     at the length it was trained with, and the domain's settings and generation settings are the run's.
     `device` and `precision` (as `--device`/`--precision`) are checked before anything is loaded; the
-    base's weights are loaded straight onto the device in that dtype, the adapter's stay fp32.
+    base's weights are loaded straight onto the device in that dtype, the adapter's stay fp32. `data_format`
+    (`--format`) overrides the run's `data.format` for reading `data_path`.
     """
     from pixiu.devices import placement, precision_name
     from pixiu.lora import load_adapter
@@ -152,10 +154,11 @@ def evaluate_domain(
     domain = get_domain(domain_name)
     adapter_dir = resolve_adapter(adapter) if adapter else None
     run_record = read_run_file(adapter_dir) if adapter_dir else {}
+    values = {"data.format": data_format} if data_format else {}
     if run_record.get("config"):  # evaluate as the adapter was trained: prompt length, settings, generation
-        config = load_config(domain=domain, start=run_record["config"])
+        config = load_config(domain=domain, start=run_record["config"], values=values)
     else:
-        config = load_config([domain.default_config] if domain.default_config else [], domain=domain)
+        config = load_config([domain.default_config] if domain.default_config else [], values=values, domain=domain)
     base = base or run_record.get("base_model") or config.base
     split = adapter_dir / EVAL_SPLIT_FILE if adapter_dir else None
     if data_path:

@@ -67,26 +67,32 @@ class TokenizedFeedback:
 
 
 def load_feedback(
-    path: Path, domain: Domain, *, on_bad_record: str = "error", rejects_path: Path | None = None
+    path: Path,
+    domain: Domain,
+    *,
+    on_bad_record: str = "error",
+    rejects_path: Path | None = None,
+    data_format: str = "domain",
 ) -> Loaded[Feedback]:
     """Every feedback answer in `path`: prompt/completion/label rows as they are, any other row as the two answers
-    of its preference pairs; bad rows stop the load with file:line, or with "skip" go to `rejects_path`."""
+    of its preference pairs (read as `record_preferences` reads them with `data_format`); bad rows stop the load
+    with file:line, or with "skip" go to `rejects_path`."""
     return load_records(
         path,
-        lambda record: record_feedback(record, domain),
+        lambda record: record_feedback(record, domain, data_format),
         on_bad_record=on_bad_record,
         rejects_path=rejects_path,
         what="feedback answers",
     )
 
 
-def record_feedback(record: Any, domain: Domain) -> list[Feedback]:
+def record_feedback(record: Any, domain: Domain, data_format: str = "domain") -> list[Feedback]:
     """The feedback of one record: an unpaired row as it is, or both answers of each of its preference pairs."""
     if isinstance(record, dict) and all(key in record for key in FEEDBACK_KEYS):
         return [as_feedback(record)]
     return [
         answer
-        for pair in record_preferences(record, domain)
+        for pair in record_preferences(record, domain, data_format)
         for answer in (Feedback(pair.prompt, pair.chosen, True), Feedback(pair.prompt, pair.rejected, False))
     ]
 
@@ -138,7 +144,13 @@ def read_feedback_split(
     """Load a run's feedback and hold out `data.eval_records` answers (saved in the run folder unless resuming);
     only the rank that `writes` writes the rejects and the held-out split."""
     rejects = rejects_file(run_dir, writes)
-    loaded = load_feedback(data_path, domain, on_bad_record=config.data.on_bad_record, rejects_path=rejects)
+    loaded = load_feedback(
+        data_path,
+        domain,
+        on_bad_record=config.data.on_bad_record,
+        rejects_path=rejects,
+        data_format=config.data.format,
+    )
     train, held_out = split_examples(loaded.items, config.data.eval_records, config.train.seed)
     if note := held_out_note(len(loaded.items), config.data.eval_records):
         console.print(f"[yellow]{note}[/]")

@@ -24,7 +24,7 @@ from pixiu.domain import Domain, ModelSource
 from pixiu.errors import PixiuError
 
 ENTRY_POINT_GROUP = "pixiu"
-DEFAULT_PLUGINS = ("pixiu.default_plugins.model_sources",)
+DEFAULT_PLUGINS = ("pixiu.default_plugins.model_sources", "pixiu.default_plugins.chat")
 HOOK_API_ATTRIBUTE = "PIXIU_HOOK_API"
 """The module-level name under which a plugin states the hook API versions it works with."""
 

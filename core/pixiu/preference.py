@@ -24,6 +24,7 @@ from pixiu.data import IGNORE_INDEX, TokenizedExample, collate, render
 from pixiu.domain import Domain, Messages, Preference
 from pixiu.errors import BadRecord, DataError
 from pixiu.files import read_jsonl, write_jsonl
+from pixiu.formats import pair_row
 from pixiu.records import Loaded, load_records
 from pixiu.runs import EVAL_PAIRS_FILE, Split, held_out_note, rejects_file, split_examples
 
@@ -44,27 +45,36 @@ class TokenizedPair:
 
 
 def load_preferences(
-    path: Path, domain: Domain, *, on_bad_record: str = "error", rejects_path: Path | None = None
+    path: Path,
+    domain: Domain,
+    *,
+    on_bad_record: str = "error",
+    rejects_path: Path | None = None,
+    data_format: str = "domain",
 ) -> Loaded[Preference]:
     """Every pair in `path`: rows holding prompt/chosen/rejected as they are, other rows through the domain's
-    preference formatter; bad rows stop the load with file:line, or with "skip" go to `rejects_path`."""
+    preference formatter (or `data_format`'s pair rows); bad rows stop the load with file:line, or with "skip" go
+    to `rejects_path`."""
 
     return load_records(
         path,
-        lambda record: record_preferences(record, domain),
+        lambda record: record_preferences(record, domain, data_format),
         on_bad_record=on_bad_record,
         rejects_path=rejects_path,
         what="preference pairs",
     )
 
 
-def record_preferences(record: Any, domain: Domain) -> list[Preference]:
+def record_preferences(record: Any, domain: Domain, data_format: str = "domain") -> list[Preference]:
     """The pairs of one record: a row holding prompt/chosen/rejected as it is, another through the domain's
-    preference formatter; `BadRecord` for one that makes no usable pair."""
+    preference formatter, or, when the domain has none or `data_format` (`data.format`) is not "domain", as a
+    pair row of the standard formats (`pixiu.formats.pair_row`); `BadRecord` for one that makes no usable pair."""
     if not isinstance(record, dict):
         raise BadRecord(f"expected a JSON object, found {type(record).__name__}")
-    if domain.preference_formatter is None or all(key in record for key in PAIR_KEYS):
+    if all(key in record for key in PAIR_KEYS):
         return [as_preference(record)]
+    if domain.preference_formatter is None or data_format != "domain":
+        return [as_preference(pair_row(record, data_format))]
     return [checked(p) for p in domain.preference_formatter(record)]
 
 
@@ -243,7 +253,13 @@ def read_pair_split(
     """Load a run's pairs and hold out `data.eval_records` of them (saved in the run folder unless resuming); only
     the rank that `writes` writes the rejects and the held-out split."""
     rejects = rejects_file(run_dir, writes)
-    loaded = load_preferences(data_path, domain, on_bad_record=config.data.on_bad_record, rejects_path=rejects)
+    loaded = load_preferences(
+        data_path,
+        domain,
+        on_bad_record=config.data.on_bad_record,
+        rejects_path=rejects,
+        data_format=config.data.format,
+    )
     train, held_out = split_examples(loaded.items, config.data.eval_records, config.train.seed)
     if note := held_out_note(len(loaded.items), config.data.eval_records):
         console.print(f"[yellow]{note}[/]")

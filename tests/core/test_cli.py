@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import toy_domain
+from pixiu import __version__
 from pixiu.cli import cli
 from pixiu_process import TINY_TRAIN
 
@@ -53,13 +54,16 @@ def test_help_teaches(command):
 
 def test_domain_list_json_shows_an_installed_domain(toy_plugin):
     rows = json.loads(invoke("domain", "list", "--json").stdout)
-    assert [(r["name"], r["package"], r["version"]) for r in rows] == [("toy", "toy_domain", "0.0.1")]
+    assert [(r["name"], r["package"], r["version"]) for r in rows] == [
+        ("chat", "pixiu", __version__),  # core's own general-chat domain
+        ("toy", "toy_domain", "0.0.1"),
+    ]
 
 
 def test_unknown_domain_lists_known_ones(toy_plugin):
     result = invoke("domain", "train", "nosuch")
     assert result.exit_code != 0
-    assert "unknown domain 'nosuch'" in result.output and "known domains: toy" in result.output
+    assert "unknown domain 'nosuch'" in result.output and "known domains: chat, toy" in result.output
 
 
 def test_plugins_list_json_names_hooks(toy_plugin):
@@ -81,7 +85,8 @@ def test_a_duplicate_domain_name_disables_only_that_registration(toy_plugin, reg
     result = CliRunner().invoke(cli, ["domain", "list", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert [(r["name"], r["package"]) for r in rows] == [("toy", "toy_domain"), ("toy2", "toy_domain")]
+    names = [(r["name"], r["package"]) for r in rows]
+    assert names == [("chat", "pixiu"), ("toy", "toy_domain"), ("toy2", "toy_domain")]
     assert "domain 'toy'" in result.stderr and "already registered by plugin 'toy'" in result.stderr
     plugins = {r["name"]: r for r in json.loads(invoke("plugins", "list", "--json").stdout)}
     assert plugins["toy"]["status"] == "loaded"
@@ -143,7 +148,7 @@ def test_a_plugin_that_fails_to_import_is_listed_and_isolated(toy_plugin, monkey
     rows = {r["name"]: r for r in json.loads(invoke("plugins", "list", "--json").stdout)}
     assert rows["broken"]["status"].startswith("failed: ModuleNotFoundError")
     assert rows["toy"]["status"] == "loaded"
-    assert [r["name"] for r in json.loads(invoke("domain", "list", "--json").stdout)] == ["toy"]
+    assert [r["name"] for r in json.loads(invoke("domain", "list", "--json").stdout)] == ["chat", "toy"]
 
 
 @pytest.mark.parametrize("base", ["./models/v1: final", "yes", "123"])

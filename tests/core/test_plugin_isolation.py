@@ -63,7 +63,7 @@ def domain_names() -> list[str]:
 def test_a_plugin_without_a_hook_api_declaration_is_refused_with_the_fix(distribution):
     distribution("undeclared", "@hookimpl\ndef register_domains(register):\n    register(_domain('undeclared'))\n")
     domains, err = invoke_json("domain", "list")
-    assert [row["name"] for row in domains] == ["toy"]
+    assert [row["name"] for row in domains] == ["chat", "toy"]
     assert "plugin 'undeclared' is skipped" in err
     row = plugin_rows()["undeclared"]
     assert row["status"].startswith("failed: PluginError") and 'PIXIU_HOOK_API = ">=1.2,<2"' in row["status"]
@@ -73,7 +73,7 @@ def test_a_plugin_for_another_hook_api_is_refused_with_both_versions(distributio
     distribution("future", "PIXIU_HOOK_API = '>=2,<3'\n@hookimpl\ndef register_domains(register):\n    pass\n")
     status = plugin_rows()["future"]["status"]
     assert "needs pixiu hook API >=2,<3" in status and "provides hook API 1.2" in status
-    assert domain_names() == ["toy"]
+    assert domain_names() == ["chat", "toy"]
 
 
 def test_a_garbled_hook_api_declaration_is_refused(distribution):
@@ -93,7 +93,7 @@ def test_a_plugin_that_raises_in_register_domains_is_isolated(distribution):
     """,
     )
     domains, err = invoke_json("domain", "list")
-    assert [row["name"] for row in domains] == ["toy"]  # nothing of it, not even what it registered first
+    assert [row["name"] for row in domains] == ["chat", "toy"]  # nothing of it, not even what it registered first
     assert "plugin 'exploding' failed in hook register_domains" in err and "RuntimeError: boom" in err
     assert plugin_rows()["exploding"]["status"] == "failed in register_domains: RuntimeError: boom"
     assert plugin_rows()["toy"]["status"] == "loaded"
@@ -109,7 +109,7 @@ def test_registering_something_that_is_not_a_domain_is_reported(distribution):
             register({"name": "confused"})
     """,
     )
-    assert domain_names() == ["toy"]
+    assert domain_names() == ["chat", "toy"]
     assert plugin_rows()["confused"]["status"] == "failed in register_domains: registered a dict, not a pixiu.Domain"
 
 
@@ -192,7 +192,7 @@ def test_trace_prints_every_hook_call(distribution, monkeypatch, capsys):
     """,
     )
     monkeypatch.setenv("PIXIU_TRACE_PLUGINS", "1")
-    assert set(get_domains()) == {"toy", "traced"}
+    assert set(get_domains()) == {"chat", "toy", "traced"}
     err = capsys.readouterr().err
     assert "pixiu: hook register_domains -> traced(register)" in err
     assert "pixiu: hook register_domains -> toy(register)" in err

@@ -10,6 +10,7 @@ import click
 
 from pixiu.cli.hardware import PRECISIONS, check_device
 from pixiu.cli.output import print_rows
+from pixiu.formats import DATA_FORMATS
 from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
 RECIPES = {"sft": "lora_sft", "dpo": "dpo", "kto": "kto", "grpo": "grpo", "rm": "reward_model", "ppo": "ppo"}
@@ -25,6 +26,7 @@ def group() -> None:
       pixiu domain list
       pixiu domain train law                          # sample data, default base, default recipe
       pixiu domain train law --data cail.jsonl --max-steps 300 --set train.lr=1e-4
+      pixiu domain train chat --data sharegpt.jsonl         # general chat: Alpaca, ShareGPT or OpenAI rows
       pixiu domain eval law --adapter law --limit 100
       pixiu domain crawl law --output cases.jsonl
     """
@@ -75,6 +77,13 @@ def list_domains(as_json: bool) -> None:
     "grpo samples answers and learns from the domain's reward; rm trains a reward model on pairs; ppo samples "
     "answers and learns from the reward model's scores.",
 )
+@click.option(
+    "--format",
+    "data_format",
+    type=click.Choice(DATA_FORMATS),
+    help="How records are read (data.format): domain (its own formatter), auto (detect each row), alpaca, "
+    "sharegpt or messages; see docs/data-formats.md.",
+)
 @click.option("--max-steps", type=int, help="Optimiser steps (same as --set train.max_steps=N).")
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory [default: PIXIU_HOME/runs/DOMAIN-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (or this domain's newest unfinished run).")
@@ -116,6 +125,7 @@ def train(
     base,
     data_path,
     method,
+    data_format,
     max_steps,
     output,
     resume,
@@ -157,6 +167,10 @@ def train(
     reference and reward model share one base in memory. With --set ppo.reward=domain it scores with the domain's
     reward on the domain's examples instead. It registers as DOMAIN-ppo.
 
+    --format reads records of a standard format in any domain instead of the domain's own: alpaca (instruction,
+    input, output), sharegpt (conversations of from/value turns), messages (OpenAI's role/content list), or auto
+    to detect each row; pair methods read the same formats' chosen/rejected rows. The `chat` domain reads them all.
+
     \b
     Examples:
       pixiu domain train law
@@ -173,6 +187,9 @@ def train(
       pixiu domain train zhihu --method rm --data pairs.jsonl --max-steps 200
       pixiu domain train zhihu --method ppo --set train.init_adapter=zhihu   # sft -> rm -> ppo
       pixiu domain train law --method ppo --set ppo.reward=domain
+      pixiu domain train chat --data sharegpt.jsonl         # any mix of alpaca, sharegpt and messages rows
+      pixiu domain train law --data belle.jsonl --format alpaca
+      pixiu domain train chat --method dpo --data ranked.jsonl   # TRL or LLaMA-Factory pair rows
     """
     from pixiu.config import load_config
     from pixiu.distributed import is_main_process, under_launcher
@@ -187,6 +204,7 @@ def train(
     flags = {
         "base": base,
         "train.method": method,
+        "data.format": data_format,
         "train.max_steps": max_steps,
         "data.on_bad_record": on_bad_record,
         "train.device": device,
@@ -250,6 +268,13 @@ def train(
 )
 @click.option("--limit", type=int, help="Score at most N records.")
 @click.option(
+    "--format",
+    "data_format",
+    type=click.Choice(DATA_FORMATS),
+    help="How --data records are read [default: the adapter run's data.format, else domain]: domain, auto, "
+    "alpaca, sharegpt or messages.",
+)
+@click.option(
     "--device",
     default="auto",
     show_default=True,
@@ -264,7 +289,7 @@ def train(
     help="Base weights' dtype; auto is bf16 on GPUs that support it, fp32 on the CPU.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def evaluate_command(domain_name, base, adapter, data_path, limit, device, precision, as_json) -> None:
+def evaluate_command(domain_name, base, adapter, data_path, limit, data_format, device, precision, as_json) -> None:
     """Generate answers greedily and score them with DOMAIN's metrics.
 
     Without --data, the records held out from training are used: the adapter's own split when it
@@ -276,11 +301,19 @@ def evaluate_command(domain_name, base, adapter, data_path, limit, device, preci
       pixiu domain eval law --adapter law --limit 100
       pixiu domain eval law --adapter ~/.pixiu/runs/law-20250101-120000 --data test.jsonl --json
       pixiu domain eval law --adapter law --device cuda --precision bf16
+      pixiu domain eval chat --adapter chat --data dialogues.jsonl --format sharegpt
     """
     from pixiu.evaluation import evaluate_domain
 
     report = evaluate_domain(
-        domain_name, base=base, adapter=adapter, data_path=data_path, limit=limit, device=device, precision=precision
+        domain_name,
+        base=base,
+        adapter=adapter,
+        data_path=data_path,
+        limit=limit,
+        device=device,
+        precision=precision,
+        data_format=data_format,
     )
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
