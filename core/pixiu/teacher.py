@@ -1,13 +1,15 @@
 """A teacher model behind any OpenAI-compatible `/chat/completions` endpoint, with a resumable answer cache.
 
 The cache is a JSONL file, one line per finished answer, keyed by the sha256 of the model name, the system
-prompt and the prompt. Each line is appended with a single write and synced to disk before the next
-request, so a crash loses at most the answer being requested; a torn last line is ignored on reading, and
-a second run asks nothing that is already cached.
+prompt and the prompt (`Teacher.ask`), or of the model name, the whole conversation and the sampling settings,
+sample index included (`Teacher.chat`: n distinct samples of one conversation are n keys). Each line is
+appended with a single write and synced to disk before the next request, so a crash loses at most the answer
+being requested; a torn last line is ignored on reading, and a second run asks nothing that is already cached.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,8 +17,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from pixiu.domain import Messages
 from pixiu.errors import PixiuError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -27,6 +31,24 @@ RESUME_HINT = "answers already received are cached, so running the same command 
 def cache_key(model: str, system_prompt: str, prompt: str) -> str:
     """The cache key of `prompt` sent to `model` under `system_prompt` (sha256 of all three)."""
     return hashlib.sha256(f"{model}\n{system_prompt}\n{prompt}".encode()).hexdigest()
+
+
+def chat_key(model: str, messages: Messages, sampling: Sampling) -> str:
+    """The cache key of a whole conversation sent to `model` with `sampling` (sha256 of their JSON)."""
+    data = {"model": model, "messages": messages, **dataclasses.asdict(sampling)}
+    return hashlib.sha256(json.dumps(data, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a teacher answer is drawn: greedy by default; `sample` numbers distinct draws of one conversation."""
+
+    temperature: float = 0.0
+    """Softmax temperature sent to the endpoint; 0 asks for the most likely answer."""
+    top_p: float = 1.0
+    """Nucleus sampling mass sent to the endpoint; 1 keeps every token."""
+    sample: int = 0
+    """Which draw this is: the same conversation with another index is another request and another cache line."""
 
 
 class TeacherCache:
@@ -74,7 +96,7 @@ class Teacher:
         model: str,
         cache: TeacherCache,
         *,
-        system_prompt: str,
+        system_prompt: str = "",
         max_tokens: int,
         api_key: str | None = None,
         timeout: float = 120.0,
@@ -102,25 +124,36 @@ class Teacher:
             PixiuError: The endpoint cannot be reached or answers with an error, after retries for
                 transient failures; the message names the URL and says that running again resumes.
         """
-        key = cache_key(self.model, self.system_prompt, prompt)
+        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
+        return self._cached(cache_key(self.model, self.system_prompt, prompt), messages, Sampling())
+
+    def chat(self, messages: Messages, sampling: Sampling | None = None) -> str:
+        """Return the teacher's next assistant message after `messages` (their own system prompt, if any, included),
+        drawn with `sampling` (greedy by default), from the cache or the endpoint; a blank answer is not cached.
+
+        Raises:
+            PixiuError: As `ask`.
+        """
+        sampling = sampling or Sampling()
+        return self._cached(chat_key(self.model, messages, sampling), messages, sampling)
+
+    def _cached(self, key: str, messages: Messages, sampling: Sampling) -> str:
+        """The answer cached under `key`, else the endpoint's answer to `messages`, cached when not blank."""
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        text = self._complete(prompt)
+        text = self._complete(messages, sampling)
         if text.strip():
             self.cache.put(key, text, self.model)
         return text
 
-    def _complete(self, prompt: str) -> str:
+    def _complete(self, messages: Messages, sampling: Sampling) -> str:
         """POST one chat completion, retrying transient failures with backoff, and return the message text."""
-        body = json.dumps(
-            {
-                "model": self.model,
-                "messages": [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}],
-                "temperature": 0,
-                "max_tokens": self.max_tokens,
-            }
-        ).encode("utf-8")
+        request: dict = {"model": self.model, "messages": messages, "temperature": sampling.temperature}
+        if sampling.top_p != 1.0:
+            request["top_p"] = sampling.top_p
+        request["max_tokens"] = self.max_tokens
+        body = json.dumps(request).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
