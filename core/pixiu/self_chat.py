@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pixiu.errors import BadRecord
-from pixiu.records import load_records
-from pixiu.self_instruct import QUESTION_FIELDS
+from pixiu.self_instruct import read_seed_tasks
 from pixiu.similarity import is_chinese
 from pixiu.teacher import Sampling, Teacher
 
@@ -52,25 +50,16 @@ class SelfChatResult:
 
 
 def read_seeds(path: Path) -> list[str]:
-    """Seed questions: one per line of a text file, or a question field (see `QUESTION_FIELDS`) of each JSONL/JSON
-    record.
+    """Seed questions: one per line of a text file, or a question field of each JSONL/JSON record (see
+    `pixiu.self_instruct.read_seed_tasks`).
 
     Raises:
         DataError: The file is missing or holds no usable seed; a bad record is named with file:line.
     """
     if path.suffix in (".jsonl", ".json"):
-        return load_records(path, lambda record: [_question(record)], what="seed questions").items  # type: ignore[list-item]
+        return [task.instruction for task in read_seed_tasks(path)]
     lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     return [line for line in lines if line]
-
-
-def _question(record: Any) -> str:
-    """The question of one seed record; `BadRecord` when it has none."""
-    if isinstance(record, dict):
-        for key in QUESTION_FIELDS:
-            if isinstance(record.get(key), str) and record[key].strip():
-                return record[key].strip()
-    raise BadRecord(f"a seed needs text in one of the fields {', '.join(QUESTION_FIELDS)}")
 
 
 def parse_dialogue(text: str, max_turns: int | None = None) -> list[dict[str, str]] | None:

@@ -18,7 +18,7 @@ import string
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,8 @@ class Task:
     instruction: str
     input: str = ""
     output: str = ""
+    where: str = field(default="", compare=False)
+    """`file:line` of a seed task, for error messages; set by pixiu."""
 
 
 @dataclass
@@ -307,4 +309,4 @@ def _normalised(instruction: str) -> str:
 
 def task_rows(tasks: Sequence[Task]) -> list[dict[str, str]]:
     """Tasks as Alpaca JSONL rows (instruction, input, output)."""
-    return [asdict(task) for task in tasks]
+    return [{"instruction": t.instruction, "input": t.input, "output": t.output} for t in tasks]

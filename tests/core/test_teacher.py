@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pixiu import PixiuError
-from pixiu.teacher import Teacher, TeacherCache, cache_key
+from pixiu.teacher import Sampling, Teacher, TeacherCache, cache_key
 from pixiu.testing.loopback import ChatRequest, FakeOpenAI, completion, serving
 
 
@@ -72,3 +72,18 @@ def test_400_is_an_error_naming_the_url(server: EchoServer, tmp_path: Path) -> N
     with pytest.raises(PixiuError, match=f"teacher {client.url} answered HTTP 400"):
         client.ask("hi")
     assert client.calls == 1 and len(TeacherCache(tmp_path / "c.jsonl")) == 0
+
+
+def test_chat_sends_the_conversation_and_caches_each_sample(server: EchoServer, tmp_path: Path) -> None:
+    conversation = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    client = teacher(server, tmp_path / "c.jsonl")
+    first = client.chat(conversation, Sampling(temperature=0.8, top_p=0.9, sample=0))
+    second = client.chat(conversation, Sampling(temperature=0.8, top_p=0.9, sample=1))
+    assert first == second == "echo: hi" and client.calls == 2, "another sample index is another request"
+    body = server.requests[0]
+    assert body["messages"] == conversation and body["temperature"] == 0.8 and body["top_p"] == 0.9
+    teacher(server, tmp_path / "greedy.jsonl").chat(conversation)
+    assert server.requests[2]["temperature"] == 0 and "top_p" not in server.requests[2]
+    again = teacher(server, tmp_path / "c.jsonl")
+    assert again.chat(conversation, Sampling(temperature=0.8, top_p=0.9, sample=1)) == "echo: hi" and again.calls == 0
+    assert again.ask("hi") == "echo: hi" and again.calls == 1, "ask keeps its own keys (system prompt 'sys')"
