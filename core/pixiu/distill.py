@@ -74,8 +74,7 @@ def student_key(base: str, prompt: Messages, args: EvalArgs, max_prompt_tokens: 
 
 
 def student_answers(
-    model: Any,
-    tokenizer: Any,
+    load: Callable[[], tuple[Any, Any]],
     base: str,
     prompts: Sequence[Messages],
     cache: TeacherCache,
@@ -85,7 +84,8 @@ def student_answers(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """The student model's greedy answers to `prompts`: cached ones read back, the rest generated a batch at a time
-    and each batch cached before the next."""
+    and each batch cached before the next; `load()` gives (model, tokenizer), called only when an answer is missing.
+    """
     from pixiu.generate import generate_answers
 
     keys = [student_key(base, p, args, max_prompt_tokens) for p in prompts]
@@ -93,6 +93,10 @@ def student_answers(
     missing = [i for i, answer in enumerate(answers) if answer is None]
     if on_batch and len(missing) < len(prompts):
         on_batch(len(prompts) - len(missing))
+    if not missing:
+        return [answer or "" for answer in answers]
+    model, tokenizer = load()
+    model.eval()
     for start in range(0, len(missing), args.batch_size):
         chunk = missing[start : start + args.batch_size]
         generated = generate_answers(

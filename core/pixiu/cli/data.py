@@ -271,14 +271,11 @@ def _student_pairs(found, prompts, chosen, output, base, max_new_tokens, device,
     target, dtype = placement(device, precision)
     base = base or found.config.base
     args = found.config.eval.model_copy(update={"max_new_tokens": max_new_tokens or found.config.eval.max_new_tokens})
-    model, tokenizer = load_base(base, dtype=dtype, device=target)
-    model.eval()
     cache = TeacherCache(output.with_name(output.stem + ".student-cache.jsonl"))
     with count_progress() as progress:
         task = progress.add_task(f"student ({base})", total=len(prompts))
         rejected = student_answers(
-            model,
-            tokenizer,
+            lambda: load_base(base, dtype=dtype, device=target),
             base,
             prompts,
             cache,
