@@ -149,11 +149,11 @@ class Teacher:
 
     def _complete(self, messages: Messages, sampling: Sampling) -> str:
         """POST one chat completion, retrying transient failures with backoff, and return the message text."""
-        request: dict = {"model": self.model, "messages": messages, "temperature": sampling.temperature}
+        fields: dict = {"model": self.model, "messages": messages, "temperature": sampling.temperature}
         if sampling.top_p != 1.0:
-            request["top_p"] = sampling.top_p
-        request["max_tokens"] = self.max_tokens
-        body = json.dumps(request).encode("utf-8")
+            fields["top_p"] = sampling.top_p
+        fields["max_tokens"] = self.max_tokens
+        body = json.dumps(fields).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
