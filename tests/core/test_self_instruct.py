@@ -157,3 +157,12 @@ def test_a_second_run_asks_nothing_and_an_interrupted_one_resumes(tmp_path: Path
     assert stats["kept"] == 12 and stats["requests"] == asked and stats["seed_tasks"] == 20
     shown = user_text(fake.requests[-1])
     assert shown.count(" Instruction: ") == 4 and "Explain " in shown, "a generated task is shown among the seeds"
+
+
+HUATUO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "medical" / "huatuo_llama_data.jsonl"
+
+
+@pytest.mark.skipif(not HUATUO.is_file(), reason="shared/data/medical (Huatuo instructions) is not present")
+def test_real_instructions_read_as_chinese_seeds() -> None:
+    seeds = read_seed_tasks(HUATUO)
+    assert len(seeds) > 1000 and seeds_language(seeds) == "zh" and all(seed.output for seed in seeds[:50])
