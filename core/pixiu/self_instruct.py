@@ -196,7 +196,8 @@ def parse_tasks(answer: str, next_number: int) -> tuple[list[Task], int]:
     """The tasks of a teacher's answer continuing the list at `next_number`, and how many blocks were unparseable.
 
     A block is parseable when it holds a numbered instruction, input and output in that order with an
-    instruction and an output (Alpaca's seven-part split).
+    instruction and an output (Alpaca's seven-part split); an answer with text but no block counts as one
+    unparseable block.
     """
     blocks = answer.split("###")
     first = _LABEL.search(blocks[0])
@@ -215,6 +216,8 @@ def parse_tasks(answer: str, next_number: int) -> tuple[list[Task], int]:
             continue
         given = parts[4].strip()
         tasks.append(Task(parts[2].strip(), "" if given.lower() in NO_INPUT else given, parts[6].strip()))
+    if not tasks and not bad and answer.strip():
+        bad = 1  # an answer holding no task at all is one unparseable block
     return tasks, bad
 
 

@@ -92,6 +92,7 @@ def test_parse_tasks_reads_chinese_labels_and_skips_a_preamble() -> None:
     answer += "###\n4. 指令：没有输出的任务"
     tasks, bad = parse_tasks(answer, 3)
     assert tasks == [Task("写一首关于秋天的短诗。", "", "秋风起，落叶黄。")] and bad == 1
+    assert parse_tasks("I would rather not.", 3) == ([], 1) and parse_tasks(" ", 3) == ([], 0)
 
 
 def test_bundled_seeds_are_mostly_chinese_and_get_belle_s_prompt() -> None:
