@@ -10,9 +10,10 @@ from pixiu.testing.loopback import ChatRequest, FakeOpenAI, completion, serving
 
 
 class ScriptedTeacher(FakeOpenAI):
-    """Answers `script(request body)`; after `fail_after` requests (when set), answers HTTP 400 instead."""
+    """Answers `script(request body)`: the content, or (content, finish_reason); after `fail_after` requests (when
+    set), answers HTTP 400 instead."""
 
-    def __init__(self, script: Callable[[dict], str]) -> None:
+    def __init__(self, script: Callable[[dict], str | tuple[str, str]]) -> None:
         super().__init__()
         self.script = script
         self.requests: list[dict] = []
@@ -23,11 +24,15 @@ class ScriptedTeacher(FakeOpenAI):
         if self.fail_after is not None and len(self.requests) >= self.fail_after:
             return 400, {"error": "scripted failure"}
         self.requests.append(request.body)
-        return 200, completion(self.script(request.body))
+        answer = self.script(request.body)
+        content, finish_reason = answer if isinstance(answer, tuple) else (answer, "stop")
+        body = completion(content)
+        body["choices"][0]["finish_reason"] = finish_reason
+        return 200, body
 
 
 @contextmanager
-def scripted_teacher(script: Callable[[dict], str]) -> Iterator[ScriptedTeacher]:
+def scripted_teacher(script: Callable[[dict], str | tuple[str, str]]) -> Iterator[ScriptedTeacher]:
     """A running `ScriptedTeacher`, shut down afterwards."""
     fake = ScriptedTeacher(script)
     with serving(fake):

@@ -62,11 +62,14 @@ def read_seeds(path: Path) -> list[str]:
     return [line for line in lines if line]
 
 
-def parse_dialogue(text: str, max_turns: int | None = None) -> list[dict[str, str]] | None:
-    """ShareGPT turns (`from` human/gpt, `value`) of a [Human]/[AI] transcript, or None when it does not parse."""
+def parse_dialogue(text: str, max_turns: int | None = None, *, truncated: bool = False) -> list[dict[str, str]] | None:
+    """ShareGPT turns (`from` human/gpt, `value`) of a [Human]/[AI] transcript, or None when it does not parse; the
+    last turn of a transcript `truncated` at the token limit is cut off, being incomplete."""
     pieces = _MARKER.split(text)
     speakers = ["human" if role.lower() == "human" else "gpt" for role in pieces[1::2]]
     turns = [(speaker, body.strip()) for speaker, body in zip(speakers, pieces[2::2], strict=True)]
+    if truncated:
+        turns = turns[:-1]
     if any(not body for _, body in turns):
         return None
     if tuple(body.lower() for _, body in turns[:2]) in GREETINGS:
@@ -98,7 +101,8 @@ def self_chat(
     for number, seed in enumerate(seeds):
         template = TEMPLATE_ZH if is_chinese(seed) else TEMPLATE_EN
         prompt = template.format(seed=seed)
-        turns = parse_dialogue(teacher.chat([{"role": "user", "content": prompt}], Sampling(temperature)), max_turns)
+        answer = teacher.reply([{"role": "user", "content": prompt}], Sampling(temperature))
+        turns = parse_dialogue(answer.text, max_turns, truncated=answer.truncated)
         if turns is None:
             result.malformed += 1
         else:

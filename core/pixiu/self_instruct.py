@@ -192,12 +192,13 @@ def encode_prompt(tasks: Sequence[Task], language: str) -> str:
     return text + f"###\n{len(tasks) + 1}. {instruction}:"
 
 
-def parse_tasks(answer: str, next_number: int) -> tuple[list[Task], int]:
+def parse_tasks(answer: str, next_number: int, *, truncated: bool = False) -> tuple[list[Task], int]:
     """The tasks of a teacher's answer continuing the list at `next_number`, and how many blocks were unparseable.
 
     A block is parseable when it holds a numbered instruction, input and output in that order with an
     instruction and an output (Alpaca's seven-part split); an answer with text but no block counts as one
-    unparseable block.
+    unparseable block. The last block of an answer `truncated` at the token limit is unparseable too (Alpaca drops
+    it): its output may be cut short.
     """
     blocks = answer.split("###")
     first = _LABEL.search(blocks[0])
@@ -205,10 +206,11 @@ def parse_tasks(answer: str, next_number: int) -> tuple[list[Task], int]:
         blocks[0] = f"{next_number}. Instruction: " + blocks[0]
     elif not first:  # text before the first "###" with no task in it: the teacher's preamble
         blocks = blocks[1:]
+    blocks = [block for block in blocks if block.strip()]
     tasks, bad = [], 0
+    if truncated and blocks:
+        blocks, bad = blocks[:-1], 1
     for block in blocks:
-        if not block.strip():
-            continue
         parts = _LABEL.split(block)
         fields = [_FIELD[label.lower()] for label in parts[1::2]]
         if fields != ["instruction", "input", "output"] or not parts[2].strip() or not parts[6].strip():
@@ -272,9 +274,9 @@ def self_instruct(
     while len(result.tasks) < num_instructions and result.requests < max_requests:
         shown = _in_context(pool, result.tasks, in_context, random.Random(f"{seed}:{result.requests}"))
         sampling = Sampling(temperature=temperature, top_p=top_p, sample=result.requests)
-        answer = teacher.chat([{"role": "user", "content": encode_prompt(shown, language)}], sampling)
+        answer = teacher.reply([{"role": "user", "content": encode_prompt(shown, language)}], sampling)
         result.requests += 1
-        tasks, bad = parse_tasks(answer, len(shown) + 1)
+        tasks, bad = parse_tasks(answer.text, len(shown) + 1, truncated=answer.truncated)
         result.parsed += len(tasks) + bad
         result.dropped["unparseable"] += bad
         kept_before = len(result.tasks)

@@ -30,6 +30,15 @@ def test_a_transcript_becomes_alternating_sharegpt_turns() -> None:
     ]
 
 
+def test_the_last_turn_of_a_truncated_transcript_is_cut() -> None:
+    text = "[Human] What is tea?\n[AI] A drink.\n[Human] Which kinds?\n[AI] Green, black and oo"
+    assert parse_dialogue(text, truncated=True) == [
+        {"from": "human", "value": "What is tea?"},
+        {"from": "gpt", "value": "A drink."},
+    ]
+    assert len(parse_dialogue(text) or []) == 4
+
+
 def test_malformed_transcripts_do_not_parse() -> None:
     assert parse_dialogue("I cannot write that conversation.") is None
     assert parse_dialogue("[Human] Hello!\n[AI] Hi! How can I help you?") is None, "nothing after the greeting"

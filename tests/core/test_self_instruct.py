@@ -93,6 +93,8 @@ def test_parse_tasks_reads_chinese_labels_and_skips_a_preamble() -> None:
     tasks, bad = parse_tasks(answer, 3)
     assert tasks == [Task("写一首关于秋天的短诗。", "", "秋风起，落叶黄。")] and bad == 1
     assert parse_tasks("I would rather not.", 3) == ([], 1) and parse_tasks(" ", 3) == ([], 0)
+    cut = block(3, "Name two rivers in China.", output="Yangtze, Yell")
+    assert parse_tasks(answer + "###\n" + cut, 3, truncated=True) == (tasks, 2), "the cut last block is unparseable"
 
 
 def test_bundled_seeds_are_mostly_chinese_and_get_belle_s_prompt() -> None:

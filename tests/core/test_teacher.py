@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from pixiu import PixiuError
-from pixiu.teacher import Sampling, Teacher, TeacherCache, cache_key
+from pixiu.teacher import Answer, Sampling, Teacher, TeacherCache, cache_key
 from pixiu.testing.loopback import ChatRequest, FakeOpenAI, completion, serving
+from scripted_teacher import scripted_teacher, user_text
 
 
 class EchoServer(FakeOpenAI):
@@ -87,3 +88,12 @@ def test_chat_sends_the_conversation_and_caches_each_sample(server: EchoServer, 
     again = teacher(server, tmp_path / "c.jsonl")
     assert again.chat(conversation, Sampling(temperature=0.8, top_p=0.9, sample=1)) == "echo: hi" and again.calls == 0
     assert again.ask("hi") == "echo: hi" and again.calls == 1, "ask keeps its own keys (system prompt 'sys')"
+
+
+def test_an_answer_cut_at_the_token_limit_is_marked_truncated_in_the_cache(tmp_path: Path) -> None:
+    with scripted_teacher(lambda body: ("cut sho", "length") if "long" in user_text(body) else "done") as fake:
+        client = Teacher(fake.url, "m", TeacherCache(tmp_path / "c.jsonl"), max_tokens=3)
+        assert client.reply([{"role": "user", "content": "a long one"}]) == Answer("cut sho", truncated=True)
+        assert client.reply([{"role": "user", "content": "short"}]) == Answer("done", truncated=False)
+    again = Teacher(fake.url, "m", TeacherCache(tmp_path / "c.jsonl"), max_tokens=3)
+    assert again.reply([{"role": "user", "content": "a long one"}]).truncated and again.calls == 0
