@@ -58,10 +58,12 @@ def last_user_turn(prompt: Messages) -> str:
 def teacher_answers(
     teacher: Teacher, prompts: Sequence[Messages], on_answer: Callable[[], None] | None = None
 ) -> list[str]:
-    """The teacher's greedy answer to each prompt, in order, whitespace at the ends stripped."""
+    """The teacher's greedy answer to each prompt, in order, whitespace at the ends stripped; "" for an answer cut at
+    the teacher's token limit, which would teach answers that stop mid-sentence."""
     answers = []
     for prompt in prompts:
-        answers.append(teacher.chat(prompt).strip())
+        answer = teacher.reply(prompt)
+        answers.append("" if answer.truncated else answer.text.strip())
         if on_answer:
             on_answer()
     return answers

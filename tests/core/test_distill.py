@@ -16,10 +16,13 @@ from scripted_teacher import scripted_teacher, user_text
 from toy_domain import write_toy_data
 
 
-def teacher_script(body: dict) -> str:
-    """The teacher's answer: blank for the second toy question, else a sentence naming the question."""
+def teacher_script(body: dict) -> str | tuple[str, str]:
+    """The teacher's answer: blank for the second toy question, cut at the token limit for the third, else a
+    sentence naming the question."""
     question = user_text(body)
-    return "   " if question.startswith("第1个") else f"  答案：{question[:6]}  "
+    if question.startswith("第1个"):
+        return "   "
+    return ("答案：第", "length") if question.startswith("第2个") else f"  答案：{question[:6]}  "
 
 
 def distill(data: Path, output: Path, url: str, *extra: str):
@@ -28,19 +31,19 @@ def distill(data: Path, output: Path, url: str, *extra: str):
 
 
 def test_distill_writes_messages_rows_of_the_teacher_s_answers(tmp_path: Path, toy_plugin: str) -> None:
-    data = write_toy_data(tmp_path / "toy.jsonl", 3)
+    data = write_toy_data(tmp_path / "toy.jsonl", 4)
     questions = [json.loads(line)["q"] for line in data.read_text("utf-8").splitlines()]
     output = tmp_path / "sft.jsonl"
     with scripted_teacher(teacher_script) as fake:
         result = distill(data, output, fake.url)
     assert result.exit_code == 0, result.output
-    assert "2 examples written" in result.output and "1 empty answers left out" in result.output
+    assert "2 examples written" in result.output and "2 left out (blank, or cut at --max-tokens)" in result.output
     assert [body["messages"] for body in fake.requests] == [[{"role": "user", "content": q}] for q in questions]
     assert all(body["temperature"] == 0 for body in fake.requests)
     rows = [json.loads(line) for line in output.read_text("utf-8").splitlines()]
     assert rows == [
         {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": f"答案：{q[:6]}"}]}
-        for q in (questions[0], questions[2])
+        for q in (questions[0], questions[3])
     ]
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pixiu.cli.hardware import PRECISIONS, check_device
 from pixiu.cli.teacher import api_key, cache_for, teacher_options
+
+if TYPE_CHECKING:
+    from pixiu.distill import DomainPrompts
+    from pixiu.domain import Messages
 
 _OUT = click.Path(dir_okay=False, path_type=Path)
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -251,16 +256,26 @@ def distill(
     if not pairs:
         rows = sft_rows(prompts, chosen)
         write_jsonl(output, rows)
-        click.echo(f"{len(rows)} examples written to {output}; {len(prompts) - len(rows)} empty answers left out")
+        left_out = len(prompts) - len(rows)
+        click.echo(f"{len(rows)} examples written to {output}; {left_out} left out (blank, or cut at --max-tokens)")
         click.echo(f"  teacher requests made: {teacher.calls}")
         return
     rows, unpaired = _student_pairs(found, prompts, chosen, output, base, max_new_tokens, device, precision)
     write_jsonl(output, rows)
-    click.echo(f"{len(rows)} pairs written to {output}; {unpaired} left out (an empty or identical answer)")
+    click.echo(f"{len(rows)} pairs written to {output}; {unpaired} left out (a side blank or cut, or both the same)")
     click.echo(f"  teacher requests made: {teacher.calls}")
 
 
-def _student_pairs(found, prompts, chosen, output, base, max_new_tokens, device, precision):
+def _student_pairs(
+    found: DomainPrompts,
+    prompts: list[Messages],
+    chosen: list[str],
+    output: Path,
+    base: str | None,
+    max_new_tokens: int | None,
+    device: str,
+    precision: str,
+) -> tuple[list[dict[str, Any]], int]:
     """Pair rows of the teacher's answers against the student base model's greedy ones, and the unpaired count."""
     from pixiu.devices import placement
     from pixiu.distill import pair_rows, student_answers
@@ -268,7 +283,7 @@ def _student_pairs(found, prompts, chosen, output, base, max_new_tokens, device,
     from pixiu.progress import count_progress
     from pixiu.teacher import TeacherCache
 
-    target, dtype = placement(device, precision)
+    target, dtype = placement(device, precision)  # type: ignore[arg-type]  # click checked the choice
     base = base or found.config.base
     args = found.config.eval.model_copy(update={"max_new_tokens": max_new_tokens or found.config.eval.max_new_tokens})
     cache = TeacherCache(output.with_name(output.stem + ".student-cache.jsonl"))
