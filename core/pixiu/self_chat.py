@@ -35,7 +35,8 @@ TEMPLATE_ZH = (
 )
 """Baize's template in Chinese, for Chinese seeds; the markers stay [Human] and [AI]."""
 GREETINGS = (("hello!", "hi! how can i help you?"), ("你好！", "你好！有什么可以帮你的吗？"))
-"""The templates' opening exchanges, lower-cased: a dialogue that repeats one starts after it."""
+"""The templates' opening exchanges, lower-cased: a dialogue that repeats one (the AI's part maybe followed by more
+text) starts after it."""
 _MARKER = re.compile(r"\[\|?(Human|AI)\|?\]\s*[:：]?", re.IGNORECASE)
 """A turn marker: [Human] or [AI], also Baize's own [|Human|] / [|AI|] forms."""
 
@@ -72,8 +73,10 @@ def parse_dialogue(text: str, max_turns: int | None = None, *, truncated: bool =
         turns = turns[:-1]
     if any(not body for _, body in turns):
         return None
-    if tuple(body.lower() for _, body in turns[:2]) in GREETINGS:
-        turns = turns[2:]
+    if len(turns) >= 2 and any(
+        turns[0][1].lower() == human and turns[1][1].lower().startswith(ai) for human, ai in GREETINGS
+    ):
+        turns = turns[2:]  # the template's greeting, repeated (whatever the AI added to its part)
     if turns and turns[-1][0] == "human":
         turns = turns[:-1]  # the teacher stopped before answering the last question
     expected = ["human", "gpt"] * (len(turns) // 2)

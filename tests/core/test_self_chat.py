@@ -42,6 +42,8 @@ def test_the_last_turn_of_a_truncated_transcript_is_cut() -> None:
 def test_malformed_transcripts_do_not_parse() -> None:
     assert parse_dialogue("I cannot write that conversation.") is None
     assert parse_dialogue("[Human] Hello!\n[AI] Hi! How can I help you?") is None, "nothing after the greeting"
+    repeated = "[Human] Hello!\n[AI] Hi! How can I help you?\n\nThe AI is not here to answer your questions."
+    assert parse_dialogue(repeated) is None, "a greeting with more words from the AI (SmolLM2-135M's) is no dialogue"
     assert parse_dialogue("[Human] Why?\n[AI] Because.\n[AI] Also this.") is None
     assert parse_dialogue("[Human] Why?\n[AI]\n[Human] Well?\n[AI] Yes.") is None, "an empty turn"
     assert parse_dialogue("[AI] I start.\n[Human] Odd.\n[AI] Yes.") is None
