@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +98,15 @@ def test_an_answer_cut_at_the_token_limit_is_marked_truncated_in_the_cache(tmp_p
         assert client.reply([{"role": "user", "content": "short"}]) == Answer("done", truncated=False)
     again = Teacher(fake.url, "m", TeacherCache(tmp_path / "c.jsonl"), max_tokens=3)
     assert again.reply([{"role": "user", "content": "a long one"}]).truncated and again.calls == 0
+
+
+def test_an_unreachable_teacher_is_named_with_how_to_resume(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = Teacher(f"http://127.0.0.1:{port}/v1", "m", TeacherCache(tmp_path / "c.jsonl"), max_tokens=7)
+    client.sleep = lambda seconds: None
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    with pytest.raises(PixiuError, match=f"cannot reach teacher {url}.*running the same command again resumes"):
+        client.chat([{"role": "user", "content": "hi"}])
+    assert client.calls == 4, "three retries after the first attempt"
