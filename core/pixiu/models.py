@@ -23,6 +23,7 @@ from rich.console import Console
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from pixiu.errors import PixiuError
+from pixiu.families import fallback_template
 from pixiu.paths import models_dir
 from pixiu.plugins import get_model_sources
 from pixiu.quantize import Quantize, bnb_config
@@ -149,7 +150,8 @@ def load_base(
             computing in `dtype`); callers run `pixiu.quantize.check_quantize` first.
 
     Returns:
-        (model, tokenizer); the tokenizer's pad token is its eos token when it had none.
+        (model, tokenizer); the tokenizer's pad token is its eos token when it had none, and its chat template
+        the family's fallback (`pixiu.families.fallback_template`) when it had none.
     """
     source = resolve_base(spec)
     local = Path(source).is_dir()
@@ -167,6 +169,8 @@ def load_base(
         raise PixiuError(_hub_failure(spec, exc)) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:  # the family's documented fallback, recorded in pixiu_run.yaml by training
+        tokenizer.chat_template = fallback_template(model.config.model_type)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
