@@ -171,3 +171,15 @@ def test_sliding_window_families_are_refused_at_serve_time(tiny_family, arch):
     model, tokenizer = load_base(str(tiny_family(arch)))
     with pytest.raises(PixiuError, match=r"full-attention models only.*DynamicSlidingWindowLayer"):
         Engine(model, stop_token_ids(tokenizer, model))
+
+
+def test_serving_a_sliding_window_base_is_refused_before_its_weights_load(tiny_family, monkeypatch):
+    import pixiu.models
+    from pixiu.serve.server import start_engine
+
+    def never(*args, **kwargs):
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(pixiu.models, "load_base", never)
+    with pytest.raises(PixiuError, match=r"model_type 'gemma2'.*--engine vllm"):
+        start_engine(str(tiny_family("gemma2")), {}, max_batch=2, max_waiting=4)

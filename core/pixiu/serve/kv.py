@@ -49,7 +49,12 @@ def new_cache(config) -> DynamicCache:
         raise PixiuError(msg)
     if any(type(layer) is not DynamicLayer for layer in layers):
         kinds = sorted({type(layer).__name__ for layer in layers})
-        raise PixiuError(f"pixiu serve supports full-attention models only; this model's cache uses {', '.join(kinds)}")
+        msg = (
+            f"pixiu serve supports full-attention models only; this model's cache uses {', '.join(kinds)} "
+            f"(model_type {getattr(config, 'model_type', '?')!r}: sliding-window or other non-full layers). Its "
+            f"adapters train and evaluate with pixiu; try serving them with `pixiu serve --engine vllm`"
+        )
+        raise PixiuError(msg)
     return cache
 
 
