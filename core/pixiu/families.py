@@ -89,7 +89,8 @@ def fallback_template(model_type: str) -> str:
 
 def linear_layer_names(model: torch.nn.Module) -> list[str]:
     """Sorted last names of `model`'s linear and Conv1D layers, the output head excluded."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    output_embeddings = getattr(model, "get_output_embeddings", None)
+    head = output_embeddings() if callable(output_embeddings) else None
     return sorted(
         {
             name.rpartition(".")[2]
