@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForCausalLM
 
 from pixiu.errors import PixiuError
+from pixiu.families import fallback_template
 from pixiu.serve.multi_lora import MultiLora, read_adapter
 from pixiu.serve.request import SamplingParams
-from pixiu.tiny import create_tiny_model
+from pixiu.tiny import TOKENS, create_tiny_model
 
 from .helpers import chat_ids
 from .test_engine import Collector
@@ -127,6 +129,8 @@ def test_family_trains_evaluates_and_serves(tiny_family, tmp_path, arch):
     from pixiu.families import lora_targets
 
     assert sorted(adapter_config["target_modules"]) == sorted(lora_targets(model, "auto"))
+    record = yaml.safe_load((run_dir / "pixiu_run.yaml").read_text(encoding="utf-8"))
+    assert record["prompt_template"] == tokenizer.chat_template == (TOKENS[arch][2] or fallback_template(arch))
     engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=2)
     engine.load_adapter("toy", run_dir, domain="toy")
     jobs = {"toy": chat_ids(tokenizer, "被告人张某盗窃财物，构成什么罪？"), "base": chat_ids(tokenizer, "hello")}
