@@ -26,15 +26,16 @@ _LLAMA_SHAPE = {
     "max_position_embeddings": 2048,
 }
 _GEMMA_SHAPE = {**_LLAMA_SHAPE, "head_dim": 16}
+_WINDOW = {"sliding_window": 4}  # a tiny window, so that even short test prompts reach past it
 _MOE = {"num_experts_per_tok": 2, "sliding_window": None}
 
 ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
     "llama": ("LlamaConfig", _LLAMA_SHAPE),
     "qwen2": ("Qwen2Config", _LLAMA_SHAPE),
-    "mistral": ("MistralConfig", {**_LLAMA_SHAPE, "sliding_window": None}),
+    "mistral": ("MistralConfig", {**_LLAMA_SHAPE, **_WINDOW}),
     "gemma": ("GemmaConfig", _GEMMA_SHAPE),
-    "gemma2": ("Gemma2Config", _GEMMA_SHAPE),
-    "gemma3_text": ("Gemma3TextConfig", _GEMMA_SHAPE),
+    "gemma2": ("Gemma2Config", {**_GEMMA_SHAPE, **_WINDOW}),
+    "gemma3_text": ("Gemma3TextConfig", {**_GEMMA_SHAPE, **_WINDOW}),
     "qwen2_moe": (
         "Qwen2MoeConfig",
         {**_LLAMA_SHAPE, **_MOE, "num_experts": 4, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64},

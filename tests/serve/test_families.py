@@ -1,5 +1,5 @@
 """Every decoder-only family of `pixiu models create-tiny`: per-row LoRA equals peft, and the family matrix
-(3 training steps, save, evaluate, reload, one served request). Tiny random models prove the plumbing only."""
+(3 training steps, save, evaluate, reload, a served batch). Tiny random models prove the plumbing only."""
 
 from __future__ import annotations
 
@@ -9,36 +9,22 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, Qwen3NextConfig
 
 from pixiu.errors import PixiuError
 from pixiu.families import fallback_template
 from pixiu.serve.multi_lora import MultiLora, read_adapter
 from pixiu.serve.request import SamplingParams
-from pixiu.tiny import TOKENS, create_tiny_model
+from pixiu.tiny import ARCHES, TOKENS, create_tiny_model
 
 from .helpers import chat_ids
 from .test_engine import Collector
 
-SERVED = [
-    "llama",
-    "qwen2",
-    "mistral",
-    "gemma",
-    "qwen2_moe",
-    "mixtral",
-    "gpt2",
-    "bloom",
-    "gpt_neox",
-    "opt",
-    "glm",
-    "glm4",
-]
-"""Families the per-row engine serves; gemma2 and gemma3_text use sliding-window caches and are refused."""
-SLIDING = ["gemma2", "gemma3_text"]
-FAST = {"gpt2", "bloom", "qwen2_moe"}
-"""The matrix's default corners, the layouts furthest from llama's (Conv1D, fused qkv with alibi, MoE); the
-rest run with -m slow (llama itself is trained and served by the default suite's other tests)."""
+SERVED = list(ARCHES)
+"""Every tiny family; the mistral, gemma2 and gemma3_text ones have a 4-token sliding window."""
+FAST = {"gpt2", "bloom", "qwen2_moe", "gemma2"}
+"""The matrix's default corners, the layouts furthest from llama's (Conv1D, fused qkv with alibi, MoE, a sliding
+window); the rest run with -m slow (llama itself is trained and served by the default suite's other tests)."""
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +55,7 @@ def random_adapter(base: Path, folder: Path, seed: int, rank: int) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("arch", [*SERVED, *SLIDING])
+@pytest.mark.parametrize("arch", SERVED)
 def test_mixed_batch_rows_match_peft(tiny_family, tmp_path, arch):
     from peft import PeftModel
 
@@ -166,24 +152,14 @@ def solo(peft_model, tokenizer, prompt: list[int], *, adapter: bool) -> list[int
     return [t for t in output[0, len(prompt) :].tolist() if t not in stops]
 
 
-@pytest.mark.parametrize("arch", SLIDING)
-def test_sliding_window_families_are_refused_at_serve_time(tiny_family, arch):
-    from pixiu.generate import stop_token_ids
-    from pixiu.models import load_base
-    from pixiu.serve.engine import Engine
-
-    model, tokenizer = load_base(str(tiny_family(arch)))
-    with pytest.raises(PixiuError, match=r"full-attention models only.*DynamicSlidingWindowLayer"):
-        Engine(model, stop_token_ids(tokenizer, model))
-
-
-def test_serving_a_sliding_window_base_is_refused_before_its_weights_load(tiny_family, monkeypatch):
+def test_a_cache_the_engine_cannot_batch_is_refused_before_the_weights_load(tmp_path, monkeypatch):
     import pixiu.models
     from pixiu.serve.server import start_engine
 
     def never(*args, **kwargs):
         raise AssertionError("the weights were loaded")
 
+    Qwen3NextConfig(num_hidden_layers=4).save_pretrained(tmp_path)  # linear-attention layers; no weights at all
     monkeypatch.setattr(pixiu.models, "load_base", never)
-    with pytest.raises(PixiuError, match=r"model_type 'gemma2'.*--engine vllm"):
-        start_engine(str(tiny_family("gemma2")), {}, max_batch=2, max_waiting=4)
+    with pytest.raises(PixiuError, match=r"LinearAttentionLayer \(model_type 'qwen3_next'\).*--engine vllm"):
+        start_engine(str(tmp_path), {}, max_batch=2, max_waiting=4)
