@@ -22,8 +22,8 @@ from .test_engine import Collector
 
 SERVED = list(ARCHES)
 """Every tiny family; the mistral, gemma2 and gemma3_text ones have a 4-token sliding window."""
-FAST = {"gpt2", "bloom", "qwen2_moe", "gemma2"}
-"""The matrix's default corners, the layouts furthest from llama's (Conv1D, fused qkv with alibi, MoE, a sliding
+FAST = {"gpt2", "bloom", "gemma2"}
+"""The matrix's default corners, the layouts furthest from llama's (Conv1D, fused qkv with alibi, a sliding
 window); the rest run with -m slow (llama itself is trained and served by the default suite's other tests)."""
 
 
