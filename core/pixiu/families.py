@@ -117,7 +117,9 @@ def lora_targets(model: torch.nn.Module, requested: str | list[str]) -> list[str
     if requested == AUTO or requested == [AUTO]:
         model_type = getattr(getattr(model, "config", None), "model_type", "")
         return [name for name in LORA_TARGETS.get(model_type, present) if name in present]
-    missing = [name for name in requested if name not in present]
+    paths = [path for path, module in model.named_modules() if isinstance(module, torch.nn.Linear | Conv1D)]
+    # peft matches a name against the end of each module path: `q_proj` or `self_attn.q_proj`
+    missing = [name for name in requested if not any(p == name or p.endswith(f".{name}") for p in paths)]
     if missing:
         model_type = getattr(getattr(model, "config", None), "model_type", "?")
         msg = (

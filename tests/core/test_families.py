@@ -66,7 +66,7 @@ def test_a_missing_target_is_a_config_error_listing_what_exists(tiny_bases):
     model, _ = tiny_bases["gpt2"]
     with pytest.raises(ConfigError, match=r"names q_proj, v_proj, which this gpt2 base does not have.*c_attn, c_fc"):
         lora_targets(model, ["q_proj", "c_attn", "v_proj"])
-    assert lora_targets(model, ["c_attn"]) == ["c_attn"]
+    assert lora_targets(model, ["c_attn", "mlp.c_proj"]) == ["c_attn", "mlp.c_proj"]  # peft's path suffixes work
 
 
 def test_attach_lora_adapts_conv1d_and_fused_layers(tiny_bases):
