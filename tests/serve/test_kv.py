@@ -25,7 +25,7 @@ def test_batched_decoding_matches_peft_step_by_step(tiny_model_dir, adapter_dirs
     expected = {
         model_name: reference(model_name, chat_ids(tokenizer, prompt), steps + 1) for model_name, prompt in jobs
     }
-    batch, rows, caches = Batch(model.config), [], []
+    batch, rows, caches = Batch(), [], []
     for model_name, prompt in jobs:  # each prompt prefilled alone, as the engine does
         ids = chat_ids(tokenizer, prompt)
         request = EngineRequest(

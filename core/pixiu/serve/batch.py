@@ -36,8 +36,7 @@ class Row:
 class Batch:
     """Rows decoding in lockstep over one shared, left-padded KV cache."""
 
-    def __init__(self, config, device: torch.device | None = None):
-        self.config = config
+    def __init__(self, device: torch.device | None = None):
         self.device = device or torch.device("cpu")
         """Where the model runs: every tensor the batch makes goes there."""
         self.rows: list[Row] = []
