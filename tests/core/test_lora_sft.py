@@ -54,7 +54,9 @@ def test_run_dir_explains_itself(tiny_model_dir, tmp_path):
     assert record["status"] == "finished" and record["domain"] == "toy" and record["plugin_version"] == "0.0.1"
     assert record["base_model"] == str(tiny_model_dir) and "{%" in record["prompt_template"]
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics) == {"train", "records", "base", "adapter"} and metrics["records"] == 4
+    assert set(metrics) == {"train", "records", "base", "adapter", "general"} and metrics["records"] == 4
+    assert metrics["general"]["records"] == 40 and metrics["general"]["data"] == "bundled"
+    assert len(read_jsonl(run_dir / "general_predictions.jsonl")) == 40
     assert summary.metrics == metrics
     held_out = read_split(run_dir / "eval_split.jsonl")
     assert [e.reference for e in held_out] == [e.messages[-1]["content"] for e in held_out]

@@ -14,6 +14,8 @@ from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
 RECIPES = {"sft": "lora_sft", "dpo": "dpo", "kto": "kto", "grpo": "grpo", "rm": "reward_model", "ppo": "ppo"}
 """The module in pixiu.recipes that trains each `train.method`."""
+GENERAL_MEASURES = {"nll_per_token": "lower is better", "rouge_l": "x100", "contains_answer": "% of answers"}
+"""The forgetting probe's figures, as the end-of-run and `pixiu domain eval` tables show them."""
 
 
 @click.group(name="domain")
@@ -235,6 +237,8 @@ def train(
         units = {"ppo": "prompts", "kto": "answers"}
         unit = units.get(config.train.method, "pairs" if config.reads_pairs() else "records")
         _print_scores(summary.metrics, f"{domain.name}: {compared} on {summary.metrics['records']} held-out {unit}")
+        if "general" in summary.metrics:
+            _print_general(summary.metrics["general"])
     else:
         click.echo("no records were held out, so nothing was evaluated (raise data.eval_records to evaluate)")
     name = domain.name + _recipe(config.train.method).ADAPTER_SUFFIX
@@ -263,12 +267,19 @@ def train(
     show_default=True,
     help="Base weights' dtype; auto is bf16 on GPUs that support it, fp32 on the CPU.",
 )
+@click.option(
+    "--general/--no-general",
+    default=True,
+    show_default=True,
+    help="Also run the forgetting probe: base and adapter on general questions (eval.general_data).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def evaluate_command(domain_name, base, adapter, data_path, limit, device, precision, as_json) -> None:
+def evaluate_command(domain_name, base, adapter, data_path, limit, device, precision, general, as_json) -> None:
     """Generate answers greedily and score them with DOMAIN's metrics.
 
     Without --data, the records held out from training are used: the adapter's own split when it
-    has one, otherwise the held-out part of the domain's sample data.
+    has one, otherwise the held-out part of the domain's sample data. The forgetting probe then scores
+    base and adapter on general questions that are not the domain's (see docs/evaluation.md).
 
     \b
     Examples:
@@ -276,16 +287,26 @@ def evaluate_command(domain_name, base, adapter, data_path, limit, device, preci
       pixiu domain eval law --adapter law --limit 100
       pixiu domain eval law --adapter ~/.pixiu/runs/law-20250101-120000 --data test.jsonl --json
       pixiu domain eval law --adapter law --device cuda --precision bf16
+      pixiu domain eval law --adapter law --no-general  # domain scores only
     """
     from pixiu.evaluation import evaluate_domain
 
     report = evaluate_domain(
-        domain_name, base=base, adapter=adapter, data_path=data_path, limit=limit, device=device, precision=precision
+        domain_name,
+        base=base,
+        adapter=adapter,
+        data_path=data_path,
+        limit=limit,
+        device=device,
+        precision=precision,
+        general=general,
     )
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         _print_scores(report["scores"], f"{domain_name} on {report['records']} records from {report['data']}")
+        if "general" in report:
+            _print_general(report["general"])
 
 
 @group.command()
@@ -393,4 +414,17 @@ def _print_scores(scores: dict, title: str) -> None:
     table = Table("metric", *variants, title=title)
     for name in names:
         table.add_row(name, *(f"{scores[v].get(name, float('nan')):.2f}" for v in variants))
+    Console().print(table)
+
+
+def _print_general(general: dict) -> None:
+    """Show the forgetting probe's figures, base beside adapter, as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    variants = [v for v in ("base", "adapter") if v in general]
+    source = "bundled questions" if general["data"] == "bundled" else general["data"]
+    table = Table("general (forgetting probe)", *variants, title=f"general: {general['records']} {source}")
+    for name, note in GENERAL_MEASURES.items():
+        table.add_row(f"{name} ({note})", *(f"{general[v][name]:.2f}" for v in variants))
     Console().print(table)
