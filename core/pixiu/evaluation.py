@@ -107,7 +107,7 @@ def variant_answers(
 ) -> dict[str, list[str]]:
     """Each variant's greedy answers to `prompts` ("base": any adapter switched off), with a progress bar each."""
     answers: dict[str, list[str]] = {}
-    with _progress() as progress:
+    with progress_bars() as progress:
         for label in variants:
             context = _adapter_off(model) if label == "base" else contextlib.nullcontext()
             task = progress.add_task(f"eval {title} ({label})", total=len(prompts))
@@ -241,8 +241,8 @@ def _write_predictions(path: Path, examples: Sequence[Example], answers: dict[st
     write_jsonl(path, rows)
 
 
-def _progress() -> Progress:
-    """A progress display for generation, on stderr so `--json` output stays clean."""
+def progress_bars() -> Progress:
+    """A progress display for generation and judging, on stderr so `--json` output stays clean."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
