@@ -2,9 +2,9 @@
 
 Each prompt is judged twice, the base's answer first and then the adapter's, to cancel the judge's position
 bias. As in MT-Bench, an answer wins only when it wins in both orders; any other pair of verdicts (one that
-flips with the order, or a tie in either) is a tie. A prompt whose verdict cannot be read in either order
-is counted as unparsed and left out of the win rate. The win rate is (wins + ties / 2) / judged prompts, with
-a 95% Wilson score interval on that proportion.
+flips with the order, or a tie in either) is a tie, and so are two identical answers. A prompt whose verdict
+cannot be read in either order is counted as unparsed and left out of the win rate. The win rate is
+(wins + ties / 2) / judged prompts, with a 95% Wilson score interval on that proportion.
 """
 
 from __future__ import annotations
@@ -138,13 +138,18 @@ def question_text(prompt: Messages) -> str:
 def judge_pairs(
     items: Sequence[JudgeItem], ask: Callable[[str], str], on_item: Callable[[int], None] | None = None
 ) -> JudgeResult:
-    """Ask the judge about every item in both orders (`ask` sends one prompt and returns the reply)."""
+    """Ask the judge about every item in both orders (`ask` sends one prompt and returns the reply); two
+    identical answers are a tie without asking."""
     result = JudgeResult()
     for item in items:
-        replies = []
-        for a, b in ((item.base, item.adapter), (item.adapter, item.base)):
-            replies.append(ask(JUDGE_TEMPLATE.format(question=item.question, reference=item.gold, a=a, b=b)))
-        verdicts = [parse_verdict(reply) for reply in replies]
+        if item.base.strip() == item.adapter.strip():  # the same answer twice is a tie; the judge is not asked
+            replies, verdicts = ["", ""], ["C", "C"]
+        else:
+            replies = [
+                ask(JUDGE_TEMPLATE.format(question=item.question, reference=item.gold, a=a, b=b))
+                for a, b in ((item.base, item.adapter), (item.adapter, item.base))
+            ]
+            verdicts = [parse_verdict(reply) for reply in replies]
         result.rows.append(
             {
                 "where": item.where,

@@ -20,7 +20,7 @@ GENERAL_MEASURES = {"nll_per_token": "lower is better", "rouge_l": "x100", "cont
 
 @click.group(name="domain")
 def group() -> None:
-    """Work with domains (verticals): list, train, eval, crawl.
+    """Work with domains (verticals): list, train, eval, judge, crawl.
 
     \b
     Examples:
@@ -28,6 +28,7 @@ def group() -> None:
       pixiu domain train law                          # sample data, default base, default recipe
       pixiu domain train law --data cail.jsonl --max-steps 300 --set train.lr=1e-4
       pixiu domain eval law --adapter law --limit 100
+      pixiu domain judge law --adapter law --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-72b
       pixiu domain crawl law --output cases.jsonl
     """
 
@@ -307,6 +308,67 @@ def evaluate_command(domain_name, base, adapter, data_path, limit, device, preci
         _print_scores(report["scores"], f"{domain_name} on {report['records']} records from {report['data']}")
         if "general" in report:
             _print_general(report["general"])
+
+
+@group.command()
+@click.argument("domain_name", metavar="DOMAIN")
+@click.option("--adapter", required=True, help="Registered adapter name or run folder to judge against its base.")
+@click.option("--teacher-url", required=True, help="OpenAI-compatible endpoint of the judge, e.g. http://host:8000/v1.")
+@click.option("--teacher-model", required=True, help="The judge's model name at that endpoint.")
+@click.option(
+    "--api-key", envvar="PIXIU_TEACHER_API_KEY", help="Bearer key for the endpoint [env: PIXIU_TEACHER_API_KEY]."
+)
+@click.option("--base", help="Base model [default: the adapter's base].")
+@click.option(
+    "--data", "data_path", type=click.Path(path_type=Path), help="Records to judge on [default: the held-out split]."
+)
+@click.option("--limit", type=int, help="Judge at most N prompts.")
+@click.option("--device", default="auto", show_default=True, callback=check_device, help="Where answers are generated.")
+@click.option(
+    "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help="Base weights' dtype."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the judge's tally as one JSON object.")
+def judge(
+    domain_name, adapter, teacher_url, teacher_model, api_key, base, data_path, limit, device, precision, as_json
+) -> None:
+    """Ask an LLM judge whether the adapter answers DOMAIN's held-out prompts better than its base.
+
+    Each prompt's two answers are judged twice, in both orders, to cancel the judge's position bias; an answer
+    wins only when it wins in both orders, anything else is a tie. The answers are the run's predictions.jsonl
+    when it holds both (else they are generated). Writes judge.jsonl (every prompt, both answers, both raw
+    verdicts) and a `judge` section into the run's metrics.json, and rebuilds its report.html. Requests are
+    cached in the run folder, so an interrupted judge resumes when run again.
+
+    \b
+    Examples:
+      pixiu domain judge law --adapter law --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-72b
+      pixiu domain judge zhihu --adapter zhihu --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o \\
+          --limit 50 --json                         # key from PIXIU_TEACHER_API_KEY
+    """
+    from pixiu.judge import judge_adapter
+
+    section = judge_adapter(
+        domain_name,
+        adapter=adapter,
+        teacher_url=teacher_url,
+        teacher_model=teacher_model,
+        api_key=api_key,
+        base=base,
+        data_path=data_path,
+        limit=limit,
+        device=device,
+        precision=precision,
+    )
+    if as_json:
+        click.echo(json.dumps(section, ensure_ascii=False, indent=2))
+        return
+    rate = "n/a" if section["win_rate"] is None else f"{section['win_rate']:.3f}"
+    low, high = section["ci95"]
+    click.echo(
+        f"{teacher_model} judged {section['prompts']} prompts: adapter wins {section['adapter_wins']}, "
+        f"ties {section['ties']}, base wins {section['base_wins']}, unparsed {section['unparsed']}; "
+        f"adapter win rate {rate} (95% Wilson interval {low:.3f}-{high:.3f})"
+    )
 
 
 @group.command()
