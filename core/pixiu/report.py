@@ -30,6 +30,8 @@ VARIANTS = ("base", "adapter", "chosen")
 """The scored variants a metrics.json may hold, in the order the report shows them."""
 EXAMPLES_SHOWN = 6
 """Held-out examples (and general questions) shown side by side."""
+LOSS_PLOT_FILE = "loss.png"
+"""The loss curve every recipe draws into its run folder."""
 PROMPT_CHARS = 600
 """A longer prompt is shown cut to this many characters."""
 SETTINGS = {
@@ -91,15 +93,17 @@ def report_context(run_dir: Path) -> dict[str, Any]:
         "status": record.get("status", "?"),
         "trained": _trained(record, config, base),
         "cost": _cost(train, log),
-        "loss_chart": _data_uri(loss_curve_png(log, f"{domain} on {base}")) if log else None,
+        "loss_chart": _loss_chart(run_dir, log, f"{domain} on {base}"),
         "records": metrics.get("records"),
         "variants": [v for v in VARIANTS if isinstance(metrics.get(v), dict)],
         "scores": scores,
-        "scores_chart": _chart(scores, "held-out scores"),
+        "scores_chart": _chart(
+            {**scores, **{f"general: {name}": values for name, values in general_measures.items()}},
+            "base vs adapter (general: the forgetting probe)",
+        ),
         "general": general,
         "general_variants": [v for v in VARIANTS if general and v in general],
         "general_measures": general_measures,
-        "general_chart": _chart(general_measures, "general questions"),
         "judge": metrics.get("judge"),
         "examples": _examples(run_dir),
         "general_examples": _rows(run_dir / GENERAL_PREDICTIONS_FILE)[:EXAMPLES_SHOWN],
@@ -156,6 +160,13 @@ def _by_measure(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]
 def _chart(measures: dict[str, dict[str, float]], title: str) -> str | None:
     """A bar chart of the measures as a data URI, or None when there is nothing to draw."""
     return _data_uri(variant_bars_png(measures, title)) if measures else None
+
+
+def _loss_chart(run_dir: Path, log: list[dict[str, Any]], title: str) -> str | None:
+    """The run's loss.png (drawn by its recipe) as a data URI, else one drawn from its log, else None."""
+    if (run_dir / LOSS_PLOT_FILE).is_file():
+        return _data_uri((run_dir / LOSS_PLOT_FILE).read_bytes())
+    return _data_uri(loss_curve_png(log, title)) if log else None
 
 
 def _data_uri(png: bytes) -> str:

@@ -47,6 +47,8 @@ def test_run_dir_explains_itself(tiny_model_dir, tmp_path):
         "train_log.jsonl",
         "eval_split.jsonl",
         "predictions.jsonl",
+        "general_predictions.jsonl",
+        "report.html",
         "checkpoints",
     } <= names
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-0000004", "step-0000006"]
@@ -63,6 +65,9 @@ def test_run_dir_explains_itself(tiny_model_dir, tmp_path):
     answers = [row["adapter"] for row in read_jsonl(run_dir / "predictions.jsonl")]
     assert score_answers(TOY, answers, held_out) == metrics["adapter"]  # reproducible from the run folder
     assert (run_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    report = (run_dir / "report.html").read_text(encoding="utf-8")  # the before/after report of the run
+    assert "Forgetting probe" in report and "nll_per_token" in report and "exact_match" in report
+    assert report.count('src="data:image/png;base64,') == 2  # the loss curve; held-out and general scores
     assert list_adapters()[0].path == str(run_dir.resolve())
 
 
