@@ -142,6 +142,7 @@ def judge_pairs(
     identical answers are a tie without asking."""
     result = JudgeResult()
     for item in items:
+        verdicts: list[str | None]
         if item.base.strip() == item.adapter.strip():  # the same answer twice is a tie; the judge is not asked
             replies, verdicts = ["", ""], ["C", "C"]
         else:
@@ -194,7 +195,7 @@ def judge_adapter(
     answers = None if data_path else recorded_answers(run_dir, examples)
     source = str(run_dir / PREDICTIONS_FILE)
     if answers is None:
-        answers, source = _generate(setup, examples, device=device, precision=precision), "generated"
+        answers, source = _generate(setup, examples, run_dir, device=device, precision=precision), "generated"
     items = [
         JudgeItem(e.where, question_text(e.messages[:-1]), e.messages[-1]["content"], base_answer, adapter_answer)
         for e, base_answer, adapter_answer in zip(examples, answers["base"], answers["adapter"], strict=True)
@@ -239,7 +240,9 @@ def recorded_answers(run_dir: Path, examples: Sequence[Example]) -> dict[str, li
     return {label: [row[label] for row in found if row] for label in ("base", "adapter")}
 
 
-def _generate(setup: EvalSetup, examples: Sequence[Example], *, device: str, precision: Precision) -> dict:
+def _generate(
+    setup: EvalSetup, examples: Sequence[Example], adapter_dir: Path, *, device: str, precision: Precision
+) -> dict[str, list[str]]:
     """Greedy base and adapter answers to the examples' prompts, as `pixiu domain eval` generates them."""
     from pixiu.devices import placement
     from pixiu.lora import load_adapter
@@ -247,7 +250,7 @@ def _generate(setup: EvalSetup, examples: Sequence[Example], *, device: str, pre
 
     target, dtype = placement(device, precision)
     base_model, tokenizer = load_base(setup.base, dtype=dtype, device=target)
-    model = load_adapter(base_model, setup.adapter_dir)
+    model = load_adapter(base_model, adapter_dir)
     prompts = [e.messages[:-1] for e in examples]
     max_len = setup.config.data.max_seq_len
     return variant_answers(model, tokenizer, prompts, setup.config.eval, max_prompt_tokens=max_len, title="judge")
