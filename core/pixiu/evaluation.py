@@ -186,15 +186,16 @@ def evaluate_domain(
     limit: int | None = None,
     device: str = "auto",
     precision: Precision = "auto",
-    general: bool = True,
+    general: bool | None = None,
 ) -> dict[str, Any]:
     """Score the base model, and the adapter when given, on a domain's records; return a JSON-ready report.
 
     With an adapter made by pixiu, its run's recorded config applies (`pixiu_run.yaml`): prompts are cut
     at the length it was trained with, and the domain's settings and generation settings are the run's.
     `device` and `precision` (as `--device`/`--precision`) are checked before anything is loaded; the
-    base's weights are loaded straight onto the device in that dtype, the adapter's stay fp32. With `general`,
-    the forgetting probe (`pixiu.general`) runs too and its figures are the report's `general` section.
+    base's weights are loaded straight onto the device in that dtype, the adapter's stay fp32. With `general`
+    (default: the config's `eval.general`), the forgetting probe (`pixiu.general`) runs too and its figures are
+    the report's `general` section.
     """
     from pixiu.devices import placement, precision_name
     from pixiu.general import run_probe
@@ -221,7 +222,7 @@ def evaluate_domain(
         "precision": precision_name(dtype),
         "scores": result.scores,
     }
-    if general:
+    if config.eval.general if general is None else general:
         report["general"] = run_probe(model, tokenizer, config.eval, max_len=max_len, variants=variants)
     return report
 

@@ -270,9 +270,8 @@ def train(
 )
 @click.option(
     "--general/--no-general",
-    default=True,
-    show_default=True,
-    help="Also run the forgetting probe: base and adapter on general questions (eval.general_data).",
+    default=None,
+    help="Also run the forgetting probe, base and adapter on general questions [default: eval.general, on].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def evaluate_command(domain_name, base, adapter, data_path, limit, device, precision, general, as_json) -> None:
