@@ -29,6 +29,9 @@ from pixiu.similarity import rouge_l, text_units
 
 GENERAL_DATA = Path(__file__).with_name("general_data") / "general.jsonl"
 """pixiu's bundled general questions (40, English and Chinese; Apache-2.0, written for pixiu)."""
+GENERAL_BATCH = 40
+"""The least number of general questions answered together: short questions are cheap to batch, so the bundled
+set is one batch (one generation loop) even where `eval.batch_size` is small."""
 
 
 def general_record(record: dict[str, Any]) -> Example:
@@ -146,8 +149,9 @@ def run_probe(
     variants: Sequence[str] = ("base", "adapter"),
     predictions_path: Path | None = None,
 ) -> dict[str, Any]:
-    """The forgetting probe as configured by `eval.general_data` and `eval.general_max_new_tokens`: its
-    `metrics.json` section; with `predictions_path`, every answer is written there next to its reference."""
+    """The forgetting probe as configured by `eval.general_data`, `eval.general_max_new_tokens` and
+    `eval.batch_size` (at least `GENERAL_BATCH`): its `metrics.json` section; with `predictions_path`, every
+    answer is written there next to its reference."""
     examples, source = load_general(args.general_data)
     probe = probe_general(
         model,
@@ -156,7 +160,7 @@ def run_probe(
         source=source,
         max_len=max_len,
         max_new_tokens=args.general_max_new_tokens,
-        batch_size=args.batch_size,
+        batch_size=max(args.batch_size, GENERAL_BATCH),
         variants=variants,
     )
     if predictions_path:
