@@ -227,6 +227,12 @@ class EvalArgs(Section):
     """Prompts generated together."""
     limit: int | None = Field(None, gt=0)
     """Evaluate at most this many records."""
+    general: bool = True
+    """Also run the forgetting probe: the base and the adapter on general questions that are not the domain's."""
+    general_data: str | None = None
+    """JSONL of `question` + `answer` rows for the forgetting probe [default: pixiu's 40 bundled questions]."""
+    general_max_new_tokens: int = Field(24, gt=0)
+    """Greedy decoding of a forgetting-probe answer stops after this many new tokens or at end-of-turn."""
 
 
 class RunConfig(Section):
