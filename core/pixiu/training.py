@@ -35,7 +35,7 @@ from pixiu.lora import (
     load_trainable_adapter,
     restore_adapter_state,
 )
-from pixiu.models import load_base
+from pixiu.models import load_base, resolve_base
 from pixiu.progress import TrainProgress
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
@@ -53,6 +53,7 @@ from pixiu.runs import (
     split_examples,
     write_split,
 )
+from pixiu.vocab import new_token_ids
 
 LOCK_FILE = ".pixiu.lock"
 """Held (fcntl) by the training writing into a run folder."""
@@ -213,7 +214,8 @@ def trainable_adapter(base, config: RunConfig, init_folder: Path | None) -> Peft
     if init_folder is not None:
         return load_trainable_adapter(base, init_folder)
     torch.manual_seed(config.train.seed)
-    return attach_lora(base, **config.lora.model_dump(exclude={"quantize"}))
+    new_tokens = new_token_ids(resolve_base(config.base))  # a base from `pixiu models extend-vocab` trains its new rows
+    return attach_lora(base, **config.lora.model_dump(exclude={"quantize"}), new_token_ids=new_tokens)
 
 
 def prepare_base(base, config: RunConfig):
