@@ -411,6 +411,20 @@ class StepLog:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
+class TimeBudget:
+    """`train.max_minutes` from now: whether it is spent, agreed by every rank so that all stop after one step."""
+
+    def __init__(self, minutes: float | None, ranks: Ranks):
+        self.ends = None if minutes is None else time.perf_counter() + 60 * minutes
+        self.ranks = ranks
+
+    def reached(self) -> bool:
+        """Whether any rank's clock has passed the budget (always False without one)."""
+        if self.ends is None:
+            return False
+        return self.ranks.sum(float(time.perf_counter() >= self.ends))[0] > 0
+
+
 def checkpoint_due(steps_done: int, config: RunConfig) -> bool:
     """Whether a checkpoint is written after `steps_done` steps: every `train.save_every` steps, and at the end."""
     return steps_done % config.train.save_every == 0 or steps_done == config.train.max_steps
