@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from pixiu.cli import cli
 from pixiu.cli.models import group as models_cli
 from pixiu.config import load_config
 from pixiu.errors import DataError, PixiuError
@@ -99,7 +100,7 @@ def _train(base: Path, data: Path, run_dir: Path, *overrides: str, resume: bool 
     lora_sft.run(TOY, config, data, run_dir, resume=resume)
 
 
-def test_training_on_an_extended_base_trains_only_the_new_rows_and_the_lora_weights(extended, tmp_path):
+def test_training_on_an_extended_base_trains_only_the_new_rows_and_the_lora_weights(toy_plugin, extended, tmp_path):
     data = write_toy_data(tmp_path / "toy.jsonl", 24)
     run_dir = tmp_path / "run"
     _train(extended, data, run_dir, "train.max_steps=3", "data.eval_records=4")
@@ -109,7 +110,11 @@ def test_training_on_an_extended_base_trains_only_the_new_rows_and_the_lora_weig
     saved = load_file(str(run_dir / "adapter_model.safetensors"))
     deltas = [v for k, v in saved.items() if "trainable_tokens_delta" in k]
     assert len(deltas) == 1 and deltas[0].shape[0] == len(new_ids) and deltas[0].abs().sum() > 0
-    assert json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["records"] == 4  # evaluated
+    trained = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    evaluated = CliRunner().invoke(cli, ["domain", "eval", "toy", "--adapter", str(run_dir), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert report["base"] == str(extended) and report["scores"] == {k: trained[k] for k in ("base", "adapter")}
 
     base = AutoModelForCausalLM.from_pretrained(extended)
     before = {k: v.clone() for k, v in base.state_dict().items()}
