@@ -18,7 +18,7 @@ from pixiu.errors import DataError, PixiuError
 from pixiu.lora import load_adapter
 from pixiu.recipes import lora_sft
 from pixiu.serve.multi_lora import read_adapter
-from pixiu.vocab import VOCAB_FILE, extend_base, new_token_ids
+from pixiu.vocab import VOCAB_FILE, extend_base, mean_initialise, new_token_ids
 from toy_domain import TOY, write_toy_data
 
 UNSEEN = "第99个盒子是什么颜色？The box 🙂 is  blue.\n被告人张某犯盗窃罪。"
@@ -73,6 +73,15 @@ def test_new_rows_start_as_the_mean_of_the_rows_that_spelled_them(tiny_model_dir
         assert torch.allclose(rows[new_id], old_rows[pieces].mean(dim=0)), text
     if not model.config.tie_word_embeddings:
         assert torch.equal(model.get_output_embeddings().weight[len(old_tokenizer) :], rows[len(old_tokenizer) :])
+
+
+def test_an_untied_output_head_gets_its_own_mean_rows(tiny_model_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight))  # untie the head
+    embed, head = model.get_input_embeddings().weight, model.lm_head.weight
+    mean_initialise(model, {7: [3, 4, 5]})
+    assert torch.allclose(embed[7], embed[[3, 4, 5]].mean(dim=0))
+    assert torch.allclose(head[7], head[[3, 4, 5]].mean(dim=0)) and not torch.allclose(head[7], embed[7])
 
 
 def test_extend_vocab_explains_what_it_cannot_use(tiny_model_dir, corpus, tmp_path):
