@@ -21,11 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from transformers import AutoTokenizer
 
-from pixiu.data import fit_prompt, tokenize_example
+from pixiu.data import collate, fit_prompt, tokenize_example
 from pixiu.files import read_jsonl
-from pixiu.models import resolve_base
+from pixiu.lora import load_adapter
+from pixiu.loss import labelled_loss
+from pixiu.models import load_base, resolve_base
 from pixiu.vocab import VOCAB_FILE, extend_base, tokens_per_char
 from pixiu_law.formatter import format_record
 
@@ -91,6 +94,48 @@ def wait_all(processes: dict[str, subprocess.Popen], work: Path, what: str) -> N
             raise SystemExit(f"{what} of arm {arm} failed:\n{tail}")
 
 
+def train_arms(args: argparse.Namespace, bases: dict[str, str], runs: dict[str, Path], train: Path, work: Path) -> None:
+    """`pixiu domain train law` on each base at once, one thread each, for `--minutes`."""
+    settings = [
+        f"train.max_minutes={args.minutes}",
+        f"train.max_steps={args.max_steps}",
+        f"train.batch_tokens={args.batch_tokens}",
+        f"train.warmup_steps={args.warmup_steps}",
+        "train.threads=1",
+        f"train.save_every={args.max_steps}",
+        "data.eval_records=0",
+    ]
+    training = {
+        arm: pixiu(
+            *("domain", "train", "law", "--base", bases[arm], "--data", str(train), "--output", str(runs[arm])),
+            *(f"--set={s}" for s in settings),
+            home=work / f"home-{arm}",
+            log=work / f"train-{arm}.log",
+        )
+        for arm in bases
+    }
+    wait_all(training, work, "train")
+
+
+@torch.no_grad()
+def answer_nats_per_char(base: str, run: Path, records: list[dict]) -> dict[str, float]:
+    """The gold answers' summed negative log-likelihood per character (comparable across tokenizers, unlike a
+    per-token loss) on `records`, for the base alone and with the run's adapter: the law recipe's own example
+    tokenisation and answer-only loss, one record at a time."""
+    torch.set_num_threads(1)
+    model, tokenizer = load_base(base)
+    examples = [tokenize_example(tokenizer, format_record(r).messages, MAX_SEQ_LEN) for r in records]
+    characters = sum(len(tokenizer.decode([t for t in e.labels if t >= 0])) for e in examples)
+    figures = {}
+    for name in ("base", "adapter"):
+        if name == "adapter":
+            model = load_adapter(model, run)
+        model.eval()
+        total = sum(float(labelled_loss(model, collate([e], [0], tokenizer.pad_token_id))[0]) for e in examples)
+        figures[name] = total / characters
+    return figures
+
+
 def main() -> None:
     """Extend the base, measure the text figures, train and evaluate both arms concurrently, print the results."""
     args = parse_args()
@@ -117,39 +162,31 @@ def main() -> None:
     train_records = read_jsonl(train)
     text = {arm: text_figures(folder, facts, train_records) for arm, folder in bases.items()}
 
-    loads = {"before training": load()}
+    loads_file = work / "load_averages.json"  # kept with the runs, for a rerun that reuses them
+    loads = json.loads(loads_file.read_text(encoding="utf-8")) if loads_file.is_file() else {}
     runs = {arm: work / f"run-{arm}" for arm in bases}
-    settings = [
-        f"train.max_minutes={args.minutes}",
-        f"train.max_steps={args.max_steps}",
-        f"train.batch_tokens={args.batch_tokens}",
-        f"train.warmup_steps={args.warmup_steps}",
-        "train.threads=1",
-        f"train.save_every={args.max_steps}",
-        "data.eval_records=0",
-    ]
-    training = {
-        arm: pixiu(
-            *("domain", "train", "law", "--base", bases[arm], "--data", str(train), "--output", str(runs[arm])),
-            *(f"--set={s}" for s in settings),
-            home=work / f"home-{arm}",
-            log=work / f"train-{arm}.log",
-        )
-        for arm in bases
-    }
-    wait_all(training, work, "train")
-    loads["after training"] = load()
-    evaluation = {
-        arm: pixiu(
-            *("domain", "eval", "law", "--adapter", str(runs[arm]), "--data", str(test)),
-            *("--limit", str(args.eval_records), "--json"),
-            home=work / f"home-{arm}",
-            log=work / f"eval-{arm}.log",
-        )
-        for arm in bases
-    }
-    wait_all(evaluation, work, "eval")
-    loads["after evaluation"] = load()
+    if all((runs[arm] / "adapter_model.safetensors").is_file() for arm in bases):
+        print(f"reusing the finished runs in {work}", file=sys.stderr)
+    else:
+        loads["before training"] = load()
+        train_arms(args, bases, runs, train, work)
+        loads["after training"] = load()
+    if not all((work / f"eval-{arm}.out").is_file() for arm in bases):
+        evaluation = {
+            arm: pixiu(
+                *("domain", "eval", "law", "--adapter", str(runs[arm]), "--data", str(test)),
+                *("--limit", str(args.eval_records), "--json"),
+                home=work / f"home-{arm}",
+                log=work / f"eval-{arm}.log",
+            )
+            for arm in bases
+        }
+        wait_all(evaluation, work, "eval")
+        loads["after evaluation"] = load()
+    test_records = read_jsonl(test)[: args.eval_records]
+    nats = {arm: answer_nats_per_char(bases[arm], runs[arm], test_records) for arm in bases}
+    loads["after answer losses"] = load()
+    loads_file.write_text(json.dumps(loads), encoding="utf-8")
 
     results = {}
     for arm in bases:
@@ -163,6 +200,7 @@ def main() -> None:
             "train_tokens_per_second": tokens_per_second,
             "train_chars_per_second": tokens_per_second * text[arm]["example_chars_per_token"],
             "scores": report["scores"],
+            "answer_nats_per_char": nats[arm],
         }
     summary = {
         "added_tokens": len(added["new_token_ids"]),
@@ -182,7 +220,10 @@ def render(summary: dict) -> str:
     """The summary as a table and ratios extended/unextended."""
     arms = summary["arms"]
     scores = sorted(arms["extended"]["scores"]["adapter"])
-    head = f"{'':11} {'tok/char':>8} {'case chars':>10} {'steps':>5} {'tok/s':>7} {'chars/s':>7} {'loss':>6}"
+    head = (
+        f"{'':11} {'tok/char':>8} {'case chars':>10} {'steps':>5} {'tok/s':>7} {'chars/s':>7} {'loss':>6} "
+        f"{'nats/char':>9}"
+    )
     lines = [
         f"added {summary['added_tokens']} tokens ({summary['added_characters']} characters, "
         f"{summary['added_pieces']} pieces); {summary['minutes_per_arm']} min a side, both at once, 1 thread each",
@@ -192,10 +233,12 @@ def render(summary: dict) -> str:
         lines.append(
             f"{arm:11} {figures['test_fact_tokens_per_char']:8.3f} {figures['case_chars_kept']:10.1f} "
             f"{figures['steps']:5d} {figures['train_tokens_per_second']:7.1f} {figures['train_chars_per_second']:7.1f} "
-            f"{figures['final_loss']:6.3f}" + "".join(f" {figures['scores']['adapter'][name]:14.4f}" for name in scores)
+            f"{figures['final_loss']:6.3f} {figures['answer_nats_per_char']['adapter']:9.3f}"
+            + "".join(f" {figures['scores']['adapter'][name]:14.4f}" for name in scores)
         )
         base_scores = "".join(f" {figures['scores']['base'][name]:14.4f}" for name in scores)
-        lines.append(f"{'  its base':11} " + " " * 50 + base_scores)
+        base_nats = f"{figures['answer_nats_per_char']['base']:9.3f}"
+        lines.append(f"{'  its base':11} " + " " * 51 + base_nats + base_scores)
     ext, plain = arms["extended"], arms["unextended"]
     lines.append(
         f"ratio extended/unextended: {ext['test_fact_tokens_per_char'] / plain['test_fact_tokens_per_char']:.2f}x "
