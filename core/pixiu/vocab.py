@@ -77,6 +77,8 @@ def read_corpus(paths: Sequence[Path], field: str | None = None) -> tuple[list[s
     texts: list[str] = []
     files = []
     for path in map(Path, paths):
+        if not path.is_file():
+            raise DataError(f"corpus file not found: {path}; pass existing text or JSONL files with --corpus")
         found = list(_json_texts(path, field)) if path.suffix in _JSON_SUFFIXES else _lines(path)
         texts.extend(found)
         files.append(CorpusFile(str(path), len(found), sum(map(len, found))))
@@ -88,8 +90,6 @@ def read_corpus(paths: Sequence[Path], field: str | None = None) -> tuple[list[s
 
 def _lines(path: Path) -> list[str]:
     """The non-empty lines of a plain text file."""
-    if not path.is_file():
-        raise DataError(f"corpus file not found: {path}")
     try:
         return [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except UnicodeDecodeError as exc:

@@ -98,6 +98,8 @@ def test_extend_vocab_explains_what_it_cannot_use(tiny_model_dir, corpus, tmp_pa
         extend_base(str(tiny_model_dir), [broken], output)
     with pytest.raises(DataError, match=f"{corpus}:1: field 'answer' is NoneType, not text"):
         extend_base(str(tiny_model_dir), [corpus], output, field="answer")
+    with pytest.raises(DataError, match="corpus file not found"):
+        extend_base(str(tiny_model_dir), [tmp_path / "missing.jsonl"], output)
     output.mkdir()
     with pytest.raises(PixiuError, match="already exists"):
         extend_base(str(tiny_model_dir), [corpus], output)
