@@ -103,6 +103,10 @@ class TrainArgs(Section):
     a fresh LoRA; its own rank and target modules are used, and the `lora` section's are ignored."""
     max_steps: int = Field(100, gt=0)
     """Optimiser steps to run; each step sees about `batch_tokens` tokens."""
+    max_minutes: Float | None = Field(None, gt=0)
+    """sft only: stop after the step that reaches this many minutes of training (counted from the start, or the
+    resume, of the run; the learning-rate schedule still spans `max_steps`), writing a checkpoint there, then save,
+    evaluate and register as usual. For comparing setups at one wall-clock budget; None runs all `max_steps`."""
     lr: Float = Field(2e-4, gt=0)
     """Peak learning rate of AdamW (linear warm-up, then cosine decay to 10%)."""
     warmup_steps: int = Field(5, ge=0)
@@ -276,6 +280,16 @@ class RunConfig(Section):
             raise ValueError(
                 f"{method}.max_new_tokens ({getattr(self, method).max_new_tokens}) must be < data.max_seq_len "
                 f"({self.data.max_seq_len}), which holds the prompt and the sampled answer"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _time_budget_is_sft_only(self) -> RunConfig:
+        """Only the sft loop honours `train.max_minutes`."""
+        if self.train.max_minutes is not None and self.train.method != "sft":
+            raise ValueError(
+                f"train.max_minutes is honoured by train.method=sft only, not {self.train.method}; "
+                "bound the run with train.max_steps instead"
             )
         return self
 

@@ -16,9 +16,19 @@ from pixiu.families import lora_targets
 
 
 def attach_lora(
-    model: torch.nn.Module, *, r: int, alpha: float, dropout: float, target_modules: list[str]
+    model: torch.nn.Module,
+    *,
+    r: int,
+    alpha: float,
+    dropout: float,
+    target_modules: list[str],
+    new_token_ids: list[int] | None = None,
 ) -> PeftModel:
-    """Wrap `model` with a fresh trainable LoRA adapter named "default" (DoRA off, so it can be served per row)."""
+    """Wrap `model` with a fresh trainable LoRA adapter named "default" (DoRA off, so it can be served per row).
+
+    `new_token_ids`: embedding rows trained (and saved) with the adapter, through peft's `trainable_token_indices`
+    (the tokens `pixiu models extend-vocab` added); a tied output head follows them.
+    """
     config = LoraConfig(
         r=r,
         lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int; it scales by any number
@@ -26,6 +36,7 @@ def attach_lora(
         target_modules=lora_targets(model, target_modules),
         task_type="CAUSAL_LM",
         use_dora=False,
+        trainable_token_indices=list(new_token_ids) if new_token_ids else None,
     )
     with _peft_quietly():
         return get_peft_model(model, config)

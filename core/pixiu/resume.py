@@ -68,9 +68,15 @@ def check_matches_record(run_dir: Path, config: RunConfig, data_path: Path) -> N
     refuse_differences(run_dir, _differences_from_record(resumable_record(run_dir), config, data_path))
 
 
-CHANGEABLE_ON_RESUME = ("train.devices", "train.device", "train.precision", "train.gradient_checkpointing")
-"""Keys a resumed run may change: checkpoints are device-independent, and the step fixes the data position
-(only its split over the devices changes)."""
+CHANGEABLE_ON_RESUME = (
+    "train.devices",
+    "train.device",
+    "train.precision",
+    "train.gradient_checkpointing",
+    "train.max_minutes",
+)
+"""Keys a resumed run may change: checkpoints are device-independent, the step fixes the data position
+(only its split over the devices changes), and a time budget says only where this session stops."""
 
 
 def _differences_from_record(record: Mapping[str, Any], config: RunConfig, data_path: Path | None) -> list[str]:

