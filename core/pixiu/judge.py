@@ -23,7 +23,7 @@ from pixiu.domain import Example, Messages
 from pixiu.evaluation import EvalSetup, eval_setup, progress_bars, variant_answers
 from pixiu.files import atomic_write_json, read_jsonl, write_jsonl
 from pixiu.report import write_report
-from pixiu.runs import JUDGE_FILE, METRICS_FILE, PREDICTIONS_FILE
+from pixiu.runs import JUDGE_FILE, JUDGE_PAIRS_FILE, METRICS_FILE, PREDICTIONS_FILE
 from pixiu.teacher import Teacher, TeacherCache
 
 JUDGE_CACHE_FILE = "judge_cache.jsonl"
@@ -97,6 +97,7 @@ class JudgeItem:
     """One prompt to judge: where it came from, the question, the gold answer, and both variants' answers."""
 
     where: str
+    prompt: Messages
     question: str
     gold: str
     base: str
@@ -168,6 +169,17 @@ def judge_pairs(
     return result
 
 
+def judged_preferences(items: Sequence[JudgeItem], result: JudgeResult) -> list[dict[str, Any]]:
+    """TRL preference rows (prompt, chosen, rejected) from every prompt the judge decided in both orders: the
+    winner's answer is chosen, the other rejected; ties and unparsed prompts give none."""
+    rows = []
+    for item, judged in zip(items, result.rows, strict=True):
+        if judged["outcome"] in ("win", "loss"):
+            chosen, rejected = (item.adapter, item.base) if judged["outcome"] == "win" else (item.base, item.adapter)
+            rows.append({"prompt": item.prompt, "chosen": chosen, "rejected": rejected, "where": item.where})
+    return rows
+
+
 def judge_adapter(
     domain_name: str,
     *,
@@ -184,9 +196,9 @@ def judge_adapter(
     """Judge adapter vs base on a domain's held-out prompts (or `data_path`) through a teacher endpoint.
 
     The answers are the run's predictions.jsonl when it holds both variants' answers to every prompt judged;
-    otherwise they are generated. Writes judge.jsonl and a `judge` section into the run's metrics.json
-    (and rebuilds its report.html); judge requests are cached in the run's judge_cache.jsonl, so running
-    again resumes. Returns the `judge` section.
+    otherwise they are generated. Writes judge.jsonl, the decided prompts as preference pairs (judge_pairs.jsonl,
+    for `--method dpo`) and a `judge` section into the run's metrics.json (and rebuilds its report.html); judge
+    requests are cached in the run's judge_cache.jsonl, so running again resumes. Returns the `judge` section.
     """
     setup = eval_setup(domain_name, base=base, adapter=adapter, data_path=data_path, limit=limit)
     run_dir = setup.adapter_dir
@@ -197,7 +209,14 @@ def judge_adapter(
     if answers is None:
         answers, source = _generate(setup, examples, run_dir, device=device, precision=precision), "generated"
     items = [
-        JudgeItem(e.where, question_text(e.messages[:-1]), e.messages[-1]["content"], base_answer, adapter_answer)
+        JudgeItem(
+            e.where,
+            e.messages[:-1],
+            question_text(e.messages[:-1]),
+            e.messages[-1]["content"],
+            base_answer,
+            adapter_answer,
+        )
         for e, base_answer, adapter_answer in zip(examples, answers["base"], answers["adapter"], strict=True)
     ]
     teacher = Teacher(
@@ -212,6 +231,7 @@ def judge_adapter(
         task = progress.add_task(f"judge {setup.domain.name} ({teacher_model})", total=len(items))
         result = judge_pairs(items, teacher.ask, on_item=functools.partial(progress.advance, task))
     write_jsonl(run_dir / JUDGE_FILE, result.rows)
+    write_jsonl(run_dir / JUDGE_PAIRS_FILE, judged_preferences(items, result))
     section = {
         **result.summary(),
         "teacher_model": teacher_model,

@@ -151,3 +151,21 @@ def test_identical_answers_are_a_tie_without_asking(toy_plugin, tmp_path):
     )
     _, server, section = judge_hand_run(toy_plugin, tmp_path, prefers_adapter)
     assert server.requests == 0 and section["ties"] == PROMPTS and section["win_rate"] == 0.5
+
+
+def test_decided_prompts_become_preference_pairs_that_dpo_reads(toy_plugin, tmp_path):
+    from pixiu.plugins import get_domain
+    from pixiu.preference import load_preferences
+
+    def prefers_the_adapter_on_even_prompts(answers: dict[str, str]) -> str:
+        adapter_at = "A" if answers["A"].startswith("adapter") else "B"
+        even = int(answers["A"].split()[-1]) % 2 == 0
+        return f"[[{adapter_at if even else 'BA'.replace(adapter_at, '')}]]"
+
+    run_dir, _, section = judge_hand_run(toy_plugin, tmp_path, prefers_the_adapter_on_even_prompts)
+    pairs = load_preferences(run_dir / "judge_pairs.jsonl", get_domain("toy")).items
+    assert len(pairs) == section["adapter_wins"] + section["base_wins"] == PROMPTS
+    for pair in pairs:
+        index = int(pair.chosen.split()[-1])
+        assert pair.chosen == f"{'adapter' if index % 2 == 0 else 'base'} {index}"
+        assert pair.rejected == f"{'base' if index % 2 == 0 else 'adapter'} {index}" and pair.prompt

@@ -364,8 +364,9 @@ def judge(
     Each prompt's two answers are judged twice, in both orders, to cancel the judge's position bias; an answer
     wins only when it wins in both orders, anything else is a tie. The answers are the run's predictions.jsonl
     when it holds both (else they are generated). Writes judge.jsonl (every prompt, both answers, both raw
-    verdicts) and a `judge` section into the run's metrics.json, and rebuilds its report.html. Requests are
-    cached in the run folder, so an interrupted judge resumes when run again.
+    verdicts), judge_pairs.jsonl (each decided prompt as a prompt/chosen/rejected pair, which
+    `--method dpo --data` reads) and a `judge` section into the run's metrics.json, and rebuilds its
+    report.html. Requests are cached in the run folder, so an interrupted judge resumes when run again.
 
     \b
     Examples:
