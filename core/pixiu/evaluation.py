@@ -146,6 +146,7 @@ def evaluate_domain(
     """
     from pixiu.devices import placement, precision_name
     from pixiu.lora import load_adapter
+    from pixiu.methods import WHOLE_MODEL, adapter_method
     from pixiu.models import load_base
     from pixiu.plugins import get_domain
     from pixiu.registry import resolve_adapter
@@ -173,8 +174,9 @@ def evaluate_domain(
         raise PixiuError(f"domain {domain.name!r} ships no sample data; pass --data FILE to evaluate on")
     if limit:
         examples = examples[:limit]
-    base_model, tokenizer = load_base(base, dtype=dtype, device=target)
-    model = load_adapter(base_model, adapter_dir) if adapter_dir else base_model
+    whole = adapter_dir is not None and adapter_method(adapter_dir) in WHOLE_MODEL  # full/freeze: a model folder
+    base_model, tokenizer = load_base(str(adapter_dir) if whole else base, dtype=dtype, device=target)
+    model = load_adapter(base_model, adapter_dir) if adapter_dir and not whole else base_model
     result = evaluate(
         model,
         tokenizer,
@@ -182,7 +184,7 @@ def evaluate_domain(
         examples,
         config.eval,
         max_prompt_tokens=config.data.max_seq_len,
-        variants=("base", "adapter") if adapter_dir else ("base",),
+        variants=("adapter",) if whole else ("base", "adapter") if adapter_dir else ("base",),
     )
     return {
         "domain": domain.name,
