@@ -183,10 +183,11 @@ def save_tuned(model: Any, run_dir: Path, tokenizer: Any, method: str) -> None:
 
 def keeps_raw_state(model: Any) -> bool:
     """Whether a checkpoint keeps `model`'s trainable weights as they are rather than peft's adapter state: a plain
-    model (full/freeze tuning), or AdaLoRA, whose peft state is cut to the ranks kept so far and would reshape the
-    live model (and the optimiser's hold on it) when loaded back."""
+    model (full/freeze tuning); AdaLoRA, whose peft state is cut to the ranks kept so far and would reshape the
+    live model (and the optimiser's hold on it) when loaded back; prefix/prompt tuning, whose peft state peft
+    loads beside the model's own keys."""
     config = getattr(model, "active_peft_config", None)
-    return config is None or str(config.peft_type) in ("ADALORA", "PeftType.ADALORA")
+    return config is None or config.peft_type == "ADALORA" or config.is_prompt_learning
 
 
 def allocate_ranks(model: Any, step: int) -> None:
