@@ -256,7 +256,7 @@ class Optimiser:
             )
         else:  # peft's LoRA+ groups: B matrices at lr x loraplus_lr_ratio
             self.optimizer = create_loraplus_optimizer(
-                model,
+                model,  # type: ignore[arg-type]  # a PeftModel whenever lora.method is loraplus
                 torch.optim.AdamW,
                 lr=config.train.lr,
                 loraplus_lr_ratio=config.lora.loraplus_lr_ratio,
