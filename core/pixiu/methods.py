@@ -102,7 +102,7 @@ def peft_config(lora: LoraArgs, total_steps: int) -> PeftConfig:
     shared: dict[str, Any] = {
         "lora_alpha": lora.alpha,
         "lora_dropout": lora.dropout,
-        "target_modules": list(lora.target_modules),
+        "target_modules": lora.target_modules,
         "task_type": task,
     }
     if method == "adalora":  # warm up a tenth of the run at full rank, prune, hold the last fifth fixed
