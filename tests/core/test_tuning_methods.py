@@ -179,7 +179,7 @@ class Stopped(Exception):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["rslora", "ia3", "prefix", "adalora", "freeze"])
+@pytest.mark.parametrize("method", ["rslora", "pissa", "loraplus", "ia3", "prefix", "adalora", "freeze"])
 def test_interrupted_run_resumes_to_the_same_weights(method, tiny_model_dir, tmp_path, monkeypatch):
     """A run stopped after checkpoint 2 and resumed ends with the weights of one run straight through (for
     adalora this includes its importance averages and rank pattern, kept in the checkpoint)."""
