@@ -28,6 +28,7 @@ from train_throughput import BASE, BASELINE_BATCH, LR, MAX_LEN, SEED, choose_dat
 
 from pixiu.config import LoraArgs
 from pixiu.data import IGNORE_INDEX, StepBatches, collate
+from pixiu.families import lora_targets
 from pixiu.loss import labelled_loss
 from pixiu.methods import attach_method, peft_config
 from pixiu.models import load_base
@@ -47,7 +48,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def lora_args(method: str) -> LoraArgs:
-    """The adapter both sides train: r 8, alpha 16 on the 7 projections (IA3: peft's own targets)."""
+    """The adapter both sides train: r 8, alpha 16 on the base family's projections (IA3: peft's own targets)."""
     return LoraArgs(method=method, r=8, alpha=16.0)
 
 
@@ -81,7 +82,8 @@ def train_baseline(method: str, examples, steps: int, base: str) -> list[tuple[f
 
     model, tokenizer = load_base(base)
     torch.manual_seed(SEED)
-    model = get_peft_model(model, peft_config(lora_args(method), total_steps=steps + 1))
+    lora = lora_args(method)
+    model = get_peft_model(model, peft_config(lora, steps + 1, lora_targets(model, lora.target_modules)))
     timed: list[tuple[float, int]] = []
     sizes: list[int] = []
 

@@ -57,11 +57,11 @@ class LoraArgs(Section):
     """Scaling numerator: the update is multiplied by alpha / r."""
     dropout: Float = Field(0.0, ge=0, lt=1)
     """Dropout on the LoRA input during training (0 disables it)."""
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        min_length=1,
+    target_modules: Annotated[list[str], BeforeValidator(lambda v: [v] if v == "auto" else v)] = Field(
+        default_factory=lambda: ["auto"], min_length=1
     )
-    """Names of the linear layers to adapt (peft's `target_modules`)."""
+    """Names of the linear layers to adapt (peft's `target_modules`), or `auto`: every attention and feed-forward
+    projection of the base's family (`pixiu.families.LORA_TARGETS`; all linear layers but the head otherwise)."""
     quantize: Literal["4bit", "8bit"] | None = None
     """QLoRA: load the frozen base through bitsandbytes, "4bit" (NF4, double quantisation, bf16 compute) or
     "8bit" (LLM.int8); needs CUDA and `pip install 'pixiu[qlora]'`. None loads it in `train.precision`."""
@@ -244,6 +244,12 @@ class EvalArgs(Section):
     """Prompts generated together."""
     limit: int | None = Field(None, gt=0)
     """Evaluate at most this many records."""
+    general: bool = True
+    """Also run the forgetting probe: the base and the adapter on general questions that are not the domain's."""
+    general_data: str | None = None
+    """JSONL of `question` + `answer` rows for the forgetting probe [default: pixiu's 40 bundled questions]."""
+    general_max_new_tokens: int = Field(24, gt=0)
+    """Greedy decoding of a forgetting-probe answer stops after this many new tokens or at end-of-turn."""
 
 
 class RunConfig(Section):

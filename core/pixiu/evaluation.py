@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pixiu.config import EvalArgs, formatter_for, load_config
+from pixiu.config import EvalArgs, RunConfig, formatter_for, load_config
 from pixiu.devices import Precision
 from pixiu.domain import Domain, Example, Messages
 from pixiu.errors import PixiuError
@@ -107,7 +107,7 @@ def variant_answers(
 ) -> dict[str, list[str]]:
     """Each variant's greedy answers to `prompts` ("base": any adapter switched off), with a progress bar each."""
     answers: dict[str, list[str]] = {}
-    with _progress() as progress:
+    with progress_bars() as progress:
         for label in variants:
             context = _adapter_off(model) if label == "base" else contextlib.nullcontext()
             task = progress.add_task(f"eval {title} ({label})", total=len(prompts))
@@ -125,33 +125,38 @@ def variant_answers(
     return answers
 
 
-def evaluate_domain(
+@dataclass(frozen=True)
+class EvalSetup:
+    """What `pixiu domain eval` (and `judge`) works on: the domain, the config that applies, the base, the
+    adapter folder when given, and the records chosen with where they came from."""
+
+    domain: Domain
+    config: RunConfig
+    base: str
+    adapter_dir: Path | None
+    examples: list[Example]
+    source: str
+
+
+def eval_setup(
     domain_name: str,
     *,
     base: str | None = None,
     adapter: str | None = None,
     data_path: Path | None = None,
     limit: int | None = None,
-    device: str = "auto",
-    precision: Precision = "auto",
     data_format: str | None = None,
-) -> dict[str, Any]:
-    """Score the base model, and the adapter when given, on a domain's records; return a JSON-ready report.
+) -> EvalSetup:
+    """Resolve the domain, the adapter and its run's config, the base, and the records to evaluate on: `data_path`,
+    else the adapter's held-out split, else the held-out part of the domain's sample data (at most `limit`).
+    `data_format` (`--format`) overrides the run's `data.format` for reading `data_path`.
 
-    With an adapter made by pixiu, its run's recorded config applies (`pixiu_run.yaml`): prompts are cut
-    at the length it was trained with, and the domain's settings and generation settings are the run's.
-    `device` and `precision` (as `--device`/`--precision`) are checked before anything is loaded; the
-    base's weights are loaded straight onto the device in that dtype, the adapter's stay fp32. `data_format`
-    (`--format`) overrides the run's `data.format` for reading `data_path`.
+    Raises:
+        PixiuError: No data was given and the domain ships none.
     """
-    from pixiu.devices import placement, precision_name
-    from pixiu.lora import load_adapter
-    from pixiu.methods import WHOLE_MODEL, adapter_method
-    from pixiu.models import load_base
     from pixiu.plugins import get_domain
     from pixiu.registry import resolve_adapter
 
-    target, dtype = placement(device, precision)
     domain = get_domain(domain_name)
     adapter_dir = resolve_adapter(adapter) if adapter else None
     run_record = read_run_file(adapter_dir) if adapter_dir else {}
@@ -172,30 +177,63 @@ def evaluate_domain(
         source = f"{domain.sample_data} (held-out split)"
     else:
         raise PixiuError(f"domain {domain.name!r} ships no sample data; pass --data FILE to evaluate on")
-    if limit:
-        examples = examples[:limit]
-    whole = adapter_dir is not None and adapter_method(adapter_dir) in WHOLE_MODEL  # full/freeze: a model folder
-    base_model, tokenizer = load_base(str(adapter_dir) if whole else base, dtype=dtype, device=target)
-    model = load_adapter(base_model, adapter_dir) if adapter_dir and not whole else base_model
-    result = evaluate(
-        model,
-        tokenizer,
-        domain,
-        examples,
-        config.eval,
-        max_prompt_tokens=config.data.max_seq_len,
-        variants=("adapter",) if whole else ("base", "adapter") if adapter_dir else ("base",),
+    return EvalSetup(domain, config, base, adapter_dir, examples[:limit] if limit else examples, source)
+
+
+def evaluate_domain(
+    domain_name: str,
+    *,
+    base: str | None = None,
+    adapter: str | None = None,
+    data_path: Path | None = None,
+    limit: int | None = None,
+    device: str = "auto",
+    precision: Precision = "auto",
+    data_format: str | None = None,
+    general: bool | None = None,
+) -> dict[str, Any]:
+    """Score the base model, and the adapter when given, on a domain's records; return a JSON-ready report.
+
+    With an adapter made by pixiu, its run's recorded config applies (`pixiu_run.yaml`): prompts are cut
+    at the length it was trained with, and the domain's settings and generation settings are the run's.
+    `device` and `precision` (as `--device`/`--precision`) are checked before anything is loaded; the
+    base's weights are loaded straight onto the device in that dtype, the adapter's stay fp32. `data_format`
+    (`--format`) overrides the run's `data.format` for reading `data_path`. With `general`
+    (default: the config's `eval.general`), the forgetting probe (`pixiu.general`) runs too and its figures are
+    the report's `general` section.
+    """
+    from pixiu.devices import placement, precision_name
+    from pixiu.general import run_probe
+    from pixiu.lora import load_adapter
+    from pixiu.methods import WHOLE_MODEL, adapter_method
+    from pixiu.models import load_base
+
+    target, dtype = placement(device, precision)
+    setup = eval_setup(
+        domain_name, base=base, adapter=adapter, data_path=data_path, limit=limit, data_format=data_format
     )
-    return {
-        "domain": domain.name,
-        "base": base,
+    config, adapter_dir = setup.config, setup.adapter_dir
+    whole = adapter_dir is not None and adapter_method(adapter_dir) in WHOLE_MODEL  # full/freeze: a model folder
+    base_model, tokenizer = load_base(str(adapter_dir) if whole else setup.base, dtype=dtype, device=target)
+    model = load_adapter(base_model, adapter_dir) if adapter_dir and not whole else base_model
+    variants = ("adapter",) if whole else ("base", "adapter") if adapter_dir else ("base",)
+    max_len = config.data.max_seq_len
+    result = evaluate(
+        model, tokenizer, setup.domain, setup.examples, config.eval, max_prompt_tokens=max_len, variants=variants
+    )
+    report: dict[str, Any] = {
+        "domain": setup.domain.name,
+        "base": setup.base,
         "adapter": str(adapter_dir) if adapter_dir else None,
-        "data": source,
+        "data": setup.source,
         "records": result.records,
         "device": str(target),
         "precision": precision_name(dtype),
         "scores": result.scores,
     }
+    if config.eval.general if general is None else general:
+        report["general"] = run_probe(model, tokenizer, config.eval, max_len=max_len, variants=variants)
+    return report
 
 
 def _adapter_off(model) -> Any:
@@ -213,8 +251,8 @@ def _write_predictions(path: Path, examples: Sequence[Example], answers: dict[st
     write_jsonl(path, rows)
 
 
-def _progress() -> Progress:
-    """A progress display for generation, on stderr so `--json` output stays clean."""
+def progress_bars() -> Progress:
+    """A progress display for generation and judging, on stderr so `--json` output stays clean."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

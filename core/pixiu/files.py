@@ -15,6 +15,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+_UMASK = os.umask(0o22)  # the file-creation mask, which files written here honour as open()'s do;
+os.umask(_UMASK)  # it can only be read by setting it, so it is put back at once, at import
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace `path` with `text` (UTF-8) atomically, creating its folder when missing."""
@@ -22,6 +25,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file 0600; give it what open() would
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()

@@ -12,6 +12,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import PreTrainedModel
 
+from pixiu.families import lora_targets
 from pixiu.methods import keeps_raw_state
 
 
@@ -23,7 +24,7 @@ def attach_lora(
         r=r,
         lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int; it scales by any number
         lora_dropout=dropout,
-        target_modules=list(target_modules),
+        target_modules=lora_targets(model, target_modules),
         task_type="CAUSAL_LM",
         use_dora=False,
     )

@@ -87,8 +87,9 @@ def method_problems(
     return problems
 
 
-def peft_config(lora: LoraArgs, total_steps: int) -> PeftConfig:
-    """The peft config of `lora.method` (not full or freeze), from the `lora` section; AdaLoRA's budget schedule
+def peft_config(lora: LoraArgs, total_steps: int, target_modules: list[str]) -> PeftConfig:
+    """The peft config of `lora.method` (not full or freeze), from the `lora` section, on `target_modules` (the
+    layer names `lora.target_modules` resolves to, `pixiu.families.lora_targets`); AdaLoRA's budget schedule
     spans `total_steps` (peft's `total_step`)."""
     from peft import AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
 
@@ -102,7 +103,7 @@ def peft_config(lora: LoraArgs, total_steps: int) -> PeftConfig:
     shared: dict[str, Any] = {
         "lora_alpha": lora.alpha,
         "lora_dropout": lora.dropout,
-        "target_modules": lora.target_modules,
+        "target_modules": target_modules,
         "task_type": task,
     }
     if method == "adalora":  # warm up a tenth of the run at full rank, prune, hold the last fifth fixed
@@ -132,10 +133,12 @@ def attach_method(base: torch.nn.Module, lora: LoraArgs, total_steps: int) -> An
         return base
     from peft import get_peft_model
 
+    from pixiu.families import lora_targets
     from pixiu.lora import _peft_quietly
 
+    config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules))
     with _peft_quietly():
-        return get_peft_model(base, peft_config(lora, total_steps))
+        return get_peft_model(base, config)
 
 
 def unfreeze(model: torch.nn.Module, last_layers: int | None) -> None:

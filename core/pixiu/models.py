@@ -20,9 +20,18 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from pixiu.errors import PixiuError
+from pixiu.families import fallback_template
 from pixiu.paths import models_dir
 from pixiu.plugins import get_model_sources
 from pixiu.quantize import Quantize, bnb_config
@@ -149,13 +158,15 @@ def load_base(
             computing in `dtype`); callers run `pixiu.quantize.check_quantize` first.
 
     Returns:
-        (model, tokenizer); the tokenizer's pad token is its eos token when it had none.
+        (model, tokenizer); the tokenizer's pad token is its eos token when it had none, and its chat template
+        the family's fallback (`pixiu.families.fallback_template`) when it had none.
     """
     source = resolve_base(spec)
     local = Path(source).is_dir()
     if local and not (Path(source) / "config.json").is_file():
         raise PixiuError(f"{source} is not a Hugging Face model folder (no config.json); pass the folder that has one")
     try:
+        check_decoder_only(AutoConfig.from_pretrained(source), spec)
         tokenizer = AutoTokenizer.from_pretrained(source)
         placement: dict = {"device_map": {"": device}} if device is not None and device.type != "cpu" else {}
         if quantize:
@@ -167,9 +178,31 @@ def load_base(
         raise PixiuError(_hub_failure(spec, exc)) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:  # the family's documented fallback, recorded in pixiu_run.yaml by training
+        tokenizer.chat_template = fallback_template(model.config.model_type)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def base_config(spec: str) -> PretrainedConfig:
+    """The config of base `spec` (see `resolve_base`), read without loading any weights, and checked to be a
+    decoder-only language model."""
+    config = AutoConfig.from_pretrained(resolve_base(spec))
+    check_decoder_only(config, spec)
+    return config
+
+
+def check_decoder_only(config: PretrainedConfig, spec: str) -> None:
+    """Raise a PixiuError, before any weights load, when `config` is not a causal (decoder-only) language model."""
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not config.is_encoder_decoder:
+        return
+    msg = (
+        f"base {spec!r} is a {config.model_type!r} model, which transformers does not load as a causal (decoder-only) "
+        f"language model; pixiu trains and serves decoder-only bases (llama, qwen2, mistral, gemma, gpt2, bloom, "
+        f"gpt_neox, opt, glm, ...): see docs/model-families.md"
+    )
+    raise PixiuError(msg)
 
 
 def _hub_failure(spec: str, exc: OSError) -> str:

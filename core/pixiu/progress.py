@@ -46,3 +46,15 @@ class TrainProgress:
     def note(self, message: str) -> None:
         """Print a message above the bar."""
         self.console.print(message)
+
+
+def count_progress() -> Progress:
+    """A bar for counted work (teacher requests, answers generated) on stderr, so stdout stays clean for results."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )

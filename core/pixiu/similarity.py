@@ -36,3 +36,9 @@ def rouge_l(candidate: str, reference: str) -> float:
         return 0.0
     score = Rouge(metrics=["rouge-l"]).get_scores(" ".join(hypothesis), " ".join(gold))[0]["rouge-l"]["f"]
     return float(score)
+
+
+def is_chinese(text: str) -> bool:
+    """Whether at least half of `text`'s ROUGE units are CJK characters (False for text without units)."""
+    units = text_units(text)
+    return bool(units) and 2 * sum(bool(_CJK.fullmatch(unit)) for unit in units) >= len(units)

@@ -1,7 +1,8 @@
-"""A tiny randomly initialised chat model with a real byte-level tokenizer, for tests and dry runs.
+"""A tiny randomly initialised chat model of any family in `ARCHES`, with a real byte-level tokenizer.
 
-It speaks nonsense, but it has everything a real base has: a ChatML chat template, eos/pad tokens, a
-tokenizer that round-trips any text (Chinese included), and the same file layout as a Hugging Face folder.
+It speaks nonsense, but it has everything a real base has: the family's eos token and chat template (or none,
+as gpt2-era and Llama-2/Mistral base checkpoints ship none), a pad token, a tokenizer that round-trips any text
+(Chinese included), and the same file layout as a Hugging Face folder.
 """
 
 from __future__ import annotations
@@ -10,17 +11,57 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import (
-    AutoModelForCausalLM,
-    GenerationConfig,
-    LlamaConfig,
-    PreTrainedTokenizerFast,
-    Qwen2Config,
-)
+from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
 
-ARCHES: dict[str, Any] = {"llama": LlamaConfig, "qwen2": Qwen2Config}
-"""Architectures `create_tiny_model` can build, by name."""
+from pixiu.families import GEMMA_TEMPLATE
+
+_LLAMA_SHAPE = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 2048,
+}
+_GEMMA_SHAPE = {**_LLAMA_SHAPE, "head_dim": 16}
+_WINDOW = {"sliding_window": 4}  # a tiny window, so that even short test prompts reach past it
+_MOE = {"num_experts_per_tok": 2, "sliding_window": None}
+
+ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
+    "llama": ("LlamaConfig", _LLAMA_SHAPE),
+    "qwen2": ("Qwen2Config", _LLAMA_SHAPE),
+    "mistral": ("MistralConfig", {**_LLAMA_SHAPE, **_WINDOW}),
+    "gemma": ("GemmaConfig", _GEMMA_SHAPE),
+    "gemma2": ("Gemma2Config", {**_GEMMA_SHAPE, **_WINDOW}),
+    "gemma3_text": ("Gemma3TextConfig", {**_GEMMA_SHAPE, **_WINDOW}),
+    "qwen2_moe": (
+        "Qwen2MoeConfig",
+        {**_LLAMA_SHAPE, **_MOE, "num_experts": 4, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64},
+    ),
+    "mixtral": ("MixtralConfig", {**_LLAMA_SHAPE, **_MOE, "num_local_experts": 4}),
+    "gpt2": ("GPT2Config", {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 2048}),
+    "bloom": ("BloomConfig", {"hidden_size": 64, "n_layer": 2, "n_head": 4}),
+    "gpt_neox": (
+        "GPTNeoXConfig",
+        {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4},
+    ),
+    "opt": (
+        "OPTConfig",
+        {
+            "hidden_size": 64,
+            "ffn_dim": 128,
+            "word_embed_proj_dim": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 2048,
+        },
+    ),
+    "glm": ("GlmConfig", _GEMMA_SHAPE),
+    "glm4": ("Glm4Config", _GEMMA_SHAPE),
+}
+"""Architectures `create_tiny_model` can build, by `model_type`: transformers' config class and its tiny shape."""
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD, IM_START, IM_END]  # ids 0, 1, 2, as in SmolLM2 and Qwen-style vocabularies
@@ -33,6 +74,16 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 """ChatML, as used by Qwen2 and SmolLM2: system/user/assistant turns between `<|im_start|>` and `<|im_end|>`."""
+
+_END_OF_TEXT, _EOS, _START_OF_TURN, _END_OF_TURN = "<|endoftext|>", "</s>", "<start_of_turn>", "<end_of_turn>"
+TOKENS: dict[str, tuple[str, list[str], str | None]] = {
+    **dict.fromkeys(("llama", "qwen2", "qwen2_moe", "glm4"), (IM_END, [IM_START], CHAT_TEMPLATE)),
+    **dict.fromkeys(("mistral", "mixtral"), (_EOS, [_EOS], None)),
+    **dict.fromkeys(("gemma", "gemma2", "gemma3_text"), (_END_OF_TURN, [_START_OF_TURN, _END_OF_TURN], GEMMA_TEMPLATE)),
+    **dict.fromkeys(("gpt2", "bloom", "gpt_neox", "opt", "glm"), (_END_OF_TEXT, [], None)),
+}
+"""Per architecture: the eos token, the special tokens added to the trained vocabulary, and the chat template the
+tokenizer ships (None: none, like those bases, so pixiu's per-family fallback in `pixiu.families` is used)."""
 
 # A mix of the registers pixiu's domains see, so the learned merges cover common Chinese and English pieces.
 CORPUS = """\
@@ -85,11 +136,11 @@ Numbers and symbols matter too: 2024-05-01, 3.14, 100%, $25, (a + b) * c = 42, u
 
 
 def create_tiny_model(out_dir: Path, arch: str = "llama", seed: int = 0) -> Path:
-    """Write a tiny random causal LM and its ChatML tokenizer to `out_dir` and return `out_dir`.
+    """Write a tiny random causal LM of architecture `arch` and its tokenizer to `out_dir` and return `out_dir`.
 
     Args:
         out_dir: Folder to write (created if needed); it then loads with `from_pretrained`.
-        arch: "llama" or "qwen2".
+        arch: A `model_type` in `ARCHES` ("llama", "qwen2", "gpt2", "bloom", ...).
         seed: Seed of the weight initialisation; the same seed gives the same weights.
 
     Returns:
@@ -98,16 +149,13 @@ def create_tiny_model(out_dir: Path, arch: str = "llama", seed: int = 0) -> Path
     if arch not in ARCHES:
         raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {', '.join(ARCHES)}")
     out_dir = Path(out_dir)
-    tokenizer = train_tiny_tokenizer()
-    pad_id, eos_id = cast(list[int], tokenizer.convert_tokens_to_ids([PAD, IM_END]))
-    config = ARCHES[arch](
+    eos, extra, template = TOKENS[arch]
+    tokenizer = train_tiny_tokenizer(eos=eos, extra_tokens=extra, chat_template=template)
+    pad_id, eos_id = cast(list[int], tokenizer.convert_tokens_to_ids([PAD, eos]))
+    config_class, shape = ARCHES[arch]
+    config = getattr(transformers, config_class)(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
+        **shape,
         tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=eos_id,
@@ -122,8 +170,16 @@ def create_tiny_model(out_dir: Path, arch: str = "llama", seed: int = 0) -> Path
     return out_dir
 
 
-def train_tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """Train the tiny byte-level BPE tokenizer on `CORPUS`; deterministic and lossless for any UTF-8 text."""
+def train_tiny_tokenizer(
+    eos: str = IM_END, extra_tokens: list[str] | None = None, chat_template: str | None = CHAT_TEMPLATE
+) -> PreTrainedTokenizerFast:
+    """Train the tiny byte-level BPE tokenizer on `CORPUS`; deterministic and lossless for any UTF-8 text.
+
+    Args:
+        eos: The end-of-sequence token (it must be special: trained or in `extra_tokens`).
+        extra_tokens: Special tokens added after the trained vocabulary (a family's turn markers); None: `IM_START`.
+        chat_template: The template the tokenizer ships; None for none.
+    """
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
@@ -136,9 +192,9 @@ def train_tiny_tokenizer() -> PreTrainedTokenizerFast:
     backend.train_from_iterator(CORPUS.splitlines(), trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        eos_token=IM_END,
+        eos_token=eos,
         pad_token=PAD,
-        extra_special_tokens=[IM_START],
-        chat_template=CHAT_TEMPLATE,
+        extra_special_tokens=[IM_START] if extra_tokens is None else extra_tokens,
+        chat_template=chat_template,
         model_max_length=2048,
     )

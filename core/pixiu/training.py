@@ -42,6 +42,7 @@ from pixiu.progress import TrainProgress
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
 from pixiu.registry import register_adapter, resolve_adapter
+from pixiu.report import write_report
 from pixiu.resume import check_matches_record
 from pixiu.runs import (
     EVAL_SPLIT_FILE,
@@ -445,10 +446,12 @@ def finish_run(
     adapter_name: str,
     tokens_per_second: float,
 ) -> RunSummary:
-    """Write metrics.json and the finished run record, register the adapter as `adapter_name`, and sum the run up."""
+    """Write metrics.json and the finished run record, register the adapter as `adapter_name`, write the run's
+    report.html, and sum the run up."""
     atomic_write_json(run_dir / METRICS_FILE, metrics)
     write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
     register_adapter(adapter_name, domain.name, run_dir, config.base, metrics)
+    write_report(run_dir)
     return RunSummary(run_dir, config.train.max_steps, tokens_per_second, metrics)
 
 

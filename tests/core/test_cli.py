@@ -109,6 +109,12 @@ def test_train_then_eval_then_list(toy_plugin, tiny_model_dir, tmp_path):
     assert report["records"] == 3 and report["base"] == str(tiny_model_dir)
     assert set(report["scores"]) == {"base", "adapter"} and "exact_match" in report["scores"]["adapter"]
     assert report["data"].endswith("eval_split.jsonl")
+    assert "forgetting probe" in trained.output and "nll_per_token" in trained.output
+    general = report["general"]
+    assert general["records"] == 40 and set(general) >= {"base", "adapter", "seconds"}
+    assert general["base"]["nll_per_token"] != general["adapter"]["nll_per_token"]  # the adapter changed the model
+    plain = invoke("domain", "eval", "toy", "--adapter", "toy", "--limit", "1", "--no-general")
+    assert plain.exit_code == 0 and "exact_match" in plain.output and "forgetting probe" not in plain.output
 
 
 def test_malformed_line_stops_with_file_and_line(toy_plugin, tiny_model_dir, tmp_path):

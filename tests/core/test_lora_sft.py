@@ -47,6 +47,8 @@ def test_run_dir_explains_itself(tiny_model_dir, tmp_path):
         "train_log.jsonl",
         "eval_split.jsonl",
         "predictions.jsonl",
+        "general_predictions.jsonl",
+        "report.html",
         "checkpoints",
     } <= names
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-0000004", "step-0000006"]
@@ -54,13 +56,18 @@ def test_run_dir_explains_itself(tiny_model_dir, tmp_path):
     assert record["status"] == "finished" and record["domain"] == "toy" and record["plugin_version"] == "0.0.1"
     assert record["base_model"] == str(tiny_model_dir) and "{%" in record["prompt_template"]
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics) == {"train", "records", "base", "adapter"} and metrics["records"] == 4
+    assert set(metrics) == {"train", "records", "base", "adapter", "general"} and metrics["records"] == 4
+    assert metrics["general"]["records"] == 40 and metrics["general"]["data"] == "bundled"
+    assert len(read_jsonl(run_dir / "general_predictions.jsonl")) == 40
     assert summary.metrics == metrics
     held_out = read_split(run_dir / "eval_split.jsonl")
     assert [e.reference for e in held_out] == [e.messages[-1]["content"] for e in held_out]
     answers = [row["adapter"] for row in read_jsonl(run_dir / "predictions.jsonl")]
     assert score_answers(TOY, answers, held_out) == metrics["adapter"]  # reproducible from the run folder
     assert (run_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    report = (run_dir / "report.html").read_text(encoding="utf-8")  # the before/after report of the run
+    assert "Forgetting probe" in report and "nll_per_token" in report and "exact_match" in report
+    assert report.count('src="data:image/png;base64,') == 2  # the loss curve; held-out and general scores
     assert list_adapters()[0].path == str(run_dir.resolve())
 
 

@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM
 from pixiu.config import load_config
 from pixiu.errors import ConfigError, PixiuError
 from pixiu.evaluation import evaluate_domain
+from pixiu.families import lora_targets
 from pixiu.generate import stop_token_ids
 from pixiu.methods import INITIAL_ADAPTER, PER_ROW, PROMPT_LEARNING, WHOLE_MODEL, adapter_method
 from pixiu.models import load_base
@@ -216,7 +217,8 @@ def test_merged_model_computes_what_the_adapter_does(method, tiny_model_dir, tmp
 
     torch.manual_seed(0)
     lora = config_for(tiny_model_dir, method).lora
-    adapted = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), peft_config(lora, total_steps=10))
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    adapted = get_peft_model(base, peft_config(lora, 10, lora_targets(base, lora.target_modules)))
     with torch.no_grad():  # move every adapter weight off its identity start, so the merge has something to show
         for p in adapted.parameters():
             if p.requires_grad:
@@ -241,9 +243,8 @@ def test_prompt_learning_adapters_are_refused_by_merge(method, tiny_model_dir, t
     from pixiu.methods import peft_config
 
     lora = config_for(tiny_model_dir, method).lora
-    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), peft_config(lora, 10)).save_pretrained(
-        tmp_path / "adapter"
-    )
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    get_peft_model(base, peft_config(lora, 10, ["q_proj"])).save_pretrained(tmp_path / "adapter")
     with pytest.raises(PixiuError, match=f"lora.method={method}.*no weights to merge"):
         merge_adapter(tmp_path / "adapter", tmp_path / "merged", base=str(tiny_model_dir))
     assert not (tmp_path / "merged").exists()

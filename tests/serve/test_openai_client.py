@@ -1,11 +1,13 @@
 """The real `openai` client against a server on a loopback socket; a client that disconnects is cancelled."""
 
+import asyncio
 import time
 
 import httpx
 import openai
 import pytest
 
+from pixiu.serve.app import _collect_unless_disconnected
 from pixiu.serve.server import background_server
 
 from .helpers import PROMPTS
@@ -65,3 +67,16 @@ def test_a_non_streaming_client_that_disconnects_is_cancelled(url, engine):
     while engine.stats()["requests"].get(("zhihu", "cancelled")) != 1:
         assert time.monotonic() < deadline, engine.stats()
         time.sleep(0.05)
+
+
+def test_an_answer_collected_for_a_client_that_hung_up_is_none():
+    class Endless:  # a generation that runs until it is cancelled
+        async def collect(self) -> str:
+            await asyncio.Event().wait()
+            return "never"
+
+    class HungUp:  # a request whose client has already closed the connection
+        async def receive(self) -> dict:
+            return {"type": "http.disconnect"}
+
+    assert asyncio.run(_collect_unless_disconnected(HungUp(), Endless())) is None  # type: ignore[arg-type]

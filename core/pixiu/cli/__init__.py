@@ -36,9 +36,9 @@ def cli() -> None:
 
 def _add_core_commands(group: click.Group) -> None:
     """Attach pixiu's own command groups."""
-    from pixiu.cli import adapters, domain, models, plugins, serve
+    from pixiu.cli import adapters, data, domain, models, plugins, serve
 
-    for module in (domain, plugins, adapters, models):
+    for module in (domain, plugins, adapters, models, data):
         group.add_command(module.group)
     for command in serve.commands:
         group.add_command(command)

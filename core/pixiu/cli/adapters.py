@@ -18,6 +18,7 @@ def group() -> None:
       pixiu adapters list
       pixiu adapters list --json
       pixiu adapters merge law --output ./law-merged
+      pixiu adapters report law                       # rebuild the run's report.html
     """
 
 
@@ -77,3 +78,25 @@ def merge_command(name: str, output: str, base: str | None, precision: str) -> N
     click.echo(f"merging {folder} into {base} ({precision})...", err=True)
     merged = merge_adapter(folder, Path(output), base=base, dtype=DTYPES[precision])
     click.echo(str(merged))
+
+
+@group.command(name="report")
+@click.argument("name")
+def report_command(name: str) -> None:
+    """Rebuild the before/after report of adapter NAME (a registered name or any run folder): report.html in its
+    run folder, one self-contained page with what was trained, its cost, the loss curve, base vs adapter scores,
+    the forgetting probe, the judge's verdicts when `pixiu domain judge` ran, and held-out answers side by side.
+    Every training run writes it at its end; this command rebuilds it from the folder's files.
+
+    \b
+    Examples:
+      pixiu adapters report law
+      pixiu adapters report ~/.pixiu/runs/law-20250101-120000
+    """
+    from pathlib import Path
+
+    from pixiu.registry import resolve_adapter
+    from pixiu.report import write_report
+
+    folder = Path(name).expanduser()
+    click.echo(str(write_report(folder if folder.is_dir() else resolve_adapter(name))))

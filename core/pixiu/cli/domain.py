@@ -15,11 +15,13 @@ from pixiu.paths import ensure_writable, pixiu_home, runs_dir
 
 RECIPES = {"sft": "lora_sft", "dpo": "dpo", "kto": "kto", "grpo": "grpo", "rm": "reward_model", "ppo": "ppo"}
 """The module in pixiu.recipes that trains each `train.method`."""
+GENERAL_MEASURES = {"nll_per_token": "lower is better", "rouge_l": "x100", "contains_answer": "% of answers"}
+"""The forgetting probe's figures, as the end-of-run and `pixiu domain eval` tables show them."""
 
 
 @click.group(name="domain")
 def group() -> None:
-    """Work with domains (verticals): list, train, eval, crawl.
+    """Work with domains (verticals): list, train, eval, judge, crawl.
 
     \b
     Examples:
@@ -28,6 +30,7 @@ def group() -> None:
       pixiu domain train law --data cail.jsonl --max-steps 300 --set train.lr=1e-4
       pixiu domain train chat --data sharegpt.jsonl         # general chat: Alpaca, ShareGPT or OpenAI rows
       pixiu domain eval law --adapter law --limit 100
+      pixiu domain judge law --adapter law --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-72b
       pixiu domain crawl law --output cases.jsonl
     """
 
@@ -258,6 +261,8 @@ def train(
         units = {"ppo": "prompts", "kto": "answers"}
         unit = units.get(config.train.method, "pairs" if config.reads_pairs() else "records")
         _print_scores(summary.metrics, f"{domain.name}: {compared} on {summary.metrics['records']} held-out {unit}")
+        if "general" in summary.metrics:
+            _print_general(summary.metrics["general"])
     else:
         click.echo("no records were held out, so nothing was evaluated (raise data.eval_records to evaluate)")
     name = domain.name + _recipe(config.train.method).ADAPTER_SUFFIX
@@ -293,12 +298,20 @@ def train(
     show_default=True,
     help="Base weights' dtype; auto is bf16 on GPUs that support it, fp32 on the CPU.",
 )
+@click.option(
+    "--general/--no-general",
+    default=None,
+    help="Also run the forgetting probe, base and adapter on general questions [default: eval.general, on].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def evaluate_command(domain_name, base, adapter, data_path, limit, data_format, device, precision, as_json) -> None:
+def evaluate_command(
+    domain_name, base, adapter, data_path, limit, data_format, device, precision, general, as_json
+) -> None:
     """Generate answers greedily and score them with DOMAIN's metrics.
 
     Without --data, the records held out from training are used: the adapter's own split when it
-    has one, otherwise the held-out part of the domain's sample data.
+    has one, otherwise the held-out part of the domain's sample data. The forgetting probe then scores
+    base and adapter on general questions that are not the domain's (see docs/evaluation.md).
 
     \b
     Examples:
@@ -307,6 +320,7 @@ def evaluate_command(domain_name, base, adapter, data_path, limit, data_format, 
       pixiu domain eval law --adapter ~/.pixiu/runs/law-20250101-120000 --data test.jsonl --json
       pixiu domain eval law --adapter law --device cuda --precision bf16
       pixiu domain eval chat --adapter chat --data dialogues.jsonl --format sharegpt
+      pixiu domain eval law --adapter law --no-general  # domain scores only
     """
     from pixiu.evaluation import evaluate_domain
 
@@ -319,11 +333,75 @@ def evaluate_command(domain_name, base, adapter, data_path, limit, data_format, 
         device=device,
         precision=precision,
         data_format=data_format,
+        general=general,
     )
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         _print_scores(report["scores"], f"{domain_name} on {report['records']} records from {report['data']}")
+        if "general" in report:
+            _print_general(report["general"])
+
+
+@group.command()
+@click.argument("domain_name", metavar="DOMAIN")
+@click.option("--adapter", required=True, help="Registered adapter name or run folder to judge against its base.")
+@click.option("--teacher-url", required=True, help="OpenAI-compatible endpoint of the judge, e.g. http://host:8000/v1.")
+@click.option("--teacher-model", required=True, help="The judge's model name at that endpoint.")
+@click.option(
+    "--api-key", envvar="PIXIU_TEACHER_API_KEY", help="Bearer key for the endpoint [env: PIXIU_TEACHER_API_KEY]."
+)
+@click.option("--base", help="Base model [default: the adapter's base].")
+@click.option(
+    "--data", "data_path", type=click.Path(path_type=Path), help="Records to judge on [default: the held-out split]."
+)
+@click.option("--limit", type=int, help="Judge at most N prompts.")
+@click.option("--device", default="auto", show_default=True, callback=check_device, help="Where answers are generated.")
+@click.option(
+    "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help="Base weights' dtype."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the judge's tally as one JSON object.")
+def judge(
+    domain_name, adapter, teacher_url, teacher_model, api_key, base, data_path, limit, device, precision, as_json
+) -> None:
+    """Ask an LLM judge whether the adapter answers DOMAIN's held-out prompts better than its base.
+
+    Each prompt's two answers are judged twice, in both orders, to cancel the judge's position bias; an answer
+    wins only when it wins in both orders, anything else is a tie. The answers are the run's predictions.jsonl
+    when it holds both (else they are generated). Writes judge.jsonl (every prompt, both answers, both raw
+    verdicts) and a `judge` section into the run's metrics.json, and rebuilds its report.html. Requests are
+    cached in the run folder, so an interrupted judge resumes when run again.
+
+    \b
+    Examples:
+      pixiu domain judge law --adapter law --teacher-url http://localhost:8000/v1 --teacher-model qwen2.5-72b
+      pixiu domain judge zhihu --adapter zhihu --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o \\
+          --limit 50 --json                         # key from PIXIU_TEACHER_API_KEY
+    """
+    from pixiu.judge import judge_adapter
+
+    section = judge_adapter(
+        domain_name,
+        adapter=adapter,
+        teacher_url=teacher_url,
+        teacher_model=teacher_model,
+        api_key=api_key,
+        base=base,
+        data_path=data_path,
+        limit=limit,
+        device=device,
+        precision=precision,
+    )
+    if as_json:
+        click.echo(json.dumps(section, ensure_ascii=False, indent=2))
+        return
+    rate = "n/a" if section["win_rate"] is None else f"{section['win_rate']:.3f}"
+    low, high = section["ci95"]
+    click.echo(
+        f"{teacher_model} judged {section['prompts']} prompts: adapter wins {section['adapter_wins']}, "
+        f"ties {section['ties']}, base wins {section['base_wins']}, unparsed {section['unparsed']}; "
+        f"adapter win rate {rate} (95% Wilson interval {low:.3f}-{high:.3f})"
+    )
 
 
 @group.command()
@@ -431,4 +509,17 @@ def _print_scores(scores: dict, title: str) -> None:
     table = Table("metric", *variants, title=title)
     for name in names:
         table.add_row(name, *(f"{scores[v].get(name, float('nan')):.2f}" for v in variants))
+    Console().print(table)
+
+
+def _print_general(general: dict) -> None:
+    """Show the forgetting probe's figures, base beside adapter, as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    variants = [v for v in ("base", "adapter") if v in general]
+    source = "bundled questions" if general["data"] == "bundled" else general["data"]
+    table = Table("general (forgetting probe)", *variants, title=f"general: {general['records']} {source}")
+    for name, note in GENERAL_MEASURES.items():
+        table.add_row(f"{name} ({note})", *(f"{general[v][name]:.2f}" for v in variants))
     Console().print(table)

@@ -22,18 +22,29 @@ group = click.Group(
 )
 
 
+TINY_ARCHES = (
+    *("llama", "qwen2", "mistral", "gemma", "gemma2", "gemma3_text", "qwen2_moe", "mixtral"),
+    *("gpt2", "bloom", "gpt_neox", "opt", "glm", "glm4"),
+)
+"""The names of `pixiu.tiny.ARCHES`, spelled out so that `--help` needs no torch (a test keeps them equal)."""
+
+
 @group.command("create-tiny")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--arch", type=click.Choice(["llama", "qwen2"]), default="llama", show_default=True, help="Architecture.")
+@click.option(
+    "--arch", type=click.Choice(TINY_ARCHES), default="llama", show_default=True, help="Architecture (model_type)."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 def create_tiny(directory: Path, arch: str, seed: int) -> None:
-    """Write a tiny random chat model (ChatML tokenizer, 2 layers) to DIRECTORY.
+    """Write a tiny random chat model (2 layers, real byte-level tokenizer) of family --arch to DIRECTORY.
 
-    It generates nonsense but exercises the whole pipeline quickly and offline.
+    It generates nonsense but exercises the whole pipeline quickly and offline. Each family gets its own
+    eos token and, where its real bases ship one, its chat template; see docs/model-families.md.
 
     \b
     Examples:
       pixiu models create-tiny /tmp/tiny --arch qwen2
+      pixiu models create-tiny /tmp/tiny-gpt2 --arch gpt2
       pixiu domain train law --base /tmp/tiny --max-steps 5
     """
     from pixiu.tiny import create_tiny_model

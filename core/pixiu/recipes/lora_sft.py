@@ -20,15 +20,13 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain
 from pixiu.errors import PixiuError
 from pixiu.evaluation import evaluate
+from pixiu.general import run_probe
 from pixiu.lora import adapter_state
 from pixiu.loss import labelled_loss
 from pixiu.methods import SHARDABLE, allocate_ranks, eval_variants, keep_initial_adapter, save_tuned
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
-from pixiu.runs import (
-    LOG_FILE,
-    PREDICTIONS_FILE,
-)
+from pixiu.runs import GENERAL_PREDICTIONS_FILE, LOG_FILE, PREDICTIONS_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
@@ -164,6 +162,14 @@ def _run(
             predictions_path=run_dir / PREDICTIONS_FILE,
         )
         metrics.update(records=result.records, **result.scores)
+        if config.eval.general:  # the forgetting probe, beside the domain's scores
+            metrics["general"] = run_probe(
+                model,
+                tokenizer,
+                config.eval,
+                max_len=config.data.max_seq_len,
+                predictions_path=run_dir / GENERAL_PREDICTIONS_FILE,
+            )
 
     # --- register -----------------------------------------------------------------------------------------
     return finish_run(

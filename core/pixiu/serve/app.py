@@ -286,7 +286,8 @@ async def _collect_unless_disconnected(request: Request, generation: Generation)
         disconnect.cancel()
         if not collect.done():
             collect.cancel()  # runs the generation's cleanup, which cancels the engine request
-    return None if collect.cancelled() else collect.result()
+    # a task cancelled just now is not done yet: it ends on its next turn of the loop
+    return collect.result() if collect.done() and not collect.cancelled() else None
 
 
 async def _disconnected(request: Request) -> None:

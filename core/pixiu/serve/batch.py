@@ -36,8 +36,7 @@ class Row:
 class Batch:
     """Rows decoding in lockstep over one shared, left-padded KV cache."""
 
-    def __init__(self, config, device: torch.device | None = None):
-        self.config = config
+    def __init__(self, device: torch.device | None = None):
         self.device = device or torch.device("cpu")
         """Where the model runs: every tensor the batch makes goes there."""
         self.rows: list[Row] = []
@@ -67,13 +66,13 @@ class Batch:
                 end += 1
             if end > taken:  # a run of the batch's own rows, as views of its cache
                 assert self.cache is not None and self.mask is not None, "a batch with rows has a cache and a mask"
-                run = kv.row_range(self.cache, taken, end, self.config)
+                run = kv.row_range(self.cache, taken, end)
                 pieces.append((self.rows[taken:end], run, self.mask[taken:end]))
                 taken = end
             if row is not None and cache is not None:
                 pieces.append(([row], cache, torch.ones(1, row.length, dtype=torch.long, device=self.device)))
         width = max(mask.shape[1] for _, _, mask in pieces)
-        self.cache = kv.merge_left_padded([cache for _, cache, _ in pieces], width, self.config)
+        self.cache = kv.merge_left_padded([cache for _, cache, _ in pieces], width)
         self.mask = torch.cat([F.pad(mask, (width - mask.shape[1], 0)) for _, _, mask in pieces])
         self.rows = [row for piece_rows, _, _ in pieces for row in piece_rows]
 
@@ -98,7 +97,7 @@ class Batch:
         index = torch.tensor(indices, device=self.device)
         mask = self.mask[index]
         start = int(mask.any(dim=0).nonzero()[0])
-        self.cache = kv.select(self.cache, index, start, self.config)
+        self.cache = kv.select(self.cache, index, start)
         self.mask = mask[:, start:]
         self.rows = [self.rows[i] for i in indices]
 

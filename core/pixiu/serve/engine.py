@@ -81,7 +81,7 @@ class Engine:
         self._cache_argument = kv.cache_argument(model)
         self.device = model.device
         """Where the model runs (its weights' device): prompts and batches are made there."""
-        self._batch = Batch(model.config, self.device)
+        self._batch = Batch(self.device)
         self._waiting: deque[EngineRequest] = deque()
         self._prefilling: deque[_Prefill] = deque()
         self._commands: list[tuple[Callable[[], object], Future]] = []
@@ -325,7 +325,7 @@ class Engine:
             for request in [*(p.request for p in self._prefilling), *(row.request for row in self._batch.rows)]:
                 self._finish(request, "error")
             self._prefilling.clear()
-            self._batch = Batch(self.model.config, self.device)
+            self._batch = Batch(self.device)
         self.adapters.free_retired()
         self._count_rate(self.counters["generated_tokens"] - generated)
 
@@ -446,7 +446,7 @@ class Engine:
             commands, self._commands = self._commands, []
         for request in pending:
             self._finish(request, request.cancel_reason)
-        self._batch = Batch(self.model.config, self.device)
+        self._batch = Batch(self.device)
         for _, future in commands:
             future.set_exception(PixiuError("the engine stopped"))
         self.adapters.free_retired()

@@ -1,7 +1,8 @@
 """The KV cache: the only module that touches transformers' cache internals.
 
 pixiu serve keeps one `DynamicCache` per batch and rebuilds it when rows join or leave, reading each
-layer's `keys` and `values` (a `DynamicLayer`) and building caches with `DynamicCache(ddp_cache_data=...)`;
+layer's `keys` and `values` (a `DynamicLayer`; sliding-window layers are kept whole, see `new_cache`) and building
+caches with `DynamicCache(ddp_cache_data=...)`;
 the model takes it as `cache` (newer 5.x; `past_key_values`, deprecated there, in older ones).
 That layout is transformers 5's; pyproject.toml pins `transformers>=5.0,<6` and `new_cache` refuses,
 with what to install, any cache whose layout is not this one.
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
 from pixiu.errors import PixiuError
 
@@ -38,22 +39,30 @@ def cache_argument(model: torch.nn.Module) -> str:
 
 
 def new_cache(config) -> DynamicCache:
-    """An empty cache for one sequence; refuses models whose cache is not plain full attention."""
-    cache = DynamicCache(config=config)
-    layers = getattr(cache, "layers", None)
+    """An empty cache for one sequence; refuses models whose cache is not plain or sliding-window attention.
+
+    Sliding-window layers are kept whole, as full layers: the model's own sliding-window mask still limits what
+    each token attends to, so the outputs are the same; only a long answer's memory grows past the window.
+    """
+    layers = getattr(DynamicCache(config=config), "layers", None)
     if not isinstance(layers, list):
         msg = (
             f"transformers {transformers.__version__} lays out DynamicCache differently from what pixiu serve "
             f"supports; install a supported version: pip install '{SUPPORTED}'"
         )
         raise PixiuError(msg)
-    if any(type(layer) is not DynamicLayer for layer in layers):
+    if any(type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer) for layer in layers):
         kinds = sorted({type(layer).__name__ for layer in layers})
-        raise PixiuError(f"pixiu serve supports full-attention models only; this model's cache uses {', '.join(kinds)}")
-    return cache
+        msg = (
+            f"pixiu serve supports full- and sliding-window-attention models only; this model's cache uses "
+            f"{', '.join(kinds)} (model_type {getattr(config, 'model_type', '?')!r}). Its adapters train and "
+            f"evaluate with pixiu; try serving them with `pixiu serve --engine vllm`"
+        )
+        raise PixiuError(msg)
+    return DynamicCache()  # full layers, made as the model fills them
 
 
-def merge_left_padded(caches: list[DynamicCache], width: int, config) -> DynamicCache:
+def merge_left_padded(caches: list[DynamicCache], width: int) -> DynamicCache:
     """One cache holding the rows of `caches` in order, each right-aligned and zero-padded on the left to `width`."""
     per_cache: list[list[Any]] = [list(cache.layers) for cache in caches]  # full-attention layers (checked above)
     layers = []
@@ -61,22 +70,20 @@ def merge_left_padded(caches: list[DynamicCache], width: int, config) -> Dynamic
         keys = torch.cat([_pad_left(cache_layers[index].keys, width) for cache_layers in per_cache])
         values = torch.cat([_pad_left(cache_layers[index].values, width) for cache_layers in per_cache])
         layers.append((keys, values))
-    return DynamicCache(ddp_cache_data=layers, config=config)
+    return DynamicCache(ddp_cache_data=layers)
 
 
-def row_range(cache: DynamicCache, start: int, end: int, config) -> DynamicCache:
+def row_range(cache: DynamicCache, start: int, end: int) -> DynamicCache:
     """A cache of rows `start`..`end` of `cache`, as views (no copy)."""
     full: list[Any] = list(cache.layers)  # full-attention layers (checked when the cache was made)
-    return DynamicCache(
-        ddp_cache_data=[(layer.keys[start:end], layer.values[start:end]) for layer in full], config=config
-    )
+    return DynamicCache(ddp_cache_data=[(layer.keys[start:end], layer.values[start:end]) for layer in full])
 
 
-def select(cache: DynamicCache, rows: torch.Tensor, start: int, config) -> DynamicCache:
+def select(cache: DynamicCache, rows: torch.Tensor, start: int) -> DynamicCache:
     """A cache with only `rows` of `cache`, and only its columns from `start` on."""
     full: list[Any] = list(cache.layers)  # full-attention layers (checked when the cache was made)
     layers = [(layer.keys[rows, :, start:], layer.values[rows, :, start:]) for layer in full]
-    return DynamicCache(ddp_cache_data=layers, config=config)
+    return DynamicCache(ddp_cache_data=layers)
 
 
 def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:

@@ -6,7 +6,8 @@ re-injects layers (0.3-0.8 s per adapter, growing with the number loaded). Here 
 weights: every adapted `nn.Linear` keeps all adapters' A and B matrices stacked in numbered slots, and a
 forward hook adds `(x @ A_sel^T * row_mask) @ B_sel` for the adapters present, over a few runs of consecutive
 rows (each run through the slots its own rows use), so a step costs a few small matmuls per layer whatever
-the mix. Loading copies tensors into a free slot (milliseconds).
+the mix. Loading copies tensors into a free slot (milliseconds). GPT-2's `Conv1D` layers (weight stored
+transposed, which peft records as `fan_in_fan_out`) are adapted the same way: the low-rank update of x is the same.
 Adapters are read exactly as peft saves them (adapter_config.json + adapter_model.safetensors); tests
 check the outputs against peft itself.
 """
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 from torch.utils.hooks import RemovableHandle
+from transformers.pytorch_utils import Conv1D
 
 from pixiu.errors import PixiuError
 
@@ -33,7 +35,6 @@ _UNSUPPORTED = {  # adapter_config.json keys whose non-default values change the
     "use_dora": "DoRA",
     "rank_pattern": "per-module ranks (rank_pattern)",
     "alpha_pattern": "per-module alphas (alpha_pattern)",
-    "fan_in_fan_out": "fan_in_fan_out",
     "lora_bias": "lora_bias",
     "modules_to_save": "modules_to_save",
     "trainable_token_indices": "trainable_token_indices",
@@ -123,6 +124,7 @@ class MultiLora:
         self._ranks: dict[int, int] = {}  # slot in use -> its adapter's rank
         self._stacks: dict[str, list[torch.Tensor]] = {}  # module path -> [A (slots, rank, in), B (slots, rank, out)]
         self._route: list[_Segment] | None = None
+        self._rows = 0  # batch rows of the routed forward pass
         self._handles: list[RemovableHandle] = []  # one forward hook per adapted linear layer
         self._dtype = next(model.parameters()).dtype
         self._device = next(model.parameters()).device
@@ -136,11 +138,11 @@ class MultiLora:
         """Copy an adapter into a free slot (growing the stacks when needed) and return the slot number."""
         targets = {path: self._linear(path, weights.folder) for path in weights.modules}
         for path, (a, b) in weights.modules.items():
-            linear = targets[path]
-            if a.shape[1] != linear.in_features or b.shape[1] != linear.out_features:
+            fan_in, fan_out = _features(targets[path])
+            if a.shape[1] != fan_in or b.shape[1] != fan_out:
                 msg = (
                     f"adapter {weights.folder} does not fit this base model: {path} is "
-                    f"{linear.in_features}->{linear.out_features}, the adapter expects {a.shape[1]}->{b.shape[1]}. "
+                    f"{fan_in}->{fan_out}, the adapter expects {a.shape[1]}->{b.shape[1]}. "
                     f"Serve it with the base it was trained on (see `pixiu adapters list`)."
                 )
                 raise PixiuError(msg)
@@ -185,7 +187,7 @@ class MultiLora:
     @contextmanager
     def route(self, slots: Sequence[int | None]) -> Iterator[None]:
         """Within the block, forward passes give batch row i the adapter in `slots[i]` (None: the plain base)."""
-        self._route = self._segments(slots)
+        self._route, self._rows = self._segments(slots), len(slots)
         try:
             yield
         finally:
@@ -236,26 +238,29 @@ class MultiLora:
             if segments is None:
                 return
             stack_a, stack_b = self._stacks[path]
+            # (rows, ..., features) even where a layer sees the batch flattened to tokens (an MoE's shared expert)
+            inputs = args[0].view(self._rows, -1, args[0].shape[-1])
+            outputs = output.view(self._rows, -1, output.shape[-1])
             for segment in segments:
                 if isinstance(segment.slots, slice):
                     a, b = stack_a[segment.slots], stack_b[segment.slots]
                 else:
                     a, b = stack_a.index_select(0, segment.slots), stack_b.index_select(0, segment.slots)
-                hidden = args[0][segment.rows] @ a.flatten(0, -2).T  # (rows, ..., columns)
+                hidden = inputs[segment.rows] @ a.flatten(0, -2).T  # (rows, tokens, columns)
                 if segment.mask is not None:
                     hidden.mul_(segment.mask)  # zero the columns of other adapters, row by row
-                out = output[segment.rows]
+                out = outputs[segment.rows]
                 out.view(-1, out.shape[-1]).addmm_(hidden.view(-1, hidden.shape[-1]), b.flatten(0, -2))
 
         return add_lora
 
-    def _linear(self, path: str, folder: Path) -> torch.nn.Linear:
-        """The base model's linear layer at `path`, or an error saying the adapter does not fit."""
+    def _linear(self, path: str, folder: Path) -> torch.nn.Linear | Conv1D:
+        """The base model's linear (or Conv1D) layer at `path`, or an error saying the adapter does not fit."""
         try:
             module = self.model.get_submodule(path)
         except AttributeError:
             module = None
-        if not isinstance(module, torch.nn.Linear):
+        if not isinstance(module, torch.nn.Linear | Conv1D):
             msg = (
                 f"adapter {folder} adapts {path}, which is not a linear layer of this base model; "
                 f"serve it with the base it was trained on (see `pixiu adapters list`)"
@@ -263,11 +268,12 @@ class MultiLora:
             raise PixiuError(msg)
         return module
 
-    def _zeros(self, linear: torch.nn.Linear) -> list[torch.Tensor]:
+    def _zeros(self, linear: torch.nn.Linear | Conv1D) -> list[torch.Tensor]:
         """Empty A and B stacks for one linear layer."""
+        fan_in, fan_out = _features(linear)
         return [
-            torch.zeros(self.capacity, self.rank, linear.in_features, dtype=self._dtype, device=self._device),
-            torch.zeros(self.capacity, self.rank, linear.out_features, dtype=self._dtype, device=self._device),
+            torch.zeros(self.capacity, self.rank, fan_in, dtype=self._dtype, device=self._device),
+            torch.zeros(self.capacity, self.rank, fan_out, dtype=self._dtype, device=self._device),
         ]
 
     def _shrink(self) -> None:
@@ -294,3 +300,10 @@ class MultiLora:
                 stacks[i] = new
         self._free.extend(range(self.capacity, capacity))
         self.capacity, self.rank = capacity, rank
+
+
+def _features(layer: torch.nn.Linear | Conv1D) -> tuple[int, int]:
+    """(input, output) features of a linear layer; a Conv1D stores its weight transposed, as (input, output)."""
+    if isinstance(layer, Conv1D):
+        return layer.weight.shape[0], layer.weight.shape[1]
+    return layer.in_features, layer.out_features

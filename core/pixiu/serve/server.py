@@ -114,8 +114,10 @@ def start_engine(
     An adapter recorded as trained on another base is refused unless `force` (see `check_base`).
     """
     from pixiu.generate import stop_token_ids
-    from pixiu.models import load_base
+    from pixiu.models import base_config, load_base
+    from pixiu.serve import kv
 
+    kv.new_cache(base_config(base))  # refuse a cache the engine cannot batch before loading any weights
     model, tokenizer = load_base(base, dtype=dtype, device=device)
     engine = Engine(
         model,

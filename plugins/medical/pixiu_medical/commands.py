@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
+
+from pixiu.cli.teacher import api_key, cache_for, teacher_options
 
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT = click.Path(dir_okay=False, path_type=Path)
@@ -107,22 +108,7 @@ def kg_stats_command(kg: Path | None, as_json: bool) -> None:
     show_default=True,
     help="Questions per disease giving two symptoms and asking which diseases fit.",
 )
-@click.option(
-    "--teacher-url", help="OpenAI-compatible API base, e.g. http://localhost:8000/v1 [default: template answers]."
-)
-@click.option("--teacher-model", help="Model name to ask the teacher endpoint for (needed with --teacher-url).")
-@click.option(
-    "--api-key-env",
-    default="OPENAI_API_KEY",
-    show_default=True,
-    help="Environment variable holding the teacher's API key, if it needs one.",
-)
-@click.option(
-    "--cache",
-    "cache_path",
-    type=_OUT,
-    help="Teacher answers cache (JSONL) [default: OUTPUT's name + .teacher-cache.jsonl].",
-)
+@teacher_options(required=False, fallback="template answers")
 def instructions(
     kg, output, seed, phrasings, multi_fact, reverse, teacher_url, teacher_model, api_key_env, cache_path
 ) -> None:
@@ -148,9 +134,9 @@ def instructions(
         raise click.UsageError("--teacher-url and --teacher-model go together; give both, or neither for templates")
     records = generate_instructions(read_kg(kg), seed=seed, phrasings=phrasings, multi_fact=multi_fact, reverse=reverse)
     if teacher_url:
-        cache_path = cache_path or output.with_name(output.stem + ".teacher-cache.jsonl")
+        cache_path = cache_for(output, cache_path)
         cache = TeacherCache(cache_path)
-        teacher = answer_teacher(teacher_url, teacher_model, cache, api_key=os.environ.get(api_key_env))
+        teacher = answer_teacher(teacher_url, teacher_model, cache, api_key=api_key(api_key_env))
         click.echo(f"teacher {teacher.url} ({teacher_model}); {len(cache)} answers cached in {cache_path}", err=True)
         records = with_teacher_answers(records, teacher)
         click.echo(f"  teacher requests made: {teacher.calls}", err=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from pixiu import BadRecord, PixiuError
+from pixiu.cli.teacher import api_key, cache_for, teacher_options
 from pixiu_zhihu.pairs import DEFAULT_MARGIN, DEFAULT_MAX_PAIRS, DEFAULT_RATIO
 
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -30,20 +30,7 @@ def group() -> None:
 @group.command()
 @click.argument("raw", type=_IN)
 @click.argument("output", type=_OUT)
-@click.option("--teacher-url", help="OpenAI-compatible API base, e.g. http://localhost:8000/v1 [default: silver].")
-@click.option("--teacher-model", help="Model name to ask the teacher endpoint for (needed with --teacher-url).")
-@click.option(
-    "--api-key-env",
-    default="OPENAI_API_KEY",
-    show_default=True,
-    help="Environment variable holding the teacher's API key, if it needs one.",
-)
-@click.option(
-    "--cache",
-    "cache_path",
-    type=_OUT,
-    help="Teacher summaries cache (JSONL) [default: OUTPUT's name + .teacher-cache.jsonl].",
-)
+@teacher_options(required=False, fallback="silver")
 @click.option(
     "--top-k",
     type=click.IntRange(min=1),
@@ -71,9 +58,9 @@ def references(raw, output, teacher_url, teacher_model, api_key_env, cache_path,
         raise click.UsageError("--teacher-url and --teacher-model go together; give both, or neither for silver")
     teacher = None
     if teacher_url:
-        cache_path = cache_path or output.with_name(output.stem + ".teacher-cache.jsonl")
+        cache_path = cache_for(output, cache_path)
         cache = TeacherCache(cache_path)
-        teacher = summary_teacher(teacher_url, teacher_model, cache, api_key=os.environ.get(api_key_env))
+        teacher = summary_teacher(teacher_url, teacher_model, cache, api_key=api_key(api_key_env))
         click.echo(f"teacher {teacher.url} ({teacher_model}); {len(cache)} summaries cached in {cache_path}", err=True)
     counts = fill_references(raw, output, teacher=teacher, top_k=top_k)
     written = sum(n for kind, n in counts.items() if not kind.startswith("skipped"))

@@ -1,0 +1,1 @@
+"""pixiu's own seed tasks for `pixiu data self-instruct` (package data)."""
