@@ -30,6 +30,7 @@ SMALL = [
     "data.eval_records=2",
     "eval.max_new_tokens=2",
     "eval.limit=1",
+    "eval.general=false",
     "train.lr=1e-2",
     "train.max_steps=3",
     "train.save_every=3",
