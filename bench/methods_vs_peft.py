@@ -153,6 +153,7 @@ def main() -> None:
             if done.returncode != 0:
                 raise SystemExit(f"{method}/{side} failed:\n{done.stderr[-3000:]}")
             results.setdefault(method, {})[side] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{method} {side}: {results[method][side]}", file=sys.stderr, flush=True)  # survives a kill
     for sides in results.values():
         pixiu, baseline = sides["pixiu"], sides["baseline"]
         sides["ratio"] = {
