@@ -65,6 +65,23 @@ class LoraArgs(Section):
     quantize: Literal["4bit", "8bit"] | None = None
     """QLoRA: load the frozen base through bitsandbytes, "4bit" (NF4, double quantisation, bf16 compute) or
     "8bit" (LLM.int8); needs CUDA and `pip install 'pixiu[qlora]'`. None loads it in `train.precision`."""
+    method: Literal[
+        "lora", "rslora", "dora", "pissa", "olora", "loraplus", "ia3", "prefix", "prompt", "adalora", "full", "freeze"
+    ] = "lora"
+    """The tuning method (docs/tuning-methods.md): "lora"; "rslora" (scaling alpha/sqrt(r)); "dora" (weight-
+    decomposed LoRA); "pissa" / "olora" (LoRA initialised from the weights' SVD / QR, saved as a plain LoRA on
+    the original base); "loraplus" (B matrices learn `loraplus_lr_ratio` times faster); "ia3" (learned
+    activation scales); "prefix" (prefix tuning, p-tuning v2) and "prompt" (prompt tuning), `num_virtual_tokens`
+    each; "adalora" (ranks pruned from `r` to `adalora_target_r`); "full" (every weight) and "freeze" (the last
+    `freeze_layers` decoder layers), which save a whole model folder, for small models."""
+    loraplus_lr_ratio: Float = Field(16.0, gt=0)
+    """LoRA+ only: the B matrices' learning rate over `train.lr` (the paper's 16)."""
+    num_virtual_tokens: int = Field(16, gt=0)
+    """prefix and prompt only: virtual tokens learned per layer (prefix) or before the input (prompt)."""
+    adalora_target_r: int = Field(4, gt=0)
+    """AdaLoRA only: the average rank the budget is pruned to, from `r` at the start."""
+    freeze_layers: int = Field(2, gt=0)
+    """freeze only: how many of the last decoder layers train; the rest of the model stays frozen."""
 
 
 class DataArgs(Section):
@@ -291,6 +308,26 @@ class RunConfig(Section):
                 f"train.max_minutes is honoured by train.method=sft only, not {self.train.method}; "
                 "bound the run with train.max_steps instead"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tuning_method_fits(self) -> RunConfig:
+        """`lora.method` combined with what it cannot train with, every clash in one message."""
+        from pixiu.methods import method_problems  # beside its tables; imports nothing heavy
+
+        problems = method_problems(
+            self.lora.method,
+            objective=self.train.method,
+            quantize=self.lora.quantize,
+            precision=self.train.precision,
+            devices=self.train.devices,
+            strategy=self.train.strategy,
+            init_adapter=self.train.init_adapter,
+            r=self.lora.r,
+            target_r=self.lora.adalora_target_r,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")

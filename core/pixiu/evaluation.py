@@ -205,6 +205,7 @@ def evaluate_domain(
     from pixiu.devices import placement, precision_name
     from pixiu.general import run_probe
     from pixiu.lora import load_adapter
+    from pixiu.methods import WHOLE_MODEL, adapter_method
     from pixiu.models import load_base
 
     target, dtype = placement(device, precision)
@@ -212,9 +213,10 @@ def evaluate_domain(
         domain_name, base=base, adapter=adapter, data_path=data_path, limit=limit, data_format=data_format
     )
     config, adapter_dir = setup.config, setup.adapter_dir
-    base_model, tokenizer = load_base(setup.base, dtype=dtype, device=target)
-    model = load_adapter(base_model, adapter_dir) if adapter_dir else base_model
-    variants = ("base", "adapter") if adapter_dir else ("base",)
+    whole = adapter_dir is not None and adapter_method(adapter_dir) in WHOLE_MODEL  # full/freeze: a model folder
+    base_model, tokenizer = load_base(str(adapter_dir) if whole else setup.base, dtype=dtype, device=target)
+    model = load_adapter(base_model, adapter_dir) if adapter_dir and not whole else base_model
+    variants = ("adapter",) if whole else ("base", "adapter") if adapter_dir else ("base",)
     max_len = config.data.max_seq_len
     result = evaluate(
         model, tokenizer, setup.domain, setup.examples, config.eval, max_prompt_tokens=max_len, variants=variants

@@ -13,6 +13,7 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import PreTrainedModel
 
 from pixiu.families import lora_targets
+from pixiu.methods import keeps_raw_state
 
 
 def attach_lora(
@@ -111,12 +112,20 @@ def frozen_adapter_active(model: PeftModel, name: str) -> Iterator[None]:
 
 
 def adapter_state(model: PeftModel) -> dict[str, torch.Tensor]:
-    """The adapter's weights only (a few MB), as peft saves them, copied onto the CPU."""
+    """The adapter's weights only (a few MB), as peft saves them, copied onto the CPU; for full/freeze tuning and
+    AdaLoRA, the trainable weights as they are in the model (see `pixiu.methods.keeps_raw_state`)."""
+    if keeps_raw_state(model):
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.named_parameters() if v.requires_grad}
     return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
 
 
 def restore_adapter_state(model: PeftModel, state: dict[str, torch.Tensor]) -> None:
     """Put saved adapter weights back into `model`; fails loudly if any key does not match."""
+    if keeps_raw_state(model):
+        loaded = model.load_state_dict(state, strict=False)
+        if loaded.unexpected_keys:
+            raise RuntimeError(f"checkpoint has weights the model lacks: {loaded.unexpected_keys[:5]}")
+        return
     result = set_peft_model_state_dict(model, state)
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:

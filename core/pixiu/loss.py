@@ -62,14 +62,19 @@ class LabelledOutputs:
 
 def labelled_outputs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> LabelledOutputs:
     """Log-probabilities and final hidden states at the labelled positions, the output head run on those alone."""
-    if hasattr(causal_lm, "get_base_model"):  # a peft wrapper: its LoRA layers live inside the base model
+    prompt_learning = getattr(getattr(causal_lm, "active_peft_config", None), "is_prompt_learning", False)
+    if hasattr(causal_lm, "get_base_model") and not prompt_learning:  # a peft wrapper: its LoRA layers live inside
         causal_lm = causal_lm.get_base_model()
     labels = batch["labels"]
     targets = torch.full_like(labels, IGNORE_INDEX)
     targets[:, :-1] = labels[:, 1:]  # position t predicts token t+1; padding is unlabelled, so never a target
     keep = targets != IGNORE_INDEX
     rows = keep.nonzero()[:, 0]
-    if not supports_selective_head(causal_lm):
+    if prompt_learning:  # prefix/prompt tuning live in peft's forward; prompt tuning's virtual tokens come first
+        output = causal_lm(input_ids=batch["input_ids"], output_hidden_states=True)
+        width = labels.shape[1]
+        logits, hidden = output.logits[:, -width:][keep], output.hidden_states[-1][:, -width:][keep]
+    elif not supports_selective_head(causal_lm):
         output = causal_lm(input_ids=batch["input_ids"], use_cache=False, output_hidden_states=True)
         logits, hidden = output.logits[keep], output.hidden_states[-1][keep]
     else:

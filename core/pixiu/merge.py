@@ -28,8 +28,17 @@ def merge_adapter(adapter: Path, output: Path, *, base: str, dtype: torch.dtype 
     """
     from peft import PeftModel
 
+    from pixiu.methods import PROMPT_LEARNING, WHOLE_MODEL, adapter_method
     from pixiu.models import load_base
 
+    method = adapter_method(Path(adapter))
+    if method in WHOLE_MODEL:
+        raise PixiuError(f"{adapter} is already a whole model (lora.method={method}); serve it with --base {adapter}")
+    if method in PROMPT_LEARNING:
+        raise PixiuError(
+            f"{adapter} was trained with lora.method={method}: its virtual tokens have no weights to merge into the "
+            "base; evaluate it with pixiu domain eval --adapter, or train a LoRA-family method to merge or serve"
+        )
     output = Path(output).expanduser()
     if output.is_file() or (output.is_dir() and any(output.iterdir())):
         raise PixiuError(f"--output {output} already exists and is not empty; pick a new folder or empty it first")

@@ -64,9 +64,11 @@ def register_adapter(name: str, domain: str, path: Path, base: str, metrics: dic
 
 
 def resolve_adapter(name_or_dir: str) -> Path:
-    """The folder of an adapter given directly, or of the newest registry entry of that name."""
+    """The folder of an adapter given directly (or of a full/freeze run: a whole model with its `pixiu_run.yaml`), or
+    of the newest registry entry of that name."""
     folder = Path(name_or_dir).expanduser()
-    if (folder / "adapter_config.json").is_file():
+    whole_model = (folder / "config.json").is_file() and (folder / "pixiu_run.yaml").is_file()
+    if (folder / "adapter_config.json").is_file() or whole_model:
         return folder
     for entry in list_adapters():
         if entry.name == name_or_dir:

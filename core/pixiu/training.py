@@ -17,6 +17,7 @@ from typing import IO, Any, Literal
 import torch
 import yaml
 from peft import PeftModel
+from peft.optimizers import create_loraplus_optimizer
 from rich.console import Console
 
 from pixiu import __version__
@@ -35,6 +36,7 @@ from pixiu.lora import (
     load_trainable_adapter,
     restore_adapter_state,
 )
+from pixiu.methods import attach_method, method_state, restore_method_state
 from pixiu.models import load_base, resolve_base
 from pixiu.progress import TrainProgress
 from pixiu.quantize import check_quantize, prepare_quantized
@@ -215,8 +217,24 @@ def trainable_adapter(base, config: RunConfig, init_folder: Path | None) -> Peft
     if init_folder is not None:
         return load_trainable_adapter(base, init_folder)
     torch.manual_seed(config.train.seed)
+    lora = config.lora
     new_tokens = new_token_ids(resolve_base(config.base))  # a base from `pixiu models extend-vocab` trains its new rows
-    return attach_lora(base, **config.lora.model_dump(exclude={"quantize"}), new_token_ids=new_tokens)
+    if new_tokens and lora.method != "lora":
+        raise PixiuError(
+            f"{config.base} has {len(new_tokens)} tokens added by `pixiu models extend-vocab`, whose embedding rows "
+            f"train only with lora.method=lora, not {lora.method}; train with lora.method=lora or on the base it "
+            "was extended from"
+        )
+    if lora.method != "lora":
+        return attach_method(base, lora, config.train.max_steps)
+    return attach_lora(
+        base,
+        r=lora.r,
+        alpha=lora.alpha,
+        dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        new_token_ids=new_tokens,
+    )
 
 
 def prepare_base(base, config: RunConfig):
@@ -245,10 +263,23 @@ class Optimiser:
         # `updates_per_step`: optimiser steps per training step (ppo's epochs), so the schedule spans the run;
         # `ranks`: the processes whose gradients `step` adds up (sft syncs through accelerate's wrapper instead)
         self.ranks = ranks or Ranks()
+        self.model = model
         self.trainable = [p for p in model.parameters() if p.requires_grad] + list(extra)
-        self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            self.trainable, lr=config.train.lr, weight_decay=config.train.weight_decay
-        )
+        self.optimizer: torch.optim.Optimizer
+        if config.lora.method != "loraplus":
+            self.optimizer = torch.optim.AdamW(
+                self.trainable, lr=config.train.lr, weight_decay=config.train.weight_decay
+            )
+        else:  # peft's LoRA+ groups: B matrices at lr x loraplus_lr_ratio
+            self.optimizer = create_loraplus_optimizer(
+                model,  # type: ignore[arg-type]  # a PeftModel whenever lora.method is loraplus
+                torch.optim.AdamW,
+                lr=config.train.lr,
+                loraplus_lr_ratio=config.lora.loraplus_lr_ratio,
+                weight_decay=config.train.weight_decay,
+            )
+            if extra:
+                self.optimizer.add_param_group({"params": list(extra), "lr": config.train.lr})
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lr_schedule(config.train.warmup_steps * updates_per_step, config.train.max_steps * updates_per_step),
@@ -278,6 +309,7 @@ class Optimiser:
             "optimizer": self.optimizer.state_dict() if optimizer_state == "own" else optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            **method_state(self.model),
         }
 
     def load_state_dict(self, state: dict, console: Console) -> None:
@@ -289,6 +321,7 @@ class Optimiser:
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        restore_method_state(self.model, state)
 
 
 def checkpoint_weights(model: PeftModel, extra: Mapping[str, torch.nn.Module] | None = None) -> dict[str, torch.Tensor]:

@@ -166,3 +166,9 @@ def test_an_extended_run_resumes_exactly_and_serving_refuses_it_with_a_way_out(e
 
     with pytest.raises(PixiuError, match=r"extend-vocab.*pixiu adapters merge"):
         read_adapter(tmp_path / "straight")
+
+
+def test_a_tuning_method_that_cannot_train_the_new_rows_is_refused_by_name(toy_plugin, extended, tmp_path):
+    data = write_toy_data(tmp_path / "toy.jsonl", 24)
+    with pytest.raises(PixiuError, match=r"extend-vocab.*lora\.method=lora, not ia3"):
+        _train(extended, data, tmp_path / "run", "train.max_steps=1", "data.eval_records=4", "lora.method=ia3")

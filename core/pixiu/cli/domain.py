@@ -147,6 +147,10 @@ def train(
     the domain's own settings are keys under plugins.DOMAIN (e.g. --set plugins.zhihu.top_answers=5).
     Checkpoints are written every train.save_every steps; a killed run continues with --resume.
 
+    --set lora.method=NAME picks the tuning method (--method stays the objective): lora, rslora, dora, pissa, olora,
+    loraplus, ia3, prefix, prompt, adalora, or full / freeze (a whole model folder, for small models); see
+    docs/tuning-methods.md for which of them pixiu serve serves per row and which are merged first.
+
     --method dpo trains on preference pairs: JSONL rows with prompt, chosen and rejected (TRL's format), or raw
     records the domain turns into pairs (zhihu: answers ranked by votes). The reference model is the base with
     the adapter off; held-out pairs are scored by their log-prob margin, and the adapter registers as DOMAIN-dpo.
@@ -182,6 +186,7 @@ def train(
       pixiu domain train law --resume --output /tmp/law-run
       pixiu domain train law --device cuda --precision bf16 --gradient-checkpointing
       pixiu domain train law --devices 4                # data-parallel on 4 GPUs through accelerate
+      pixiu domain train law --set lora.method=dora     # or rslora, pissa, ia3, prefix, adalora, full, ...
       pixiu domain train law --devices 8 --strategy deepspeed-zero3
       pixiu domain train zhihu --method dpo                 # pairs from the sample data's answer votes
       pixiu domain train zhihu --method dpo --data pairs.jsonl --set dpo.loss=ipo

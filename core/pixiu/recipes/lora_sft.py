@@ -23,6 +23,7 @@ from pixiu.evaluation import evaluate
 from pixiu.general import run_probe
 from pixiu.lora import adapter_state
 from pixiu.loss import labelled_loss
+from pixiu.methods import SHARDABLE, allocate_ranks, eval_variants, keep_initial_adapter, save_tuned
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
 from pixiu.runs import GENERAL_PREDICTIONS_FILE, LOG_FILE, PREDICTIONS_FILE
@@ -89,6 +90,7 @@ def _run(
     optimiser = Optimiser(model, config, hardware.scaler)
     start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
     if ranks.is_main:
+        keep_initial_adapter(model, run_dir, config.lora.method)  # pissa/olora: what the saved adapter converts against
         write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
 
     # --- train --------------------------------------------------------------------------------------------
@@ -114,6 +116,7 @@ def _run(
             hardware.scaler.step(optimizer)  # skipped when fp16 gradients overflowed
             hardware.scaler.update()
             optimiser.scheduler.step()
+            allocate_ranks(model, step)  # AdaLoRA only: before the gradients it reads are zeroed
             optimizer.zero_grad(set_to_none=True)
             loss = ranks.step_loss(loss_sum, share)  # reading it waits for the GPU: the step's time includes its work
             tokens = sum(len(tokenized[i]) for i in indices)
@@ -135,7 +138,10 @@ def _run(
         return rank_done(run_dir, config, step_log.tokens_per_second)
 
     # --- save ---------------------------------------------------------------------------------------------
-    ranks.save_adapter(model, run_dir)
+    if config.lora.method in ("lora", *SHARDABLE):
+        ranks.save_adapter(model, run_dir)
+    else:
+        save_tuned(model, run_dir, tokenizer, config.lora.method)
     plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} LoRA on {config.base}")
     speed = step_log.tokens_per_second
 
@@ -161,6 +167,7 @@ def _run(
             eval_examples,
             config.eval,
             max_prompt_tokens=config.data.max_seq_len,
+            variants=eval_variants(config.lora.method),
             predictions_path=run_dir / PREDICTIONS_FILE,
         )
         metrics.update(records=result.records, **result.scores)

@@ -29,6 +29,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from pixiu.errors import PixiuError
+from pixiu.methods import serving_refusal
 from pixiu.reward_model import is_reward_model, load_head, trained_max_len
 from pixiu.serve import kv
 from pixiu.serve.adapters import BASE, AdapterInfo, AdapterTable, WrongKind, generation_refusal, scoring_refusal
@@ -138,6 +139,8 @@ class Engine:
         finish on it. Past `max_adapters`, the least recently used adapter is evicted. A reward model (a folder
         with `reward_head.safetensors`) loads its head too, in fp32 on the model's device."""
         started = time.perf_counter()
+        if refusal := serving_refusal(Path(folder), name):  # never serve a DoRA/IA3/prefix... adapter as plain LoRA
+            raise PixiuError(refusal)
         weights = read_adapter(Path(folder), dtype=self.model.dtype, device=self.device)  # off the engine thread
         reward = (load_head(folder, self.device), trained_max_len(folder)) if is_reward_model(folder) else None
 

@@ -377,6 +377,11 @@ class ModelCard(BaseModel):
     root: str
     parent: str | None
     kind: Literal["chat", "reward_model"] = "chat"
+    method: str | None = None
+    """pixiu extension: the adapter's tuning method (`lora.method`: lora, rslora, pissa, ...); None for the base."""
+    served: Literal["base", "per_row"] = "base"
+    """pixiu extension: how it is served: as the base model itself, or as an adapter applied per batch row in the
+    mixed batch (the LoRA family; other methods are merged and served as a base, see docs/tuning-methods.md)."""
 
 
 class ModelList(BaseModel):

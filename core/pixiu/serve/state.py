@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from pixiu.methods import adapter_method
 from pixiu.serve.adapters import BASE
 from pixiu.serve.engine import Engine
 from pixiu.serve.http import ApiError
@@ -61,6 +62,8 @@ def model_card(server: Server, name: str) -> ModelCard:
         root=str(adapter.folder) if adapter else server.base,
         parent=BASE if adapter else None,
         kind="reward_model" if adapter and adapter.reward_model else "chat",
+        method=adapter_method(adapter.folder) if adapter else None,
+        served="per_row" if adapter else "base",
     )
 
 

@@ -1,0 +1,275 @@
+"""Tuning methods (`lora.method`): which peft config each one is, what it trains with, how its result is saved and
+served. peft does the work; this module only picks and checks.
+
+The LoRA family (lora, rslora, loraplus, and pissa / olora once converted to a plain LoRA on the original base)
+is served per row by `pixiu.serve.multi_lora`; dora, ia3 and adalora are served after merging into the base;
+prefix and prompt tuning cannot be merged and are evaluated through peft; full and freeze tuning write a whole
+model folder that is served as the base itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pixiu.errors import PixiuError
+
+if TYPE_CHECKING:
+    import torch
+    from peft import PeftConfig
+
+    from pixiu.config import LoraArgs
+
+PER_ROW = ("lora", "rslora", "loraplus", "pissa", "olora")
+"""Methods whose saved adapter is a plain LoRA: the per-row serving engine serves them in a mixed batch."""
+MERGE_TO_SERVE = ("dora", "ia3", "adalora")
+"""Methods whose adapter `pixiu adapters merge` folds into the base, which `pixiu serve --base` then serves."""
+PROMPT_LEARNING = ("prefix", "prompt")
+"""Methods that learn virtual tokens: nothing to merge, so they are evaluated through peft and not served."""
+WHOLE_MODEL = ("full", "freeze")
+"""Methods that train the base's own weights and save a whole model folder."""
+CONVERTED = ("pissa", "olora")
+"""Methods that rewrite the base's weights at the start and save their adapter converted back to a plain LoRA."""
+SFT_ONLY = ("pissa", "olora", "adalora", *PROMPT_LEARNING, *WHOLE_MODEL)
+"""Methods trained with `train.method: sft` only: the other objectives' reference passes switch the adapter off
+(pissa/olora would leave a rewritten base, full/freeze have no adapter), read hidden states a prefix shifts,
+or lack AdaLoRA's per-step rank allocation."""
+SHARDABLE = ("lora", "rslora", "dora", "loraplus")
+"""Methods whose weights the sharded strategies (fsdp, deepspeed) gather (they gather LoRA matrices only)."""
+INITIAL_ADAPTER = "initial_adapter"
+"""The subfolder of a pissa/olora run that keeps the adapter as initialised, which its saved adapter is
+converted against (peft's `path_initial_model_for_weight_conversion`)."""
+
+
+def method_problems(
+    method: str,
+    *,
+    objective: str,
+    quantize: str | None,
+    precision: str,
+    devices: int,
+    strategy: str,
+    init_adapter: str | None,
+    r: int,
+    target_r: int,
+) -> list[str]:
+    """What in a run's config `method` cannot train with, each with what to do; empty when it can."""
+    problems = []
+    if objective != "sft" and method in SFT_ONLY:
+        problems.append(
+            f"lora.method={method} trains with train.method=sft only; for train.method={objective} use lora.method "
+            "lora, rslora, dora, loraplus or ia3"
+        )
+    if quantize and method in (*WHOLE_MODEL, *CONVERTED):
+        what = "trains the base's own weights" if method in WHOLE_MODEL else "rewrites the base's weights"
+        problems.append(
+            f"lora.method={method} {what}, which lora.quantize={quantize} keeps frozen in {quantize}; "
+            "drop lora.quantize, or use lora.method=lora"
+        )
+    if method in WHOLE_MODEL and precision == "fp16":
+        problems.append(
+            f"lora.method={method} trains the base's weights in train.precision, and fp16 weights cannot take the "
+            "gradient scaler's updates; use train.precision fp32 or bf16"
+        )
+    if method in WHOLE_MODEL and init_adapter:
+        problems.append(
+            f"lora.method={method} trains the base itself, not an adapter; drop train.init_adapter "
+            "(pass the model folder you start from as --base instead)"
+        )
+    if devices > 1 and strategy != "ddp" and method not in SHARDABLE:
+        problems.append(
+            f"train.strategy={strategy} gathers LoRA matrices only, not lora.method={method}'s weights; "
+            f"use --strategy ddp, or lora.method {', '.join(SHARDABLE)}"
+        )
+    if method == "adalora" and target_r > r:
+        problems.append(f"lora.adalora_target_r ({target_r}) must be <= lora.r ({r}), the rank AdaLoRA starts from")
+    return problems
+
+
+def peft_config(lora: LoraArgs, total_steps: int, target_modules: list[str]) -> PeftConfig:
+    """The peft config of `lora.method` (not full or freeze), from the `lora` section, on `target_modules` (the
+    layer names `lora.target_modules` resolves to, `pixiu.families.lora_targets`); AdaLoRA's budget schedule
+    spans `total_steps` (peft's `total_step`)."""
+    from peft import AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
+
+    method, task = lora.method, "CAUSAL_LM"
+    if method == "ia3":  # peft's per-architecture target and feed-forward modules
+        return IA3Config(task_type=task)
+    if method == "prefix":
+        return PrefixTuningConfig(num_virtual_tokens=lora.num_virtual_tokens, task_type=task)
+    if method == "prompt":
+        return PromptTuningConfig(num_virtual_tokens=lora.num_virtual_tokens, task_type=task)
+    shared: dict[str, Any] = {
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "target_modules": target_modules,
+        "task_type": task,
+    }
+    if method == "adalora":  # warm up a tenth of the run at full rank, prune, hold the last fifth fixed
+        return AdaLoraConfig(
+            init_r=lora.r,
+            target_r=lora.adalora_target_r,
+            total_step=total_steps,
+            tinit=total_steps // 10,
+            tfinal=total_steps // 5,
+            deltaT=max(1, total_steps // 20),
+            **shared,
+        )
+    return LoraConfig(
+        r=lora.r,
+        use_dora=method == "dora",
+        use_rslora=method == "rslora",
+        init_lora_weights={"pissa": "pissa", "olora": "olora"}.get(method, True),  # type: ignore[arg-type]
+        **shared,
+    )
+
+
+def attach_method(base: torch.nn.Module, lora: LoraArgs, total_steps: int) -> Any:
+    """`base` readied to train by `lora.method`: wrapped in its fresh peft adapter, or (full, freeze) with its own
+    weights made trainable and returned as it is."""
+    if lora.method in WHOLE_MODEL:
+        unfreeze(base, None if lora.method == "full" else lora.freeze_layers)
+        return base
+    from peft import get_peft_model
+
+    from pixiu.families import lora_targets
+    from pixiu.lora import _peft_quietly
+
+    config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules))
+    with _peft_quietly():
+        return get_peft_model(base, config)
+
+
+def unfreeze(model: torch.nn.Module, last_layers: int | None) -> None:
+    """Make every weight of `model` trainable (None), or only those of its last `last_layers` decoder layers (the
+    longest `nn.ModuleList` in it), as LLaMA-Factory's freeze tuning does."""
+    import torch
+
+    if last_layers is None:
+        model.requires_grad_(True)
+        return
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
+    if not lists:
+        raise PixiuError(f"{type(model).__name__} has no list of decoder layers to freeze-tune; use lora.method=full")
+    layers = max(lists, key=len)
+    if last_layers > len(layers):
+        raise PixiuError(
+            f"lora.freeze_layers={last_layers} but the model has {len(layers)} decoder layers; give at most "
+            f"{len(layers)}, or use lora.method=full"
+        )
+    model.requires_grad_(False)
+    for layer in layers[len(layers) - last_layers :]:
+        layer.requires_grad_(True)
+
+
+def keep_initial_adapter(model: Any, run_dir: Path, method: str) -> None:
+    """For pissa/olora, save the adapter as initialised (once: a resumed run re-initialises to the same one), which
+    `save_tuned` converts the trained adapter against."""
+    folder = Path(run_dir) / INITIAL_ADAPTER
+    if method in CONVERTED and not (folder / "adapter_model.safetensors").is_file():
+        model.peft_config["default"].init_lora_weights = True  # loaded back as saved, not initialised again
+        model.save_pretrained(str(folder))
+
+
+def save_tuned(model: Any, run_dir: Path, tokenizer: Any, method: str) -> None:
+    """Save what `method` trained into `run_dir`: a whole model folder (with its tokenizer) for full/freeze, the
+    adapter converted to a plain LoRA on the original base for pissa/olora, else peft's adapter files."""
+    if method in WHOLE_MODEL:
+        model.save_pretrained(str(run_dir))
+        tokenizer.save_pretrained(str(run_dir))
+    elif method in CONVERTED:
+        model.save_pretrained(str(run_dir), path_initial_model_for_weight_conversion=str(run_dir / INITIAL_ADAPTER))
+    else:
+        model.save_pretrained(str(run_dir))
+
+
+def keeps_raw_state(model: Any) -> bool:
+    """Whether a checkpoint keeps `model`'s trainable weights as they are rather than peft's adapter state: a plain
+    model (full/freeze tuning); AdaLoRA, whose peft state is cut to the ranks kept so far and would reshape the
+    live model (and the optimiser's hold on it) when loaded back; prefix/prompt tuning, whose peft state peft
+    loads beside the model's own keys."""
+    config = getattr(model, "active_peft_config", None)
+    return config is None or config.peft_type == "ADALORA" or config.is_prompt_learning
+
+
+def allocate_ranks(model: Any, step: int) -> None:
+    """AdaLoRA's per-step rank allocation (peft's `update_and_allocate`), after the optimiser step and before the
+    gradients are zeroed; nothing for the other methods."""
+    if hasattr(getattr(model, "base_model", None), "rankallocator"):
+        model.base_model.update_and_allocate(step)
+
+
+def method_state(model: Any) -> dict[str, Any]:
+    """What a checkpoint keeps beside the weights for the method to resume exactly: AdaLoRA's importance averages
+    and rank pattern; empty for the other methods."""
+    allocator = getattr(getattr(model, "base_model", None), "rankallocator", None)
+    if allocator is None:
+        return {}
+    averages = {name: dict(getattr(allocator, name)) for name in ("ipt", "exp_avg_ipt", "exp_avg_unc")}
+    return {"adalora": {**averages, "rank_pattern": model.peft_config["default"].rank_pattern}}
+
+
+def restore_method_state(model: Any, state: dict[str, Any]) -> None:
+    """Put back what `method_state` saved."""
+    saved = state.get("adalora")
+    allocator = getattr(getattr(model, "base_model", None), "rankallocator", None)
+    if saved is None or allocator is None:
+        return
+    for name in ("ipt", "exp_avg_ipt", "exp_avg_unc"):
+        setattr(allocator, name, dict(saved[name]))
+    model.peft_config["default"].rank_pattern = saved["rank_pattern"]
+
+
+def eval_variants(method: str) -> tuple[str, ...]:
+    """The variants a run's own evaluation scores: the in-memory base of pissa/olora is rewritten and full/freeze
+    have no adapter to switch off, so those score the tuned model alone."""
+    return ("adapter",) if method in (*CONVERTED, *WHOLE_MODEL) else ("base", "adapter")
+
+
+def adapter_method(folder: Path) -> str:
+    """The `lora.method` a run or adapter folder was trained with: its `pixiu_run.yaml`, else read off peft's
+    adapter_config.json; "full" for a whole model folder."""
+    from pixiu.runs import read_run_file
+
+    folder = Path(folder)
+    recorded = (read_run_file(folder).get("config") or {}).get("lora", {}).get("method")
+    if isinstance(recorded, str):
+        return recorded
+    config_file = folder / "adapter_config.json"
+    if not config_file.is_file():
+        return "full" if (folder / "config.json").is_file() else "lora"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    peft_type = str(config.get("peft_type", "LORA")).lower()
+    names = {"prefix_tuning": "prefix", "prompt_tuning": "prompt"}
+    if peft_type != "lora":
+        return names.get(peft_type, peft_type)
+    if config.get("use_dora"):
+        return "dora"
+    return "rslora" if config.get("use_rslora") else "lora"
+
+
+def serving_refusal(folder: Path, name: str) -> str | None:
+    """Why the per-row engine must not serve the folder `folder` (to be served as `name`), and what to do instead;
+    None for an adapter of the LoRA family."""
+    method = adapter_method(folder)
+    if method in PER_ROW:
+        return None
+    if method in WHOLE_MODEL:
+        return (
+            f"{folder} holds a whole model (lora.method={method}), not an adapter: serve it as the base model "
+            f"with: pixiu serve --base {folder}"
+        )
+    head = (
+        f"adapter {name} ({folder}) was trained with lora.method={method}; the per-row engine serves the LoRA family "
+        f"only ({', '.join(PER_ROW)})"
+    )
+    if method in PROMPT_LEARNING:
+        return (
+            f"{head}, and {method} tuning has no weights to merge into the base. Evaluate it with "
+            f"pixiu domain eval DOMAIN --adapter {folder}, or train lora.method=lora to serve it"
+        )
+    return (
+        f"{head}. Merge it into its base and serve that: pixiu adapters merge {name} --output DIR; "
+        "pixiu serve --base DIR"
+    )

@@ -1,0 +1,35 @@
+"""`GET /v1/models` says each model's tuning method and how it is served; the engine refuses non-LoRA adapters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peft import IA3Config, LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+from pixiu.errors import PixiuError
+
+from .helpers import call
+
+
+def test_models_say_how_each_is_served(app):
+    cards = {card["id"]: card for card in call(app, "GET", "/v1/models").json()["data"]}
+    assert cards["base"]["served"] == "base" and cards["base"]["method"] is None
+    assert {cards[name]["served"] for name in ("law", "medical", "zhihu")} == {"per_row"}
+    assert cards["law"]["method"] == "lora"  # read off adapter_config.json: the test adapters have no run record
+
+
+@pytest.mark.parametrize(
+    ("config", "method"),
+    [
+        (LoraConfig(r=4, target_modules=["q_proj"], use_dora=True, init_lora_weights=False), "dora"),
+        (IA3Config(task_type="CAUSAL_LM"), "ia3"),
+    ],
+)
+def test_engine_never_takes_a_dora_or_ia3_adapter_as_plain_lora(config, method, make_engine, tiny_model_dir, tmp_path):
+    torch.manual_seed(0)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), config).save_pretrained(tmp_path / method)
+    engine = make_engine()
+    with pytest.raises(PixiuError, match=f"lora.method={method}.*pixiu adapters merge"):
+        engine.load_adapter(method, tmp_path / method)
+    assert method not in engine.adapters.loaded()
