@@ -27,8 +27,9 @@ LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "gemma2": _LLAMA_STYLE,
     "gemma3_text": _LLAMA_STYLE,
     # Mixture of experts: transformers 5 keeps the routed experts as fused 3-D parameters, not linear layers, so
-    # LoRA adapts attention, plus qwen2_moe's always-on shared expert (its `*_proj` layers); the router is left alone.
-    "qwen2_moe": _LLAMA_STYLE,
+    # LoRA adapts attention only: peft >= 0.22 maps `gate_proj`/`up_proj`/`down_proj` of an MoE model onto its
+    # fused routed experts (target_parameters), which per-row serving cannot route; the router is left alone too.
+    "qwen2_moe": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "mixtral": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "gpt2": ("c_attn", "c_proj", "c_fc"),  # transformers' Conv1D (transposed weight); c_attn is the fused q/k/v
     "bloom": _NEOX_STYLE,  # query_key_value: fused q/k/v
