@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import re
 
-_UNIT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
-"""One CJK ideograph, or one run of other letters and digits."""
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+"""CJK Unified Ideographs, Extension A and Compatibility Ideographs, as a regex character-class body."""
+_CJK = re.compile(f"[{CJK_RANGES}]")
+_UNIT = re.compile(f"[{CJK_RANGES}]|(?:(?![{CJK_RANGES}])[^\\W_])+")
+"""One CJK ideograph, or one run of other letters and digits (so "gpt模型" gives "gpt", "模", "型")."""
 
 
 def text_units(text: str) -> list[str]:
     """Split `text` into ROUGE units: each CJK character alone, other words and numbers whole, lower-cased."""
-    units: list[str] = []
-    for match in _UNIT.finditer(text.lower()):
-        token = match.group()
-        units.extend(_split_cjk(token) if len(token) > 1 and _CJK.search(token) else [token])
-    return units
-
-
-def _split_cjk(token: str) -> list[str]:
-    """Split a letter run that mixes CJK and other letters (e.g. "gpt模型") into CJK characters and the rest."""
-    return [piece for piece in re.split(f"({_CJK.pattern})", token) if piece]
+    return _UNIT.findall(text.lower())
 
 
 def rouge_l(candidate: str, reference: str) -> float:

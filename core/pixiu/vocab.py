@@ -29,12 +29,12 @@ from pixiu.errors import BadRecord, DataError, PixiuError
 from pixiu.files import atomic_write_json
 from pixiu.models import load_base
 from pixiu.records import iter_raw_records
+from pixiu.similarity import CJK_RANGES
 
 VOCAB_FILE = "pixiu_vocab.json"
 """What `extend_base` added, written into the extended base folder; training reads `new_token_ids` from it."""
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK Unified Ideographs, Extension A, Compatibility
-_CJK_RUN = re.compile(f"[{_CJK}]+")
+_CJK_RUN = re.compile(f"[{CJK_RANGES}]+")
 _JSON_SUFFIXES = (".jsonl", ".json")
 
 
