@@ -109,7 +109,7 @@ def variant_answers(
     answers: dict[str, list[str]] = {}
     with progress_bars() as progress:
         for label in variants:
-            context = _adapter_off(model) if label == "base" else contextlib.nullcontext()
+            context = variant_context(model, label)
             task = progress.add_task(f"eval {title} ({label})", total=len(prompts))
             model.eval()
             with context:
@@ -236,9 +236,12 @@ def evaluate_domain(
     return report
 
 
-def _adapter_off(model) -> Any:
-    """A context in which a peft model answers as its bare base model (a no-op for a plain model)."""
-    return model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+def variant_context(model, label: str) -> Any:
+    """A context in which `model` answers as variant `label`: "base" switches a peft model's adapter off (a no-op
+    for a plain model); any other label leaves the model as it is."""
+    if label == "base" and hasattr(model, "disable_adapter"):
+        return model.disable_adapter()
+    return contextlib.nullcontext()
 
 
 def _write_predictions(path: Path, examples: Sequence[Example], answers: dict[str, list[str]]) -> None:

@@ -8,7 +8,6 @@ answer contains the reference).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pixiu.config import EvalArgs
 from pixiu.data import collate, tokenize_example
 from pixiu.domain import Example
 from pixiu.errors import BadRecord
+from pixiu.evaluation import variant_context
 from pixiu.files import write_jsonl
 from pixiu.generate import generate_answers
 from pixiu.loss import answer_logprobs
@@ -107,8 +107,7 @@ def probe_general(
     was_training = model.training
     model.eval()
     for label in variants:
-        context = model.disable_adapter() if label == "base" and hasattr(model, "disable_adapter") else None
-        with context or contextlib.nullcontext():
+        with variant_context(model, label):
             nll = reference_nll(model, tokenizer, examples, max_len=max_len, batch_size=batch_size)
             texts = generate_answers(
                 model,
