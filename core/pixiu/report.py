@@ -20,6 +20,7 @@ from pixiu.runs import (
     EVAL_SPLIT_FILE,
     GENERAL_PREDICTIONS_FILE,
     LOG_FILE,
+    LOSS_PLOT_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
     REPORT_FILE,
@@ -30,8 +31,6 @@ VARIANTS = ("base", "adapter", "chosen")
 """The scored variants a metrics.json may hold, in the order the report shows them."""
 EXAMPLES_SHOWN = 6
 """Held-out examples (and general questions) shown side by side."""
-LOSS_PLOT_FILE = "loss.png"
-"""The loss curve every recipe draws into its run folder."""
 PROMPT_CHARS = 600
 """A longer prompt is shown cut to this many characters."""
 SETTINGS = {

@@ -34,7 +34,7 @@ from pixiu.preference import (
 )
 from pixiu.preference_loss import NEEDS_REFERENCE, PairLogprobs, preference_loss
 from pixiu.progress import TrainProgress
-from pixiu.runs import LOG_FILE
+from pixiu.runs import LOG_FILE, LOSS_PLOT_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
@@ -142,7 +142,7 @@ def _run(
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir), selected_adapters=["default"])  # the trained adapter, not the reference
-    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} {dpo.loss} on {config.base}")
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_PLOT_FILE, title=f"{domain.name} {dpo.loss} on {config.base}")
     speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------

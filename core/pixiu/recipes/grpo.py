@@ -33,6 +33,7 @@ from pixiu.progress import TrainProgress
 from pixiu.rewards import check_has_reward, mean_rewards, rollout_scores, score
 from pixiu.runs import (
     LOG_FILE,
+    LOSS_PLOT_FILE,
     PREDICTIONS_FILE,
 )
 from pixiu.training import (
@@ -182,7 +183,7 @@ def _run(
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir), selected_adapters=["default"])  # the trained adapter, not the reference
-    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} GRPO on {config.base}")
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_PLOT_FILE, title=f"{domain.name} GRPO on {config.base}")
     speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pixiu.loss import labelled_loss
 from pixiu.methods import SHARDABLE, allocate_ranks, eval_variants, keep_initial_adapter, save_tuned
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
-from pixiu.runs import GENERAL_PREDICTIONS_FILE, LOG_FILE, PREDICTIONS_FILE
+from pixiu.runs import GENERAL_PREDICTIONS_FILE, LOG_FILE, LOSS_PLOT_FILE, PREDICTIONS_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
@@ -142,7 +142,7 @@ def _run(
         ranks.save_adapter(model, run_dir)
     else:
         save_tuned(model, run_dir, tokenizer, config.lora.method)
-    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} LoRA on {config.base}")
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_PLOT_FILE, title=f"{domain.name} LoRA on {config.base}")
     speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------

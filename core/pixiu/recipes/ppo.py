@@ -45,7 +45,7 @@ from pixiu.preference import read_pair_split
 from pixiu.progress import TrainProgress
 from pixiu.reward_model import RewardModel, attach_reward_model, build_head, reward_model_folder
 from pixiu.rewards import check_has_reward, mean_rewards, rollout_scores, score
-from pixiu.runs import LOG_FILE, PREDICTIONS_FILE
+from pixiu.runs import LOG_FILE, LOSS_PLOT_FILE, PREDICTIONS_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
@@ -240,7 +240,7 @@ def _run(
 
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir), selected_adapters=["default"])  # the policy; the reward model has its own
-    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} PPO on {config.base}")
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_PLOT_FILE, title=f"{domain.name} PPO on {config.base}")
     speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------

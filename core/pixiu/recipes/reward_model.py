@@ -33,7 +33,7 @@ from pixiu.preference import (
 from pixiu.progress import TrainProgress
 from pixiu.recipes.dpo import ranking
 from pixiu.reward_model import HEAD_KEY, build_head, pair_loss, save_head, score_rows
-from pixiu.runs import LOG_FILE
+from pixiu.runs import LOG_FILE, LOSS_PLOT_FILE
 from pixiu.training import (
     Optimiser,
     RunSummary,
@@ -131,7 +131,7 @@ def _run(
     # --- save ---------------------------------------------------------------------------------------------
     model.save_pretrained(str(run_dir))
     save_head(head, run_dir)
-    plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss.png", title=f"{domain.name} reward model on {config.base}")
+    plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_PLOT_FILE, title=f"{domain.name} reward model on {config.base}")
     speed = step_log.tokens_per_second
 
     # --- evaluate -----------------------------------------------------------------------------------------
