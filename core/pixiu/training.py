@@ -37,7 +37,7 @@ from pixiu.lora import (
     restore_adapter_state,
 )
 from pixiu.methods import attach_method, method_state, restore_method_state
-from pixiu.models import load_base, resolve_base
+from pixiu.models import load_base
 from pixiu.progress import TrainProgress
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
@@ -218,7 +218,7 @@ def trainable_adapter(base, config: RunConfig, init_folder: Path | None) -> Peft
         return load_trainable_adapter(base, init_folder)
     torch.manual_seed(config.train.seed)
     lora = config.lora
-    new_tokens = new_token_ids(resolve_base(config.base))  # a base from `pixiu models extend-vocab` trains its new rows
+    new_tokens = new_token_ids(base.name_or_path)  # a base from `pixiu models extend-vocab` trains its new rows
     if new_tokens and lora.method != "lora":
         raise PixiuError(
             f"{config.base} has {len(new_tokens)} tokens added by `pixiu models extend-vocab`, whose embedding rows "
