@@ -15,6 +15,7 @@ from pixiu.data import DEFAULT_CHAT_TEMPLATE, IGNORE_INDEX, render, tokenize_exa
 from pixiu.errors import ConfigError
 from pixiu.families import (
     FALLBACK_TEMPLATES,
+    IA3_MODULES,
     LORA_TARGETS,
     fallback_template,
     linear_layer_names,
@@ -55,6 +56,15 @@ def test_auto_targets_are_every_projection_of_the_family(tiny_bases, arch):
     assert targets == list(LORA_TARGETS[arch])  # every name of the table exists in the real model
     assert set(present) - set(targets) == NOT_TARGETED.get(arch, set())
     assert "lm_head" not in present  # the output head is never adapted
+
+
+def test_ia3_covers_every_family_peft_lacks_with_layers_it_has(tiny_bases):
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as PEFT_IA3
+
+    assert {arch for arch in ARCHES if arch not in PEFT_IA3} == set(IA3_MODULES)
+    for arch, (targets, feedforward) in IA3_MODULES.items():
+        present = linear_layer_names(tiny_bases[arch][0])
+        assert set(targets) <= set(present) and set(feedforward) <= set(targets), arch
 
 
 def test_auto_on_an_unlisted_family_is_every_linear_layer_but_the_head(tiny_bases, monkeypatch):
