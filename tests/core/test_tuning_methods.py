@@ -1,10 +1,11 @@
-"""`lora.method`: every tuning method trains 3 steps on the tiny llama, saves, reloads, evaluates, and is served per
-row or refused by the engine with a message naming the method; resume is exact for representative methods."""
+"""`lora.method`: what each method keeps of its own (PiSSA's conversion, LoRA+'s rates, AdaLoRA's allocator), the
+combinations refused before loading, exact resume, and merging. Training, evaluation and serving of every method on
+every family are the matrix of tests/serve/test_matrix.py."""
 
 from __future__ import annotations
 
 import json
-import threading
+from typing import get_args
 
 import pytest
 import torch
@@ -12,18 +13,16 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from pixiu.config import load_config
+from pixiu.config import LoraArgs, load_config
 from pixiu.errors import ConfigError, PixiuError
-from pixiu.evaluation import evaluate_domain
 from pixiu.families import lora_targets
-from pixiu.generate import stop_token_ids
-from pixiu.methods import INITIAL_ADAPTER, PER_ROW, PROMPT_LEARNING, WHOLE_MODEL, adapter_method
+from pixiu.methods import INITIAL_ADAPTER
 from pixiu.models import load_base
 from pixiu.recipes.lora_sft import run
-from pixiu.serve.engine import Engine
-from pixiu.serve.request import SamplingParams
 from toy_domain import TOY, write_toy_data
 
+METHODS = get_args(LoraArgs.model_fields["method"].annotation)
+"""Every `lora.method`."""
 SMALL = [
     "data.max_seq_len=64",
     "train.batch_tokens=256",
@@ -38,99 +37,10 @@ SMALL = [
     "lora.num_virtual_tokens=4",
     "lora.freeze_layers=1",
 ]
-SLOW = ("olora", "loraplus", "prompt", "freeze")
-"""Methods whose serving path another in the matrix already covers (olora as pissa, loraplus as lora, prompt as
-prefix, freeze as full): slow, so the default matrix stays within the CI budget."""
-METHODS = [
-    pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m
-    for m in (*PER_ROW, "dora", "ia3", "adalora", *PROMPT_LEARNING, *WHOLE_MODEL)
-]
 
 
 def config_for(base, method, *extra):
     return load_config(overrides=[*SMALL, f"lora.method={method}", *extra], values={"base": str(base)})
-
-
-class Tokens:
-    """A sink that keeps the generated tokens and signals the end."""
-
-    def __init__(self):
-        self.tokens: list[int] = []
-        self.done = threading.Event()
-
-    def __call__(self, token, finish):
-        if token is None:
-            self.done.set()
-        else:
-            self.tokens.append(token)
-
-
-def served_tokens(base_dir, name, folder, prompt_ids, max_tokens=3):
-    """Greedy tokens of one request to `name` through the per-row engine."""
-    model, tokenizer = load_base(str(base_dir))
-    engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=2, max_waiting=4)
-    engine.load_adapter(name, folder, domain="toy")
-    engine.start()
-    try:
-        sink = Tokens()
-        engine.submit(name, prompt_ids, SamplingParams(max_tokens=max_tokens), sink)
-        assert sink.done.wait(30)
-        return sink.tokens
-    finally:
-        engine.close()
-
-
-@torch.inference_mode()
-def peft_tokens(base_dir, folder, prompt_ids, max_tokens=3):
-    """Greedy tokens of the same request through peft on the original base: the reference."""
-    model, tokenizer = load_base(str(base_dir))
-    peft_model = PeftModel.from_pretrained(model, str(folder)).eval()
-    ids = torch.tensor([prompt_ids])
-    out = peft_model.generate(
-        input_ids=ids,
-        attention_mask=torch.ones_like(ids),
-        do_sample=False,
-        max_new_tokens=max_tokens,
-        eos_token_id=stop_token_ids(tokenizer, model),
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return out[0, ids.shape[1] :].tolist()
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_method_trains_saves_evaluates_and_serves_or_is_refused(method, tiny_model_dir, tmp_path, toy_plugin):
-    data = write_toy_data(tmp_path / "toy.jsonl", 12)
-    run_dir = tmp_path / "run"
-    summary = run(TOY, config_for(tiny_model_dir, method), data, run_dir)
-    log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
-    assert [row["step"] for row in log] == [1, 2, 3] and all(row["loss"] > 0 for row in log)
-    assert "adapter" in summary.metrics and adapter_method(run_dir) == method
-    names = {p.name for p in run_dir.iterdir()}
-    if method in WHOLE_MODEL:  # a plain model folder that --base accepts
-        assert {"config.json", "model.safetensors", "tokenizer_config.json"} <= names
-        assert "adapter_config.json" not in names
-        tuned = AutoModelForCausalLM.from_pretrained(run_dir)
-        original = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-        changed = {n for n, p in tuned.named_parameters() if not torch.equal(p, original.get_parameter(n))}
-        layers = {n.split(".")[2] for n in changed if n.startswith("model.layers.")}
-        assert layers == ({"1"} if method == "freeze" else {"0", "1"})  # the tiny llama has two layers
-    else:
-        config = json.loads((run_dir / "adapter_config.json").read_text())
-        assert config["peft_type"] == {"ia3": "IA3", "prefix": "PREFIX_TUNING", "prompt": "PROMPT_TUNING"}.get(
-            method, "ADALORA" if method == "adalora" else "LORA"
-        )
-        assert config.get("use_dora", False) == (method == "dora")
-        assert config.get("use_rslora", False) == (method == "rslora")
-    report = evaluate_domain("toy", adapter=str(run_dir), limit=1)  # reloaded from disk
-    assert report["records"] == 1 and "adapter" in report["scores"]
-    prompt = [5, 6, 7, 8, 9]
-    if method in PER_ROW:
-        assert served_tokens(tiny_model_dir, "toy", run_dir, prompt) == peft_tokens(tiny_model_dir, run_dir, prompt)
-    else:
-        with pytest.raises(PixiuError, match=f"lora.method={method}") as refused:
-            served_tokens(tiny_model_dir, "toy", run_dir, prompt)
-        hint = "pixiu serve --base" if method not in PROMPT_LEARNING else "no weights to merge"
-        assert hint in str(refused.value)
 
 
 def test_pissa_adapter_is_converted_to_a_lora_on_the_original_base(tiny_model_dir, tmp_path, toy_plugin):
@@ -181,7 +91,7 @@ class Stopped(Exception):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["rslora", "pissa", "loraplus", "ia3", "prefix", "adalora", "freeze"])
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "lora"])  # lora: tests/core/test_lora_sft.py
 def test_interrupted_run_resumes_to_the_same_weights(method, tiny_model_dir, tmp_path, monkeypatch):
     """A run stopped after checkpoint 2 and resumed ends with the weights of one run straight through (for
     adalora this includes its importance averages and rank pattern, kept in the checkpoint)."""
