@@ -37,9 +37,18 @@ LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "opt": ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
     "glm": _GLM_STYLE,  # gate_up_proj: the fused gate and up projections
     "glm4": _GLM_STYLE,
+    # recurrent: attention.{key,value,receptance,output} and feed_forward.{key,receptance,value}
+    "rwkv": ("key", "value", "receptance", "output"),
 }
 """LoRA targets by `model_type`: every attention and feed-forward projection of the family (tests check them
 against the real module names of each tiny model)."""
+
+IA3_MODULES: dict[str, tuple[list[str], list[str]]] = {
+    # as peft's own llama entry (k_proj, v_proj, down_proj): the attention's key and value, the feed-forward output
+    "rwkv": (["attention.key", "attention.value", "feed_forward.value"], ["feed_forward.value"]),
+}
+"""IA3's (target, feed-forward) modules for families peft has no default for; a feed-forward module's input is
+scaled, the others' outputs."""
 
 HUMAN_ASSISTANT_TEMPLATE = (
     "{% for message in messages %}"
@@ -77,6 +86,9 @@ GEMMA_TEMPLATE = (
 
 FALLBACK_TEMPLATES: dict[str, str] = {
     **dict.fromkeys(("gpt2", "bloom", "gpt_neox", "opt"), HUMAN_ASSISTANT_TEMPLATE),
+    # RWKV-4 (Pile, Raven) shares gpt_neox's tokenizer and data; ChatRWKV's `User:`/`Bot:` turns end at a blank
+    # line, not at eos, which pixiu's eos-based stopping would miss
+    "rwkv": HUMAN_ASSISTANT_TEMPLATE,
     **dict.fromkeys(("llama", "mistral", "mixtral"), LLAMA2_TEMPLATE),
     **dict.fromkeys(("gemma", "gemma2", "gemma3_text"), GEMMA_TEMPLATE),
 }

@@ -87,15 +87,19 @@ def method_problems(
     return problems
 
 
-def peft_config(lora: LoraArgs, total_steps: int, target_modules: list[str]) -> PeftConfig:
+def peft_config(lora: LoraArgs, total_steps: int, target_modules: list[str], model_type: str = "") -> PeftConfig:
     """The peft config of `lora.method` (not full or freeze), from the `lora` section, on `target_modules` (the
     layer names `lora.target_modules` resolves to, `pixiu.families.lora_targets`); AdaLoRA's budget schedule
-    spans `total_steps` (peft's `total_step`)."""
+    spans `total_steps` (peft's `total_step`); IA3 takes the modules of the base's `model_type` from
+    `pixiu.families.IA3_MODULES` where peft has none."""
     from peft import AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
 
+    from pixiu.families import IA3_MODULES
+
     method, task = lora.method, "CAUSAL_LM"
-    if method == "ia3":  # peft's per-architecture target and feed-forward modules
-        return IA3Config(task_type=task)
+    if method == "ia3":  # peft's per-architecture target and feed-forward modules, else pixiu's
+        targets, feedforward = IA3_MODULES.get(model_type, (None, None))
+        return IA3Config(task_type=task, target_modules=targets, feedforward_modules=feedforward)
     if method == "prefix":
         return PrefixTuningConfig(num_virtual_tokens=lora.num_virtual_tokens, task_type=task)
     if method == "prompt":
@@ -136,7 +140,8 @@ def attach_method(base: torch.nn.Module, lora: LoraArgs, total_steps: int) -> An
     from pixiu.families import lora_targets
     from pixiu.lora import _peft_quietly
 
-    config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules))
+    model_type = getattr(getattr(base, "config", None), "model_type", "")
+    config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules), model_type)
     with _peft_quietly():
         return get_peft_model(base, config)
 
