@@ -160,3 +160,30 @@ def test_prompt_learning_is_refused_before_the_weights_load(method, rwkv_dir, tm
     config = load_config(overrides=[*SMALL, f"lora.method={method}"], values={"base": str(rwkv_dir)})
     with pytest.raises(PixiuError, match=rf"lora.method={method} cannot train a recurrent rwkv base.*lora.method lora"):
         run(TOY, config, data, tmp_path / "run")
+
+
+def test_a_merged_ia3_adapter_computes_what_the_adapter_does(rwkv_dir, tmp_path):
+    """IA3 (served merged) on pixiu's RWKV modules; the merged folder runs unscaled in plain transformers too."""
+    from peft import PeftModel
+
+    from pixiu.merge import merge_adapter
+    from pixiu.methods import peft_config
+
+    torch.manual_seed(0)
+    lora = load_config(overrides=["lora.method=ia3"]).lora
+    base = load_base(str(rwkv_dir))[0]
+    model = get_peft_model(base, peft_config(lora, 10, [], "rwkv"))
+    with torch.no_grad():  # move the scales off their identity start
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.3 * torch.randn_like(p))
+    model.save_pretrained(tmp_path / "adapter")
+    merged = merge_adapter(tmp_path / "adapter", tmp_path / "merged", base=str(rwkv_dir))
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        adapter = PeftModel.from_pretrained(load_base(str(rwkv_dir))[0], tmp_path / "adapter").eval()
+        expected = adapter(input_ids=ids).logits
+        plain = load_base(str(rwkv_dir))[0](input_ids=ids).logits
+        got = AutoModelForCausalLM.from_pretrained(merged).eval()(input_ids=ids).logits
+    assert not torch.allclose(expected, plain, atol=1e-4)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
