@@ -61,7 +61,7 @@ ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
     "glm": ("GlmConfig", _GEMMA_SHAPE),
     "glm4": ("Glm4Config", _GEMMA_SHAPE),
     # rescale_every=1, as a real RWKV checkpoint's 6 scaled to two layers: transformers halves the second block's
-    # output weights at inference, the case `pixiu.recurrent.unscaled` exists for
+    # output weights at inference, the case `pixiu.recurrent.run_unscaled` exists for
     "rwkv": (
         "RwkvConfig",
         {

@@ -99,7 +99,7 @@ def test_scores_of_a_reward_model_equal_load_reward_models(rwkv_base, tmp_path):
     (folder / RUN_FILE).write_text(yaml.safe_dump(record), encoding="utf-8")
     reference = load_reward_model(folder, device="cpu", precision="fp32")
     items = [("你好", "hello there, a longer answer"), ("2+2?", "4"), ("tea?", "boil water")]
-    expected = reference.score_batch(items)
+    expected = reference.score_batch(items, batch_size=1)  # each row alone: no padding at all
     model, tokenizer = load_base(str(rwkv_base))
     engine = Engine(model, stop_token_ids(tokenizer, model))  # one right-padded pass for all rows
     engine.load_adapter("rm", folder, domain="toy")
