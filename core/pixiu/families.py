@@ -43,12 +43,28 @@ LORA_TARGETS: dict[str, tuple[str, ...]] = {
 """LoRA targets by `model_type`: every attention and feed-forward projection of the family (tests check them
 against the real module names of each tiny model)."""
 
-IA3_MODULES: dict[str, tuple[list[str], list[str]]] = {
-    # as peft's own llama entry (k_proj, v_proj, down_proj): the attention's key and value, the feed-forward output
-    "rwkv": (["attention.key", "attention.value", "feed_forward.value"], ["feed_forward.value"]),
+IA3_MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # peft's own table covers the other families; these follow its llama entry (keys, values, and the
+    # feed-forward output, scaled on its input)
+    "glm": (("k_proj", "v_proj", "down_proj"), ("down_proj",)),
+    "glm4": (("k_proj", "v_proj", "down_proj"), ("down_proj",)),
+    # the routed experts are fused parameters, not layers (see `LORA_TARGETS`): keys and values only
+    "qwen2_moe": (("k_proj", "v_proj"), ()),
+    # both the attention's and the feed-forward's key/value layers are named `key` / `value`: the keys' outputs
+    # and the values' inputs are scaled (the feed-forward's input to `value` is IA3's own l_ff)
+    "rwkv": (("key", "value"), ("value",)),
 }
-"""IA3's (target, feed-forward) modules for families peft has no default for; a feed-forward module's input is
-scaled, the others' outputs."""
+"""IA3's (target, feed-forward) layer names by `model_type`, for the families peft's table lacks."""
+
+
+def ia3_modules(model_type: str) -> dict[str, list[str]]:
+    """IA3Config's `target_modules` and `feedforward_modules` for a `model_type` base peft has no defaults for;
+    empty when peft has its own."""
+    if model_type not in IA3_MODULES:
+        return {}
+    targets, feedforward = IA3_MODULES[model_type]
+    return {"target_modules": list(targets), "feedforward_modules": list(feedforward)}
+
 
 HUMAN_ASSISTANT_TEMPLATE = (
     "{% for message in messages %}"

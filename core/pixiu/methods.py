@@ -90,16 +90,14 @@ def method_problems(
 def peft_config(lora: LoraArgs, total_steps: int, target_modules: list[str], model_type: str = "") -> PeftConfig:
     """The peft config of `lora.method` (not full or freeze), from the `lora` section, on `target_modules` (the
     layer names `lora.target_modules` resolves to, `pixiu.families.lora_targets`); AdaLoRA's budget schedule
-    spans `total_steps` (peft's `total_step`); IA3 takes the modules of the base's `model_type` from
-    `pixiu.families.IA3_MODULES` where peft has none."""
+    spans `total_steps` (peft's `total_step`); IA3 takes its layers from the base's `model_type`."""
     from peft import AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
 
-    from pixiu.families import IA3_MODULES
+    from pixiu.families import ia3_modules
 
     method, task = lora.method, "CAUSAL_LM"
-    if method == "ia3":  # peft's per-architecture target and feed-forward modules, else pixiu's
-        targets, feedforward = IA3_MODULES.get(model_type, (None, None))
-        return IA3Config(task_type=task, target_modules=targets, feedforward_modules=feedforward)
+    if method == "ia3":  # peft's per-architecture target and feed-forward modules, or pixiu's where peft has none
+        return IA3Config(task_type=task, **ia3_modules(model_type))
     if method == "prefix":
         return PrefixTuningConfig(num_virtual_tokens=lora.num_virtual_tokens, task_type=task)
     if method == "prompt":
