@@ -6,6 +6,8 @@ layer but the output head (peft's "all-linear"); a family missing from `FALLBACK
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers.pytorch_utils import Conv1D
 
@@ -57,7 +59,7 @@ IA3_MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 """IA3's (target, feed-forward) layer names by `model_type`, for the families peft's table lacks."""
 
 
-def ia3_modules(model_type: str) -> dict[str, list[str]]:
+def ia3_modules(model_type: str) -> dict[str, Any]:
     """IA3Config's `target_modules` and `feedforward_modules` for a `model_type` base peft has no defaults for;
     empty when peft has its own."""
     if model_type not in IA3_MODULES:
