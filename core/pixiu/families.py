@@ -6,6 +6,8 @@ layer but the output head (peft's "all-linear"); a family missing from `FALLBACK
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers.pytorch_utils import Conv1D
 
@@ -37,6 +39,8 @@ LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "opt": ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
     "glm": _GLM_STYLE,  # gate_up_proj: the fused gate and up projections
     "glm4": _GLM_STYLE,
+    # recurrent: attention.{key,value,receptance,output} and feed_forward.{key,receptance,value}
+    "rwkv": ("key", "value", "receptance", "output"),
 }
 """LoRA targets by `model_type`: every attention and feed-forward projection of the family (tests check them
 against the real module names of each tiny model)."""
@@ -48,11 +52,14 @@ IA3_MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "glm4": (("k_proj", "v_proj", "down_proj"), ("down_proj",)),
     # the routed experts are fused parameters, not layers (see `LORA_TARGETS`): keys and values only
     "qwen2_moe": (("k_proj", "v_proj"), ()),
+    # both the attention's and the feed-forward's key/value layers are named `key` / `value`: the keys' outputs
+    # and the values' inputs are scaled (the feed-forward's input to `value` is IA3's own l_ff)
+    "rwkv": (("key", "value"), ("value",)),
 }
 """IA3's (target, feed-forward) layer names by `model_type`, for the families peft's table lacks."""
 
 
-def ia3_modules(model_type: str) -> dict[str, list[str]]:
+def ia3_modules(model_type: str) -> dict[str, Any]:
     """IA3Config's `target_modules` and `feedforward_modules` for a `model_type` base peft has no defaults for;
     empty when peft has its own."""
     if model_type not in IA3_MODULES:
@@ -97,6 +104,9 @@ GEMMA_TEMPLATE = (
 
 FALLBACK_TEMPLATES: dict[str, str] = {
     **dict.fromkeys(("gpt2", "bloom", "gpt_neox", "opt"), HUMAN_ASSISTANT_TEMPLATE),
+    # RWKV-4 (Pile, Raven) shares gpt_neox's tokenizer and data; ChatRWKV's `User:`/`Bot:` turns end at a blank
+    # line, not at eos, which pixiu's eos-based stopping would miss
+    "rwkv": HUMAN_ASSISTANT_TEMPLATE,
     **dict.fromkeys(("llama", "mistral", "mixtral"), LLAMA2_TEMPLATE),
     **dict.fromkeys(("gemma", "gemma2", "gemma3_text"), GEMMA_TEMPLATE),
 }

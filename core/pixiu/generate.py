@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from pixiu import recurrent
 from pixiu.data import IGNORE_INDEX, TokenizedExample, fit_prompt, render
 from pixiu.domain import Messages
 
@@ -74,17 +75,11 @@ def generate_answers(
     answers = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        input_ids, attention_mask = left_padded([encoded[i] for i in chunk], pad_id)
-        output = model.generate(  # the batch is built on the CPU; the model may sit on a GPU
-            input_ids=input_ids.to(model.device),
-            attention_mask=attention_mask.to(model.device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=stops,
-            pad_token_id=pad_id,
+        tails = continuations(
+            model, [encoded[i] for i in chunk], pad_id=pad_id, stops=stops, max_new_tokens=max_new_tokens
         )
-        for row, i in enumerate(chunk):
-            answers[i] = clean_answer(tokenizer.decode(output[row, input_ids.shape[1] :], skip_special_tokens=True))
+        for tail, i in zip(tails, chunk, strict=True):
+            answers[i] = clean_answer(tokenizer.decode(tail, skip_special_tokens=True))
         if on_batch:
             on_batch(len(chunk))
     return answers
@@ -99,17 +94,33 @@ def sample_completions(
     """
     stops = stop_token_ids(tokenizer, model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    input_ids, attention_mask = left_padded([ids for ids in encoded for _ in range(samples)], pad_id)
-    output = model.generate(
+    rows = [ids for ids in encoded for _ in range(samples)]
+    return continuations(
+        model, rows, pad_id=pad_id, stops=stops, max_new_tokens=max_new_tokens, temperature=temperature
+    )
+
+
+def continuations(
+    model, encoded: list[list[int]], *, pad_id: int, stops: list[int], max_new_tokens: int, temperature: float = 0.0
+) -> list[list[int]]:
+    """Each prompt's generated token ids, ending with the stop token when the model wrote one: greedy when
+    `temperature` is 0, else plain temperature sampling (no top-k or top-p). Prompts are left-padded into one
+    batch, except for a recurrent base, where padding would change the state (`pixiu.recurrent.generate`)."""
+    if recurrent.is_recurrent(model):
+        return recurrent.generate(model, encoded, max_new_tokens=max_new_tokens, stops=stops, temperature=temperature)
+    input_ids, attention_mask = left_padded(encoded, pad_id)
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+        if temperature > 0
+        else {"do_sample": False}
+    )
+    output = model.generate(  # the batch is built on the CPU; the model may sit on a GPU
         input_ids=input_ids.to(model.device),
         attention_mask=attention_mask.to(model.device),
         max_new_tokens=max_new_tokens,
-        do_sample=True,
-        temperature=temperature,
-        top_k=0,
-        top_p=1.0,
         eos_token_id=stops,
         pad_token_id=pad_id,
+        **sampling,
     )
     completions = []
     for row in output[:, input_ids.shape[1] :].tolist():

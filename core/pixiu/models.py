@@ -30,6 +30,7 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from pixiu import recurrent
 from pixiu.errors import PixiuError
 from pixiu.families import fallback_template
 from pixiu.paths import models_dir
@@ -182,6 +183,7 @@ def load_base(
         tokenizer.chat_template = fallback_template(model.config.model_type)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
+    recurrent.prepare(model)  # RWKV: no inference-time rescaling, batched steps that keep rows apart
     return model, tokenizer
 
 

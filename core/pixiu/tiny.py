@@ -60,6 +60,19 @@ ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "glm": ("GlmConfig", _GEMMA_SHAPE),
     "glm4": ("Glm4Config", _GEMMA_SHAPE),
+    # rescale_every=1, as a real RWKV checkpoint's 6 scaled to two layers: transformers halves the second block's
+    # output weights at inference, the case `pixiu.recurrent.run_unscaled` exists for
+    "rwkv": (
+        "RwkvConfig",
+        {
+            "hidden_size": 64,
+            "attention_hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "context_length": 2048,
+            "rescale_every": 1,
+        },
+    ),
 }
 """Architectures `create_tiny_model` can build, by `model_type`: transformers' config class and its tiny shape."""
 
@@ -80,7 +93,7 @@ TOKENS: dict[str, tuple[str, list[str], str | None]] = {
     **dict.fromkeys(("llama", "qwen2", "qwen2_moe", "glm4"), (IM_END, [IM_START], CHAT_TEMPLATE)),
     **dict.fromkeys(("mistral", "mixtral"), (_EOS, [_EOS], None)),
     **dict.fromkeys(("gemma", "gemma2", "gemma3_text"), (_END_OF_TURN, [_START_OF_TURN, _END_OF_TURN], GEMMA_TEMPLATE)),
-    **dict.fromkeys(("gpt2", "bloom", "gpt_neox", "opt", "glm"), (_END_OF_TEXT, [], None)),
+    **dict.fromkeys(("gpt2", "bloom", "gpt_neox", "opt", "glm", "rwkv"), (_END_OF_TEXT, [], None)),
 }
 """Per architecture: the eos token, the special tokens added to the trained vocabulary, and the chat template the
 tokenizer ships (None: none, like those bases, so pixiu's per-family fallback in `pixiu.families` is used)."""

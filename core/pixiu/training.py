@@ -19,6 +19,7 @@ import yaml
 from peft import PeftModel
 from peft.optimizers import create_loraplus_optimizer
 from rich.console import Console
+from transformers import AutoConfig
 
 from pixiu import __version__
 from pixiu.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
@@ -37,10 +38,11 @@ from pixiu.lora import (
     restore_adapter_state,
 )
 from pixiu.methods import attach_method, method_state, restore_method_state
-from pixiu.models import load_base
+from pixiu.models import load_base, resolve_base
 from pixiu.progress import TrainProgress
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
+from pixiu.recurrent import method_refusal
 from pixiu.registry import register_adapter, resolve_adapter
 from pixiu.report import write_report
 from pixiu.resume import check_matches_record
@@ -171,9 +173,11 @@ def load_training_base(config: RunConfig, hardware: Hardware, console: Console) 
         f"loading base model [bold]{config.base}[/] on {hardware.device} in "
         f"{config.lora.quantize or precision_name(hardware.dtype)}"
     )
-    base, tokenizer = load_base(
-        config.base, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize
-    )
+    source = resolve_base(config.base)  # resolved once: a .gguf is hashed to find its conversion
+    with contextlib.suppress(OSError):  # an unreachable hub id: load_base explains that below
+        if refusal := method_refusal(AutoConfig.from_pretrained(source), config.lora.method):
+            raise PixiuError(refusal)  # before the weights load
+    base, tokenizer = load_base(source, dtype=hardware.dtype, device=hardware.device, quantize=config.lora.quantize)
     return prepare_base(base, config), tokenizer
 
 

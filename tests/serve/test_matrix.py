@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM
 from pixiu.errors import PixiuError
 from pixiu.generate import stop_token_ids
 from pixiu.methods import WHOLE_MODEL, adapter_method
+from pixiu.models import load_base
 from pixiu.serve.request import SamplingParams
 from pixiu.tiny import ARCHES, create_tiny_model
 
@@ -46,8 +47,9 @@ SMALL = [
 FAST = {
     # every method on llama but those another default cell already serves the same way
     *(("llama", m) for m in ("lora", "rslora", "dora", "pissa", "ia3", "prefix", "adalora", "full")),
-    # the LoRA column where the layouts differ most from llama: Conv1D, fused qkv with alibi, a sliding window
-    *((family, "lora") for family in ("gpt2", "bloom", "gemma2")),
+    # the LoRA column where the layouts differ most from llama: Conv1D, fused qkv with alibi, a sliding window, a
+    # recurrent state
+    *((family, "lora") for family in ("gpt2", "bloom", "gemma2", "rwkv")),
     # methods meeting those layouts: IA3 on Conv1D, prefix on bloom's own cache, DoRA on fused layers
     ("gpt2", "ia3"),
     ("bloom", "prefix"),
@@ -144,7 +146,6 @@ def check_saved(base: Path, run_dir: Path, method: str) -> None:
     import yaml
 
     from pixiu.families import lora_targets
-    from pixiu.models import load_base
 
     model, tokenizer = load_base(str(base))
     record = yaml.safe_load((run_dir / "pixiu_run.yaml").read_text(encoding="utf-8"))
@@ -183,7 +184,7 @@ def check_adapter_serving(base: Path, run_dir: Path, method: str, marks: set[str
         assert served == ("per_row" if "R" in marks else "single")
         jobs = {"toy": chat_ids(tokenizer, "被告人张某盗窃财物，构成什么罪？"), "base": chat_ids(tokenizer, "hello")}
         sinks = {name: submit(engine, name, prompt) for name, prompt in jobs.items()}  # two lengths, run together
-        reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(run_dir)).eval()
+        reference = PeftModel.from_pretrained(load_base(str(base))[0], str(run_dir)).eval()
         assert sinks["toy"].wait().tokens == greedy(reference, tokenizer, jobs["toy"])
         with reference.disable_adapter():
             assert sinks["base"].wait().tokens == greedy(reference, tokenizer, jobs["base"])
@@ -205,8 +206,8 @@ def check_merge(base: Path, run_dir: Path, output: Path, method: str, marks: set
 
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
     with torch.inference_mode():
-        merged = AutoModelForCausalLM.from_pretrained(output)(input_ids=ids).logits
-        unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(run_dir))(input_ids=ids)
+        merged = load_base(str(output))[0](input_ids=ids).logits
+        unmerged = PeftModel.from_pretrained(load_base(str(base))[0], str(run_dir))(input_ids=ids)
     assert torch.allclose(merged, unmerged.logits, atol=1e-4)
     check_whole_model(output, {"M"})
 
@@ -219,7 +220,7 @@ def check_whole_model(folder: Path, marks: set[str]) -> None:
     engine, tokenizer = start_engine(str(folder), {}, max_batch=2, max_waiting=4)
     try:
         prompt = chat_ids(tokenizer, "hello")
-        model = AutoModelForCausalLM.from_pretrained(folder).eval()
+        model = load_base(str(folder))[0].eval()
         assert submit(engine, "base", prompt).wait().tokens == greedy(model, tokenizer, prompt)
     finally:
         engine.close()

@@ -19,8 +19,6 @@ import torch.nn.functional as F
 from pixiu.serve import kv
 
 if TYPE_CHECKING:
-    from transformers import DynamicCache
-
     from pixiu.serve.request import EngineRequest
 
 
@@ -40,7 +38,7 @@ class Batch:
         self.device = device or torch.device("cpu")
         """Where the model runs: every tensor the batch makes goes there."""
         self.rows: list[Row] = []
-        self.cache: DynamicCache | None = None
+        self.cache: kv.Cache | None = None
         self.mask: torch.Tensor | None = None  # (rows, cache width), 1 where a real token is cached
 
     def __len__(self) -> int:
@@ -51,14 +49,14 @@ class Batch:
         """Columns of the shared cache."""
         return 0 if self.mask is None else self.mask.shape[1]
 
-    def add(self, rows: list[Row], caches: list[DynamicCache]) -> None:
+    def add(self, rows: list[Row], caches: list[kv.Cache]) -> None:
         """Insert rows whose prompts were prefilled alone into `caches` (one sequence each), keeping the rows
         sorted by adapter slot (base rows first), so that each run of rows multiplies through its own adapters
         only (`pixiu.serve.multi_lora`); rows of one slot stay in the order they came."""
         joining = sorted(
             zip(rows, caches, strict=True), key=lambda pair: _slot_order(pair[0])
         )  # stable: arrival order within a slot
-        pieces: list[tuple[list[Row], DynamicCache, torch.Tensor]] = []
+        pieces: list[tuple[list[Row], kv.Cache, torch.Tensor]] = []
         taken = 0
         for row, cache in [*joining, (None, None)]:
             end = len(self.rows) if row is None else taken

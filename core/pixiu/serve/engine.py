@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import DynamicCache, PreTrainedModel
+from transformers import PreTrainedModel
 
 from pixiu.errors import PixiuError
 from pixiu.methods import serving_refusal
@@ -50,7 +50,7 @@ class _Prefill:
     """A request whose prompt is being fed to its own cache, chunk by chunk."""
 
     request: EngineRequest
-    cache: DynamicCache
+    cache: kv.Cache
     done: int = 0
     """Prompt tokens already in `cache`."""
 
@@ -315,7 +315,9 @@ class Engine:
             except Exception as exc:  # the caller gets the error; the engine goes on
                 future.set_exception(exc)
         generated = self.counters["generated_tokens"]
-        self._prefilling.extend(_Prefill(request, kv.new_cache(self.model.config)) for request in admitted)
+        self._prefilling.extend(
+            _Prefill(request, kv.new_cache(self.model.config, self.model.dtype, self.device)) for request in admitted
+        )
         try:
             self._prefill()
             if self._batch.rows:
@@ -337,7 +339,7 @@ class Engine:
             self._prefilling.remove(prefill)
             self._finish(prefill.request, prefill.request.cancel_reason)
         budget, rows = self.prefill_chunk, []
-        caches: list[DynamicCache] = []
+        caches: list[kv.Cache] = []
         while budget and self._prefilling:
             prefill = self._prefilling[0]
             request = prefill.request

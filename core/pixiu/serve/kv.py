@@ -1,5 +1,10 @@
 """The KV cache: the only module that touches transformers' cache internals.
 
+Two kinds of cache: attention keys and values (a `DynamicCache`), and a recurrent base's state (RWKV: a list of
+five (batch, hidden, layers) tensors, `pixiu.recurrent`). Every function here takes either; for a state, merging
+rows is concatenation (no padding: the width and columns only concern attention) and the model carries a chunked
+prefill on by updating the state in place.
+
 pixiu serve keeps one `DynamicCache` per batch and rebuilds it when rows join or leave, reading each
 layer's `keys` and `values` (a `DynamicLayer`; sliding-window layers are kept whole, see `new_cache`) and building
 caches with `DynamicCache(ddp_cache_data=...)`;
@@ -19,16 +24,21 @@ import transformers
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
+from pixiu import recurrent
 from pixiu.errors import PixiuError
 
 SUPPORTED = "transformers>=5.0,<6"
 """The transformers versions whose cache layout this module is written for (tested with 5.x)."""
 
 
+Cache = DynamicCache | list[torch.Tensor]
+"""A cache of either kind: attention keys and values, or a recurrent state."""
+
+
 def cache_argument(model: torch.nn.Module) -> str:
-    """The name under which `model`'s forward takes the KV cache in this transformers version."""
+    """The name under which `model`'s forward takes the KV cache in this transformers version (`state` for RWKV)."""
     parameters = inspect.signature(model.forward).parameters
-    for name in ("cache", "past_key_values"):
+    for name in ("cache", "past_key_values", "state"):
         if name in parameters:
             return name
     msg = (
@@ -38,12 +48,15 @@ def cache_argument(model: torch.nn.Module) -> str:
     raise PixiuError(msg)
 
 
-def new_cache(config) -> DynamicCache:
-    """An empty cache for one sequence; refuses models whose cache is not plain or sliding-window attention.
+def new_cache(config, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> Cache:
+    """An empty cache for one sequence; refuses models whose cache is not plain or sliding-window attention, or the
+    state of a recurrent base (`pixiu.recurrent.RECURRENT_TYPES`), made in `dtype` on `device`.
 
     Sliding-window layers are kept whole, as full layers: the model's own sliding-window mask still limits what
     each token attends to, so the outputs are the same; only a long answer's memory grows past the window.
     """
+    if recurrent.is_recurrent(config):
+        return recurrent.new_state(config, dtype, device)
     layers = getattr(DynamicCache(config=config), "layers", None)
     if not isinstance(layers, list):
         msg = (
@@ -62,9 +75,13 @@ def new_cache(config) -> DynamicCache:
     return DynamicCache()  # full layers, made as the model fills them
 
 
-def merge_left_padded(caches: list[DynamicCache], width: int) -> DynamicCache:
+def merge_left_padded(caches: list[Cache], width: int) -> Cache:
     """One cache holding the rows of `caches` in order, each right-aligned and zero-padded on the left to `width`."""
-    per_cache: list[list[Any]] = [list(cache.layers) for cache in caches]  # full-attention layers (checked above)
+    states = [cache for cache in caches if isinstance(cache, list)]
+    if states:  # a batch holds one kind
+        return recurrent.merge_states(states)
+    attention = [cache for cache in caches if isinstance(cache, DynamicCache)]
+    per_cache: list[list[Any]] = [list(cache.layers) for cache in attention]  # full-attention layers (checked above)
     layers = []
     for index in range(len(per_cache[0])):
         keys = torch.cat([_pad_left(cache_layers[index].keys, width) for cache_layers in per_cache])
@@ -73,14 +90,18 @@ def merge_left_padded(caches: list[DynamicCache], width: int) -> DynamicCache:
     return DynamicCache(ddp_cache_data=layers)
 
 
-def row_range(cache: DynamicCache, start: int, end: int) -> DynamicCache:
+def row_range(cache: Cache, start: int, end: int) -> Cache:
     """A cache of rows `start`..`end` of `cache`, as views (no copy)."""
+    if isinstance(cache, list):
+        return recurrent.select_rows(cache, slice(start, end))
     full: list[Any] = list(cache.layers)  # full-attention layers (checked when the cache was made)
     return DynamicCache(ddp_cache_data=[(layer.keys[start:end], layer.values[start:end]) for layer in full])
 
 
-def select(cache: DynamicCache, rows: torch.Tensor, start: int) -> DynamicCache:
-    """A cache with only `rows` of `cache`, and only its columns from `start` on."""
+def select(cache: Cache, rows: torch.Tensor, start: int) -> Cache:
+    """A cache with only `rows` of `cache`, and only its columns from `start` on (a state has no columns)."""
+    if isinstance(cache, list):
+        return recurrent.select_rows(cache, rows)
     full: list[Any] = list(cache.layers)  # full-attention layers (checked when the cache was made)
     layers = [(layer.keys[rows, :, start:], layer.values[rows, :, start:]) for layer in full]
     return DynamicCache(ddp_cache_data=layers)
