@@ -1,4 +1,4 @@
-"""Decoder-only base families: which layers LoRA adapts, and the chat template used when a tokenizer has none.
+"""Base families: which layers LoRA adapts, and the chat template used when a tokenizer has none.
 
 Both are chosen by the base's `config.model_type`. A family missing from `LORA_TARGETS` gets every linear
 layer but the output head (peft's "all-linear"); a family missing from `FALLBACK_TEMPLATES` gets ChatML.
@@ -37,6 +37,8 @@ LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "opt": ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
     "glm": _GLM_STYLE,  # gate_up_proj: the fused gate and up projections
     "glm4": _GLM_STYLE,
+    "t5": ("q", "k", "v", "o", "wi", "wo"),  # encoder-decoder: self- and cross-attention share the names
+    "mt5": ("q", "k", "v", "o", "wi_0", "wi_1", "wo"),  # wi_0/wi_1: the gated feed-forward
 }
 """LoRA targets by `model_type`: every attention and feed-forward projection of the family (tests check them
 against the real module names of each tiny model)."""
@@ -77,6 +79,8 @@ GEMMA_TEMPLATE = (
 
 FALLBACK_TEMPLATES: dict[str, str] = {
     **dict.fromkeys(("gpt2", "bloom", "gpt_neox", "opt"), HUMAN_ASSISTANT_TEMPLATE),
+    # T5 ships no template; its generation prompt `### Assistant: ` ends the encoder input, the answer is decoded
+    **dict.fromkeys(("t5", "mt5"), HUMAN_ASSISTANT_TEMPLATE),
     **dict.fromkeys(("llama", "mistral", "mixtral"), LLAMA2_TEMPLATE),
     **dict.fromkeys(("gemma", "gemma2", "gemma3_text"), GEMMA_TEMPLATE),
 }

@@ -10,6 +10,7 @@ import torch
 
 from pixiu.data import IGNORE_INDEX, TokenizedExample, fit_prompt, render
 from pixiu.domain import Messages
+from pixiu.seq2seq import is_encoder_decoder
 
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
 """Markers after which a chat model's answer is over, even where the tokenizer does not treat them as special."""
@@ -83,8 +84,9 @@ def generate_answers(
             eos_token_id=stops,
             pad_token_id=pad_id,
         )
+        answer_start = 0 if is_encoder_decoder(model) else input_ids.shape[1]  # T5 returns the decoder's tokens alone
         for row, i in enumerate(chunk):
-            answers[i] = clean_answer(tokenizer.decode(output[row, input_ids.shape[1] :], skip_special_tokens=True))
+            answers[i] = clean_answer(tokenizer.decode(output[row, answer_start:], skip_special_tokens=True))
         if on_batch:
             on_batch(len(chunk))
     return answers

@@ -87,13 +87,13 @@ def method_problems(
     return problems
 
 
-def peft_config(lora: LoraArgs, total_steps: int, target_modules: list[str]) -> PeftConfig:
+def peft_config(lora: LoraArgs, total_steps: int, target_modules: list[str], task: str = "CAUSAL_LM") -> PeftConfig:
     """The peft config of `lora.method` (not full or freeze), from the `lora` section, on `target_modules` (the
     layer names `lora.target_modules` resolves to, `pixiu.families.lora_targets`); AdaLoRA's budget schedule
-    spans `total_steps` (peft's `total_step`)."""
+    spans `total_steps` (peft's `total_step`); `task` is peft's task type (`pixiu.seq2seq.peft_task`)."""
     from peft import AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
 
-    method, task = lora.method, "CAUSAL_LM"
+    method = lora.method
     if method == "ia3":  # peft's per-architecture target and feed-forward modules
         return IA3Config(task_type=task)
     if method == "prefix":
@@ -135,8 +135,9 @@ def attach_method(base: torch.nn.Module, lora: LoraArgs, total_steps: int) -> An
 
     from pixiu.families import lora_targets
     from pixiu.lora import _peft_quietly
+    from pixiu.seq2seq import peft_task
 
-    config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules))
+    config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules), peft_task(base))
     with _peft_quietly():
         return get_peft_model(base, config)
 

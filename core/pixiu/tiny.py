@@ -13,7 +13,7 @@ from typing import Any, cast
 import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, GenerationConfig, PreTrainedTokenizerFast
 
 from pixiu.families import GEMMA_TEMPLATE
 
@@ -27,6 +27,8 @@ _LLAMA_SHAPE = {
 }
 _GEMMA_SHAPE = {**_LLAMA_SHAPE, "head_dim": 16}
 _WINDOW = {"sliding_window": 4}  # a tiny window, so that even short test prompts reach past it
+_T5_SHAPE = {"d_model": 64, "d_kv": 16, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4}
+"""Encoder-decoder: 2 encoder and 2 decoder blocks; mt5 adds the gated feed-forward (wi_0, wi_1) and an untied head."""
 _MOE = {"num_experts_per_tok": 2, "sliding_window": None}
 
 ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -60,6 +62,8 @@ ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "glm": ("GlmConfig", _GEMMA_SHAPE),
     "glm4": ("Glm4Config", _GEMMA_SHAPE),
+    "t5": ("T5Config", _T5_SHAPE),
+    "mt5": ("MT5Config", {**_T5_SHAPE, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False}),
 }
 """Architectures `create_tiny_model` can build, by `model_type`: transformers' config class and its tiny shape."""
 
@@ -81,6 +85,7 @@ TOKENS: dict[str, tuple[str, list[str], str | None]] = {
     **dict.fromkeys(("mistral", "mixtral"), (_EOS, [_EOS], None)),
     **dict.fromkeys(("gemma", "gemma2", "gemma3_text"), (_END_OF_TURN, [_START_OF_TURN, _END_OF_TURN], GEMMA_TEMPLATE)),
     **dict.fromkeys(("gpt2", "bloom", "gpt_neox", "opt", "glm"), (_END_OF_TEXT, [], None)),
+    **dict.fromkeys(("t5", "mt5"), (_EOS, [_EOS], None)),
 }
 """Per architecture: the eos token, the special tokens added to the trained vocabulary, and the chat template the
 tokenizer ships (None: none, like those bases, so pixiu's per-family fallback in `pixiu.families` is used)."""
@@ -136,7 +141,8 @@ Numbers and symbols matter too: 2024-05-01, 3.14, 100%, $25, (a + b) * c = 42, u
 
 
 def create_tiny_model(out_dir: Path, arch: str = "llama", seed: int = 0) -> Path:
-    """Write a tiny random causal LM of architecture `arch` and its tokenizer to `out_dir` and return `out_dir`.
+    """Write a tiny random LM of architecture `arch` (causal; t5 and mt5: encoder-decoder) and its tokenizer to
+    `out_dir`, and return `out_dir`.
 
     Args:
         out_dir: Folder to write (created if needed); it then loads with `from_pretrained`.
@@ -155,16 +161,19 @@ def create_tiny_model(out_dir: Path, arch: str = "llama", seed: int = 0) -> Path
     config_class, shape = ARCHES[arch]
     config = getattr(transformers, config_class)(
         vocab_size=len(tokenizer),
-        **shape,
-        tie_word_embeddings=True,
+        **{"tie_word_embeddings": True, **shape},
         bos_token_id=None,
         eos_token_id=eos_id,
         pad_token_id=pad_id,
     )
+    start: dict[str, int] = {}
+    if config.is_encoder_decoder:  # T5's decoder starts from the pad token
+        config.decoder_start_token_id = start["decoder_start_token_id"] = pad_id
+    auto_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     with torch.random.fork_rng():  # leave the caller's random state alone
         torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id)
+        model = auto_class.from_config(config, dtype=torch.float32)
+    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, **start)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM, Qwen3NextConfig
 
 from pixiu.errors import PixiuError
 from pixiu.families import fallback_template
+from pixiu.seq2seq import ENCODER_DECODER_FAMILIES
 from pixiu.serve.multi_lora import MultiLora, read_adapter
 from pixiu.serve.request import SamplingParams
 from pixiu.tiny import ARCHES, TOKENS, create_tiny_model
@@ -20,8 +21,9 @@ from pixiu.tiny import ARCHES, TOKENS, create_tiny_model
 from .helpers import chat_ids
 from .test_engine import Collector
 
-SERVED = list(ARCHES)
-"""Every tiny family; the mistral, gemma2 and gemma3_text ones have a 4-token sliding window."""
+SERVED = [arch for arch in ARCHES if arch not in ENCODER_DECODER_FAMILIES]
+"""Every decoder-only tiny family (t5 and mt5: tests/serve/test_seq2seq.py); the mistral, gemma2 and gemma3_text ones
+have a 4-token sliding window."""
 FAST = {"gpt2", "bloom", "gemma2"}
 """The matrix's default corners, the layouts furthest from llama's (Conv1D, fused qkv with alibi, a sliding
 window); the rest run with -m slow (llama itself is trained and served by the default suite's other tests)."""
