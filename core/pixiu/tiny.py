@@ -85,10 +85,12 @@ TOKENS: dict[str, tuple[str, list[str], str | None]] = {
     **dict.fromkeys(("mistral", "mixtral"), (_EOS, [_EOS], None)),
     **dict.fromkeys(("gemma", "gemma2", "gemma3_text"), (_END_OF_TURN, [_START_OF_TURN, _END_OF_TURN], GEMMA_TEMPLATE)),
     **dict.fromkeys(("gpt2", "bloom", "gpt_neox", "opt", "glm"), (_END_OF_TEXT, [], None)),
-    **dict.fromkeys(("t5", "mt5"), (_EOS, [_EOS], None)),
+    **dict.fromkeys(("t5", "mt5"), (_EOS, [_EOS, "<pad>"], None)),
 }
 """Per architecture: the eos token, the special tokens added to the trained vocabulary, and the chat template the
 tokenizer ships (None: none, like those bases, so pixiu's per-family fallback in `pixiu.families` is used)."""
+PAD_TOKENS = dict.fromkeys(("t5", "mt5"), "<pad>")
+"""The pad token where a family's is not `PAD`: T5's `<pad>`, which also starts its decoder (not an end of turn)."""
 
 # A mix of the registers pixiu's domains see, so the learned merges cover common Chinese and English pieces.
 CORPUS = """\
@@ -157,7 +159,8 @@ def create_tiny_model(out_dir: Path, arch: str = "llama", seed: int = 0) -> Path
     out_dir = Path(out_dir)
     eos, extra, template = TOKENS[arch]
     tokenizer = train_tiny_tokenizer(eos=eos, extra_tokens=extra, chat_template=template)
-    pad_id, eos_id = cast(list[int], tokenizer.convert_tokens_to_ids([PAD, eos]))
+    tokenizer.pad_token = PAD_TOKENS.get(arch, PAD)
+    pad_id, eos_id = cast(list[int], tokenizer.convert_tokens_to_ids([tokenizer.pad_token, eos]))
     config_class, shape = ARCHES[arch]
     config = getattr(transformers, config_class)(
         vocab_size=len(tokenizer),

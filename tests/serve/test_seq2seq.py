@@ -1,0 +1,104 @@
+"""Encoder-decoder bases (t5, mt5): 3 training steps, evaluation, and a served mixed batch whose every row equals
+peft's own generate for that row's adapter alone. A tiny random model proves the plumbing, not answer quality."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from pixiu.serve.request import SamplingParams
+from pixiu.tiny import create_tiny_model
+
+from .helpers import chat_ids
+from .test_engine import Collector
+
+PROMPTS = {"toy": "被告人张某盗窃财物，构成什么罪？", "base": "hello", "other": "What is the capital of France?"}
+"""One request per served model: two adapters and the base, of different prompt lengths, in one batch."""
+
+
+@pytest.fixture(scope="module", params=["t5", "mt5"])
+def tiny_seq2seq(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny t5 and mt5 model folder."""
+    return create_tiny_model(tmp_path_factory.mktemp(request.param), arch=request.param)
+
+
+def train_tiny(base: Path, run_dir: Path, data: Path, *extra: str) -> dict:
+    """Train an sft adapter of the toy domain on `base` for 3 steps into `run_dir` (evaluating it); its metrics."""
+    from pixiu.config import load_config
+    from pixiu.recipes.lora_sft import run
+    from toy_domain import TOY
+
+    overrides = ["data.max_seq_len=48", "train.batch_tokens=192", "data.eval_records=2", "eval.max_new_tokens=3"]
+    config = load_config(
+        overrides=[*overrides, "train.max_steps=3", "train.lr=1e-2", *extra], values={"base": str(base)}
+    )
+    return run(TOY, config, data, run_dir).metrics
+
+
+def random_adapter(base: Path, folder: Path, seed: int, rank: int) -> Path:
+    """A random non-zero LoRA adapter on the family's `auto` targets, saved by peft (a 3-step one barely moves)."""
+    from peft import LoraConfig, get_peft_model
+
+    from pixiu.families import lora_targets
+
+    torch.manual_seed(seed)
+    model = AutoModelForSeq2SeqLM.from_pretrained(base)
+    targets = lora_targets(model, "auto")
+    config = LoraConfig(r=rank, lora_alpha=16 * rank, target_modules=targets, init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(folder)
+    return folder
+
+
+def solo(peft_model, tokenizer, prompt: list[int], adapter: str | None, max_tokens: int) -> list[int]:
+    """Greedy answer tokens of one request alone through peft's generate: adapter `adapter`, or the plain base."""
+    from pixiu.generate import stop_token_ids
+
+    stops = stop_token_ids(tokenizer, peft_model)
+    if adapter:
+        peft_model.set_adapter(adapter)
+    with torch.inference_mode(), nullcontext() if adapter else peft_model.disable_adapter():
+        output = peft_model.generate(
+            input_ids=torch.tensor([prompt]), do_sample=False, max_new_tokens=max_tokens, eos_token_id=stops
+        )
+    return [t for t in output[0, 1:].tolist() if t not in stops]  # the decoder's start token comes first
+
+
+def test_seq2seq_trains_evaluates_and_serves_a_mixed_batch_as_peft(tiny_seq2seq, tmp_path):
+    from peft import PeftModel
+
+    from pixiu.generate import stop_token_ids
+    from pixiu.models import load_base
+    from pixiu.serve.seq2seq_engine import Seq2SeqEngine
+    from toy_domain import write_toy_data
+
+    data = write_toy_data(tmp_path / "toy.jsonl", 16)
+    metrics = train_tiny(tiny_seq2seq, tmp_path / "toy", data)
+    assert metrics["records"] == 2 and "exact_match" in metrics["adapter"] and metrics["train"]["steps"] == 3
+    random_adapter(tiny_seq2seq, tmp_path / "other", seed=7, rank=4)
+    model, tokenizer = load_base(str(tiny_seq2seq))
+    engine = Seq2SeqEngine(model, stop_token_ids(tokenizer, model), max_batch=3)
+    for name in ("toy", "other"):
+        engine.load_adapter(name, tmp_path / name)
+    jobs = {name: chat_ids(tokenizer, prompt) for name, prompt in PROMPTS.items()}
+    sinks = {name: Collector() for name in jobs}
+    for name, prompt in jobs.items():  # queued before the start: one batch of three models and three lengths
+        engine.submit(name, prompt, SamplingParams(max_tokens=5), sinks[name])
+    engine.start()
+    try:
+        for sink in sinks.values():
+            sink.wait()
+    finally:
+        engine.stop()
+    reference = PeftModel.from_pretrained(
+        AutoModelForSeq2SeqLM.from_pretrained(tiny_seq2seq), str(tmp_path / "toy"), adapter_name="toy"
+    )
+    reference.load_adapter(str(tmp_path / "other"), adapter_name="other")
+    reference.eval()
+    for name, prompt in jobs.items():
+        expected = solo(reference, tokenizer, prompt, None if name == "base" else name, 5)
+        assert sinks[name].tokens == expected, name
+    assert sinks["other"].tokens != sinks["base"].tokens  # the random adapter changes the answer: crossing would show
