@@ -28,7 +28,7 @@ _LLAMA_SHAPE = {
 _GEMMA_SHAPE = {**_LLAMA_SHAPE, "head_dim": 16}
 _WINDOW = {"sliding_window": 4}  # a tiny window, so that even short test prompts reach past it
 _T5_SHAPE = {"d_model": 64, "d_kv": 16, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4}
-"""Encoder-decoder: 2 encoder and 2 decoder blocks; mt5 adds the gated feed-forward (wi_0, wi_1) and an untied head."""
+"""Encoder-decoder: 2 encoder and 2 decoder blocks; mt5 adds the gated feed-forward (wi_0, wi_1)."""
 _MOE = {"num_experts_per_tok": 2, "sliding_window": None}
 
 ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -63,7 +63,7 @@ ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
     "glm": ("GlmConfig", _GEMMA_SHAPE),
     "glm4": ("Glm4Config", _GEMMA_SHAPE),
     "t5": ("T5Config", _T5_SHAPE),
-    "mt5": ("MT5Config", {**_T5_SHAPE, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False}),
+    "mt5": ("MT5Config", {**_T5_SHAPE, "feed_forward_proj": "gated-gelu"}),
 }
 """Architectures `create_tiny_model` can build, by `model_type`: transformers' config class and its tiny shape."""
 

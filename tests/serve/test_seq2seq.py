@@ -3,6 +3,7 @@ peft's own generate for that row's adapter alone. A tiny random model proves the
 
 from __future__ import annotations
 
+import json
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -102,3 +103,35 @@ def test_seq2seq_trains_evaluates_and_serves_a_mixed_batch_as_peft(tiny_seq2seq,
         expected = solo(reference, tokenizer, prompt, None if name == "base" else name, 5)
         assert sinks[name].tokens == expected, name
     assert sinks["other"].tokens != sinks["base"].tokens  # the random adapter changes the answer: crossing would show
+
+
+def test_pixiu_serve_answers_an_adapter_and_the_base_of_a_t5_streamed_or_not(tmp_path):
+    from pixiu.serve.app import build_app
+    from pixiu.serve.seq2seq_engine import Seq2SeqEngine
+    from pixiu.serve.server import start_engine
+    from pixiu.serve.state import Limits
+
+    from .helpers import call
+
+    base = create_tiny_model(tmp_path / "t5", arch="t5")
+    engine, tokenizer = start_engine(
+        str(base), {"law": random_adapter(base, tmp_path / "law", seed=3, rank=4)}, max_batch=4, max_waiting=8
+    )
+    assert isinstance(engine, Seq2SeqEngine)  # chosen by the base's config
+    limits = Limits(context=512, max_prompt_tokens=256, max_tokens=16, max_body_bytes=64 * 1024)
+    app = build_app(engine, tokenizer, base=str(base), limits=limits, admin_token=None)
+    try:
+        assert [m["id"] for m in call(app, "GET", "/v1/models").json()["data"]] == ["base", "law"]
+        answers = {}
+        for model in ("law", "base"):
+            body = {"model": model, "messages": [{"role": "user", "content": PROMPTS["toy"]}], "max_tokens": 6}
+            whole = call(app, "POST", "/v1/chat/completions", json=body).json()
+            assert whole["model"] == model and whole["usage"]["completion_tokens"] == 6, whole
+            streamed = call(app, "POST", "/v1/chat/completions", json={**body, "stream": True}).text
+            chunks = [json.loads(line[6:]) for line in streamed.split("\n\n") if line.startswith("data: {")]
+            text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+            assert text == whole["choices"][0]["message"]["content"]
+            answers[model] = text
+        assert answers["law"] != answers["base"]
+    finally:
+        engine.stop()
