@@ -41,13 +41,9 @@ def peft_task(model: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Seq2SeqExample:
-    """The encoder's token ids of one conversation and the decoder's labels (the answer and eos)."""
-
-    input_ids: list[int]
-    labels: list[int]
-    answer_cut: bool = False
-    """The answer and eos were longer than `max_len` tokens, so its end (eos among it) was dropped."""
+class Seq2SeqExample(TokenizedExample):
+    """The encoder's token ids of one conversation and the decoder's labels (the answer and eos); `answer_cut`:
+    the answer and eos were longer than `max_len` tokens, so its end (eos among it) was dropped."""
 
     def __len__(self) -> int:
         """The longer side, which is what a batch of such examples pads to."""
@@ -82,8 +78,8 @@ def collate_seq2seq(examples: list[Seq2SeqExample], indices: list[int], pad_id: 
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-Tokenize = Callable[[Any, Messages, int], TokenizedExample | Seq2SeqExample]
-Collate = Callable[[list, list[int], int], dict[str, torch.Tensor]]
+Tokenize = Callable[[Any, Messages, int], TokenizedExample]
+Collate = Callable[[Any, list[int], int], dict[str, torch.Tensor]]
 
 
 def example_codec(model: Any) -> tuple[Tokenize, Collate]:

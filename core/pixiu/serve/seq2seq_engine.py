@@ -21,6 +21,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from pixiu.serve.batch import Row
 from pixiu.serve.engine import Engine
+from pixiu.serve.request import EngineRequest
 
 log = logging.getLogger("pixiu.serve")
 
@@ -29,7 +30,7 @@ log = logging.getLogger("pixiu.serve")
 class EncodedRow(Row):
     """A row of an encoder-decoder batch: besides `Row`'s, its prompt's encoder states (prompt tokens, width)."""
 
-    encoded: torch.Tensor | None = None
+    encoded: torch.Tensor
 
 
 class Seq2SeqEngine(Engine):
@@ -42,7 +43,7 @@ class Seq2SeqEngine(Engine):
         for prefill in [p for p in self._prefilling if p.request.cancelled]:
             self._prefilling.remove(prefill)
             self._finish(prefill.request, prefill.request.cancel_reason)
-        budget, requests = self.prefill_chunk, []
+        budget, requests = self.prefill_chunk, list[EngineRequest]()
         while self._prefilling and (not requests or len(self._prefilling[0].request.prompt_ids) <= budget):
             request = self._prefilling.popleft().request
             budget -= len(request.prompt_ids)
@@ -62,7 +63,7 @@ class Seq2SeqEngine(Engine):
     @torch.inference_mode()
     def _decode(self) -> None:
         """One decoder pass over every row's answer so far, then emit each row's next token."""
-        rows = [row for row in self._batch.rows if isinstance(row, EncodedRow) and row.encoded is not None]
+        rows = [row for row in self._batch.rows if isinstance(row, EncodedRow)]
         requests = [row.request for row in rows]
         start = int(self.model.config.decoder_start_token_id)
         decoder_ids, _ = _right_padded([[start, *request.output_ids] for request in requests], self.device)
