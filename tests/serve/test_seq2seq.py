@@ -18,7 +18,7 @@ from .helpers import chat_ids
 from .test_engine import Collector
 
 PROMPTS = {"toy": "被告人张某盗窃财物，构成什么罪？", "base": "hello", "other": "What is the capital of France?"}
-"""One request per served model: two adapters and the base, of different prompt lengths, in one batch."""
+"""Prompts of different lengths, one per served model of a batch (in turn)."""
 
 
 @pytest.fixture(scope="module", params=["t5", "mt5"])
@@ -68,26 +68,26 @@ def solo(peft_model, tokenizer, prompt: list[int], adapter: str | None, max_toke
     return [t for t in output[0, 1:].tolist() if t not in stops]  # the decoder's start token comes first
 
 
-def test_seq2seq_trains_evaluates_and_serves_a_mixed_batch_as_peft(tiny_seq2seq, tmp_path):
+def served_and_solo(base: Path, adapters: dict[str, Path], max_tokens: int = 5) -> dict[str, tuple[list, list]]:
+    """Serve one request per model of `adapters` (and "base"), each with its prompt of `PROMPTS`, queued together
+    into one `Seq2SeqEngine` batch; per model, (the served greedy tokens, peft's `generate` of it alone).
+
+    The family x method matrix can call it on any t5/mt5 folder and adapters of the per-row methods."""
     from peft import PeftModel
 
     from pixiu.generate import stop_token_ids
     from pixiu.models import load_base
     from pixiu.serve.seq2seq_engine import Seq2SeqEngine
-    from toy_domain import write_toy_data
 
-    data = write_toy_data(tmp_path / "toy.jsonl", 16)
-    metrics = train_tiny(tiny_seq2seq, tmp_path / "toy", data)
-    assert metrics["records"] == 2 and "exact_match" in metrics["adapter"] and metrics["train"]["steps"] == 3
-    random_adapter(tiny_seq2seq, tmp_path / "other", seed=7, rank=4)
-    model, tokenizer = load_base(str(tiny_seq2seq))
-    engine = Seq2SeqEngine(model, stop_token_ids(tokenizer, model), max_batch=3)
-    for name in ("toy", "other"):
-        engine.load_adapter(name, tmp_path / name)
-    jobs = {name: chat_ids(tokenizer, prompt) for name, prompt in PROMPTS.items()}
+    model, tokenizer = load_base(str(base))
+    engine = Seq2SeqEngine(model, stop_token_ids(tokenizer, model), max_batch=len(adapters) + 1)
+    for name, folder in adapters.items():
+        engine.load_adapter(name, folder)
+    prompts = list(PROMPTS.values())
+    jobs = {name: chat_ids(tokenizer, prompts[i % len(prompts)]) for i, name in enumerate(["base", *adapters])}
     sinks = {name: Collector() for name in jobs}
-    for name, prompt in jobs.items():  # queued before the start: one batch of three models and three lengths
-        engine.submit(name, prompt, SamplingParams(max_tokens=5), sinks[name])
+    for name, prompt in jobs.items():  # queued before the start: one batch of all models and prompt lengths
+        engine.submit(name, prompt, SamplingParams(max_tokens=max_tokens), sinks[name])
     engine.start()
     try:
         for sink in sinks.values():
@@ -95,14 +95,30 @@ def test_seq2seq_trains_evaluates_and_serves_a_mixed_batch_as_peft(tiny_seq2seq,
     finally:
         engine.stop()
     reference = PeftModel.from_pretrained(
-        AutoModelForSeq2SeqLM.from_pretrained(tiny_seq2seq), str(tmp_path / "toy"), adapter_name="toy"
+        AutoModelForSeq2SeqLM.from_pretrained(base),
+        str(next(iter(adapters.values()))),
+        adapter_name=next(iter(adapters)),
     )
-    reference.load_adapter(str(tmp_path / "other"), adapter_name="other")
+    for name, folder in list(adapters.items())[1:]:
+        reference.load_adapter(str(folder), adapter_name=name)
     reference.eval()
-    for name, prompt in jobs.items():
-        expected = solo(reference, tokenizer, prompt, None if name == "base" else name, 5)
-        assert sinks[name].tokens == expected, name
-    assert sinks["other"].tokens != sinks["base"].tokens  # the random adapter changes the answer: crossing would show
+    return {
+        name: (sinks[name].tokens, solo(reference, tokenizer, prompt, None if name == "base" else name, max_tokens))
+        for name, prompt in jobs.items()
+    }
+
+
+def test_seq2seq_trains_evaluates_and_serves_a_mixed_batch_as_peft(tiny_seq2seq, tmp_path):
+    from toy_domain import write_toy_data
+
+    data = write_toy_data(tmp_path / "toy.jsonl", 16)
+    metrics = train_tiny(tiny_seq2seq, tmp_path / "toy", data)
+    assert metrics["records"] == 2 and "exact_match" in metrics["adapter"] and metrics["train"]["steps"] == 3
+    adapters = {"toy": tmp_path / "toy", "other": random_adapter(tiny_seq2seq, tmp_path / "other", seed=7, rank=4)}
+    answers = served_and_solo(tiny_seq2seq, adapters)
+    for name, (served, alone) in answers.items():
+        assert served == alone, name
+    assert answers["other"][0] != answers["base"][0]  # the random adapter changes the answer: crossing would show
 
 
 def test_pixiu_serve_answers_an_adapter_and_the_base_of_a_t5_streamed_or_not(tmp_path):
