@@ -160,18 +160,20 @@ def test_requests_joining_a_decoding_seq2seq_batch_answer_as_alone(tiny_seq2seq,
     from pixiu.models import load_base
     from pixiu.serve.seq2seq_engine import Seq2SeqEngine
 
-    adapters = {name: random_adapter(tiny_seq2seq, tmp_path / name, seed, 4) for seed, name in enumerate("ab")}
+    adapters = {
+        name: random_adapter(tiny_seq2seq, tmp_path / name, seed, 4) for seed, name in enumerate(["law", "med"])
+    }
     model, tokenizer = load_base(str(tiny_seq2seq))
     engine = Seq2SeqEngine(model, stop_token_ids(tokenizer, model), max_batch=4, prefill_chunk=8)
     for name, folder in adapters.items():
         engine.load_adapter(name, folder)
     engine.start()
     prompts = [chat_ids(tokenizer, prompt) for prompt in PROMPTS.values()]
-    jobs = [("a", prompts[0], 12, Collector())]
+    jobs = [("law", prompts[0], 12, Collector())]
     try:
         engine.submit(*jobs[0][:2], SamplingParams(max_tokens=12), jobs[0][3])
         assert jobs[0][3].first.wait(30)
-        for name, prompt in (("b", prompts[1]), ("base", prompts[2]), ("a", prompts[1])):  # join while it decodes
+        for name, prompt in (("med", prompts[1]), ("base", prompts[1]), ("law", prompts[1])):  # join while it decodes
             jobs.append((name, prompt, 6, Collector()))
             engine.submit(name, prompt, SamplingParams(max_tokens=6), jobs[-1][3])
         for job in jobs:
@@ -179,10 +181,11 @@ def test_requests_joining_a_decoding_seq2seq_batch_answer_as_alone(tiny_seq2seq,
     finally:
         engine.stop()
     reference = PeftModel.from_pretrained(
-        AutoModelForSeq2SeqLM.from_pretrained(tiny_seq2seq), str(adapters["a"]), adapter_name="a"
+        AutoModelForSeq2SeqLM.from_pretrained(tiny_seq2seq), str(adapters["law"]), adapter_name="law"
     )
-    reference.load_adapter(str(adapters["b"]), adapter_name="b")
+    reference.load_adapter(str(adapters["med"]), adapter_name="med")
     reference.eval()
     for name, prompt, max_tokens, sink in jobs:
         assert sink.tokens == solo(reference, tokenizer, prompt, None if name == "base" else name, max_tokens), name
+    assert len({tuple(sink.tokens) for *_, sink in jobs[1:]}) == 3  # one prompt, three models, three answers
     assert engine.stats()["active"] == 0 and engine.stats()["generated_tokens"] == sum(len(j[3].tokens) for j in jobs)
