@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM
+from transformers import AutoModelForSeq2SeqLM, T5Config
 
 from pixiu.serve.request import SamplingParams
 from pixiu.tiny import create_tiny_model
@@ -189,3 +189,15 @@ def test_requests_joining_a_decoding_seq2seq_batch_answer_as_alone(tiny_seq2seq,
         assert sink.tokens == solo(reference, tokenizer, prompt, None if name == "base" else name, max_tokens), name
     assert len({tuple(sink.tokens) for *_, sink in jobs[1:]}) == 3  # one prompt, three models, three answers
     assert engine.stats()["active"] == 0 and engine.stats()["generated_tokens"] == sum(len(j[3].tokens) for j in jobs)
+
+
+def test_vllm_is_not_offered_an_encoder_decoder_base(tmp_path):
+    from click.testing import CliRunner
+
+    from pixiu.cli import cli
+
+    base = tmp_path / "t5"
+    T5Config(vocab_size=64, d_model=8, num_layers=1, num_heads=1, d_kv=8, d_ff=16).save_pretrained(base)
+    args = ["serve", "--engine", "vllm", "--print-command", "--no-registry", "--base", str(base)]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 2 and "encoder-decoder base" in refused.output and "--engine pixiu" in refused.output
