@@ -34,6 +34,7 @@ def train_tiny(base: Path, run_dir: Path, data: Path, *extra: str) -> dict:
     from toy_domain import TOY
 
     overrides = ["data.max_seq_len=48", "train.batch_tokens=192", "data.eval_records=2", "eval.max_new_tokens=3"]
+    overrides.append("eval.general=false")  # the forgetting probe is tested in tests/core/test_seq2seq.py
     config = load_config(
         overrides=[*overrides, "train.max_steps=3", "train.lr=1e-2", *extra], values={"base": str(base)}
     )
