@@ -145,3 +145,21 @@ def test_an_unknown_encoder_decoder_family_is_refused_by_name(tmp_path):
     PegasusConfig(vocab_size=64, d_model=8, encoder_layers=1, decoder_layers=1).save_pretrained(tmp_path)
     with pytest.raises(PixiuError, match=r"'pegasus' model, which pixiu does not load.*t5 and mt5"):
         load_base(str(tmp_path))
+
+
+def test_an_ia3_t5_adapter_merges_into_a_t5_that_answers_as_peft(tiny_t5, tmp_path):
+    from peft import PeftModel
+
+    from pixiu.merge import merge_adapter
+
+    data = write_toy_data(tmp_path / "toy.jsonl", 12)
+    settings = [*SMALL, "train.max_steps=2", "data.eval_records=0", "lora.method=ia3", "train.lr=1e-1"]
+    lora_sft.run(TOY, load_config(overrides=settings, values={"base": str(tiny_t5)}), data, tmp_path / "run")
+    merged = merge_adapter(tmp_path / "run", tmp_path / "merged", base=str(tiny_t5))
+    ids, start = torch.tensor([[5, 6, 7, 8, 9]]), torch.tensor([[1537, 40, 41]])  # 1537: <pad>, the decoder start
+    with torch.no_grad():
+        logits = AutoModelForSeq2SeqLM.from_pretrained(merged)(input_ids=ids, decoder_input_ids=start).logits
+        peft = PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained(tiny_t5), str(tmp_path / "run"))
+        expected = peft(input_ids=ids, decoder_input_ids=start).logits
+        plain = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5)(input_ids=ids, decoder_input_ids=start).logits
+    assert torch.allclose(logits, expected, atol=1e-4) and not torch.allclose(logits, plain, atol=1e-4)
