@@ -1,4 +1,4 @@
-"""Decoder-only base families: which layers LoRA adapts, and the chat template used when a tokenizer has none.
+"""Base families: which layers LoRA adapts, and the chat template used when a tokenizer has none.
 
 Both are chosen by the base's `config.model_type`. A family missing from `LORA_TARGETS` gets every linear
 layer but the output head (peft's "all-linear"); a family missing from `FALLBACK_TEMPLATES` gets ChatML.
@@ -41,6 +41,8 @@ LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "glm4": _GLM_STYLE,
     # recurrent: attention.{key,value,receptance,output} and feed_forward.{key,receptance,value}
     "rwkv": ("key", "value", "receptance", "output"),
+    "t5": ("q", "k", "v", "o", "wi", "wo"),  # encoder-decoder: self- and cross-attention share the names
+    "mt5": ("q", "k", "v", "o", "wi_0", "wi_1", "wo"),  # wi_0/wi_1: the gated feed-forward
 }
 """LoRA targets by `model_type`: every attention and feed-forward projection of the family (tests check them
 against the real module names of each tiny model)."""
@@ -107,6 +109,8 @@ FALLBACK_TEMPLATES: dict[str, str] = {
     # RWKV-4 (Pile, Raven) shares gpt_neox's tokenizer and data; ChatRWKV's `User:`/`Bot:` turns end at a blank
     # line, not at eos, which pixiu's eos-based stopping would miss
     "rwkv": HUMAN_ASSISTANT_TEMPLATE,
+    # T5 ships no template; its generation prompt `### Assistant: ` ends the encoder input, the answer is decoded
+    **dict.fromkeys(("t5", "mt5"), HUMAN_ASSISTANT_TEMPLATE),
     **dict.fromkeys(("llama", "mistral", "mixtral"), LLAMA2_TEMPLATE),
     **dict.fromkeys(("gemma", "gemma2", "gemma3_text"), GEMMA_TEMPLATE),
 }

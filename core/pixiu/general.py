@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from pixiu.config import EvalArgs
-from pixiu.data import collate, tokenize_example
 from pixiu.domain import Example
 from pixiu.errors import BadRecord
 from pixiu.evaluation import variant_context
@@ -25,6 +24,7 @@ from pixiu.files import write_jsonl
 from pixiu.generate import generate_answers
 from pixiu.loss import answer_logprobs
 from pixiu.records import load_examples
+from pixiu.seq2seq import example_codec
 from pixiu.similarity import rouge_l, text_units
 
 GENERAL_DATA = Path(__file__).with_name("general_data") / "general.jsonl"
@@ -67,7 +67,8 @@ def contains_answer(answer: str, reference: str) -> bool:
 @torch.inference_mode()
 def reference_nll(model, tokenizer, examples: Sequence[Example], *, max_len: int, batch_size: int) -> float:
     """Mean negative log-likelihood per token of the examples' answers given their questions (teacher-forced)."""
-    tokenized = [tokenize_example(tokenizer, e.messages, max_len) for e in examples]
+    tokenize, collate = example_codec(model)
+    tokenized = [tokenize(tokenizer, e.messages, max_len) for e in examples]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     total, count = 0.0, 0
     for start in range(0, len(tokenized), batch_size):

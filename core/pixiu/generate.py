@@ -11,6 +11,7 @@ import torch
 from pixiu import recurrent
 from pixiu.data import IGNORE_INDEX, TokenizedExample, fit_prompt, render
 from pixiu.domain import Messages
+from pixiu.seq2seq import is_encoder_decoder
 
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
 """Markers after which a chat model's answer is over, even where the tokenizer does not treat them as special."""
@@ -122,8 +123,11 @@ def continuations(
         pad_token_id=pad_id,
         **sampling,
     )
+    answer_start = (
+        1 if is_encoder_decoder(model) else input_ids.shape[1]
+    )  # T5 returns its decoder start, then the answer
     completions = []
-    for row in output[:, input_ids.shape[1] :].tolist():
+    for row in output[:, answer_start:].tolist():
         end = next((i + 1 for i, token in enumerate(row) if token in stops), len(row))
         completions.append(row[:end])
     return completions

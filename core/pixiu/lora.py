@@ -14,6 +14,7 @@ from transformers import PreTrainedModel
 
 from pixiu.families import lora_targets
 from pixiu.methods import keeps_raw_state
+from pixiu.seq2seq import peft_task
 
 
 def attach_lora(
@@ -35,7 +36,7 @@ def attach_lora(
         lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int; it scales by any number
         lora_dropout=dropout,
         target_modules=lora_targets(model, target_modules),
-        task_type="CAUSAL_LM",
+        task_type=peft_task(model),
         use_dora=False,
         trainable_token_indices=list(new_token_ids) if new_token_ids else None,
     )

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from pixiu.data import IGNORE_INDEX
+from pixiu.seq2seq import is_encoder_decoder, seq2seq_labelled
 
 
 def supports_selective_head(causal_lm: Any) -> bool:
@@ -65,6 +66,8 @@ def labelled_outputs(causal_lm: Any, batch: dict[str, torch.Tensor]) -> Labelled
     prompt_learning = getattr(getattr(causal_lm, "active_peft_config", None), "is_prompt_learning", False)
     if hasattr(causal_lm, "get_base_model") and not prompt_learning:  # a peft wrapper: its LoRA layers live inside
         causal_lm = causal_lm.get_base_model()
+    if is_encoder_decoder(causal_lm):  # T5: the decoder's positions are the answer's, no shift
+        return LabelledOutputs(*seq2seq_labelled(causal_lm, batch))
     labels = batch["labels"]
     targets = torch.full_like(labels, IGNORE_INDEX)
     targets[:, :-1] = labels[:, 1:]  # position t predicts token t+1; padding is unlabelled, so never a target

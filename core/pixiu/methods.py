@@ -87,15 +87,18 @@ def method_problems(
     return problems
 
 
-def peft_config(lora: LoraArgs, total_steps: int, target_modules: list[str], model_type: str = "") -> PeftConfig:
+def peft_config(
+    lora: LoraArgs, total_steps: int, target_modules: list[str], model_type: str = "", task: str = "CAUSAL_LM"
+) -> PeftConfig:
     """The peft config of `lora.method` (not full or freeze), from the `lora` section, on `target_modules` (the
     layer names `lora.target_modules` resolves to, `pixiu.families.lora_targets`); AdaLoRA's budget schedule
-    spans `total_steps` (peft's `total_step`); IA3 takes its layers from the base's `model_type`."""
+    spans `total_steps` (peft's `total_step`); IA3 takes its layers from the base's `model_type`; `task` is peft's
+    task type (`pixiu.seq2seq.peft_task`)."""
     from peft import AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
 
     from pixiu.families import ia3_modules
 
-    method, task = lora.method, "CAUSAL_LM"
+    method = lora.method
     if method == "ia3":  # peft's per-architecture target and feed-forward modules, or pixiu's where peft has none
         return IA3Config(task_type=task, **ia3_modules(model_type))
     if method == "prefix":
@@ -137,9 +140,10 @@ def attach_method(base: torch.nn.Module, lora: LoraArgs, total_steps: int) -> An
 
     from pixiu.families import lora_targets
     from pixiu.lora import _peft_quietly
+    from pixiu.seq2seq import peft_task
 
     model_type = getattr(getattr(base, "config", None), "model_type", "")
-    config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules), model_type)
+    config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules), model_type, peft_task(base))
     with _peft_quietly():
         return get_peft_model(base, config)
 

@@ -23,6 +23,7 @@ from rich.console import Console
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -36,6 +37,7 @@ from pixiu.families import fallback_template
 from pixiu.paths import models_dir
 from pixiu.plugins import get_model_sources
 from pixiu.quantize import Quantize, bnb_config
+from pixiu.seq2seq import ENCODER_DECODER_FAMILIES, is_encoder_decoder
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 _LOCAL_PREFIXES = ("/", "./", "../", "~")
@@ -149,7 +151,8 @@ def load_base(
     device: torch.device | None = None,
     quantize: Quantize | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Resolve `spec` (see `resolve_base`) and load the causal LM and its tokenizer, which always has a pad token.
+    """Resolve `spec` (see `resolve_base`) and load the causal LM (or, for t5/mt5, the encoder-decoder LM) and its
+    tokenizer, which always has a pad token.
 
     Args:
         spec: A local folder, a `.gguf` file, `scheme:ref`, or a hub id.
@@ -167,12 +170,14 @@ def load_base(
     if local and not (Path(source) / "config.json").is_file():
         raise PixiuError(f"{source} is not a Hugging Face model folder (no config.json); pass the folder that has one")
     try:
-        check_decoder_only(AutoConfig.from_pretrained(source), spec)
+        config = AutoConfig.from_pretrained(source)
+        check_supported_base(config, spec)
         tokenizer = AutoTokenizer.from_pretrained(source)
         placement: dict = {"device_map": {"": device}} if device is not None and device.type != "cpu" else {}
         if quantize:
             placement["quantization_config"] = bnb_config(quantize, dtype)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement)
+        auto_class = AutoModelForSeq2SeqLM if is_encoder_decoder(config) else AutoModelForCausalLM
+        model = auto_class.from_pretrained(source, dtype=dtype, **placement)
     except OSError as exc:
         if local:
             raise
@@ -189,20 +194,23 @@ def load_base(
 
 def base_config(spec: str) -> PretrainedConfig:
     """The config of base `spec` (see `resolve_base`), read without loading any weights, and checked to be a
-    decoder-only language model."""
+    family pixiu supports (`check_supported_base`)."""
     config = AutoConfig.from_pretrained(resolve_base(spec))
-    check_decoder_only(config, spec)
+    check_supported_base(config, spec)
     return config
 
 
-def check_decoder_only(config: PretrainedConfig, spec: str) -> None:
-    """Raise a PixiuError, before any weights load, when `config` is not a causal (decoder-only) language model."""
+def check_supported_base(config: PretrainedConfig, spec: str) -> None:
+    """Raise a PixiuError, before any weights load, when `config` is neither a causal (decoder-only) language model
+    nor an encoder-decoder family pixiu supports (`pixiu.seq2seq.ENCODER_DECODER_FAMILIES`)."""
     if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not config.is_encoder_decoder:
         return
+    if is_encoder_decoder(config) and config.model_type in ENCODER_DECODER_FAMILIES:
+        return
     msg = (
-        f"base {spec!r} is a {config.model_type!r} model, which transformers does not load as a causal (decoder-only) "
-        f"language model; pixiu trains and serves decoder-only bases (llama, qwen2, mistral, gemma, gpt2, bloom, "
-        f"gpt_neox, opt, glm, ...): see docs/model-families.md"
+        f"base {spec!r} is a {config.model_type!r} model, which pixiu does not load: it trains and serves decoder-only "
+        f"bases (llama, qwen2, mistral, gemma, gpt2, bloom, gpt_neox, opt, glm, ...) and the encoder-decoder "
+        f"{' and '.join(ENCODER_DECODER_FAMILIES)}; see docs/model-families.md"
     )
     raise PixiuError(msg)
 

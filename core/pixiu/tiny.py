@@ -13,7 +13,7 @@ from typing import Any, cast
 import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, GenerationConfig, PreTrainedTokenizerFast
 
 from pixiu.families import GEMMA_TEMPLATE
 
@@ -27,6 +27,8 @@ _LLAMA_SHAPE = {
 }
 _GEMMA_SHAPE = {**_LLAMA_SHAPE, "head_dim": 16}
 _WINDOW = {"sliding_window": 4}  # a tiny window, so that even short test prompts reach past it
+_T5_SHAPE = {"d_model": 64, "d_kv": 16, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4}
+"""Encoder-decoder: 2 encoder and 2 decoder blocks; mt5 adds the gated feed-forward (wi_0, wi_1)."""
 _MOE = {"num_experts_per_tok": 2, "sliding_window": None}
 
 ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -73,6 +75,8 @@ ARCHES: dict[str, tuple[str, dict[str, Any]]] = {
             "rescale_every": 1,
         },
     ),
+    "t5": ("T5Config", _T5_SHAPE),
+    "mt5": ("MT5Config", {**_T5_SHAPE, "feed_forward_proj": "gated-gelu"}),
 }
 """Architectures `create_tiny_model` can build, by `model_type`: transformers' config class and its tiny shape."""
 
@@ -94,9 +98,12 @@ TOKENS: dict[str, tuple[str, list[str], str | None]] = {
     **dict.fromkeys(("mistral", "mixtral"), (_EOS, [_EOS], None)),
     **dict.fromkeys(("gemma", "gemma2", "gemma3_text"), (_END_OF_TURN, [_START_OF_TURN, _END_OF_TURN], GEMMA_TEMPLATE)),
     **dict.fromkeys(("gpt2", "bloom", "gpt_neox", "opt", "glm", "rwkv"), (_END_OF_TEXT, [], None)),
+    **dict.fromkeys(("t5", "mt5"), (_EOS, [_EOS, "<pad>"], None)),
 }
 """Per architecture: the eos token, the special tokens added to the trained vocabulary, and the chat template the
 tokenizer ships (None: none, like those bases, so pixiu's per-family fallback in `pixiu.families` is used)."""
+PAD_TOKENS = dict.fromkeys(("t5", "mt5"), "<pad>")
+"""The pad token where a family's is not `PAD`: T5's `<pad>`, which also starts its decoder (not an end of turn)."""
 
 # A mix of the registers pixiu's domains see, so the learned merges cover common Chinese and English pieces.
 CORPUS = """\
@@ -149,7 +156,8 @@ Numbers and symbols matter too: 2024-05-01, 3.14, 100%, $25, (a + b) * c = 42, u
 
 
 def create_tiny_model(out_dir: Path, arch: str = "llama", seed: int = 0) -> Path:
-    """Write a tiny random causal LM of architecture `arch` and its tokenizer to `out_dir` and return `out_dir`.
+    """Write a tiny random LM of architecture `arch` (causal; t5 and mt5: encoder-decoder) and its tokenizer to
+    `out_dir`, and return `out_dir`.
 
     Args:
         out_dir: Folder to write (created if needed); it then loads with `from_pretrained`.
@@ -164,20 +172,24 @@ def create_tiny_model(out_dir: Path, arch: str = "llama", seed: int = 0) -> Path
     out_dir = Path(out_dir)
     eos, extra, template = TOKENS[arch]
     tokenizer = train_tiny_tokenizer(eos=eos, extra_tokens=extra, chat_template=template)
-    pad_id, eos_id = cast(list[int], tokenizer.convert_tokens_to_ids([PAD, eos]))
+    tokenizer.pad_token = PAD_TOKENS.get(arch, PAD)
+    pad_id, eos_id = cast(list[int], tokenizer.convert_tokens_to_ids([tokenizer.pad_token, eos]))
     config_class, shape = ARCHES[arch]
     config = getattr(transformers, config_class)(
         vocab_size=len(tokenizer),
-        **shape,
-        tie_word_embeddings=True,
+        **{"tie_word_embeddings": True, **shape},
         bos_token_id=None,
         eos_token_id=eos_id,
         pad_token_id=pad_id,
     )
+    start: dict[str, int] = {}
+    if config.is_encoder_decoder:  # T5's decoder starts from the pad token
+        config.decoder_start_token_id = start["decoder_start_token_id"] = pad_id
+    auto_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     with torch.random.fork_rng():  # leave the caller's random state alone
         torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id)
+        model = auto_class.from_config(config, dtype=torch.float32)
+    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, **start)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir

@@ -28,7 +28,7 @@ from pixiu.data import DEFAULT_CHAT_TEMPLATE, StepBatches
 from pixiu.devices import precision_name, resolve_device, resolve_precision
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain, Example
-from pixiu.errors import PixiuError
+from pixiu.errors import ConfigError, PixiuError
 from pixiu.files import atomic_write_json, atomic_write_text, locked
 from pixiu.lora import (
     adapter_state,
@@ -38,7 +38,7 @@ from pixiu.lora import (
     restore_adapter_state,
 )
 from pixiu.methods import attach_method, method_state, restore_method_state
-from pixiu.models import load_base, resolve_base
+from pixiu.models import base_config, load_base, resolve_base
 from pixiu.progress import TrainProgress
 from pixiu.quantize import check_quantize, prepare_quantized
 from pixiu.records import load_examples
@@ -58,6 +58,7 @@ from pixiu.runs import (
     split_examples,
     write_split,
 )
+from pixiu.seq2seq import is_encoder_decoder, seq2seq_problems
 from pixiu.vocab import new_token_ids
 
 LOCK_FILE = ".pixiu.lock"
@@ -141,7 +142,25 @@ def start_run(config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool
     check_resumable(checkpoints, run_dir, resume=resume)
     if resume:
         check_matches_record(run_dir, config, data_path)
-    return RunStart(checkpoints, training_setup(config, ranks), init_adapter_folder(config))
+    start = RunStart(checkpoints, training_setup(config, ranks), init_adapter_folder(config))
+    check_family_trains(config)
+    return start
+
+
+def check_family_trains(config: RunConfig) -> None:
+    """Refuse, from the base's config alone, a train.method or lora.method its family cannot train with (an
+    encoder-decoder base trains sft only, `pixiu.seq2seq`); a base whose config cannot be read here is left to
+    `load_base` to explain, and a .gguf file is not hashed a second time for it."""
+    if config.base.endswith(".gguf"):
+        return
+    try:
+        family = base_config(config.base)
+    except (OSError, PixiuError):
+        return
+    if is_encoder_decoder(family):
+        problems = seq2seq_problems(family.model_type, objective=config.train.method, method=config.lora.method)
+        if problems:
+            raise ConfigError(problems)
 
 
 def read_example_split(

@@ -133,11 +133,11 @@ def test_cli_creates_a_gpt2(tmp_path: Path):
     assert config["model_type"] == "gpt2" and config["n_layer"] == 2
 
 
-def test_an_encoder_decoder_base_is_refused_before_its_weights_load(tmp_path: Path):
-    from transformers import T5Config
+def test_an_unsupported_encoder_decoder_base_is_refused_before_its_weights_load(tmp_path: Path):
+    from transformers import BartConfig
 
     from pixiu.errors import PixiuError
 
-    T5Config(vocab_size=64, d_model=8, num_layers=1, num_heads=1, d_kv=8, d_ff=16).save_pretrained(tmp_path)
-    with pytest.raises(PixiuError, match=r"is a 't5' model.*decoder-only.*docs/model-families.md"):
+    BartConfig(vocab_size=64, d_model=8, encoder_layers=1, decoder_layers=1).save_pretrained(tmp_path)
+    with pytest.raises(PixiuError, match=r"is a 'bart' model.*decoder-only.*t5 and mt5; see docs/model-families.md"):
         load_base(str(tmp_path))  # the folder has no weights: reaching them would fail differently

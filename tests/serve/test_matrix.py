@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
 
 from pixiu.errors import PixiuError
 from pixiu.generate import stop_token_ids
 from pixiu.methods import WHOLE_MODEL, adapter_method
 from pixiu.models import load_base
+from pixiu.seq2seq import is_encoder_decoder
 from pixiu.serve.request import SamplingParams
 from pixiu.tiny import ARCHES, create_tiny_model
 
@@ -48,8 +48,8 @@ FAST = {
     # every method on llama but those another default cell already serves the same way
     *(("llama", m) for m in ("lora", "rslora", "dora", "pissa", "ia3", "prefix", "adalora", "full")),
     # the LoRA column where the layouts differ most from llama: Conv1D, fused qkv with alibi, a sliding window, a
-    # recurrent state
-    *((family, "lora") for family in ("gpt2", "bloom", "gemma2", "rwkv")),
+    # recurrent state, an encoder-decoder
+    *((family, "lora") for family in ("gpt2", "bloom", "gemma2", "rwkv", "t5")),
     # methods meeting those layouts: IA3 on Conv1D, prefix on bloom's own cache, DoRA on fused layers
     ("gpt2", "ia3"),
     ("bloom", "prefix"),
@@ -152,7 +152,7 @@ def check_saved(base: Path, run_dir: Path, method: str) -> None:
     assert adapter_method(run_dir) == method and record["prompt_template"] == tokenizer.chat_template
     if method in WHOLE_MODEL:
         assert not (run_dir / "adapter_config.json").exists()
-        tuned = dict(AutoModelForCausalLM.from_pretrained(run_dir).named_parameters())
+        tuned = dict(load_base(str(run_dir))[0].named_parameters())
         changed = {n for n, p in model.named_parameters() if not torch.equal(p, tuned[n])}
         layers = max((m for m in model.modules() if isinstance(m, torch.nn.ModuleList)), key=len)
         last = {n for n, p in model.named_parameters() if any(p is q for q in layers[-1].parameters())}
@@ -206,9 +206,9 @@ def check_merge(base: Path, run_dir: Path, output: Path, method: str, marks: set
 
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
     with torch.inference_mode():
-        merged = load_base(str(output))[0](input_ids=ids).logits
-        unmerged = PeftModel.from_pretrained(load_base(str(base))[0], str(run_dir))(input_ids=ids)
-    assert torch.allclose(merged, unmerged.logits, atol=1e-4)
+        merged = logits(load_base(str(output))[0], ids)
+        unmerged = logits(PeftModel.from_pretrained(load_base(str(base))[0], str(run_dir)), ids)
+    assert torch.allclose(merged, unmerged, atol=1e-4)
     check_whole_model(output, {"M"})
 
 
@@ -233,6 +233,12 @@ def submit(engine, model: str, prompt: list[int]) -> Collector:
     return sink
 
 
+def logits(model, ids: torch.Tensor) -> torch.Tensor:
+    """`model`'s logits on `ids` (an encoder-decoder reads them as its encoder input and its first decoder tokens)."""
+    decoder = {"decoder_input_ids": ids[:, :3]} if is_encoder_decoder(model) else {}
+    return model(input_ids=ids, **decoder).logits
+
+
 @torch.inference_mode()
 def greedy(model, tokenizer, prompt: list[int]) -> list[int]:
     """Up to 4 greedy tokens of `model` after `prompt`, without the stop token."""
@@ -246,4 +252,5 @@ def greedy(model, tokenizer, prompt: list[int]) -> list[int]:
         eos_token_id=stops,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return [t for t in output[0, len(prompt) :].tolist() if t not in stops]
+    answer = output[0, 1:] if is_encoder_decoder(model) else output[0, len(prompt) :]  # T5: after its decoder start
+    return [t for t in answer.tolist() if t not in stops]

@@ -27,6 +27,7 @@ TINY_ARCHES = (
     *("llama", "qwen2", "mistral", "gemma", "gemma2", "gemma3_text", "qwen2_moe", "mixtral"),
     *("gpt2", "bloom", "gpt_neox", "opt", "glm", "glm4"),
     "rwkv",  # recurrent: docs/model-families.md, "Recurrent (RWKV)"
+    *("t5", "mt5"),
 )
 """The names of `pixiu.tiny.ARCHES`, spelled out so that `--help` needs no torch (a test keeps them equal)."""
 
@@ -48,6 +49,7 @@ def create_tiny(directory: Path, arch: str, seed: int) -> None:
       pixiu models create-tiny /tmp/tiny --arch qwen2
       pixiu models create-tiny /tmp/tiny-gpt2 --arch gpt2
       pixiu models create-tiny /tmp/tiny-rwkv --arch rwkv
+      pixiu models create-tiny /tmp/tiny-t5 --arch t5      # encoder-decoder (also mt5)
       pixiu domain train law --base /tmp/tiny --max-steps 5
     """
     from pixiu.tiny import create_tiny_model

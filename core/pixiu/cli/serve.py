@@ -287,11 +287,13 @@ def chat(model, url, base, system, max_tokens, device, precision) -> None:
 def _serve_vllm(base, folders, *, host, port, device, precision, max_batch, force, print_command, timeouts) -> None:
     """`pixiu serve --engine vllm`: vLLM serves the base and adapters on a private port, pixiu's proxy on `port`."""
     import shlex
+    from pathlib import Path
 
     import uvicorn
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from pixiu.models import resolve_base
+    from pixiu.seq2seq import is_encoder_decoder
     from pixiu.serve import vllm
     from pixiu.serve.guard import uvicorn_config
     from pixiu.serve.proxy import build_proxy
@@ -300,6 +302,11 @@ def _serve_vllm(base, folders, *, host, port, device, precision, max_batch, forc
     if device in ("cpu", "mps"):
         raise click.UsageError(f"--engine vllm runs on NVIDIA GPUs, not --device {device}; use --engine pixiu")
     base_folder = resolve_base(base)
+    if Path(base_folder).is_dir() and is_encoder_decoder(AutoConfig.from_pretrained(base_folder)):
+        raise click.UsageError(
+            f"--engine vllm is not used for the encoder-decoder base {base}; serve it with --engine pixiu "
+            "(see docs/model-families.md)"
+        )
     for folder in folders.values():
         check_base(folder, base, base_folder, force=force, how="pass --force")
     ranks = [vllm.check_adapter_for_vllm(folder) for folder in folders.values()]

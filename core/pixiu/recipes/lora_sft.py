@@ -14,7 +14,7 @@ from rich.console import Console
 
 from pixiu.checkpoint import save_checkpoint
 from pixiu.config import RunConfig
-from pixiu.data import StepBatches, collate, cut_answers_note, tokenize_example
+from pixiu.data import StepBatches, cut_answers_note
 from pixiu.devices import peak_memory, reset_peak_memory
 from pixiu.distributed import Ranks
 from pixiu.domain import Domain
@@ -27,6 +27,7 @@ from pixiu.methods import SHARDABLE, allocate_ranks, eval_variants, keep_initial
 from pixiu.plots import plot_loss_curve
 from pixiu.progress import TrainProgress
 from pixiu.runs import GENERAL_PREDICTIONS_FILE, LOG_FILE, LOSS_PLOT_FILE, PREDICTIONS_FILE
+from pixiu.seq2seq import example_codec
 from pixiu.training import (
     Optimiser,
     RunSummary,
@@ -80,7 +81,8 @@ def _run(
 
     # --- model --------------------------------------------------------------------------------------------
     base, tokenizer = load_training_base(config, hardware, console)
-    tokenized = [tokenize_example(tokenizer, e.messages, config.data.max_seq_len) for e in train_examples]
+    tokenize, collate = example_codec(base)  # an encoder-decoder base (T5) reads the prompt and writes the answer
+    tokenized = [tokenize(tokenizer, e.messages, config.data.max_seq_len) for e in train_examples]
     if note := cut_answers_note(train_examples, tokenized, config.data.max_seq_len):
         console.print(f"[yellow]{note}[/]")
     tokenized = [t for t in tokenized if any(label >= 0 for label in t.labels)]

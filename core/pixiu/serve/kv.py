@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import transformers
-from transformers import DynamicCache
+from transformers import DynamicCache, EncoderDecoderCache
 from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
 from pixiu import recurrent
@@ -105,6 +105,42 @@ def select(cache: Cache, rows: torch.Tensor, start: int) -> Cache:
     full: list[Any] = list(cache.layers)  # full-attention layers (checked when the cache was made)
     layers = [(layer.keys[rows, :, start:], layer.values[rows, :, start:]) for layer in full]
     return DynamicCache(ddp_cache_data=layers)
+
+
+def merge_encoder_decoder(caches: list[EncoderDecoderCache], width: int, encoded_width: int) -> EncoderDecoderCache:
+    """One encoder-decoder cache of the rows of `caches` in order: their decoder self-attention right-aligned and
+    zero-padded on the left to `width`, their cross-attention (the encoder's keys and values) zero-padded on the
+    right to `encoded_width`; the caller masks both paddings."""
+    decoder = merge_left_padded([cache.self_attention_cache for cache in caches], width)
+    per_cache: list[list[Any]] = [list(cache.cross_attention_cache.layers) for cache in caches]
+    layers = []
+    for index in range(len(per_cache[0])):
+        keys = torch.cat([_pad_right(cache_layers[index].keys, encoded_width) for cache_layers in per_cache])
+        values = torch.cat([_pad_right(cache_layers[index].values, encoded_width) for cache_layers in per_cache])
+        layers.append((keys, values))
+    return EncoderDecoderCache(decoder, DynamicCache(ddp_cache_data=layers))
+
+
+def encoder_decoder_row(cache: EncoderDecoderCache, row: int, start: int, encoded_length: int) -> EncoderDecoderCache:
+    """Row `row` of a merged encoder-decoder cache as its own cache (views, no copy): its decoder columns from
+    `start` on, its first `encoded_length` encoder columns."""
+    decoder: list[Any] = list(cache.self_attention_cache.layers)
+    cross: list[Any] = list(cache.cross_attention_cache.layers)
+    return EncoderDecoderCache(
+        DynamicCache(
+            ddp_cache_data=[(x.keys[row : row + 1, :, start:], x.values[row : row + 1, :, start:]) for x in decoder]
+        ),
+        DynamicCache(
+            ddp_cache_data=[
+                (x.keys[row : row + 1, :, :encoded_length], x.values[row : row + 1, :, :encoded_length]) for x in cross
+            ]
+        ),
+    )
+
+
+def _pad_right(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    """Zero-pad a (batch, heads, length, dim) cache tensor on the right of its length axis up to `width`."""
+    return F.pad(tensor, (0, 0, 0, width - tensor.shape[2]))
 
 
 def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:

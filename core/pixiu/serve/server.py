@@ -15,8 +15,10 @@ import torch
 from pixiu.errors import PixiuError
 from pixiu.registry import list_adapters, resolve_adapter
 from pixiu.runs import read_run_file
+from pixiu.seq2seq import is_encoder_decoder
 from pixiu.serve.engine import Engine
 from pixiu.serve.guard import Timeouts, uvicorn_config
+from pixiu.serve.seq2seq_engine import Seq2SeqEngine
 
 """What a pixiu training run writes beside its adapter, the domain among it."""
 
@@ -117,9 +119,11 @@ def start_engine(
     from pixiu.models import base_config, load_base
     from pixiu.serve import kv
 
-    kv.new_cache(base_config(base))  # refuse a cache the engine cannot batch before loading any weights
+    config = base_config(base)
+    kv.new_cache(config)  # refuse a cache the engine cannot batch before loading any weights
     model, tokenizer = load_base(base, dtype=dtype, device=device)
-    engine = Engine(
+    engine_class = Seq2SeqEngine if is_encoder_decoder(config) else Engine  # T5: encoder once, decoder per step
+    engine = engine_class(
         model,
         stop_token_ids(tokenizer, model),
         max_batch=max_batch,
