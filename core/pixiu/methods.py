@@ -2,9 +2,9 @@
 served. peft does the work; this module only picks and checks.
 
 The LoRA family (lora, rslora, loraplus, and pissa / olora once converted to a plain LoRA on the original base)
-is served per row by `pixiu.serve.multi_lora`; dora, ia3 and adalora are served after merging into the base;
-prefix and prompt tuning cannot be merged and are evaluated through peft; full and freeze tuning write a whole
-model folder that is served as the base itself.
+is served per row by `pixiu.serve.multi_lora`; dora, ia3, adalora, prefix and prompt tuning are served one adapter
+per forward pass through peft (`pixiu.serve.single_adapter`), and dora, ia3 and adalora can also be merged into the
+base; full and freeze tuning write a whole model folder that is served as the base itself.
 """
 
 from __future__ import annotations
@@ -24,9 +24,13 @@ if TYPE_CHECKING:
 PER_ROW = ("lora", "rslora", "loraplus", "pissa", "olora")
 """Methods whose saved adapter is a plain LoRA: the per-row serving engine serves them in a mixed batch."""
 MERGE_TO_SERVE = ("dora", "ia3", "adalora")
-"""Methods whose adapter `pixiu adapters merge` folds into the base, which `pixiu serve --base` then serves."""
+"""Methods whose adapter `pixiu adapters merge` folds into the base, which `pixiu serve --base` then serves (they are
+also served unmerged, see `SERVED_SINGLE`)."""
 PROMPT_LEARNING = ("prefix", "prompt")
-"""Methods that learn virtual tokens: nothing to merge, so they are evaluated through peft and not served."""
+"""Methods that learn virtual tokens: nothing to merge; evaluated and served through peft."""
+SERVED_SINGLE = (*MERGE_TO_SERVE, *PROMPT_LEARNING)
+"""Methods `pixiu serve` serves one adapter per forward pass through peft's own code (`pixiu.serve.single_adapter`):
+their maths is not a low-rank term the per-row engine could add row by row."""
 WHOLE_MODEL = ("full", "freeze")
 """Methods that train the base's own weights and save a whole model folder."""
 CONVERTED = ("pissa", "olora")
@@ -249,27 +253,36 @@ def adapter_method(folder: Path) -> str:
     return "rslora" if config.get("use_rslora") else "lora"
 
 
-def serving_refusal(folder: Path, name: str) -> str | None:
-    """Why the per-row engine must not serve the folder `folder` (to be served as `name`), and what to do instead;
-    None for an adapter of the LoRA family."""
-    method = adapter_method(folder)
+def serving(method: str) -> str:
+    """How `pixiu serve` serves an adapter trained with `method`: "per_row" (in the mixed batch), "single" (one
+    adapter per forward pass, through peft), "base" (a whole model, served as --base) or "no" (not at all)."""
     if method in PER_ROW:
-        return None
-    if method in WHOLE_MODEL:
+        return "per_row"
+    if method in SERVED_SINGLE:
+        return "single"
+    return "base" if method in WHOLE_MODEL else "no"
+
+
+def serving_refusal(folder: Path, name: str) -> str | None:
+    """Why `pixiu serve` cannot load the folder `folder` as the adapter `name`, and what to do instead; None for an
+    adapter it serves (per row or through peft, see `serving`)."""
+    method = adapter_method(folder)
+    how = serving(method)
+    if how == "base":
         return (
             f"{folder} holds a whole model (lora.method={method}), not an adapter: serve it as the base model "
             f"with: pixiu serve --base {folder}"
         )
-    head = (
-        f"adapter {name} ({folder}) was trained with lora.method={method}; the per-row engine serves the LoRA family "
-        f"only ({', '.join(PER_ROW)})"
-    )
-    if method in PROMPT_LEARNING:
+    if how == "no":
         return (
-            f"{head}, and {method} tuning has no weights to merge into the base. Evaluate it with "
-            f"pixiu domain eval DOMAIN --adapter {folder}, or train lora.method=lora to serve it"
+            f"adapter {name} ({folder}) is a peft {method} adapter; pixiu serve serves lora.method "
+            f"{', '.join((*PER_ROW, *SERVED_SINGLE))} only: train one of those, or merge it into its base with peft"
         )
-    return (
-        f"{head}. Merge it into its base and serve that: pixiu adapters merge {name} --output DIR; "
-        "pixiu serve --base DIR"
-    )
+    from pixiu.reward_model import is_reward_model
+
+    if how == "single" and is_reward_model(Path(folder)):
+        return (
+            f"reward model {name} ({folder}) was trained with lora.method={method}; reward models score per row, "
+            f"which the LoRA family only can ({', '.join(PER_ROW)}): train it again with lora.method=lora"
+        )
+    return None
