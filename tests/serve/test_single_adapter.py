@@ -1,0 +1,211 @@
+"""Adapters served one at a time through peft (dora, ia3, adalora, prefix, prompt): each answers as peft's generate
+does for that adapter alone, amid per-row LoRA and base traffic; cancel, unload, listing and refusals."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixiu.errors import PixiuError
+from pixiu.serve.adapters import UnknownModel, WrongKind
+from pixiu.serve.request import SamplingParams
+
+from .helpers import PROMPTS, call, chat_ids, eventually
+from .test_engine import Collector
+
+SINGLE = ("dora", "ia3", "adalora", "prefix", "prompt")
+
+
+def _config(method: str):
+    """A small peft config of `method` on the tiny llama."""
+    from peft import AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
+
+    return {
+        "dora": lambda: LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"], use_dora=True),
+        "ia3": lambda: IA3Config(task_type="CAUSAL_LM"),
+        "adalora": lambda: AdaLoraConfig(
+            init_r=6, target_r=2, total_step=4, tinit=0, tfinal=1, deltaT=1, target_modules=["q_proj", "up_proj"]
+        ),
+        "prefix": lambda: PrefixTuningConfig(num_virtual_tokens=3, task_type="CAUSAL_LM"),
+        "prompt": lambda: PromptTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"),
+    }[method]()
+
+
+@pytest.fixture(scope="module")
+def single_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One saved peft adapter per method, its trainable weights moved well away from their initial values; AdaLoRA's
+    ranks pruned by peft's own allocator, so that it is served as peft loads it: cut to the ranks kept."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("single")
+    for seed, method in enumerate(SINGLE, start=11):
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), _config(method))
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.requires_grad:
+                    parameter.add_(torch.randn_like(parameter))
+        if method == "adalora":
+            ids = torch.arange(5, 12).unsqueeze(0)
+            for step in range(4):
+                model(input_ids=ids, labels=ids).loss.backward()
+                model.base_model.update_and_allocate(step)
+                model.zero_grad()
+            kept = sorted(sum(mask) for mask in model.peft_config["default"].rank_pattern.values())
+            assert kept[0] < kept[-1] < 6, kept  # ranks were pruned, unevenly
+        model.save_pretrained(root / method)
+    return {method: root / method for method in SINGLE}
+
+
+@pytest.fixture(scope="module")
+def peft_alone(tiny_model_dir: Path, single_dirs: dict[str, Path]):
+    """`answer(method, prompt_ids, max_tokens) -> (tokens, logprobs)`: peft's greedy generate with that adapter alone,
+    and each generated token's log-probability."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from pixiu.generate import stop_token_ids
+    from pixiu.models import load_base
+
+    tokenizer = load_base(str(tiny_model_dir))[1]
+    models: dict[str, PeftModel] = {}
+    cache: dict = {}
+
+    @torch.inference_mode()
+    def answer(method: str, prompt_ids: list[int], max_tokens: int) -> tuple[list[int], list[float]]:
+        key = (method, tuple(prompt_ids), max_tokens)
+        if key not in cache:
+            if method not in models:
+                base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+                models[method] = PeftModel.from_pretrained(base, str(single_dirs[method])).eval()
+            stops = stop_token_ids(tokenizer, models[method])
+            ids = torch.tensor([prompt_ids])
+            output = models[method].generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                max_new_tokens=max_tokens,
+                eos_token_id=stops,
+                pad_token_id=tokenizer.pad_token_id,
+                output_logits=True,
+                return_dict_in_generate=True,
+            )
+            tokens = [t for t in output.sequences[0, len(prompt_ids) :].tolist() if t not in stops]
+            logprobs = [float(step[0].log_softmax(-1)[t]) for step, t in zip(output.logits, tokens, strict=False)]
+            cache[key] = (tokens, logprobs)
+        return cache[key]
+
+    return answer
+
+
+@pytest.fixture
+def single_engine(make_engine, single_dirs):
+    """`make(**options)`: an engine (not started) serving the three per-row test adapters and every single one."""
+
+    def make(**options):
+        engine = make_engine(**options)
+        for method, folder in single_dirs.items():
+            engine.load_adapter(method, folder, domain="toy")
+        return engine
+
+    return make
+
+
+def test_single_adapters_answer_as_peft_alone_amid_mixed_traffic(single_engine, tokenizer, reference, peft_alone):
+    engine = single_engine(max_batch=16, prefill_chunk=7)  # prompts go in over several chunks, virtual tokens first
+    assert not hasattr(engine.model, "peft_config")  # the shared base is left as it was
+    models = [*SINGLE, "law", "base"]
+    jobs = []
+    for i in range(14):  # queued before the start: the first steps mix every group
+        model, prompt = models[i % len(models)], PROMPTS[i % len(PROMPTS)]
+        jobs.append([model, chat_ids(tokenizer, prompt), 4 + 3 * (i % 3), Collector()])
+    for job in jobs:
+        job.append(engine.submit(job[0], job[1], SamplingParams(max_tokens=job[2], logprobs=0), job[3]))
+    engine.start()
+    assert jobs[0][3].first.wait(30)
+    for i, model in enumerate(models):  # a second wave joins groups that are already decoding
+        ids, sink = chat_ids(tokenizer, PROMPTS[(i + 3) % len(PROMPTS)]), Collector()
+        jobs.append([model, ids, 9, sink, engine.submit(model, ids, SamplingParams(max_tokens=9, logprobs=0), sink)])
+    for model, ids, max_tokens, sink, request in jobs:
+        if model in ("law", "base"):
+            tokens, logits = reference(model, ids, max_tokens)
+            logprobs = [float(step.log_softmax(-1)[t]) for step, t in zip(logits, tokens, strict=False)]
+        else:
+            tokens, logprobs = peft_alone(model, ids, max_tokens)
+        assert sink.wait().tokens == tokens, (model, ids)
+        assert [lp.logprob for lp in request.logprobs] == pytest.approx(logprobs, abs=1e-4), (model, ids)
+    eventually(lambda: not engine._singles and engine._batch.cache is None)
+    assert engine.stats()["active"] == 0
+
+
+def test_every_single_method_changes_the_answer(tokenizer, reference, peft_alone):
+    ids = chat_ids(tokenizer, PROMPTS[1])
+    tokens, logits = reference("base", ids, 6)
+    base = [float(step.log_softmax(-1)[t]) for step, t in zip(logits, tokens, strict=False)]
+    for method in SINGLE:  # else the test above could not tell an adapter from the base
+        assert peft_alone(method, ids, 6) != (tokens, pytest.approx(base, abs=1e-3)), method
+
+
+def test_cancel_and_unload_a_single_adapter(single_engine, tokenizer, peft_alone, reference):
+    engine = single_engine().start()
+    ids = chat_ids(tokenizer, PROMPTS[2])
+    running, cancelled, beside = Collector(), Collector(), Collector()
+    engine.submit("dora", ids, SamplingParams(max_tokens=40), running)
+    request = engine.submit("dora", ids, SamplingParams(max_tokens=1000), cancelled)
+    engine.submit("law", ids, SamplingParams(max_tokens=40), beside)
+    assert cancelled.first.wait(30)
+    engine.cancel(request)
+    assert cancelled.wait().finish == "cancelled" and len(cancelled.tokens) < 1000
+    unloaded = engine.unload_adapter("dora")
+    with pytest.raises(UnknownModel):
+        engine.submit("dora", ids, SamplingParams(max_tokens=2), Collector())
+    unloaded.result(timeout=30)  # once the running request has finished on it
+    assert running.done.is_set() and running.tokens == peft_alone("dora", ids, 40)[0]
+    assert beside.wait().tokens == reference("law", ids, 40)[0]
+    assert "dora" not in engine.adapters.loaded() and not engine.adapters.retiring
+    after = Collector()
+    engine.submit("base", ids, SamplingParams(max_tokens=8), after)
+    assert after.wait().tokens == reference("base", ids, 8)[0]
+
+
+def test_models_list_and_log_say_how_each_adapter_is_served(single_engine, make_app, caplog):
+    with caplog.at_level(logging.INFO, logger="pixiu.serve"):
+        engine = single_engine().start()
+    assert "adapter 'ia3' (lora.method=ia3) is served single" in caplog.text
+    assert "adapter 'law' (lora.method=lora) is served per-row" in caplog.text
+    cards = {card["id"]: card for card in call(make_app(engine), "GET", "/v1/models").json()["data"]}
+    assert {name: cards[name]["served"] for name in (*SINGLE, "law")} == {
+        **dict.fromkeys(SINGLE, "single"),
+        "law": "per_row",
+    }
+    assert cards["adalora"]["method"] == "adalora" and cards["prefix"]["method"] == "prefix"
+
+
+def test_a_single_adapter_does_not_score(single_engine, tokenizer):
+    engine = single_engine().start()
+    with pytest.raises(WrongKind, match=r"ia3 is a chat adapter.*no reward head"):
+        engine.score("ia3", [(chat_ids(tokenizer, "hi"), 3)])
+
+
+def test_what_cannot_be_served_is_refused_before_loading(make_engine, single_dirs, tiny_model_dir, tmp_path):
+    import shutil
+
+    from peft import LoHaConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    engine = make_engine()
+    reward = tmp_path / "dora-rm"
+    shutil.copytree(single_dirs["dora"], reward)
+    (reward / "reward_head.safetensors").write_bytes(b"")  # only its presence matters to the refusal
+    with pytest.raises(PixiuError, match=r"reward models score per row.*lora.method=lora"):
+        engine.load_adapter("dora-rm", reward)
+    get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoHaConfig(target_modules=["q_proj"])
+    ).save_pretrained(tmp_path / "loha")
+    with pytest.raises(PixiuError, match=r"peft loha adapter; pixiu serve serves lora.method lora, .*prompt only"):
+        engine.load_adapter("loha", tmp_path / "loha")
+    assert set(engine.adapters.loaded()) == {"law", "medical", "zhihu"}
