@@ -195,6 +195,7 @@ def test_what_cannot_be_served_is_refused_before_loading(make_engine, single_dir
     import shutil
 
     from peft import LoHaConfig, get_peft_model
+    from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM
 
     engine = make_engine()
@@ -208,4 +209,11 @@ def test_what_cannot_be_served_is_refused_before_loading(make_engine, single_dir
     ).save_pretrained(tmp_path / "loha")
     with pytest.raises(PixiuError, match=r"peft loha adapter; pixiu serve serves lora.method lora, .*prompt only"):
         engine.load_adapter("loha", tmp_path / "loha")
+    misfit = tmp_path / "misfit"
+    shutil.copytree(single_dirs["dora"], misfit)
+    weights = load_file(misfit / "adapter_model.safetensors")
+    save_file({key: torch.cat([value, value]) for key, value in weights.items()}, misfit / "adapter_model.safetensors")
+    with pytest.raises(PixiuError, match=r"(?s)does not load onto the served base model.*the base it was trained on"):
+        engine.load_adapter("misfit", misfit)
     assert set(engine.adapters.loaded()) == {"law", "medical", "zhihu"}
+    assert not hasattr(engine.model, "peft_config") and all(p.requires_grad for p in engine.model.parameters())

@@ -93,14 +93,18 @@ def load_single(model: torch.nn.Module, folder: Path, method: str) -> SingleAdap
 
     before = dict(model.named_modules())
     had_config = hasattr(model, "peft_config")
+    trainable = {parameter: parameter.requires_grad for parameter in model.parameters()}  # peft freezes them
     try:
         with _peft_quietly():
             peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
     except (ValueError, RuntimeError, KeyError) as error:
-        _restore(model, before, had_config)
-        msg = f"adapter {folder} (lora.method={method}) does not load onto the served base model: {error}"
+        _restore(model, before, had_config, trainable)
+        msg = (
+            f"adapter {folder} (lora.method={method}) does not load onto the served base model ({error}); serve it "
+            "with the base it was trained on (see `pixiu adapters list`)"
+        )
         raise PixiuError(msg) from error
-    swaps = _restore(model, before, had_config)
+    swaps = _restore(model, before, had_config, trainable)
     config = peft_model.active_peft_config
     adapter = SingleAdapter(
         Path(folder), method, int(getattr(config, "init_r", 0) or getattr(config, "r", 0) or 0), swaps
@@ -121,9 +125,13 @@ def load_single(model: torch.nn.Module, folder: Path, method: str) -> SingleAdap
 
 
 def _restore(
-    model: torch.nn.Module, before: dict[str, torch.nn.Module], had_config: bool
+    model: torch.nn.Module,
+    before: dict[str, torch.nn.Module],
+    had_config: bool,
+    trainable: dict[torch.nn.Parameter, bool],
 ) -> list[tuple[torch.nn.Module, str, torch.nn.Module, torch.nn.Module]]:
-    """Put back every module of `before` that peft replaced in `model`, and return what was swapped."""
+    """Put back every module of `before` that peft replaced in `model`, whether it had a `peft_config` and what its
+    parameters' `requires_grad` were; return what was swapped."""
     swaps, replaced = [], []
     now = dict(model.named_modules())
     for path, original in before.items():  # parents come before their children
@@ -139,6 +147,8 @@ def _restore(
         setattr(parent, attribute, original)
     if not had_config and hasattr(model, "peft_config"):
         del model.peft_config
+    for parameter, requires_grad in trainable.items():
+        parameter.requires_grad_(requires_grad)
     return swaps
 
 
