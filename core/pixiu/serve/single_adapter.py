@@ -132,7 +132,8 @@ def _restore(
 ) -> list[tuple[torch.nn.Module, str, torch.nn.Module, torch.nn.Module]]:
     """Put back every module of `before` that peft replaced in `model`, whether it had a `peft_config` and what its
     parameters' `requires_grad` were; return what was swapped."""
-    swaps, replaced = [], []
+    swaps: list[tuple[torch.nn.Module, str, torch.nn.Module, torch.nn.Module]] = []
+    replaced: list[str] = []
     now = dict(model.named_modules())
     for path, original in before.items():  # parents come before their children
         replacement = now.get(path)
@@ -155,7 +156,8 @@ def _restore(
 def _layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each layer's (keys, values) of the prefix peft's `get_prompt` gave, as a cache or per-layer stacks."""
     if isinstance(cache, DynamicCache):
-        return [(layer.keys.detach(), layer.values.detach()) for layer in cache.layers]
+        layers: list[Any] = list(cache.layers)  # attention layers, filled by peft
+        return [(layer.keys.detach(), layer.values.detach()) for layer in layers]
     if isinstance(cache, tuple | list):
         return [(layer[0].detach(), layer[1].detach()) for layer in cache]
     raise PixiuError(f"peft gave the prefix as {type(cache).__name__}, which pixiu serve cannot read")
