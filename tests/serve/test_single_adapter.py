@@ -12,6 +12,7 @@ import torch
 from pixiu.errors import PixiuError
 from pixiu.serve.adapters import UnknownModel, WrongKind
 from pixiu.serve.request import SamplingParams
+from pixiu.serve.server import served_as
 
 from .helpers import PROMPTS, call, chat_ids, eventually
 from .test_engine import Collector
@@ -183,6 +184,9 @@ def test_models_list_and_log_say_how_each_adapter_is_served(single_engine, make_
         "law": "per_row",
     }
     assert cards["adalora"]["method"] == "adalora" and cards["prefix"]["method"] == "prefix"
+    assert served_as(engine) == "law (per_row), medical (per_row), zhihu (per_row), " + ", ".join(
+        f"{method} (single)" for method in SINGLE
+    )  # the line `pixiu serve` prints at startup
 
 
 def test_a_single_adapter_does_not_score(single_engine, tokenizer):

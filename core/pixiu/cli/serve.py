@@ -179,7 +179,7 @@ def serve(
     from pixiu.devices import placement, precision_name
     from pixiu.serve.app import build_app
     from pixiu.serve.guard import Timeouts, uvicorn_config
-    from pixiu.serve.server import adapters_to_serve, context_length, start_engine
+    from pixiu.serve.server import adapters_to_serve, context_length, served_as, start_engine
     from pixiu.serve.state import Limits
 
     if threads:
@@ -226,7 +226,7 @@ def serve(
         admin_token = os.environ.get("PIXIU_ADMIN_TOKEN") or None
         app = build_app(engine, tokenizer, base=base, limits=limits, admin_token=admin_token)
         click.echo(
-            f"serving {base} on {where} in {precision_name(dtype)} with adapters: {', '.join(folders) or 'none'}; "
+            f"serving {base} on {where} in {precision_name(dtype)} with adapters: {served_as(engine) or 'none'}; "
             f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}; "
             "web chat page at /",
             err=True,

@@ -407,7 +407,8 @@ class Engine:
 
     def _rows(self) -> list[Row]:
         """The rows of every batch."""
-        return [*self._batch.rows, *(row for batch in self._singles.values() for row in batch.rows)]
+        singles = list(self._singles.values())  # one C call: safe while the engine thread adds a group
+        return [*self._batch.rows, *(row for batch in singles for row in batch.rows)]
 
     @torch.inference_mode()
     def _decode(self, batch: Batch) -> None:
