@@ -14,7 +14,7 @@ from pixiu.serve.adapters import UnknownModel, WrongKind
 from pixiu.serve.request import SamplingParams
 from pixiu.serve.server import served_as
 
-from .helpers import PROMPTS, call, chat_ids, eventually
+from .helpers import ADMIN_TOKEN, PROMPTS, call, chat_ids, eventually
 from .test_engine import Collector
 
 SINGLE = ("dora", "ia3", "adalora", "prefix", "prompt")
@@ -221,3 +221,21 @@ def test_what_cannot_be_served_is_refused_before_loading(make_engine, single_dir
         engine.load_adapter("misfit", misfit)
     assert set(engine.adapters.loaded()) == {"law", "medical", "zhihu"}
     assert not hasattr(engine.model, "peft_config") and all(p.requires_grad for p in engine.model.parameters())
+
+
+def test_http_loads_answers_scores_and_unloads_a_single_adapter(app, single_dirs, pixiu_home, tokenizer, peft_alone):
+    import shutil
+
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    shutil.copytree(single_dirs["prefix"], pixiu_home / "runs" / "prefix")
+    loaded = call(app, "POST", "/v1/adapters", json={"name": "p", "path": "runs/prefix"}, headers=admin)
+    assert loaded.status_code == 200 and loaded.json()["served"] == "single" and loaded.json()["method"] == "prefix"
+    messages = [{"role": "user", "content": PROMPTS[0]}]
+    body = {"model": "p", "messages": messages, "max_tokens": 6}
+    answer = call(app, "POST", "/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"]
+    tokens = peft_alone("prefix", chat_ids(tokenizer, PROMPTS[0]), 6)[0]
+    assert answer == tokenizer.decode(tokens, skip_special_tokens=True)
+    scored = call(app, "POST", "/v1/score", json={"model": "p", "messages": messages, "answers": ["yes"]})
+    assert scored.status_code == 400 and "no reward head" in scored.json()["error"]["message"]
+    assert call(app, "DELETE", "/v1/adapters/p", headers=admin).status_code == 200
+    assert call(app, "POST", "/v1/chat/completions", json=body).status_code == 404
