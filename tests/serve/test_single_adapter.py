@@ -177,7 +177,7 @@ def test_models_list_and_log_say_how_each_adapter_is_served(single_engine, make_
     with caplog.at_level(logging.INFO, logger="pixiu.serve"):
         engine = single_engine().start()
     assert "adapter 'ia3' (lora.method=ia3) is served single" in caplog.text
-    assert "adapter 'law' (lora.method=lora) is served per-row" in caplog.text
+    assert "adapter 'law' (lora.method=lora) is served per_row" in caplog.text
     cards = {card["id"]: card for card in call(make_app(engine), "GET", "/v1/models").json()["data"]}
     assert {name: cards[name]["served"] for name in (*SINGLE, "law")} == {
         **dict.fromkeys(SINGLE, "single"),

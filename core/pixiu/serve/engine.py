@@ -149,21 +149,22 @@ class Engine:
         if refusal := serving_refusal(Path(folder), name):  # never serve a DoRA/IA3/prefix... adapter as plain LoRA
             raise PixiuError(refusal)
         method = adapter_method(Path(folder))
-        log.info("adapter %r (lora.method=%s) is served %s", name, method, serving(method).replace("_", "-"))
         if serving(method) == "single":
 
-            def install_single() -> AdapterInfo:  # on the engine thread: peft rearranges the model while loading
+            def install() -> AdapterInfo:  # on the engine thread: peft rearranges the model while loading
                 single = load_single(self.model, Path(folder), method)
                 return self.adapters.install(name, single, domain, 1000 * (time.perf_counter() - started))
 
-            return self._on_engine_thread(install_single)
-        weights = read_adapter(Path(folder), dtype=self.model.dtype, device=self.device)  # off the engine thread
-        reward = (load_head(folder, self.device), trained_max_len(folder)) if is_reward_model(folder) else None
+        else:
+            weights = read_adapter(Path(folder), dtype=self.model.dtype, device=self.device)  # off the engine thread
+            reward = (load_head(folder, self.device), trained_max_len(folder)) if is_reward_model(folder) else None
 
-        def install() -> AdapterInfo:
-            return self.adapters.install(name, weights, domain, 1000 * (time.perf_counter() - started), reward)
+            def install() -> AdapterInfo:
+                return self.adapters.install(name, weights, domain, 1000 * (time.perf_counter() - started), reward)
 
-        return self._on_engine_thread(install)
+        info = self._on_engine_thread(install)
+        log.info("adapter %r (lora.method=%s) is served %s", name, method, info.served)
+        return info
 
     def unload_adapter(self, name: str) -> Future:
         """Stop routing new requests to `name`; the future resolves once its running requests have finished."""
