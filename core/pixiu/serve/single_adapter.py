@@ -58,13 +58,14 @@ class SingleAdapter:
     @contextmanager
     def active(self) -> Iterator[None]:
         """Within the block, the base model computes through this adapter's peft layers."""
+        # straight into `_modules`, where nn.Module keeps children: setattr's checks cost ~3 us a module, 2x200 a pass
         for parent, attribute, _, replacement in self.swaps:
-            setattr(parent, attribute, replacement)
+            parent._modules[attribute] = replacement
         try:
             yield
         finally:
             for parent, attribute, original, _ in self.swaps:
-                setattr(parent, attribute, original)
+                parent._modules[attribute] = original
 
     def seed_cache(self, cache: DynamicCache) -> None:
         """Put the prefix's keys and values into a request's empty cache (prefix tuning; nothing otherwise)."""
