@@ -140,6 +140,15 @@ def attach_method(base: torch.nn.Module, lora: LoraArgs, total_steps: int) -> An
     from pixiu.families import lora_targets
     from pixiu.lora import _peft_quietly
 
+    if lora.method == "ia3":
+        from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as IA3_TARGETS
+
+        model_type = getattr(base.config, "model_type", None)
+        if model_type not in IA3_TARGETS:
+            raise PixiuError(
+                f"lora.method=ia3 adapts the layers peft lists per architecture, and peft lists none for model_type "
+                f"{model_type!r}; use lora.method lora, rslora, dora or adalora on this base"
+            )
     config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules))
     with _peft_quietly():
         return get_peft_model(base, config)

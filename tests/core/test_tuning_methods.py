@@ -248,3 +248,13 @@ def test_prompt_learning_adapters_are_refused_by_merge(method, tiny_model_dir, t
     with pytest.raises(PixiuError, match=f"lora.method={method}.*no weights to merge"):
         merge_adapter(tmp_path / "adapter", tmp_path / "merged", base=str(tiny_model_dir))
     assert not (tmp_path / "merged").exists()
+
+
+def test_ia3_on_a_family_peft_has_no_ia3_layers_for_is_refused_by_name(tmp_path):
+    from pixiu.methods import attach_method
+    from pixiu.tiny import create_tiny_model
+
+    base = AutoModelForCausalLM.from_pretrained(create_tiny_model(tmp_path / "glm", arch="glm"))
+    config = load_config(overrides=["lora.method=ia3"], values={"base": "unused"})
+    with pytest.raises(PixiuError, match=r"lora.method=ia3 .* model_type 'glm'; use lora.method lora"):
+        attach_method(base, config.lora, 3)
