@@ -155,11 +155,13 @@ def serve(
     print_command,
     threads,
 ) -> None:
-    """Serve the base model and its LoRA adapters over an OpenAI-compatible HTTP API.
+    """Serve the base model and its adapters over an OpenAI-compatible HTTP API.
 
-    The base model is loaded once; each adapter is a model name chosen per request, and requests
-    for different adapters share forward passes. Endpoints: /v1/models, /v1/chat/completions,
-    /v1/completions (streaming with "stream": true), /health and /metrics; a web chat page is at /.
+    The base model is loaded once; each adapter is a model name chosen per request. Requests for
+    LoRA-family adapters share forward passes (per row); dora, ia3, adalora, prefix and prompt
+    adapters are served through peft, one adapter per forward pass (GET /v1/models says which).
+    Endpoints: /v1/models, /v1/chat/completions, /v1/completions (streaming with "stream": true),
+    /health and /metrics; a web chat page is at /.
     With PIXIU_ADMIN_TOKEN set, POST /v1/adapters and DELETE /v1/adapters/NAME load and unload
     adapters without a restart.
 
