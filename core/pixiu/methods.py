@@ -262,11 +262,16 @@ def adapter_method(folder: Path) -> str:
     return "rslora" if config.get("use_rslora") else "lora"
 
 
-def serving(method: str) -> str:
-    """How `pixiu serve` serves an adapter trained with `method`: "per_row" (in the mixed batch), "single" (one
-    adapter per forward pass, through peft), "base" (a whole model, served as --base) or "no" (not at all)."""
+def serving(folder: Path) -> str:
+    """How `pixiu serve` serves the adapter (or whole model) in `folder`: "per_row" (in the mixed batch), "single"
+    (one adapter per forward pass, through peft: the methods of `SERVED_SINGLE`, and a LoRA that also trains
+    embedding rows, `trainable_token_indices`, which rows sharing one embedding table cannot route), "base" (a whole
+    model, served as --base) or "no" (not at all)."""
+    method = adapter_method(folder)
     if method in PER_ROW:
-        return "per_row"
+        config_file = Path(folder) / "adapter_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        return "single" if config.get("trainable_token_indices") else "per_row"
     if method in SERVED_SINGLE:
         return "single"
     return "base" if method in WHOLE_MODEL else "no"
@@ -276,7 +281,7 @@ def serving_refusal(folder: Path, name: str) -> str | None:
     """Why `pixiu serve` cannot load the folder `folder` as the adapter `name`, and what to do instead; None for an
     adapter it serves (per row or through peft, see `serving`)."""
     method = adapter_method(folder)
-    how = serving(method)
+    how = serving(folder)
     if how == "base":
         return (
             f"{folder} holds a whole model (lora.method={method}), not an adapter: serve it as the base model "
@@ -291,7 +296,7 @@ def serving_refusal(folder: Path, name: str) -> str | None:
 
     if how == "single" and is_reward_model(Path(folder)):
         return (
-            f"reward model {name} ({folder}) was trained with lora.method={method}; reward models score per row, "
-            f"which the LoRA family only can ({', '.join(PER_ROW)}): train it again with lora.method=lora"
+            f"reward model {name} ({folder}) is served through peft (lora.method={method}, or embedding rows it "
+            "trains), but reward models score per row only: train it again with lora.method=lora and no new tokens"
         )
     return None

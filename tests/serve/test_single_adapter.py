@@ -63,42 +63,45 @@ def single_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     return {method: root / method for method in SINGLE}
 
 
-@pytest.fixture(scope="module")
-def peft_alone(tiny_model_dir: Path, single_dirs: dict[str, Path]):
-    """`answer(method, prompt_ids, max_tokens) -> (tokens, logprobs)`: peft's greedy generate with that adapter alone,
-    and each generated token's log-probability."""
+@torch.inference_mode()
+def peft_generate(
+    base_dir: Path, folder: Path, prompt_ids: list[int], max_tokens: int
+) -> tuple[list[int], list[float]]:
+    """peft's greedy `generate` with the adapter in `folder` alone on the base in `base_dir`: the tokens before a stop
+    token, and each one's log-probability."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from pixiu.generate import stop_token_ids
     from pixiu.models import load_base
 
-    tokenizer = load_base(str(tiny_model_dir))[1]
-    models: dict[str, PeftModel] = {}
+    model, tokenizer = load_base(str(base_dir))
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(folder)).eval()
+    stops = stop_token_ids(tokenizer, model)
+    ids = torch.tensor([prompt_ids])
+    output = peft_model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=False,
+        max_new_tokens=max_tokens,
+        eos_token_id=stops,
+        pad_token_id=tokenizer.pad_token_id,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
+    tokens = [t for t in output.sequences[0, len(prompt_ids) :].tolist() if t not in stops]
+    return tokens, [float(step[0].log_softmax(-1)[t]) for step, t in zip(output.logits, tokens, strict=False)]
+
+
+@pytest.fixture(scope="module")
+def peft_alone(tiny_model_dir: Path, single_dirs: dict[str, Path]):
+    """`answer(method, prompt_ids, max_tokens) -> (tokens, logprobs)`: `peft_generate` with that adapter, cached."""
     cache: dict = {}
 
-    @torch.inference_mode()
     def answer(method: str, prompt_ids: list[int], max_tokens: int) -> tuple[list[int], list[float]]:
         key = (method, tuple(prompt_ids), max_tokens)
         if key not in cache:
-            if method not in models:
-                base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-                models[method] = PeftModel.from_pretrained(base, str(single_dirs[method])).eval()
-            stops = stop_token_ids(tokenizer, models[method])
-            ids = torch.tensor([prompt_ids])
-            output = models[method].generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=False,
-                max_new_tokens=max_tokens,
-                eos_token_id=stops,
-                pad_token_id=tokenizer.pad_token_id,
-                output_logits=True,
-                return_dict_in_generate=True,
-            )
-            tokens = [t for t in output.sequences[0, len(prompt_ids) :].tolist() if t not in stops]
-            logprobs = [float(step[0].log_softmax(-1)[t]) for step, t in zip(output.logits, tokens, strict=False)]
-            cache[key] = (tokens, logprobs)
+            cache[key] = peft_generate(tiny_model_dir, single_dirs[method], prompt_ids, max_tokens)
         return cache[key]
 
     return answer
@@ -207,7 +210,7 @@ def test_what_cannot_be_served_is_refused_before_loading(make_engine, single_dir
     reward = tmp_path / "dora-rm"
     shutil.copytree(single_dirs["dora"], reward)
     (reward / "reward_head.safetensors").write_bytes(b"")  # only its presence matters to the refusal
-    with pytest.raises(PixiuError, match=r"reward models score per row.*lora.method=lora"):
+    with pytest.raises(PixiuError, match=r"reward models score per row only: train it again with lora.method=lora"):
         engine.load_adapter("dora-rm", reward)
     get_peft_model(
         AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoHaConfig(target_modules=["q_proj"])
@@ -245,7 +248,7 @@ def test_http_loads_answers_scores_and_unloads_a_single_adapter(app, single_dirs
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHES))
 def test_every_family_serves_every_single_method_as_peft(arch, tmp_path):
-    from peft import PeftModel, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     from pixiu.families import lora_targets
@@ -273,23 +276,7 @@ def test_every_family_serves_every_single_method_as_peft(arch, tmp_path):
                 if parameter.requires_grad:
                     parameter.add_(0.3 * torch.randn_like(parameter))
         peft_model.save_pretrained(tmp_path / method)
-        reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(tmp_path / method))
-        with torch.inference_mode():
-            output = reference.eval().generate(
-                input_ids=torch.tensor([ids]),
-                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                do_sample=False,
-                max_new_tokens=5,
-                eos_token_id=stops,
-                pad_token_id=tokenizer.pad_token_id,
-                output_logits=True,
-                return_dict_in_generate=True,
-            )
-        tokens = [t for t in output.sequences[0, len(ids) :].tolist() if t not in stops]
-        expected[method] = (
-            tokens,
-            [float(s[0].log_softmax(-1)[t]) for s, t in zip(output.logits, tokens, strict=False)],
-        )
+        expected[method] = peft_generate(base_dir, tmp_path / method, ids, 5)
         engine.load_adapter(method, tmp_path / method)
     engine.start()
     try:
@@ -303,3 +290,26 @@ def test_every_family_serves_every_single_method_as_peft(arch, tmp_path):
             assert [lp.logprob for lp in requests[method].logprobs] == pytest.approx(logprobs, abs=1e-4), method
     finally:
         engine.close()
+
+
+def test_a_lora_that_trains_embedding_rows_is_served_single_as_peft(make_engine, tiny_model_dir, tokenizer, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(5)
+    ids = chat_ids(tokenizer, PROMPTS[0])
+    config = LoraConfig(r=4, target_modules=["q_proj"], trainable_token_indices=ids[:6])  # as `extend-vocab` trains
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), config)
+    with torch.no_grad():
+        for parameter in peft_model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter))
+    peft_model.save_pretrained(tmp_path / "rows")
+    engine = make_engine()
+    assert engine.load_adapter("rows", tmp_path / "rows").served == "single"
+    engine.start()
+    sink = Collector()
+    request = engine.submit("rows", ids, SamplingParams(max_tokens=8, logprobs=0), sink)
+    tokens, logprobs = peft_generate(tiny_model_dir, tmp_path / "rows", ids, 8)
+    assert sink.wait().tokens == tokens
+    assert [lp.logprob for lp in request.logprobs] == pytest.approx(logprobs, abs=1e-4)

@@ -49,7 +49,7 @@ def _serving(folder: Path) -> dict[str, str | None]:
     if not folder.is_dir():
         return {"method": None, "served": "missing"}
     method = adapter_method(folder)
-    return {"method": method, "served": serving(method)}
+    return {"method": method, "served": serving(folder)}
 
 
 @group.command(name="merge")

@@ -149,7 +149,7 @@ class Engine:
         if refusal := serving_refusal(Path(folder), name):  # never serve a DoRA/IA3/prefix... adapter as plain LoRA
             raise PixiuError(refusal)
         method = adapter_method(Path(folder))
-        if serving(method) == "single":
+        if serving(Path(folder)) == "single":
 
             def install() -> AdapterInfo:  # on the engine thread: peft rearranges the model while loading
                 single = load_single(self.model, Path(folder), method)
