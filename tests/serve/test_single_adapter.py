@@ -65,10 +65,10 @@ def single_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @torch.inference_mode()
 def peft_generate(
-    base_dir: Path, folder: Path, prompt_ids: list[int], max_tokens: int
+    base_dir: Path, folder: Path, prompt_ids: list[int], max_tokens: int, dtype=torch.float32, device="cpu"
 ) -> tuple[list[int], list[float]]:
-    """peft's greedy `generate` with the adapter in `folder` alone on the base in `base_dir`: the tokens before a stop
-    token, and each one's log-probability."""
+    """peft's greedy `generate` with the adapter in `folder` alone on the base in `base_dir` (in `dtype` on `device`):
+    the tokens before a stop token, and each one's log-probability."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -76,9 +76,10 @@ def peft_generate(
     from pixiu.models import load_base
 
     model, tokenizer = load_base(str(base_dir))
-    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(folder)).eval()
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype).to(device)
+    peft_model = PeftModel.from_pretrained(base, str(folder)).eval()
     stops = stop_token_ids(tokenizer, model)
-    ids = torch.tensor([prompt_ids])
+    ids = torch.tensor([prompt_ids], device=device)
     output = peft_model.generate(
         input_ids=ids,
         attention_mask=torch.ones_like(ids),
@@ -313,3 +314,39 @@ def test_a_lora_that_trains_embedding_rows_is_served_single_as_peft(make_engine,
     tokens, logprobs = peft_generate(tiny_model_dir, tmp_path / "rows", ids, 8)
     assert sink.wait().tokens == tokens
     assert [lp.logprob for lp in request.logprobs] == pytest.approx(logprobs, abs=1e-4)
+
+
+def test_bf16_engine_serves_single_adapters_as_peft_in_bf16(tiny_model_dir, single_dirs, tokenizer):
+    _serve_singles_in_bf16(tiny_model_dir, single_dirs, tokenizer, torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_engine_serves_single_adapters_as_peft(tiny_model_dir, single_dirs, tokenizer):
+    """The same on a GPU: every tensor the single path makes (prefix keys, prompt embeddings) must be on the device."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    _serve_singles_in_bf16(tiny_model_dir, single_dirs, tokenizer, torch.device("cuda", 0))
+
+
+def _serve_singles_in_bf16(tiny_model_dir, single_dirs, tokenizer, device):
+    """A bf16 engine on `device` answers each single adapter (alone in its group) as peft's bf16 `generate` does."""
+    from pixiu.generate import stop_token_ids
+    from pixiu.models import load_base
+    from pixiu.serve.engine import Engine
+
+    model = load_base(str(tiny_model_dir), dtype=torch.bfloat16, device=device)[0]
+    engine = Engine(model, stop_token_ids(tokenizer, model), max_batch=8)
+    for method, folder in single_dirs.items():
+        engine.load_adapter(method, folder)
+    ids = chat_ids(tokenizer, PROMPTS[4])
+    jobs = {method: Collector() for method in SINGLE}
+    requests = {m: engine.submit(m, ids, SamplingParams(max_tokens=4, logprobs=0), sink) for m, sink in jobs.items()}
+    engine.submit("base", ids, SamplingParams(max_tokens=4), Collector())
+    engine.start()
+    try:
+        for method, sink in jobs.items():
+            tokens, logprobs = peft_generate(tiny_model_dir, single_dirs[method], ids, 4, torch.bfloat16, device)
+            assert sink.wait().tokens == tokens, method
+            assert [lp.logprob for lp in requests[method].logprobs] == pytest.approx(logprobs, abs=2e-2), method
+    finally:
+        engine.close()
