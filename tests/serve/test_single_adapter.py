@@ -350,3 +350,22 @@ def _serve_singles_in_bf16(tiny_model_dir, single_dirs, tokenizer, device):
             assert [lp.logprob for lp in requests[method].logprobs] == pytest.approx(logprobs, abs=2e-2), method
     finally:
         engine.close()
+
+
+def test_groups_take_turns_so_a_short_request_does_not_wait_for_a_long_single_one(single_engine, tokenizer, peft_alone):
+    engine = single_engine()  # not started: both requests are admitted in the same step
+    ids = chat_ids(tokenizer, PROMPTS[3])
+    assert len(peft_alone("ia3", ids, 40)[0]) == 40  # runs the whole 40 tokens (no stop token)
+    long, short, seen = Collector(), Collector(), []
+
+    def short_sink(token, finish):
+        if finish is not None:
+            seen.append(len(long.tokens))  # on the engine thread: how far the long answer had got
+        short(token, finish)
+
+    engine.submit("ia3", ids, SamplingParams(max_tokens=40), long)
+    engine.submit("law", ids, SamplingParams(max_tokens=3), short_sink)
+    engine.start()
+    assert short.wait().finish == "length" and len(long.wait().tokens) == 40
+    # one token each per step, the mixed batch first: the short one ended in step 3, the long one 2 tokens in
+    assert seen == [2]
