@@ -11,10 +11,10 @@ Loading runs `PeftModel.from_pretrained` on the shared base (which puts peft's l
 ones, each peft layer keeping the original as its `base_layer`), takes note of what peft put where, and puts the
 originals back, so the base stays as it was between forward passes: the per-row hooks, reward scoring, `close()`
 and every other adapter see the plain base. `SingleAdapter.active` swaps peft's layers in for one forward pass
-and back (a few hundred dictionary assignments: 37 us in and out for DoRA on SmolLM2-135M's 210 layers). The peft layers wrap the very same
-original modules, so nothing of the base is copied. For prefix tuning the prefix keys/values seed the request's
-cache at prefill (peft's `get_prompt`), for prompt tuning the virtual token embeddings go in front of the first
-prompt chunk as `inputs_embeds`; both then count as cached tokens of the row.
+and back (a few hundred dictionary assignments: 37 us in and out for DoRA on SmolLM2-135M's 210 layers). The peft
+layers wrap the very same original modules, so nothing of the base is copied. For prefix tuning the prefix
+keys/values seed the request's cache at prefill (peft's `get_prompt`), for prompt tuning the virtual token
+embeddings go in front of the first prompt chunk as `inputs_embeds`; both then count as cached tokens of the row.
 """
 
 from __future__ import annotations
