@@ -369,3 +369,16 @@ def test_groups_take_turns_so_a_short_request_does_not_wait_for_a_long_single_on
     assert short.wait().finish == "length" and len(long.wait().tokens) == 40
     # one token each per step, the mixed batch first: the short one ended in step 3, the long one 2 tokens in
     assert seen == [2]
+
+
+def test_single_adapters_count_towards_max_adapters_and_are_evicted_like_any(make_engine, single_dirs, tokenizer):
+    engine = make_engine(max_adapters=4)  # law, medical, zhihu
+    engine.load_adapter("dora", single_dirs["dora"])
+    engine.load_adapter("ia3", single_dirs["ia3"])  # evicts law, the least recently used
+    engine.load_adapter("prompt", single_dirs["prompt"])  # evicts medical
+    engine.load_adapter("prefix", single_dirs["prefix"])  # evicts zhihu
+    engine.load_adapter("adalora", single_dirs["adalora"])  # evicts dora: a single one goes like any
+    assert list(engine.adapters.loaded()) == ["ia3", "prompt", "prefix", "adalora"]
+    assert not engine.adapters.retiring and engine.adapters.lora.capacity == 4 and not engine.adapters.lora._ranks
+    with pytest.raises(UnknownModel, match="'dora' was evicted"):
+        engine.submit("dora", chat_ids(tokenizer, "hi"), SamplingParams(max_tokens=2), Collector())
