@@ -382,3 +382,16 @@ def test_single_adapters_count_towards_max_adapters_and_are_evicted_like_any(mak
     assert not engine.adapters.retiring and engine.adapters.lora.capacity == 4 and not engine.adapters.lora._ranks
     with pytest.raises(UnknownModel, match="'dora' was evicted"):
         engine.submit("dora", chat_ids(tokenizer, "hi"), SamplingParams(max_tokens=2), Collector())
+
+
+def test_virtual_tokens_count_towards_the_context(single_engine, make_app, tokenizer):
+    engine = single_engine().start()
+    prompt_tokens = len(chat_ids(tokenizer, PROMPTS[3]))
+    app = make_app(engine, context=prompt_tokens + 6)  # room for 6 tokens after the prompt; prefix takes 3 of them
+    body = {"messages": [{"role": "user", "content": PROMPTS[3]}], "max_tokens": 5}
+    assert call(app, "POST", "/v1/chat/completions", json={**body, "model": "law"}).status_code == 200
+    refused = call(app, "POST", "/v1/chat/completions", json={**body, "model": "prefix"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "context_length_exceeded"
+    assert (
+        call(app, "POST", "/v1/chat/completions", json={**body, "model": "prefix", "max_tokens": 3}).status_code == 200
+    )
