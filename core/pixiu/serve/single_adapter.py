@@ -36,8 +36,6 @@ class SingleAdapter:
     """A peft adapter kept beside the base model, applied by `active` to the forward passes of its own group."""
 
     folder: Path
-    method: str
-    """Its `lora.method` (dora, ia3, adalora, prefix, prompt; lora for a LoRA that trains embedding rows)."""
     rank: int
     """Its rank (`r`, AdaLoRA's `init_r`), 0 for IA3 and the virtual-token methods."""
     swaps: list[tuple[torch.nn.Module, str, torch.nn.Module, torch.nn.Module]] = field(default_factory=list)
@@ -108,9 +106,7 @@ def load_single(model: torch.nn.Module, folder: Path, method: str) -> SingleAdap
         raise PixiuError(msg) from error
     swaps = _restore(model, before, had_config, trainable)
     config = peft_model.active_peft_config
-    adapter = SingleAdapter(
-        Path(folder), method, int(getattr(config, "init_r", 0) or getattr(config, "r", 0) or 0), swaps
-    )
+    adapter = SingleAdapter(Path(folder), int(getattr(config, "init_r", 0) or getattr(config, "r", 0) or 0), swaps)
     base_params = {id(p) for p in model.parameters()}
     new_params = {id(p): p for _, _, _, replacement in swaps for p in replacement.parameters()}
     if config.is_prompt_learning:
