@@ -37,7 +37,8 @@ def merge_adapter(adapter: Path, output: Path, *, base: str, dtype: torch.dtype 
     if method in PROMPT_LEARNING:
         raise PixiuError(
             f"{adapter} was trained with lora.method={method}: its virtual tokens have no weights to merge into the "
-            "base; evaluate it with pixiu domain eval --adapter, or train a LoRA-family method to merge or serve"
+            "base; serve it unmerged (pixiu serve --adapter NAME=FOLDER serves it through peft), or train a "
+            "LoRA-family method to merge"
         )
     output = Path(output).expanduser()
     if output.is_file() or (output.is_dir() and any(output.iterdir())):

@@ -2,9 +2,9 @@
 served. peft does the work; this module only picks and checks.
 
 The LoRA family (lora, rslora, loraplus, and pissa / olora once converted to a plain LoRA on the original base)
-is served per row by `pixiu.serve.multi_lora`; dora, ia3 and adalora are served after merging into the base;
-prefix and prompt tuning cannot be merged and are evaluated through peft; full and freeze tuning write a whole
-model folder that is served as the base itself.
+is served per row by `pixiu.serve.multi_lora`; dora, ia3, adalora, prefix and prompt tuning are served one adapter
+per forward pass through peft (`pixiu.serve.single_adapter`), and dora, ia3 and adalora can also be merged into the
+base; full and freeze tuning write a whole model folder that is served as the base itself.
 """
 
 from __future__ import annotations
@@ -24,9 +24,13 @@ if TYPE_CHECKING:
 PER_ROW = ("lora", "rslora", "loraplus", "pissa", "olora")
 """Methods whose saved adapter is a plain LoRA: the per-row serving engine serves them in a mixed batch."""
 MERGE_TO_SERVE = ("dora", "ia3", "adalora")
-"""Methods whose adapter `pixiu adapters merge` folds into the base, which `pixiu serve --base` then serves."""
+"""Methods whose adapter `pixiu adapters merge` folds into the base, which `pixiu serve --base` then serves (they are
+also served unmerged, see `SERVED_SINGLE`)."""
 PROMPT_LEARNING = ("prefix", "prompt")
-"""Methods that learn virtual tokens: nothing to merge, so they are evaluated through peft and not served."""
+"""Methods that learn virtual tokens: nothing to merge; evaluated and served through peft."""
+SERVED_SINGLE = (*MERGE_TO_SERVE, *PROMPT_LEARNING)
+"""Methods `pixiu serve` serves one adapter per forward pass through peft's own code (`pixiu.serve.single_adapter`):
+their maths is not a low-rank term the per-row engine could add row by row."""
 WHOLE_MODEL = ("full", "freeze")
 """Methods that train the base's own weights and save a whole model folder."""
 CONVERTED = ("pissa", "olora")
@@ -143,6 +147,16 @@ def attach_method(base: torch.nn.Module, lora: LoraArgs, total_steps: int) -> An
     from pixiu.seq2seq import peft_task
 
     model_type = getattr(getattr(base, "config", None), "model_type", "")
+    if lora.method == "ia3":
+        from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as PEFT_IA3
+
+        from pixiu.families import IA3_MODULES
+
+        if model_type not in PEFT_IA3 and model_type not in IA3_MODULES:
+            raise PixiuError(
+                f"lora.method=ia3 adapts the layers peft or pixiu list per architecture, and neither lists model_type "
+                f"{model_type!r}; use lora.method lora, rslora, dora or adalora on this base"
+            )
     config = peft_config(lora, total_steps, lora_targets(base, lora.target_modules), model_type, peft_task(base))
     with _peft_quietly():
         return get_peft_model(base, config)
@@ -256,27 +270,41 @@ def adapter_method(folder: Path) -> str:
     return "rslora" if config.get("use_rslora") else "lora"
 
 
-def serving_refusal(folder: Path, name: str) -> str | None:
-    """Why the per-row engine must not serve the folder `folder` (to be served as `name`), and what to do instead;
-    None for an adapter of the LoRA family."""
+def serving(folder: Path) -> str:
+    """How `pixiu serve` serves the adapter (or whole model) in `folder`: "per_row" (in the mixed batch), "single"
+    (one adapter per forward pass, through peft: the methods of `SERVED_SINGLE`, and a LoRA that also trains
+    embedding rows, `trainable_token_indices`, which rows sharing one embedding table cannot route), "base" (a whole
+    model, served as --base) or "no" (not at all)."""
     method = adapter_method(folder)
     if method in PER_ROW:
-        return None
-    if method in WHOLE_MODEL:
+        config_file = Path(folder) / "adapter_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        return "single" if config.get("trainable_token_indices") else "per_row"
+    if method in SERVED_SINGLE:
+        return "single"
+    return "base" if method in WHOLE_MODEL else "no"
+
+
+def serving_refusal(folder: Path, name: str) -> str | None:
+    """Why `pixiu serve` cannot load the folder `folder` as the adapter `name`, and what to do instead; None for an
+    adapter it serves (per row or through peft, see `serving`)."""
+    method = adapter_method(folder)
+    how = serving(folder)
+    if how == "base":
         return (
             f"{folder} holds a whole model (lora.method={method}), not an adapter: serve it as the base model "
             f"with: pixiu serve --base {folder}"
         )
-    head = (
-        f"adapter {name} ({folder}) was trained with lora.method={method}; the per-row engine serves the LoRA family "
-        f"only ({', '.join(PER_ROW)})"
-    )
-    if method in PROMPT_LEARNING:
+    if how == "no":
         return (
-            f"{head}, and {method} tuning has no weights to merge into the base. Evaluate it with "
-            f"pixiu domain eval DOMAIN --adapter {folder}, or train lora.method=lora to serve it"
+            f"adapter {name} ({folder}) is a peft {method} adapter; pixiu serve serves lora.method "
+            f"{', '.join((*PER_ROW, *SERVED_SINGLE))} only: train one of those, or merge it into its base with peft"
         )
-    return (
-        f"{head}. Merge it into its base and serve that: pixiu adapters merge {name} --output DIR; "
-        "pixiu serve --base DIR"
-    )
+    from pixiu.reward_model import is_reward_model
+
+    if how == "single" and is_reward_model(Path(folder)):
+        return (
+            f"reward model {name} ({folder}) is served through peft (lora.method={method}, or embedding rows it "
+            "trains), but reward models score per row only: train it again with lora.method=lora and no new tokens"
+        )
+    return None

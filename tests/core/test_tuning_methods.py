@@ -159,3 +159,13 @@ def test_prompt_learning_adapters_are_refused_by_merge(method, tiny_model_dir, t
     with pytest.raises(PixiuError, match=f"lora.method={method}.*no weights to merge"):
         merge_adapter(tmp_path / "adapter", tmp_path / "merged", base=str(tiny_model_dir))
     assert not (tmp_path / "merged").exists()
+
+
+def test_ia3_on_a_family_neither_peft_nor_pixiu_has_ia3_layers_for_is_refused_by_name(tiny_model_dir, monkeypatch):
+    from pixiu.methods import attach_method
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    monkeypatch.setattr(base.config, "model_type", "newfamily")  # a family in neither table
+    config = load_config(overrides=["lora.method=ia3"], values={"base": "unused"})
+    with pytest.raises(PixiuError, match=r"lora.method=ia3 .* model_type 'newfamily'; use lora.method lora"):
+        attach_method(base, config.lora, 3)

@@ -53,6 +53,7 @@ FAST = {
     # methods meeting those layouts: IA3 on Conv1D, prefix on bloom's own cache, DoRA on fused layers
     ("gpt2", "ia3"),
     ("bloom", "prefix"),
+    ("gemma2", "prefix"),  # served single: a whole prefix in sliding-window layers
     ("gpt_neox", "dora"),
     ("mixtral", "freeze"),
 }
@@ -180,8 +181,7 @@ def check_adapter_serving(base: Path, run_dir: Path, method: str, marks: set[str
 
     engine, tokenizer = start_engine(str(base), {"toy": run_dir}, max_batch=2, max_waiting=4)
     try:
-        served = "per_row" if "toy" in engine.adapters.loaded() else "single"
-        assert served == ("per_row" if "R" in marks else "single")
+        assert engine.adapters.loaded()["toy"].served == ("per_row" if "R" in marks else "single")
         jobs = {"toy": chat_ids(tokenizer, "被告人张某盗窃财物，构成什么罪？"), "base": chat_ids(tokenizer, "hello")}
         sinks = {name: submit(engine, name, prompt) for name, prompt in jobs.items()}  # two lengths, run together
         reference = PeftModel.from_pretrained(load_base(str(base))[0], str(run_dir)).eval()

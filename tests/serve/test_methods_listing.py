@@ -1,6 +1,9 @@
-"""`GET /v1/models` says each model's tuning method and how it is served; the engine refuses non-LoRA adapters."""
+"""`GET /v1/models` says each model's tuning method and how it is served; the engine never takes a non-LoRA adapter
+for the per-row engine."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -8,6 +11,7 @@ from peft import IA3Config, LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from pixiu.errors import PixiuError
+from pixiu.serve.multi_lora import read_adapter
 
 from .helpers import call
 
@@ -29,7 +33,42 @@ def test_models_say_how_each_is_served(app):
 def test_engine_never_takes_a_dora_or_ia3_adapter_as_plain_lora(config, method, make_engine, tiny_model_dir, tmp_path):
     torch.manual_seed(0)
     get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), config).save_pretrained(tmp_path / method)
+    with pytest.raises(PixiuError, match="which pixiu cannot serve"):  # the per-row reader refuses it ...
+        read_adapter(tmp_path / method)
     engine = make_engine()
-    with pytest.raises(PixiuError, match=f"lora.method={method}.*pixiu adapters merge"):
-        engine.load_adapter(method, tmp_path / method)
-    assert method not in engine.adapters.loaded()
+    info = engine.load_adapter(method, tmp_path / method)  # ... so the engine serves it through peft
+    assert info.served == "single" and engine.adapters.loaded()[method].single is not None
+
+
+def test_adapters_list_says_how_each_registered_adapter_is_served(tmp_path):
+    from click.testing import CliRunner
+
+    from pixiu.cli import cli
+    from pixiu.registry import register_adapter
+
+    configs = {
+        "law": {"peft_type": "LORA"},
+        "dora": {"peft_type": "LORA", "use_dora": True},
+        "prefix": {"peft_type": "PREFIX_TUNING"},
+        "loha": {"peft_type": "LOHA"},
+    }
+    for name, config in configs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
+        register_adapter(name, "law", tmp_path / name, "base", {})
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "config.json").write_text("{}", encoding="utf-8")
+    register_adapter("full", "law", tmp_path / "full", "base", {})
+    register_adapter("gone", "law", tmp_path / "gone", "base", {})
+    result = CliRunner().invoke(cli, ["adapters", "list", "--json"], catch_exceptions=False)
+    rows = {row["name"]: (row["method"], row["served"]) for row in json.loads(result.stdout)}
+    assert rows == {
+        "law": ("lora", "per_row"),
+        "dora": ("dora", "single"),
+        "prefix": ("prefix", "single"),
+        "loha": ("loha", "no"),
+        "full": ("full", "base"),
+        "gone": (None, "missing"),
+    }
+    table = CliRunner().invoke(cli, ["adapters", "list"], catch_exceptions=False).stdout
+    assert "served" in table and "single" in table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 
@@ -25,7 +26,9 @@ def group() -> None:
 @group.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
 def list_adapters_command(as_json: bool) -> None:
-    """List registered adapters, newest first.
+    """List registered adapters, newest first, with each one's tuning method and how `pixiu serve` serves it:
+    per_row (in the mixed batch), single (through peft, one adapter per forward pass), base (a whole model: serve
+    it with --base), no, or missing (its folder is gone).
 
     \b
     Examples:
@@ -34,9 +37,19 @@ def list_adapters_command(as_json: bool) -> None:
     """
     from pixiu.registry import list_adapters
 
-    rows = [asdict(entry) for entry in list_adapters()]
+    rows = [{**asdict(entry), **_serving(Path(entry.path))} for entry in list_adapters()]
     empty = "No adapters yet: train one with `pixiu domain train DOMAIN`."
-    print_rows(rows, ["name", "created", "base", "path"], as_json=as_json, empty=empty)
+    print_rows(rows, ["name", "created", "method", "served", "base", "path"], as_json=as_json, empty=empty)
+
+
+def _serving(folder: Path) -> dict[str, str | None]:
+    """The `lora.method` of a registered run folder and how `pixiu serve` serves it (see `pixiu.methods.serving`)."""
+    from pixiu.methods import adapter_method, serving
+
+    if not folder.is_dir():
+        return {"method": None, "served": "missing"}
+    method = adapter_method(folder)
+    return {"method": method, "served": serving(folder)}
 
 
 @group.command(name="merge")

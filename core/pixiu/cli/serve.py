@@ -155,11 +155,13 @@ def serve(
     print_command,
     threads,
 ) -> None:
-    """Serve the base model and its LoRA adapters over an OpenAI-compatible HTTP API.
+    """Serve the base model and its adapters over an OpenAI-compatible HTTP API.
 
-    The base model is loaded once; each adapter is a model name chosen per request, and requests
-    for different adapters share forward passes. Endpoints: /v1/models, /v1/chat/completions,
-    /v1/completions (streaming with "stream": true), /health and /metrics; a web chat page is at /.
+    The base model is loaded once; each adapter is a model name chosen per request. Requests for
+    LoRA-family adapters share forward passes (per row); dora, ia3, adalora, prefix and prompt
+    adapters are served through peft, one adapter per forward pass (GET /v1/models says which).
+    Endpoints: /v1/models, /v1/chat/completions, /v1/completions (streaming with "stream": true),
+    /health and /metrics; a web chat page is at /.
     With PIXIU_ADMIN_TOKEN set, POST /v1/adapters and DELETE /v1/adapters/NAME load and unload
     adapters without a restart.
 
@@ -179,7 +181,7 @@ def serve(
     from pixiu.devices import placement, precision_name
     from pixiu.serve.app import build_app
     from pixiu.serve.guard import Timeouts, uvicorn_config
-    from pixiu.serve.server import adapters_to_serve, context_length, start_engine
+    from pixiu.serve.server import adapters_to_serve, context_length, served_as, start_engine
     from pixiu.serve.state import Limits
 
     if threads:
@@ -226,7 +228,7 @@ def serve(
         admin_token = os.environ.get("PIXIU_ADMIN_TOKEN") or None
         app = build_app(engine, tokenizer, base=base, limits=limits, admin_token=admin_token)
         click.echo(
-            f"serving {base} on {where} in {precision_name(dtype)} with adapters: {', '.join(folders) or 'none'}; "
+            f"serving {base} on {where} in {precision_name(dtype)} with adapters: {served_as(engine) or 'none'}; "
             f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}; "
             "web chat page at /",
             err=True,

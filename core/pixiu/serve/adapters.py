@@ -10,6 +10,10 @@ reads files and may fail, which a chat request should not wait for or trip on).
 A reward model (`pixiu.reward_model`: a LoRA adapter plus a scalar head) takes a slot like any adapter; its
 head sits beside the slot, is loaded with it and is freed with it.
 
+An adapter that per-row serving cannot take (DoRA, IA3, AdaLoRA, prefix and prompt tuning) is served one at a time
+through peft (`pixiu.serve.single_adapter`): it takes no `MultiLora` slot but a key of its own, a negative number
+(no slot has one), and is held, retired and evicted the same way.
+
 Slots change only on the engine thread (`install`, `free_retired`, `detach`), between forward passes;
 the lookups (`acquire`, `release`, `retire`, `loaded`) may come from any thread.
 """
@@ -22,11 +26,13 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from pixiu.errors import PixiuError
 from pixiu.serve.multi_lora import AdapterWeights, MultiLora
+from pixiu.serve.single_adapter import SingleAdapter
 
 BASE = "base"
 """The model name that means the plain base model, without any adapter."""
@@ -71,11 +77,18 @@ class AdapterInfo:
     reward_max_len: int | None = None
     """For a reward model, the tokens prompt plus answer are cut to when scoring (its training `max_seq_len`);
     None for a chat adapter."""
+    single: SingleAdapter | None = None
+    """For an adapter served one at a time through peft, its peft layers; None for one served per row."""
 
     @property
     def reward_model(self) -> bool:
         """Whether this adapter scores answers (it has a reward head) rather than generating."""
         return self.reward_max_len is not None
+
+    @property
+    def served(self) -> Literal["per_row", "single"]:
+        """How it is served: "per_row" in the mixed batch, or "single" (one adapter per forward pass, via peft)."""
+        return "per_row" if self.single is None else "single"
 
 
 class AdapterTable:
@@ -94,6 +107,7 @@ class AdapterTable:
         self._retired: dict[int, list[Future]] = {}  # slots no name reaches, freed once their users are gone
         self._evicted: set[str] = set()
         self._heads: dict[int, torch.nn.Linear] = {}  # slot -> the reward head of the reward model in it
+        self._single_keys = itertools.count(-2, -1)  # keys of single adapters: below the base's -1 in batch order
 
     def loaded(self) -> dict[str, AdapterInfo]:
         """Served adapters by name, in load order."""
@@ -138,13 +152,14 @@ class AdapterTable:
     def install(
         self,
         name: str,
-        weights: AdapterWeights,
+        weights: AdapterWeights | SingleAdapter,
         domain: str | None,
         load_ms: float,
         reward: tuple[torch.nn.Linear, int] | None = None,
     ) -> AdapterInfo:
         """Serve `weights` as `name` (replacing a version of that name), evicting past the cap; engine thread only.
 
+        `weights` are a LoRA adapter's, copied into a slot, or a `SingleAdapter`, served through peft under a key.
         `reward` makes it a reward model: its head and the `max_len` it was trained with.
         """
         if name == BASE:
@@ -161,9 +176,13 @@ class AdapterTable:
                 self._retire(victim, None)
                 self._evicted.add(victim)
         self.free_retired()  # an idle victim's slot is reused right away
-        slot = self.lora.add(weights)
         head, max_len = reward if reward is not None else (None, None)
-        info = AdapterInfo(name, weights.folder, domain, weights.rank, self.lora.bytes_per_slot, load_ms, max_len)
+        if isinstance(weights, SingleAdapter):
+            slot = next(self._single_keys)
+            info = AdapterInfo(name, weights.folder, domain, weights.rank, weights.nbytes, load_ms, None, weights)
+        else:
+            slot = self.lora.add(weights)
+            info = AdapterInfo(name, weights.folder, domain, weights.rank, self.lora.bytes_per_slot, load_ms, max_len)
         with self._lock:
             if head is not None:
                 self._heads[slot] = head
@@ -195,7 +214,8 @@ class AdapterTable:
             for slot in done:
                 self._heads.pop(slot, None)
         for slot in done:
-            self.lora.remove(slot)
+            if slot >= 0:  # a single adapter's key holds no slot: dropping it frees its peft layers
+                self.lora.remove(slot)
         for future in futures:
             future.set_result(None)
 

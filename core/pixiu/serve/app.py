@@ -245,7 +245,7 @@ def _sampling(server: Server, body: ChatRequest | CompletionRequest, prompt_toke
     if top is not None and body.stream:
         raise ApiError(400, 'logprobs: not available when streaming; drop "stream" or "logprobs"', param="logprobs")
     return SamplingParams(
-        max_tokens=_max_tokens(server.limits, body, prompt_tokens),
+        max_tokens=_max_tokens(server.limits, body, prompt_tokens + _virtual_tokens(server, body.model)),
         temperature=body.temperature,
         top_p=body.top_p,
         seed=body.seed,
@@ -256,8 +256,15 @@ def _sampling(server: Server, body: ChatRequest | CompletionRequest, prompt_toke
     )
 
 
+def _virtual_tokens(server: Server, model: str) -> int:
+    """The context a prefix- or prompt-tuned adapter `model` takes before the prompt (0 for any other model)."""
+    adapter = server.engine.adapters.loaded().get(model)
+    return adapter.single.virtual_tokens if adapter is not None and adapter.single is not None else 0
+
+
 def _max_tokens(limits: Limits, body: ChatRequest | CompletionRequest, prompt_tokens: int) -> int:
-    """The request's answer budget, or a 400 saying which limit it breaks."""
+    """The request's answer budget, or a 400 saying which limit it breaks (`prompt_tokens` with the adapter's
+    virtual tokens)."""
     if prompt_tokens == 0:
         raise ApiError(400, "the prompt is empty", param="prompt")
     if prompt_tokens > limits.max_prompt_tokens:

@@ -7,6 +7,9 @@ long prompt goes in over several steps, each into its own cache), so a decode st
 more than one chunk of someone's prompt. Rows of one step may use different adapters (see
 `pixiu.serve.multi_lora`); the adapter table (`pixiu.serve.adapters`) maps names to slots, the sampler
 (`pixiu.serve.sampler`) picks every row's token in one pass, and `pixiu.serve.kv` owns the cache layout.
+An adapter served through peft (`pixiu.serve.single_adapter`: DoRA, IA3, AdaLoRA, prefix and prompt tuning) has a
+batch of its own instead, and each step decodes every non-empty batch in turn, one token each, so continuous
+batching holds within each and none waits for another to finish.
 Requests hand results back through a sink callback called on the engine thread.
 
 Reward models score on the same thread and the same base (`score`): see `Engine.score` for why.
@@ -20,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,7 +33,7 @@ import torch
 from transformers import PreTrainedModel
 
 from pixiu.errors import PixiuError
-from pixiu.methods import serving_refusal
+from pixiu.methods import adapter_method, serving, serving_refusal
 from pixiu.reward_model import is_reward_model, load_head, trained_max_len
 from pixiu.serve import kv
 from pixiu.serve.adapters import BASE, AdapterInfo, AdapterTable, WrongKind, generation_refusal, scoring_refusal
@@ -37,6 +41,7 @@ from pixiu.serve.batch import Batch, Row
 from pixiu.serve.multi_lora import read_adapter
 from pixiu.serve.request import EngineRequest, SamplingParams, Sink
 from pixiu.serve.sampler import TokenLogprobs, adjust, sample, token_logprobs
+from pixiu.serve.single_adapter import load_single
 
 log = logging.getLogger("pixiu.serve")
 
@@ -82,6 +87,7 @@ class Engine:
         self.device = model.device
         """Where the model runs (its weights' device): prompts and batches are made there."""
         self._batch = Batch(self.device)
+        self._singles: dict[int, Batch] = {}  # a single adapter's key -> the batch of its requests
         self._waiting: deque[EngineRequest] = deque()
         self._prefilling: deque[_Prefill] = deque()
         self._commands: list[tuple[Callable[[], object], Future]] = []
@@ -137,17 +143,28 @@ class Engine:
     def load_adapter(self, name: str, folder: Path, *, domain: str | None = None) -> AdapterInfo:
         """Load (or replace) adapter `name` trained for `domain`; requests already running on an older version
         finish on it. Past `max_adapters`, the least recently used adapter is evicted. A reward model (a folder
-        with `reward_head.safetensors`) loads its head too, in fp32 on the model's device."""
+        with `reward_head.safetensors`) loads its head too, in fp32 on the model's device. An adapter the per-row
+        engine cannot take (DoRA, IA3, AdaLoRA, prefix, prompt) is served through peft, in a batch of its own."""
         started = time.perf_counter()
         if refusal := serving_refusal(Path(folder), name):  # never serve a DoRA/IA3/prefix... adapter as plain LoRA
             raise PixiuError(refusal)
-        weights = read_adapter(Path(folder), dtype=self.model.dtype, device=self.device)  # off the engine thread
-        reward = (load_head(folder, self.device), trained_max_len(folder)) if is_reward_model(folder) else None
+        method = adapter_method(Path(folder))
+        if serving(Path(folder)) == "single":
 
-        def install() -> AdapterInfo:
-            return self.adapters.install(name, weights, domain, 1000 * (time.perf_counter() - started), reward)
+            def install() -> AdapterInfo:  # on the engine thread: peft rearranges the model while loading
+                single = load_single(self.model, Path(folder), method)
+                return self.adapters.install(name, single, domain, 1000 * (time.perf_counter() - started))
 
-        return self._on_engine_thread(install)
+        else:
+            weights = read_adapter(Path(folder), dtype=self.model.dtype, device=self.device)  # off the engine thread
+            reward = (load_head(folder, self.device), trained_max_len(folder)) if is_reward_model(folder) else None
+
+            def install() -> AdapterInfo:
+                return self.adapters.install(name, weights, domain, 1000 * (time.perf_counter() - started), reward)
+
+        info = self._on_engine_thread(install)
+        log.info("adapter %r (lora.method=%s) is served %s", name, method, info.served)
+        return info
 
     def unload_adapter(self, name: str) -> Future:
         """Stop routing new requests to `name`; the future resolves once its running requests have finished."""
@@ -265,7 +282,7 @@ class Engine:
             return {
                 "waiting": len(self._waiting),
                 "active": len(self._prefilling)
-                + sum(not row.request.finished for row in self._batch.rows),  # ended rows leave next
+                + sum(not row.request.finished for row in self._rows()),  # ended rows leave next
                 "adapters": len(self.adapters.loaded()),
                 "adapter_bytes": self.adapters.allocated_bytes,
                 "tokens_per_second": sum(n for _, n in recent) / 10,
@@ -294,13 +311,14 @@ class Engine:
                     or self._waiting
                     or self._prefilling
                     or self._batch.rows
+                    or self._singles
                     or self.adapters.freeable  # not `retiring`: a slot a scoring call holds would spin the loop
                 ):
                     self._cond.wait()
                 if self._stopping:
                     break
                 commands, self._commands = self._commands, []
-                free = self.max_batch - len(self._batch) - len(self._prefilling)
+                free = self.max_batch - len(self._rows()) - len(self._prefilling)
                 admitted = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
             self._step(commands, admitted)
             del commands, admitted  # hold no finished request while waiting for work
@@ -320,14 +338,16 @@ class Engine:
         )
         try:
             self._prefill()
-            if self._batch.rows:
-                self._decode()
+            for batch in [self._batch, *self._singles.values()]:  # each group in turn, one token each
+                if batch.rows:
+                    self._decode(batch)
+            self._singles = {key: batch for key, batch in self._singles.items() if batch.rows}
         except Exception:  # a failed step must fail its requests, not the server
             log.exception("decoding step failed; its requests end with finish_reason 'error'")
-            for request in [*(p.request for p in self._prefilling), *(row.request for row in self._batch.rows)]:
+            for request in [*(p.request for p in self._prefilling), *(row.request for row in self._rows())]:
                 self._finish(request, "error")
             self._prefilling.clear()
-            self._batch = Batch(self.device)
+            self._batch, self._singles = Batch(self.device), {}
         self.adapters.free_retired()
         self._count_rate(self.counters["generated_tokens"] - generated)
 
@@ -338,16 +358,21 @@ class Engine:
         for prefill in [p for p in self._prefilling if p.request.cancelled]:
             self._prefilling.remove(prefill)
             self._finish(prefill.request, prefill.request.cancel_reason)
-        budget, rows = self.prefill_chunk, []
-        caches: list[kv.Cache] = []
+        budget = self.prefill_chunk
+        joining: dict[Batch, tuple[list[Row], list[kv.Cache]]] = {}
         while budget and self._prefilling:
             prefill = self._prefilling[0]
             request = prefill.request
             chunk = request.prompt_ids[prefill.done : prefill.done + budget]
+            single = request.adapter.single if request.adapter else None
+            inputs = {"input_ids": torch.tensor([chunk], device=self.device)}
+            if single is not None and prefill.done == 0:  # prefix or prompt tuning's virtual tokens go in first
+                single.seed_cache(prefill.cache)
+                inputs = single.first_inputs(self.model.get_input_embeddings(), inputs["input_ids"])
             try:
-                with self.adapters.lora.route([request.slot]):
+                with self._through([request]):
                     output = self.model(
-                        input_ids=torch.tensor([chunk], device=self.device),
+                        **inputs,
                         use_cache=True,
                         logits_to_keep=1,
                         **{self._cache_argument: prefill.cache},
@@ -364,18 +389,36 @@ class Engine:
             self._prefilling.popleft()
             token, logprobs = self._choose(output.logits[:, -1], [request])[0]
             if self._emit(request, token, logprobs):
-                rows.append(Row(request, len(request.prompt_ids), token))
+                rows, caches = joining.setdefault(self._group(request), ([], []))
+                rows.append(Row(request, len(request.prompt_ids) + (single.virtual_tokens if single else 0), token))
                 caches.append(prefill.cache)
-        if rows:
-            self._batch.add(rows, caches)
+        for batch, (rows, caches) in joining.items():
+            batch.add(rows, caches)
+
+    def _group(self, request: EngineRequest) -> Batch:
+        """The batch `request` decodes in: the mixed one, or its single adapter's own."""
+        if request.adapter is None or request.adapter.single is None:
+            return self._batch
+        assert request.slot is not None, "a request on an adapter holds its key"
+        return self._singles.setdefault(request.slot, Batch(self.device))
+
+    def _through(self, requests: list[EngineRequest]) -> AbstractContextManager[None]:
+        """How one forward pass over `requests` (rows of one group) reaches their adapters: each row's LoRA slot in
+        the mixed batch, or the one single adapter of its own batch."""
+        single = requests[0].adapter.single if requests[0].adapter else None
+        return single.active() if single else self.adapters.lora.route([request.slot for request in requests])
+
+    def _rows(self) -> list[Row]:
+        """The rows of every batch."""
+        singles = list(self._singles.values())  # one C call: safe while the engine thread adds a group
+        return [*self._batch.rows, *(row for batch in singles for row in batch.rows)]
 
     @torch.inference_mode()
-    def _decode(self) -> None:
-        """One forward pass for every row in the batch, then emit each row's next token."""
-        batch = self._batch
+    def _decode(self, batch: Batch) -> None:
+        """One forward pass for every row in `batch`, then emit each row's next token."""
         inputs = batch.step_inputs()
         requests = [row.request for row in batch.rows]
-        with self.adapters.lora.route([request.slot for request in requests]):
+        with self._through(requests):
             output = self.model(**inputs, use_cache=True, **{self._cache_argument: batch.cache})
         keep = []
         for i, (row, (token, logprobs)) in enumerate(
@@ -441,14 +484,14 @@ class Engine:
             pending = [
                 *self._waiting,
                 *(p.request for p in self._prefilling),
-                *(row.request for row in self._batch.rows),
+                *(row.request for row in self._rows()),
             ]
             self._waiting.clear()
             self._prefilling.clear()
             commands, self._commands = self._commands, []
         for request in pending:
             self._finish(request, request.cancel_reason)
-        self._batch = Batch(self.device)
+        self._batch, self._singles = Batch(self.device), {}
         for _, future in commands:
             future.set_exception(PixiuError("the engine stopped"))
         self.adapters.free_retired()

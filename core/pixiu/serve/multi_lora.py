@@ -76,8 +76,9 @@ def read_adapter(
     if config.get("trainable_token_indices"):
         msg = (
             f"adapter {folder} also trains embedding rows (trainable_token_indices, the tokens `pixiu models "
-            f"extend-vocab` added), which per-row serving cannot route: every row shares one embedding table. Merge "
-            f"it into its base with `pixiu adapters merge {folder} --output MERGED` and serve MERGED as --base"
+            f"extend-vocab` added), which per-row serving cannot route: every row shares one embedding table. The "
+            f"engine serves it through peft instead (pixiu.serve.single_adapter); or merge it into its base with "
+            f"`pixiu adapters merge {folder} --output MERGED` and serve MERGED as --base"
         )
         raise PixiuError(msg)
     problems = [label for key, label in _UNSUPPORTED.items() if config.get(key)]

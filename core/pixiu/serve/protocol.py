@@ -379,9 +379,10 @@ class ModelCard(BaseModel):
     kind: Literal["chat", "reward_model"] = "chat"
     method: str | None = None
     """pixiu extension: the adapter's tuning method (`lora.method`: lora, rslora, pissa, ...); None for the base."""
-    served: Literal["base", "per_row"] = "base"
-    """pixiu extension: how it is served: as the base model itself, or as an adapter applied per batch row in the
-    mixed batch (the LoRA family; other methods are merged and served as a base, see docs/tuning-methods.md)."""
+    served: Literal["base", "per_row", "single"] = "base"
+    """pixiu extension: how it is served: as the base model itself, as an adapter applied per batch row in the
+    mixed batch (the LoRA family), or through peft one adapter per forward pass, in a batch of its own (dora, ia3,
+    adalora, prefix, prompt; see docs/tuning-methods.md)."""
 
 
 class ModelList(BaseModel):

@@ -15,13 +15,17 @@ left-padded, encoder columns right-padded, both masked), rebuilt only when rows 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
+from pixiu.errors import PixiuError
+from pixiu.methods import adapter_method, serving
 from pixiu.serve import kv
-from pixiu.serve.batch import Row
+from pixiu.serve.adapters import AdapterInfo
+from pixiu.serve.batch import Batch, Row
 from pixiu.serve.engine import Engine, log
 
 
@@ -51,6 +55,18 @@ class Seq2SeqEngine(Engine):
     """Serves an encoder-decoder base and its named LoRA adapters, rows of different adapters in one batch."""
 
     _joint: _Joint | None = None
+
+    def load_adapter(self, name: str, folder: Path, *, domain: str | None = None) -> AdapterInfo:
+        """`Engine.load_adapter`, for the LoRA family only: an adapter pixiu serves through peft on a decoder-only
+        base (DoRA, IA3, AdaLoRA, ...) is refused, with the merge route."""
+        if serving(Path(folder)) == "single":
+            method = adapter_method(Path(folder))
+            raise PixiuError(
+                f"adapter {name} ({folder}) was trained with lora.method={method}, which pixiu serves one adapter at a "
+                f"time through peft on decoder-only bases only; on this encoder-decoder base merge it and serve the "
+                f"result: pixiu adapters merge {name} --output DIR; pixiu serve --base DIR"
+            )
+        return super().load_adapter(name, folder, domain=domain)
 
     @torch.inference_mode()
     def _prefill(self) -> None:
@@ -86,9 +102,10 @@ class Seq2SeqEngine(Engine):
             self._batch.rows = sorted([*self._batch.rows, *rows], key=lambda row: _slot_order(row.request.slot))
 
     @torch.inference_mode()
-    def _decode(self) -> None:
-        """One decoder step for every row in the batch, then emit each row's next token."""
-        rows = [row for row in self._batch.rows if isinstance(row, EncodedRow)]
+    def _decode(self, batch: Batch) -> None:
+        """One decoder step for every row in the batch (the engine's only one: no adapter is served single here),
+        then emit each row's next token."""
+        rows = [row for row in batch.rows if isinstance(row, EncodedRow)]
         joint, self._joint = self._joint, None  # kept again once this step has succeeded
         if joint is not None and joint.rows != rows:  # rows joined or left: each takes its part, then merge anew
             _split(joint)
@@ -112,7 +129,7 @@ class Seq2SeqEngine(Engine):
                 row.token = token
                 kept.append(row)
         self._joint = joint if kept else None
-        self._batch.rows = list(kept)
+        batch.rows = list(kept)
 
     def _join(self, rows: list[EncodedRow]) -> _Joint:
         """Merge the rows' own caches and encoder states into one batch input, with the masks of their padding."""

@@ -137,6 +137,11 @@ def start_engine(
     return engine.start(), tokenizer
 
 
+def served_as(engine: Engine) -> str:
+    """The loaded adapters and how each is served, for the startup line: "law (per_row), law-dora (single)"."""
+    return ", ".join(f"{name} ({info.served})" for name, info in engine.adapters.loaded().items())
+
+
 def context_length(engine: Engine) -> int:
     """The model's context window in tokens."""
     return int(getattr(engine.model.config, "max_position_embeddings", 2048))

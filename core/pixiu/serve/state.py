@@ -63,7 +63,7 @@ def model_card(server: Server, name: str) -> ModelCard:
         parent=BASE if adapter else None,
         kind="reward_model" if adapter and adapter.reward_model else "chat",
         method=adapter_method(adapter.folder) if adapter else None,
-        served="per_row" if adapter else "base",
+        served=adapter.served if adapter else "base",
     )
 
 

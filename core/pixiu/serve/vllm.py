@@ -56,7 +56,10 @@ def check_adapter_for_vllm(folder: Path) -> int:
                 problems.append(problem)
     if problems:
         listed = "\n  - ".join(problems)
-        msg = f"vLLM would refuse the adapter in {folder}:\n  - {listed}\nRetrain it as a plain LoRA adapter"
+        msg = (
+            f"vLLM would refuse the adapter in {folder}:\n  - {listed}\nRetrain it as a plain LoRA adapter, or serve "
+            "it with --engine pixiu (which serves dora, ia3, adalora, prefix and prompt adapters through peft)"
+        )
         raise PixiuError(msg)
     return int(config["r"])  # present: its absence is one of the problems above
 
