@@ -5,7 +5,7 @@ PIXIU_HOME/feedback/pairs.jsonl as a TRL row (prompt messages, chosen, rejected)
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def pair_row(vote: PairVote) -> dict[str, Any]:
         "rejected": vote.rejected,
         "models": vote.models.model_dump(),
         "sampling": vote.sampling,
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 

@@ -1,7 +1,7 @@
 // The pixiu chat page: chats bound to a model (or, in Compare, to several answering side by side), streamed
 // answers rendered as sanitised Markdown, kept in this browser. Plain text is only ever set as text.
 import { describe, listModels, savePair, serverLoad, streamChat } from "./api.js";
-import { copyButton, languageOf, renderMarkdown } from "./markdown.js";
+import { copyButton, markLanguage, renderMarkdown } from "./markdown.js";
 import * as store from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -15,6 +15,7 @@ let models = [];           // the chat models the server lists
 let running = [];          // AbortControllers of the answers being streamed
 let editing = null;        // index of the user message being edited, in a plain chat
 let retry = null;          // what the Retry button does after a 429
+let busy = false;          // whether a question is being answered
 
 const current = () => state.chats.find((c) => c.id === state.current);
 const save = () => store.saveChats(state);
@@ -28,9 +29,18 @@ function showError(text, again = null) {
   $("retry").hidden = !again;
 }
 
-function setBusy(busy) {
-  $("send").hidden = busy;
-  $("stop").hidden = !busy;
+// Run `work` with Send swapped for Stop until it ends; nothing new is sent meanwhile.
+async function busyWhile(work) {
+  busy = true;
+  $("send").hidden = true;
+  $("stop").hidden = false;
+  try {
+    await work();
+  } finally {
+    busy = false;
+    $("send").hidden = false;
+    $("stop").hidden = true;
+  }
 }
 
 // ---- settings ---------------------------------------------------------------------------------------
@@ -114,7 +124,7 @@ function bind(model, compare) {
   const chat = current();
   const key = compare ? `compare:${compare.join(",")}` : model;
   if (chat && store.bindingOf(chat) === key) return;
-  if (chat && store.isEmpty(chat) && !running.length) {
+  if (chat && store.isEmpty(chat) && !busy) {
     Object.assign(chat, { model, compare });
     selectChat(chat);
     return;
@@ -129,10 +139,10 @@ function showChatList() {
     open.type = "button";
     open.className = "open";
     open.textContent = chat.title;
-    open.lang = languageOf(chat.title);
+    markLanguage(open, chat.title);
     open.title = chat.compare ? `Compare: ${chat.compare.join(", ")}` : chat.model;
     if (chat.id === state.current) open.setAttribute("aria-current", "true");
-    open.addEventListener("click", () => !running.length && selectChat(chat));
+    open.addEventListener("click", () => !busy && selectChat(chat));
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "delete";
@@ -148,7 +158,7 @@ function showChatList() {
 }
 
 function deleteChat(chat) {
-  if (running.length && chat.id === state.current) return;
+  if (busy && chat.id === state.current) return;
   state.chats = state.chats.filter((c) => c !== chat);
   if (chat.id === state.current) {
     state.current = null;
@@ -215,7 +225,7 @@ function messageView(message, index) {
 
 // Fill a message body: questions as plain text, answers as sanitised Markdown, plus the waiting note.
 function fill(body, message) {
-  body.lang = languageOf(message.content);
+  markLanguage(body, message.content);
   if (message.role === "user") body.textContent = message.content;
   else renderMarkdown(body, message.content);
   if (message.state === "waiting") {
@@ -233,7 +243,7 @@ function turnView(turn) {
   item.className = "turn";
   const question = document.createElement("div");
   question.className = "msg user";
-  question.lang = languageOf(turn.question);
+  markLanguage(question, turn.question);
   question.textContent = turn.question;
   const columns = document.createElement("div");
   columns.className = "columns";
@@ -256,7 +266,11 @@ function voteView(turn) {
     box.textContent = turn.vote.note;
     return box;
   }
-  if (answered.length < 2 || chat.compare.some((m) => turn.answers[m].state === "waiting" || turn.answers[m].state === "streaming")) {
+  if (chat.compare.some((m) => turn.answers[m].state === "waiting" || turn.answers[m].state === "streaming")) {
+    return box;
+  }
+  if (answered.length < 2) {
+    box.textContent = "Nothing to vote on: fewer than two answers came back with text.";
     return box;
   }
   const group = document.createElement("div");
@@ -339,9 +353,10 @@ async function answer(chat, text) {
   chat.messages.push(reply);
   showChat();
   save();
-  const element = () => log.lastElementChild;
   const error = await answerInto(chat.model, conversation(chat, -1), reply, redrawer(() => {
-    if (current() === chat) element().replaceWith(messageView(reply, chat.messages.length - 1));
+    if (current() === chat && chat.messages.at(-1) === reply) {
+      log.lastElementChild.replaceWith(messageView(reply, chat.messages.length - 1));
+    }
   }));
   if (reply.state !== "done" && !reply.content) {
     chat.messages.splice(-2);
@@ -356,6 +371,7 @@ async function answer(chat, text) {
 }
 
 function resend(text) {
+  if (busy) return;
   input.value = "";
   send(text);
 }
@@ -368,7 +384,7 @@ async function askAll(chat, text) {
   save();
   const prompt = [...conversation(chat, 0), { role: "user", content: text }];  // each question asked afresh
   const redraw = redrawer(() => {
-    if (current() === chat) log.lastElementChild.replaceWith(turnView(turn));
+    if (current() === chat && chat.turns.at(-1) === turn) log.lastElementChild.replaceWith(turnView(turn));
   });
   const errors = await Promise.all(chat.compare.map((model) => answerInto(model, prompt, turn.answers[model], redraw)));
   turn.prompt = prompt;
@@ -410,7 +426,7 @@ async function vote(turn, winner) {
 }
 
 function startEdit(index) {
-  if (running.length) return;
+  if (busy) return;
   editing = index;
   input.value = current().messages[index].content;
   $("editing").hidden = false;
@@ -425,21 +441,17 @@ function cancelEdit() {
 
 async function regenerate() {
   const chat = current();
-  if (running.length || chat.messages.at(-1).role !== "assistant") return;
+  if (busy || chat.messages.at(-1).role !== "assistant") return;
   chat.messages.pop();
   const question = chat.messages.at(-1).content;
-  setBusy(true);
   showError("");
-  await answer(chat, question);
-  setBusy(false);
+  await busyWhile(() => answer(chat, question));
 }
 
 async function send(text) {
   const chat = current();
   showError("");
-  setBusy(true);
-  await ask(chat, text);
-  setBusy(false);
+  await busyWhile(() => ask(chat, text));
 }
 
 // ---- wiring ---------------------------------------------------------------------------------------------
@@ -447,7 +459,7 @@ async function send(text) {
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = input.value.trim();
-  if (!text || running.length || picker.disabled) return;
+  if (!text || busy || picker.disabled) return;
   input.value = "";
   send(text);
 });
@@ -476,7 +488,7 @@ compareMode.addEventListener("change", () => {
 });
 $("stop").addEventListener("click", () => running.forEach((c) => c.abort()));
 $("new-chat").addEventListener("click", () => {
-  if (running.length) return;
+  if (busy) return;
   const chat = current();
   selectChat(store.isEmpty(chat) ? chat : createChat(chat.model, chat.compare));
   input.focus();

@@ -38,7 +38,9 @@ export function copyButton(text, label = "Copy") {
   return button;
 }
 
-// "zh" when the text holds Han characters, so screen readers and fonts treat it as Chinese.
-export function languageOf(text) {
-  return /[\u3400-\u9fff]/.test(text) ? "zh" : "";
+// Mark `element` lang="zh" when `text` holds Han characters, so screen readers and fonts treat it as Chinese;
+// otherwise it keeps the page's language.
+export function markLanguage(element, text) {
+  if (/[\u3400-\u9fff]/.test(text)) element.lang = "zh";
+  else element.removeAttribute("lang");
 }
