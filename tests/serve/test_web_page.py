@@ -124,6 +124,13 @@ def api_answer(url: str, model: str, messages: list[dict], max_tokens: int = 8) 
     return response.json()["choices"][0]["message"]["content"]
 
 
+def sse(pieces: list[str]) -> str:
+    """A streamed chat completion of `pieces`, as server-sent events."""
+    chunks = [{"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in pieces]
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+
+
 def not_blank(png: bytes) -> bool:
     """Whether a screenshot shows more than a background: many colours, none covering nearly everything."""
     from PIL import Image
@@ -199,10 +206,7 @@ def test_markdown_is_rendered_and_injected_html_stays_inert(page) -> None:
         "# Title\n\nSome **bold** text.\n\n```python\nprint(1)\n```\n\n"
         '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>[link](javascript:window.pwned=3)'
     )
-    pieces = [markdown[i : i + 7] for i in range(0, len(markdown), 7)]  # streamed in small pieces
-    chunks = [{"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in pieces]
-    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    stream = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+    stream = sse([markdown[i : i + 7] for i in range(0, len(markdown), 7)])  # streamed in small pieces
     page.route(
         "**/v1/chat/completions",
         lambda route: route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=stream),
@@ -218,6 +222,37 @@ def test_markdown_is_rendered_and_injected_html_stays_inert(page) -> None:
     assert page.locator(".msg.user b").count() == 0
     page.click("a >> text=link")
     assert page.evaluate("window.pwned") is None
+
+
+def test_waiting_stop_and_labels(page) -> None:
+    """Until the first piece arrives the answer says it is waiting (with the server's queue); Stop before any
+    piece gives the question back; every control has a label, and Tab reaches the composer's buttons."""
+    held: list = []
+    page.route("**/v1/chat/completions", lambda route: held.append(route))
+    page.fill("#input", "hello")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant[data-state=waiting] .waiting:has-text('queued')")  # polled /health
+    assert page.text_content(".waiting").startswith("Waiting for the server… (0 queued")
+    held[0].fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=sse(["Hi ", "there"]))
+    page.wait_for_selector("#stop", state="hidden")
+    assert page.inner_text(".msg.assistant .text") == "Hi there" and page.locator(".waiting").count() == 0
+
+    page.fill("#input", "again")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant >> nth=1 >> .waiting")
+    page.click("#stop")
+    page.wait_for_selector("#stop", state="hidden")
+    assert page.locator(".msg").count() == 2 and page.input_value("#input") == "again" and page.is_hidden("#error")
+
+    unlabelled = page.evaluate(
+        """[...document.querySelectorAll("input, select, textarea, button")]
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
+        .map((e) => e.id || e.outerHTML)"""
+    )
+    assert unlabelled == []
+    page.focus("#input")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "send"
 
 
 def test_switching_model_never_carries_history(page) -> None:

@@ -84,9 +84,9 @@ function showPicker() {
   const chat = current();
   const names = models.map((m) => m.id);
   const options = models.map((m) => new Option(m.parent ? m.id : `${m.id} (no adapter)`, m.id));
-  if (chat && !chat.compare && !names.includes(chat.model)) options.push(new Option(`${chat.model} (unavailable)`, chat.model));
+  if (chat && !names.includes(chat.model)) options.push(new Option(`${chat.model} (unavailable)`, chat.model));
   picker.replaceChildren(...options);
-  if (chat && !chat.compare) picker.value = chat.model;
+  if (chat) picker.value = chat.model;  // in Compare, the model a plain chat goes back to
   const chosen = new Set(chat && chat.compare ? chat.compare : [models[0] && models[0].id, picker.value]);
   $("compare-choices").replaceChildren(...names.map((name) => {
     const label = document.createElement("label");
@@ -391,8 +391,13 @@ async function askAll(chat, text) {
   chat.updated = Date.now();
   save();
   if (current() === chat) showChat();
-  const failed = chat.compare.map((model, i) => errors[i] && `${model}: ${describe(errors[i], model)}`).filter(Boolean);
-  if (failed.length) showError(failed.join(" "));
+  const failed = new Map();  // one line per distinct error, naming the models it hit
+  chat.compare.forEach((model, i) => {
+    if (!errors[i]) return;
+    const text = describe(errors[i], model);
+    failed.set(text, [...(failed.get(text) || []), model]);
+  });
+  showError([...failed].map(([text, names]) => `${names.join(", ")}: ${text}`).join(" · "));
 }
 
 async function vote(turn, winner) {
@@ -472,10 +477,9 @@ input.addEventListener("keydown", (event) => {
     cancelEdit();
   }
 });
-picker.addEventListener("change", () => {
+picker.addEventListener("change", () => {  // picking one model (in Compare too) opens a plain chat of it
   showError("");
-  if (compareMode.checked) showPicker();
-  else bind(picker.value, null);
+  bind(picker.value, null);
 });
 compareMode.addEventListener("change", () => {
   showError("");
