@@ -159,7 +159,8 @@ def serve(
 
     The base model is loaded once; each adapter is a model name chosen per request, and requests
     for different adapters share forward passes. Endpoints: /v1/models, /v1/chat/completions,
-    /v1/completions (streaming with "stream": true), /health and /metrics; a web chat page is at /.
+    /v1/completions (streaming with "stream": true), /health and /metrics; a web chat page is at /
+    (docs/web.md); its Compare votes go through POST /v1/feedback/pairs to $PIXIU_HOME/feedback/pairs.jsonl.
     With PIXIU_ADMIN_TOKEN set, POST /v1/adapters and DELETE /v1/adapters/NAME load and unload
     adapters without a restart.
 
