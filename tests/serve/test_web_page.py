@@ -301,6 +301,10 @@ def test_errors_are_shown_in_place(page, url: str) -> None:
     ask(page, "再见")
     assert page.text_content("#error-text").startswith("Network error: the server could not be reached")
     assert page.input_value("#input") == "再见" and page.locator(".msg").count() == 2
+    before = chats(page)[0]["messages"]
+    page.click("text=Regenerate")  # fails too: the answer there was stays
+    page.wait_for_selector("#stop", state="hidden")
+    assert page.is_visible("#error") and chats(page)[0]["messages"] == before
 
 
 def test_compare_streams_side_by_side_and_a_vote_writes_a_pair(page, url: str, tmp_path: Path) -> None:
@@ -329,6 +333,11 @@ def test_compare_streams_side_by_side_and_a_vote_writes_a_pair(page, url: str, t
     pairs = load_preferences(tmp_path / PAIRS_FILE, TOY, data_format="auto").items
     assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [(prompt, answers["law"], answers["zhihu"])]
     assert page.locator(".vote button").count() == 0  # one vote per question
+
+    ask(page, PROMPTS[5])
+    page.click(".turn >> nth=1 >> text=Tie")
+    assert page.text_content(".turn >> nth=1 >> .vote").startswith("Tie: a tie teaches no preference")
+    assert len((tmp_path / PAIRS_FILE).read_text(encoding="utf-8").splitlines()) == 1
 
 
 def test_the_page_offers_no_reward_model(browser, make_app, engine, rm_dir) -> None:

@@ -338,17 +338,24 @@ function redrawer(render) {
 }
 
 async function ask(chat, text) {
-  if (chat.messages.length === 0 && chat.turns.length === 0) chat.title = text.slice(0, 40);
   if (chat.compare) return askAll(chat, text);
-  if (editing !== null) chat.messages.splice(editing);
+  const kept = chat.messages.slice();  // put back when the question gets no answer at all
+  const edited = editing;
+  if (edited !== null) chat.messages.splice(edited);
   editing = null;
+  if (chat.messages.length === 0) chat.title = text.slice(0, 40);
   chat.messages.push({ role: "user", content: text });
-  await answer(chat, text);
+  const error = await answer(chat);
+  if (chat.messages.at(-1).role === "assistant") return;
+  chat.messages = kept;
+  if (!input.value) input.value = text;
+  if (edited !== null && current() === chat) editing = edited;  // Send again still replaces that question
+  finish(chat, error, () => resend(text));
 }
 
-// Answer the chat's last question (asked, edited or to regenerate); a failure with nothing back gives the
-// question back to the input so it can be changed and sent again.
-async function answer(chat, text) {
+// Answer the chat's last question; an answer that failed (or was stopped) before anything came back is taken
+// out again. Resolves to the error, if any.
+async function answer(chat) {
   const reply = { role: "assistant", content: "", model: chat.model };
   chat.messages.push(reply);
   showChat();
@@ -358,15 +365,18 @@ async function answer(chat, text) {
       log.lastElementChild.replaceWith(messageView(reply, chat.messages.length - 1));
     }
   }));
-  if (reply.state !== "done" && !reply.content) {
-    chat.messages.splice(-2);
-    if (!input.value) input.value = text;
-  }
+  if (reply.state !== "done" && !reply.content) chat.messages.pop();
+  else finish(chat, error, null);
+  return error;
+}
+
+// Save and redraw `chat` after an answer; show `error` in place (with Retry doing `again` after a 429).
+function finish(chat, error, again) {
   chat.updated = Date.now();
   save();
   if (current() === chat) showChat();
   if (!error) return;
-  showError(describe(error, chat.model), error.status === 429 ? () => resend(text) : null);
+  showError(describe(error, chat.model), error.status === 429 ? again : null);
   if (error.status === 404) loadModels();  // the picker then marks the model unavailable, and stays on it
 }
 
@@ -377,6 +387,12 @@ function resend(text) {
 }
 
 async function askAll(chat, text) {
+  if (chat.compare.length < 2) {
+    input.value = text;
+    showError("Tick two or more models to compare.");
+    return;
+  }
+  if (chat.turns.length === 0) chat.title = text.slice(0, 40);
   const turn = { question: text, answers: {}, vote: null, sampling: sampling() };
   for (const model of chat.compare) turn.answers[model] = { content: "", state: "waiting" };
   chat.turns.push(turn);
@@ -388,23 +404,32 @@ async function askAll(chat, text) {
   });
   const errors = await Promise.all(chat.compare.map((model) => answerInto(model, prompt, turn.answers[model], redraw)));
   turn.prompt = prompt;
+  const nothing = Object.values(turn.answers).every((a) => a.state !== "done" && !a.content);
+  if (nothing) {  // no model said anything: take the question back, as a plain chat does
+    chat.turns.pop();
+    if (!input.value) input.value = text;
+  }
   chat.updated = Date.now();
   save();
   if (current() === chat) showChat();
   const failed = new Map();  // one line per distinct error, naming the models it hit
   chat.compare.forEach((model, i) => {
     if (!errors[i]) return;
-    const text = describe(errors[i], model);
-    failed.set(text, [...(failed.get(text) || []), model]);
+    const line = describe(errors[i], model);
+    failed.set(line, [...(failed.get(line) || []), model]);
   });
-  showError([...failed].map(([text, names]) => `${names.join(", ")}: ${text}`).join(" · "));
+  const busyServer = errors.some((e) => e && e.status === 429);
+  showError([...failed].map(([line, names]) => `${names.join(", ")}: ${line}`).join(" · "),
+    nothing && busyServer ? () => resend(text) : null);
 }
 
 async function vote(turn, winner) {
   const chat = current();
+  if (turn.vote || turn.voting) return;  // one vote per question, even on a double click
   if (winner === null) {
     turn.vote = { winner: null, note: "Tie: a tie teaches no preference, so no pair was written." };
   } else {
+    turn.voting = true;
     const chosen = turn.answers[winner].content;
     const losers = chat.compare.filter((m) => m !== winner && turn.answers[m].state === "done" &&
       turn.answers[m].content.trim() && turn.answers[m].content.trim() !== chosen.trim());
@@ -424,6 +449,8 @@ async function vote(turn, winner) {
     } catch (error) {
       showError(`The vote was not saved: ${describe(error, winner)}`);
       return;
+    } finally {
+      delete turn.voting;
     }
   }
   save();
@@ -447,10 +474,14 @@ function cancelEdit() {
 async function regenerate() {
   const chat = current();
   if (busy || chat.messages.at(-1).role !== "assistant") return;
-  chat.messages.pop();
-  const question = chat.messages.at(-1).content;
+  const previous = chat.messages.pop();
   showError("");
-  await busyWhile(() => answer(chat, question));
+  await busyWhile(async () => {
+    const error = await answer(chat);
+    if (chat.messages.at(-1).role === "assistant") return;
+    chat.messages.push(previous);  // nothing came back: keep the answer there was
+    finish(chat, error, regenerate);
+  });
 }
 
 async function send(text) {

@@ -8,7 +8,15 @@ const KEY = "pixiu.chats", SETTINGS = "pixiu.settings";
 export function loadChats() {
   try {
     const saved = JSON.parse(localStorage.getItem(KEY) || "null");
-    if (saved && Array.isArray(saved.chats)) return saved;
+    if (saved && Array.isArray(saved.chats)) {
+      for (const chat of saved.chats) {  // answers cut off by a reload or a closed tab
+        const answers = [...chat.messages, ...chat.turns.flatMap((turn) => Object.values(turn.answers))];
+        for (const answer of answers) {
+          if (answer.state === "waiting" || answer.state === "streaming") answer.state = "stopped";
+        }
+      }
+      return saved;
+    }
   } catch { /* unreadable: start afresh */ }
   return { chats: [], current: null };
 }
