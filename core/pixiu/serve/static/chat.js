@@ -356,7 +356,7 @@ async function ask(chat, text) {
 // Answer the chat's last question; an answer that failed (or was stopped) before anything came back is taken
 // out again. Resolves to the error, if any.
 async function answer(chat) {
-  const reply = { role: "assistant", content: "", model: chat.model };
+  const reply = { role: "assistant", content: "", model: chat.model, state: "waiting" };
   chat.messages.push(reply);
   showChat();
   save();
