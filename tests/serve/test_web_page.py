@@ -33,7 +33,7 @@ def test_page_and_its_files_are_served(app) -> None:
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert '<select id="model"' in page.text and 'src="static/chat.js" type="module"' in page.text
     assert "<script>" not in page.text  # the policy forbids inline scripts anyway
-    for name in ("chat.js", "api.js", "markdown.js", "store.js"):
+    for name in ("chat.js", "api.js", "markdown.js", "store.js", "views.js"):
         script = call(app, "GET", f"/static/{name}")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert "innerHTML" not in script.text and "insertAdjacentHTML" not in script.text

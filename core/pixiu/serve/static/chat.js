@@ -1,8 +1,9 @@
 // The pixiu chat page: chats bound to a model (or, in Compare, to several answering side by side), streamed
 // answers rendered as sanitised Markdown, kept in this browser. Plain text is only ever set as text.
 import { describe, listModels, savePair, serverLoad, streamChat } from "./api.js";
-import { copyButton, markLanguage, renderMarkdown } from "./markdown.js";
+import { markLanguage } from "./markdown.js";
 import * as store from "./store.js";
+import { messageView, turnView } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
 const picker = $("model"), log = $("log"), form = $("composer"), input = $("input");
@@ -178,112 +179,22 @@ function showChat() {
   compareBox.hidden = !chat.compare;
   $("system").value = chat.system;
   $("editing").hidden = editing === null;
-  log.replaceChildren(...(chat.compare ? chat.turns.map((turn) => turnView(turn)) : chat.messages.map(messageView)));
+  log.replaceChildren(...(chat.compare ? chat.turns.map(compareView) : chat.messages.map(plainView)));
   $("empty").hidden = !store.isEmpty(chat);
   showChatList();
   log.scrollTop = log.scrollHeight;
 }
 
-function button(text, label, action) {
-  const element = document.createElement("button");
-  element.type = "button";
-  element.textContent = text;
-  if (label) element.setAttribute("aria-label", label);
-  element.addEventListener("click", action);
-  return element;
-}
-
-// One message with its actions: copy; in a plain chat (`index` not null) edit-and-resend (questions) and
-// regenerate (the last answer).
-function messageView(message, index) {
-  const chat = current();
-  const item = document.createElement("div");
-  item.className = `msg ${message.role}`;
-  item.dataset.state = message.state || "done";
-  if (message.finish) item.dataset.finish = message.finish;
-  if (message.role === "assistant") {
-    const who = document.createElement("span");
-    who.className = "who";
-    who.textContent = message.model;
-    item.append(who);
-  }
-  const body = document.createElement("div");
-  body.className = "text";
-  fill(body, message);
-  item.append(body);
-  const actions = document.createElement("div");
-  actions.className = "actions";
-  actions.append(copyButton(() => message.content));
-  if (message.role === "user" && index !== null) {
-    actions.append(button("Edit", "Edit and resend this question", () => startEdit(index)));
-  } else if (index !== null && index === chat.messages.length - 1) {
-    actions.append(button("Regenerate", "Answer the last question again", regenerate));
-  }
-  item.append(actions);
-  return item;
-}
-
-// Fill a message body: questions as plain text, answers as sanitised Markdown, plus the waiting note.
-function fill(body, message) {
-  markLanguage(body, message.content);
-  if (message.role === "user") body.textContent = message.content;
-  else renderMarkdown(body, message.content);
-  if (message.state === "waiting") {
-    const note = document.createElement("span");
-    note.className = "waiting";
-    note.textContent = message.note || "Waiting for the server…";
-    body.append(note);
-  }
-}
-
-// One question of a compare chat: the answers side by side, then the vote.
-function turnView(turn) {
-  const chat = current();
-  const item = document.createElement("section");
-  item.className = "turn";
-  const question = document.createElement("div");
-  question.className = "msg user";
-  markLanguage(question, turn.question);
-  question.textContent = turn.question;
-  const columns = document.createElement("div");
-  columns.className = "columns";
-  chat.compare.forEach((model, column) => {
-    const answer = turn.answers[model];
-    columns.append(messageView({ ...answer, role: "assistant", model: `${letter(column)} · ${model}` }, null));
+// A plain chat's message: questions can be edited and resent, the last answer regenerated.
+function plainView(message, index) {
+  const last = index === current().messages.length - 1;
+  return messageView(message, {
+    edit: message.role === "user" ? () => startEdit(index) : null,
+    regenerate: message.role === "assistant" && last ? regenerate : null,
   });
-  item.append(question, columns, voteView(turn));
-  return item;
 }
 
-const letter = (column) => String.fromCharCode(65 + column);
-
-function voteView(turn) {
-  const chat = current();
-  const box = document.createElement("div");
-  box.className = "vote";
-  const answered = chat.compare.filter((m) => turn.answers[m].state === "done" && turn.answers[m].content.trim());
-  if (turn.vote) {
-    box.textContent = turn.vote.note;
-    return box;
-  }
-  if (chat.compare.some((m) => turn.answers[m].state === "waiting" || turn.answers[m].state === "streaming")) {
-    return box;
-  }
-  if (answered.length < 2) {
-    box.textContent = "Nothing to vote on: fewer than two answers came back with text.";
-    return box;
-  }
-  const group = document.createElement("div");
-  group.setAttribute("role", "group");
-  group.setAttribute("aria-label", "Which answer is better?");
-  for (const model of answered) {
-    const column = letter(chat.compare.indexOf(model));
-    group.append(button(`${column} is better`, `${column} (${model}) is better`, () => vote(turn, model)));
-  }
-  group.append(button("Tie", "The answers are equally good", () => vote(turn, null)));
-  box.append(group);
-  return box;
-}
+const compareView = (turn) => turnView(turn, current().compare, (winner) => vote(turn, winner));
 
 // ---- asking ----------------------------------------------------------------------------------------------
 
@@ -362,7 +273,7 @@ async function answer(chat) {
   save();
   const error = await answerInto(chat.model, conversation(chat, -1), reply, redrawer(() => {
     if (current() === chat && chat.messages.at(-1) === reply) {
-      log.lastElementChild.replaceWith(messageView(reply, chat.messages.length - 1));
+      log.lastElementChild.replaceWith(plainView(reply, chat.messages.length - 1));
     }
   }));
   if (reply.state !== "done" && !reply.content) chat.messages.pop();
@@ -400,7 +311,7 @@ async function askAll(chat, text) {
   save();
   const prompt = [...conversation(chat, 0), { role: "user", content: text }];  // each question asked afresh
   const redraw = redrawer(() => {
-    if (current() === chat && chat.turns.at(-1) === turn) log.lastElementChild.replaceWith(turnView(turn));
+    if (current() === chat && chat.turns.at(-1) === turn) log.lastElementChild.replaceWith(compareView(turn));
   });
   const errors = await Promise.all(chat.compare.map((model) => answerInto(model, prompt, turn.answers[model], redraw)));
   turn.prompt = prompt;
