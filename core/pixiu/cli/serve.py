@@ -161,7 +161,8 @@ def serve(
     LoRA-family adapters share forward passes (per row); dora, ia3, adalora, prefix and prompt
     adapters are served through peft, one adapter per forward pass (GET /v1/models says which).
     Endpoints: /v1/models, /v1/chat/completions, /v1/completions (streaming with "stream": true),
-    /health and /metrics; a web chat page is at /.
+    /health and /metrics; a web chat page is at / (docs/web.md); its Compare votes go through
+    POST /v1/feedback/pairs to $PIXIU_HOME/feedback/pairs.jsonl.
     With PIXIU_ADMIN_TOKEN set, POST /v1/adapters and DELETE /v1/adapters/NAME load and unload
     adapters without a restart.
 

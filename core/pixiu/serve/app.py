@@ -1,5 +1,6 @@
 """The OpenAI-compatible HTTP API over an `Engine`: models, chat and text completions (streamed or not), scoring
-with reward models (`POST /v1/score`, a pixiu extension), health, and the web chat page at `/`."""
+with reward models (`POST /v1/score`, a pixiu extension), health, the web chat page at `/` and the votes of its
+Compare view (`POST /v1/feedback/pairs`, in `pixiu.serve.pairs`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from pixiu.data import IGNORE_INDEX, render
 from pixiu.errors import DataError, PixiuError
 from pixiu.preference import tokenize_answer
-from pixiu.serve import admin
+from pixiu.serve import admin, pairs
 from pixiu.serve.adapters import BASE, UnknownModel, WrongKind, generation_refusal, scoring_refusal
 from pixiu.serve.engine import Engine, QueueFull
 from pixiu.serve.generation import Generation
@@ -54,6 +55,7 @@ def build_app(engine: Engine, tokenizer, *, base: str, limits: Limits, admin_tok
     app.add_middleware(ServerError)  # added last, so outermost: it catches what BodyLimit and the routes raise
     app.include_router(router)
     app.include_router(admin.router)
+    app.include_router(pairs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
