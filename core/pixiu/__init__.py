@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("pixiu")
 """Marker for plugin hook implementations: decorate functions named after a hook in `pixiu.hookspecs`."""
 
-from pixiu.domain import Domain, Example, Messages, ModelSource, Preference  # noqa: E402  (after the marker: plugins import both)
+from pixiu.domain import Domain, Example, Messages, ModelSource, Preference, WebPage  # noqa: E402  (after the marker: plugins import both)
 from pixiu.errors import BadRecord, ConfigError, DataError, PixiuError  # noqa: E402
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "ModelSource",
     "PixiuError",
     "Preference",
+    "WebPage",
     "__version__",
     "hookimpl",
 ]

@@ -1,5 +1,6 @@
 """The objects plugins hand to pixiu: a `Domain` (a vertical), the `Example`s its formatter returns, the
-`Preference` pairs its preference formatter returns, and a `ModelSource` (a way to fetch a base model)."""
+`Preference` pairs its preference formatter returns, a `ModelSource` (a way to fetch a base model) and a `WebPage`
+(a page of the web app)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fastapi import APIRouter
     from pydantic import BaseModel
 
 Messages = list[dict[str, str]]
@@ -94,3 +96,23 @@ class ModelSource:
     """One line shown by `pixiu models sources`."""
     fetch: Callable[[str, Path], Path]
     """(reference after the colon, cache directory) -> a local HF model folder or a `.gguf` file."""
+
+
+@dataclass(frozen=True)
+class WebPage:
+    """A page a plugin adds to `pixiu serve`'s web app, served at `/plugins/<name>/` and linked from its header.
+
+    The page is plain files (its own HTML, JS and CSS, shipped as package data) under the same content policy as
+    the chat page: it loads only files of this server and talks only to it (`../../v1/chat/completions`, its own
+    `api/` routes, the shared `../../static/` files)."""
+
+    name: str
+    """The URL segment: lowercase letters, digits and dashes (`/plugins/<name>/`); unique across plugins."""
+    title: str
+    """The link text in the page header, e.g. "Case form"."""
+    static: Path
+    """The folder of the page's files; its `index.html` is the page, the rest is served under `static/`."""
+    router: APIRouter | None = None
+    """The page's own endpoints, mounted under `/plugins/<name>/api/`; None when it needs none."""
+    lang: str = "en"
+    """The language of the title (`zh` for Chinese), set on the header link for screen readers."""

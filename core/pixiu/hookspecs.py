@@ -15,10 +15,10 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from pixiu.domain import Domain, ModelSource
+    from pixiu.domain import Domain, ModelSource, WebPage
 
-HOOK_API = "1.2"
-"""The version of this hook contract; plugins declare a range such as `PIXIU_HOOK_API = ">=1.2,<2"`."""
+HOOK_API = "1.3"
+"""The version of this hook contract; plugins declare a range such as `PIXIU_HOOK_API = ">=1.3,<2"`."""
 
 hookspec = pluggy.HookspecMarker("pixiu")
 
@@ -44,6 +44,16 @@ def register_commands(cli: click.Group) -> None:
     """Called once when the `pixiu` command line is built; add new verbs with `@cli.command()`.
 
     Do not replace pixiu's own commands. Return nothing.
+    """
+
+
+@hookspec
+def register_web_pages(register: Callable[[WebPage], None]) -> None:
+    """Called once when `pixiu serve` builds its web app; call `register(WebPage(...))` for each page you provide.
+
+    Each page is served at `/plugins/<name>/` and linked from the chat page's header; its router, if any, under
+    `/plugins/<name>/api/`. A name registered again is skipped and reported on its plugin. Added in hook API 1.3.
+    Return nothing.
     """
 
 

@@ -11,8 +11,10 @@ import contextlib
 import importlib
 import importlib.metadata
 import os
+import re
 import sys
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -20,7 +22,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from pixiu import __version__, hookspecs
-from pixiu.domain import Domain, ModelSource
+from pixiu.domain import Domain, ModelSource, WebPage
 from pixiu.errors import PixiuError
 
 ENTRY_POINT_GROUP = "pixiu"
@@ -223,13 +225,39 @@ def get_model_sources() -> dict[str, ModelSource]:
     return sources
 
 
+PAGE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+"""What a web page's name may be: it is a URL segment."""
+
+
+def get_web_pages() -> dict[str, WebPage]:
+    """Collect every registered web page by name; a page with a bad name or without an `index.html`, or a name
+    registered again, is skipped and reported on its plugin (the first registered keeps the name)."""
+    pages: dict[str, WebPage] = {}
+    owners: dict[str, str] = {}
+    for plugin_name, page in reversed(collect_registered("register_web_pages", WebPage)):
+        problem = None
+        if not PAGE_NAME.fullmatch(page.name):
+            problem = f"web page name {page.name!r} is not a URL segment; use lowercase letters, digits and dashes"
+        elif not (Path(page.static) / "index.html").is_file():
+            problem = f"web page {page.name!r} has no {Path(page.static) / 'index.html'}; ship it as package data"
+        elif page.name in pages:
+            problem = (
+                f"web page {page.name!r} is already registered by plugin {owners[page.name]!r}, so this is skipped"
+            )
+        if problem:
+            record_hook_error(plugin_name, "register_web_pages", problem)
+            continue
+        pages[page.name], owners[page.name] = page, plugin_name
+    return pages
+
+
 def describe_plugins() -> list[dict[str, object]]:
     """Each plugin: name, version, source, package, its hooks, and its status (loaded, or what failed).
 
-    Domains and model sources are collected first, so a plugin whose registration hook raises shows it.
+    Domains, model sources and web pages are collected first, so a plugin whose registration hook raises shows it.
     """
     pm = get_plugin_manager()
-    for collect in (get_domains, get_model_sources):
+    for collect in (get_domains, get_model_sources, get_web_pages):
         with contextlib.suppress(PixiuError):  # a clash of two model-source schemes is reported where it matters
             collect()
     rows = []

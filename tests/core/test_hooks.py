@@ -1,14 +1,29 @@
 """Each hookspec, exercised through a plugin object the way a third-party plugin would implement it."""
 
+from pathlib import Path
+
 import click
 from click.testing import CliRunner
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
 
-from pixiu import ModelSource, hookimpl, hookspecs
+from pixiu import ModelSource, WebPage, hookimpl, hookspecs
 from pixiu.cli import add_plugin_commands
 from pixiu.models import resolve_base
 from pixiu.plugins import get_domains, get_model_sources
+from pixiu.serve.plugin_pages import mount_pages
 from pixiu.serve.postprocess import process_response
 from toy_domain import TOY
+
+EXAMPLE_PAGE = Path(__file__).with_name("example_page")
+"""A plugin page's files: index.html and a script asking the page's own endpoint."""
+example_api = APIRouter()
+
+
+@example_api.get("/hello")
+def hello() -> dict[str, str]:
+    """The example page's own endpoint."""
+    return {"greeting": "hello from a plugin page"}
 
 
 class ExamplePlugin:
@@ -34,6 +49,11 @@ class ExamplePlugin:
 
     @staticmethod
     @hookimpl
+    def register_web_pages(register):
+        register(WebPage(name="example", title="Example", static=EXAMPLE_PAGE, router=example_api))
+
+    @staticmethod
+    @hookimpl
     def process_response(domain, text, adapter, finish_reason):
         if domain != "toy":
             return None
@@ -47,7 +67,8 @@ HOOKS = {
 
 
 def test_the_example_plugin_covers_every_hook():
-    assert {"register_domains", "register_model_sources", "register_commands", "process_response"} == HOOKS
+    hooks = {"register_domains", "register_model_sources", "register_commands", "register_web_pages", "process_response"}
+    assert hooks == HOOKS
     assert all(hasattr(ExamplePlugin, name) for name in HOOKS)
 
 
@@ -68,6 +89,25 @@ def test_hook_register_commands(register_plugin):
     add_plugin_commands(group)
     result = CliRunner().invoke(group, ["hello"])
     assert result.exit_code == 0 and result.output == "hello from a plugin\n"
+
+
+def test_hook_register_web_pages(register_plugin):
+    def client() -> TestClient:
+        app = FastAPI()
+        mount_pages(app)
+        return TestClient(app)
+
+    assert client().get("/v1/pages").json()["data"] == []
+    register_plugin(ExamplePlugin, "example")
+    http = client()
+    card = {"name": "example", "title": "Example", "url": "plugins/example/", "lang": "en"}
+    assert http.get("/v1/pages").json() == {"object": "list", "data": [card]}
+    page = http.get("/plugins/example/")
+    assert page.status_code == 200 and "<title>Example page</title>" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert "api/hello" in http.get("/plugins/example/static/hello.js").text
+    assert http.get("/plugins/example/api/hello").json() == {"greeting": "hello from a plugin page"}
+    assert http.get("/plugins/example/static/../../test_hooks.py").status_code == 404
 
 
 class Shout:

@@ -32,7 +32,13 @@ def documented_hooks() -> dict[str, str]:
 
 
 def test_the_hooks_are_found() -> None:
-    assert HOOKS == ["process_response", "register_commands", "register_domains", "register_model_sources"]
+    assert HOOKS == [
+        "process_response",
+        "register_commands",
+        "register_domains",
+        "register_model_sources",
+        "register_web_pages",
+    ]
 
 
 @pytest.mark.parametrize("hook_name", HOOKS)

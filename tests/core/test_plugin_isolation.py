@@ -66,13 +66,13 @@ def test_a_plugin_without_a_hook_api_declaration_is_refused_with_the_fix(distrib
     assert [row["name"] for row in domains] == ["chat", "toy"]
     assert "plugin 'undeclared' is skipped" in err
     row = plugin_rows()["undeclared"]
-    assert row["status"].startswith("failed: PluginError") and 'PIXIU_HOOK_API = ">=1.2,<2"' in row["status"]
+    assert row["status"].startswith("failed: PluginError") and 'PIXIU_HOOK_API = ">=1.3,<2"' in row["status"]
 
 
 def test_a_plugin_for_another_hook_api_is_refused_with_both_versions(distribution):
     distribution("future", "PIXIU_HOOK_API = '>=2,<3'\n@hookimpl\ndef register_domains(register):\n    pass\n")
     status = plugin_rows()["future"]["status"]
-    assert "needs pixiu hook API >=2,<3" in status and "provides hook API 1.2" in status
+    assert "needs pixiu hook API >=2,<3" in status and "provides hook API 1.3" in status
     assert domain_names() == ["chat", "toy"]
 
 

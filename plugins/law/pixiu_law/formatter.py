@@ -97,13 +97,14 @@ def format_record(record: dict[str, Any], settings: LawSettings = DEFAULT_SETTIN
         articles=_read_articles(record) if "articles" in tasks else frozenset(),
         term=_read_term(record) if "term" in tasks else None,
     )
-    system, question = _prompts(tasks)
-    messages = [
-        {"role": "system", "content": system},
-        {"role": "user", "content": f"{_clean_fact(fact)}\n{question}"},
-        {"role": "assistant", "content": answer_text(gold, tasks)},
-    ]
+    messages = [*prompt_messages(fact, tasks), {"role": "assistant", "content": answer_text(gold, tasks)}]
     return Example(messages, reference=to_reference(gold, tasks))
+
+
+def prompt_messages(fact: str, tasks: list[Task]) -> list[dict[str, str]]:
+    """The system and user messages asking for `tasks` about the case `fact`, as training writes them."""
+    system, question = _prompts(tasks)
+    return [{"role": "system", "content": system}, {"role": "user", "content": f"{_clean_fact(fact)}\n{question}"}]
 
 
 def _prompts(tasks: list[Task]) -> tuple[str, str]:

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pixiu_law
-from pixiu import Domain, hookimpl
+from pixiu import Domain, WebPage, hookimpl
 from pixiu_law.formatter import LawSettings, format_record
 from pixiu_law.metrics import law_metrics
 from pixiu_law.parser import parse_answer
 from pixiu_law.reward import law_reward
 
-PIXIU_HOOK_API = ">=1.0,<2"
+PIXIU_HOOK_API = ">=1.3,<2"
 """The pixiu hook API versions this plugin works with."""
 
 _HERE = Path(__file__).resolve().parent
@@ -36,3 +36,11 @@ def register_domains(register: Callable[[Domain], None]) -> None:
             spiders=("pixiu_law.spiders.spp_guiding_cases:SppGuidingCaseSpider",),
         )
     )
+
+
+@hookimpl
+def register_web_pages(register: Callable[[WebPage], None]) -> None:
+    """Add the case form (facts in, charges out, highlighted) to `pixiu serve`'s web app."""
+    from pixiu_law.web import PAGE
+
+    register(PAGE)

@@ -68,8 +68,7 @@ def format_record(record: dict[str, Any], settings: ZhihuSettings = DEFAULT_SETT
         raise BadRecord(f"expected a JSON object per record, found {type(record).__name__}")
     if "answers" in record:
         summary = _reference(record)
-        prompt = question_prompt(record, top_k=settings.top_answers, max_chars=settings.max_prompt_chars)
-        return _messages(SYSTEM_PROMPT, prompt, summary)
+        return [*summary_messages(record, settings), {"role": "assistant", "content": summary}]
     if "abstract" in record:
         abstract = _cut(" ".join(_require_text(record, "abstract").split()), settings.max_prompt_chars)
         return _messages(CSL_SYSTEM_PROMPT, abstract, _require_text(record, "title"))
@@ -77,6 +76,16 @@ def format_record(record: dict[str, Any], settings: ZhihuSettings = DEFAULT_SETT
         "unknown record format: expected a Zhihu question (`title`, `answers`, `summary`) or a CSL paper "
         f"(`abstract`, `title`); found keys {sorted(record)}"
     )
+
+
+def summary_messages(record: dict[str, Any], settings: ZhihuSettings = DEFAULT_SETTINGS) -> list[dict[str, str]]:
+    """The system and user messages asking for the summary of a question's answers, as training writes them.
+
+    Raises:
+        BadRecord: The record has no title or no answer with text.
+    """
+    prompt = question_prompt(record, top_k=settings.top_answers, max_chars=settings.max_prompt_chars)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
 
 
 def question_prompt(record: dict[str, Any], *, top_k: int, max_chars: int) -> str:
