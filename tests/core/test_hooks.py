@@ -67,7 +67,13 @@ HOOKS = {
 
 
 def test_the_example_plugin_covers_every_hook():
-    hooks = {"register_domains", "register_model_sources", "register_commands", "register_web_pages", "process_response"}
+    hooks = {
+        "register_domains",
+        "register_model_sources",
+        "register_commands",
+        "register_web_pages",
+        "process_response",
+    }
     assert hooks == HOOKS
     assert all(hasattr(ExamplePlugin, name) for name in HOOKS)
 

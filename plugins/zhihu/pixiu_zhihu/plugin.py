@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pixiu_zhihu
-from pixiu import Domain, hookimpl
+from pixiu import Domain, WebPage, hookimpl
 from pixiu_zhihu.formatter import ZhihuSettings, format_record
 from pixiu_zhihu.metrics import summary_metrics
 from pixiu_zhihu.pairs import vote_preferences
 from pixiu_zhihu.parser import parse_summary
 from pixiu_zhihu.reward import summary_reward
 
-PIXIU_HOOK_API = ">=1.0,<2"
+PIXIU_HOOK_API = ">=1.3,<2"
 """The pixiu hook API versions this plugin works with."""
 
 if TYPE_CHECKING:
@@ -53,3 +53,11 @@ def register_commands(cli: click.Group) -> None:
     from pixiu_zhihu.commands import group
 
     cli.add_command(group)
+
+
+@hookimpl
+def register_web_pages(register: Callable[[WebPage], None]) -> None:
+    """Add the hot-list chat (和知乎热榜聊天) to `pixiu serve`'s web app."""
+    from pixiu_zhihu.web import PAGE
+
+    register(PAGE)
