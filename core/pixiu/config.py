@@ -138,6 +138,11 @@ class TrainArgs(Section):
     """How many of the newest checkpoints to keep."""
     seed: int = 0
     """Seed for the data split, shuffling, LoRA initialisation and dropout."""
+    report_to: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
+    """Also send each train_log.jsonl row and the final metrics to this experiment tracker (rank 0 only; the step
+    log stays the record): TensorBoard event files in RUN/tensorboard, a Weights & Biases run in RUN/wandb (offline
+    unless WANDB_MODE is set), an MLflow run in PIXIU_HOME/mlruns (or MLFLOW_TRACKING_URI). Needs the extra of that
+    name, e.g. `pip install 'pixiu[tensorboard]'`; see docs/tracking.md."""
     threads: int | None = Field(None, gt=0)
     """CPU threads for torch; None uses every core."""
     device: Annotated[str, AfterValidator(check_device_spec)] = "auto"

@@ -74,9 +74,11 @@ CHANGEABLE_ON_RESUME = (
     "train.precision",
     "train.gradient_checkpointing",
     "train.max_minutes",
+    "train.report_to",
 )
 """Keys a resumed run may change: checkpoints are device-independent, the step fixes the data position
-(only its split over the devices changes), and a time budget says only where this session stops."""
+(only its split over the devices changes), a time budget says only where this session stops, and a tracker only
+watches."""
 
 
 def _differences_from_record(record: Mapping[str, Any], config: RunConfig, data_path: Path | None) -> list[str]:

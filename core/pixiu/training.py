@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 import torch
 import yaml
@@ -59,6 +59,7 @@ from pixiu.runs import (
     write_split,
 )
 from pixiu.seq2seq import is_encoder_decoder, seq2seq_problems
+from pixiu.tracking import MirroredLog, Tracker, check_tracker, open_tracker, report_metrics
 from pixiu.vocab import new_token_ids
 
 LOCK_FILE = ".pixiu.lock"
@@ -138,6 +139,7 @@ def start_run(config: RunConfig, data_path: Path, run_dir: Path, *, resume: bool
     """Check everything that can fail cheaply (checkpoints against --resume, the record a resume must match,
     device, precision, quantisation, train.init_adapter), so that nothing heavy loads for a run that cannot go."""
     torch.set_num_threads(config.train.threads or ranks.cpu_threads())
+    check_tracker(config.train.report_to)
     checkpoints = list_checkpoints(run_dir)
     check_resumable(checkpoints, run_dir, resume=resume)
     if resume:
@@ -419,11 +421,14 @@ def lr_schedule(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def open_log(path: Path, keep_through: int, *, writes: bool = True) -> IO[str]:
+def open_log(path: Path, keep_through: int, *, writes: bool = True, tracker: Tracker | None = None) -> IO[str]:
     """Open the per-step log for appending, first dropping steps after `keep_through` (redone on resume); a rank
-    that does not write (`writes` false) logs its identical rows nowhere."""
+    that does not write (`writes` false) logs its identical rows nowhere. With a `tracker`, each row written is
+    also sent to it (closing the log closes it)."""
     if not writes:
         return open(os.devnull, "w")
+    if tracker is not None:
+        return cast(IO[str], MirroredLog(open_log(path, keep_through), tracker))  # a text stream the recipes write
     if path.exists():
         rows = [
             line
@@ -432,6 +437,13 @@ def open_log(path: Path, keep_through: int, *, writes: bool = True) -> IO[str]:
         ]
         atomic_write_text(path, "".join(row + "\n" for row in rows))
     return path.open("a", encoding="utf-8")
+
+
+def run_tracker(run_dir: Path, domain: Domain, config: RunConfig, ranks: Ranks) -> Tracker | None:
+    """The tracker `train.report_to` names for this run, on rank 0; None on the other ranks or without one."""
+    if not ranks.is_main:
+        return None
+    return open_tracker(config.train.report_to, run_dir, project=f"pixiu-{domain.name}", config=to_dict(config))
 
 
 class StepLog:
@@ -501,6 +513,9 @@ def finish_run(
     """Write metrics.json and the finished run record, register the adapter as `adapter_name`, write the run's
     report.html, and sum the run up."""
     atomic_write_json(run_dir / METRICS_FILE, metrics)
+    report_metrics(
+        config.train.report_to, run_dir, project=f"pixiu-{domain.name}", config=to_dict(config), metrics=metrics
+    )
     write_run_file(run_dir, domain, config, data_path, tokenizer, status="finished")
     register_adapter(adapter_name, domain.name, run_dir, config.base, metrics)
     write_report(run_dir)

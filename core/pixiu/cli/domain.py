@@ -123,6 +123,11 @@ def list_domains(as_json: bool) -> None:
     type=click.Choice(["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"]),
     help="How --devices share the work (train.strategy); fsdp and deepspeed need CUDA.",
 )
+@click.option(
+    "--report-to",
+    type=click.Choice(["none", "tensorboard", "wandb", "mlflow"]),
+    help="Mirror the step log and final metrics to this tracker, offline (train.report_to; docs/tracking.md).",
+)
 def train(
     domain_name,
     base,
@@ -140,6 +145,7 @@ def train(
     gradient_checkpointing,
     devices,
     strategy,
+    report_to,
 ) -> None:
     """Train a LoRA adapter for DOMAIN, evaluate it against the base model, and register it.
 
@@ -183,6 +189,7 @@ def train(
       pixiu domain train law
       pixiu domain train law --data cail.jsonl --max-steps 300 --set train.lr=1e-4
       pixiu domain train law --base /tmp/tiny --max-steps 5 --output /tmp/law-run
+      pixiu domain train law --report-to tensorboard   # then: tensorboard --logdir RUN/tensorboard
       pixiu domain train law --resume --output /tmp/law-run
       pixiu domain train law --device cuda --precision bf16 --gradient-checkpointing
       pixiu domain train law --devices 4                # data-parallel on 4 GPUs through accelerate
@@ -220,6 +227,7 @@ def train(
         "train.gradient_checkpointing": gradient_checkpointing,
         "train.devices": devices,
         "train.strategy": strategy,
+        "train.report_to": report_to,
     }
     values = {key: value for key, value in flags.items() if value is not None}
     if resume:

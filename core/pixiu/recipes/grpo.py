@@ -49,6 +49,7 @@ from pixiu.training import (
     resume_training,
     run_figures,
     run_on_ranks,
+    run_tracker,
     save_training_checkpoint,
     start_run,
     trainable_adapter,
@@ -104,7 +105,8 @@ def _run(
 
     # --- train --------------------------------------------------------------------------------------------
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
+    tracker = run_tracker(run_dir, domain, config, ranks)
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main, tracker=tracker)
     reset_peak_memory(hardware.device)
     with TrainProgress(console, total=config.train.max_steps, start=start_step) as progress:
         step_log = StepLog(log, progress, batches, optimiser)

@@ -42,6 +42,7 @@ from pixiu.training import (
     resume_training,
     run_figures,
     run_on_ranks,
+    run_tracker,
     start_run,
     trainable_adapter,
     write_run_file,
@@ -98,7 +99,8 @@ def _run(
     # --- train --------------------------------------------------------------------------------------------
     batches = StepBatches(tokenized, config.train.batch_tokens, config.train.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main)
+    tracker = run_tracker(run_dir, domain, config, ranks)
+    log = open_log(run_dir / LOG_FILE, keep_through=start_step, writes=ranks.is_main, tracker=tracker)
     step_loss, optimizer = ranks.prepare(model, optimiser.optimizer, labelled_loss)
     model.train()
     reset_peak_memory(hardware.device)

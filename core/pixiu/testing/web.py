@@ -32,7 +32,7 @@ def random_adapter(model_dir: Path, folder: Path, seed: int = 1) -> Path:
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(model, config).save_pretrained(folder)
+    get_peft_model(model, config).save_pretrained(str(folder))
     return folder
 
 
@@ -78,8 +78,13 @@ def open_page(browser: Any, url: str) -> Any:
     page = browser.new_context(viewport={"width": 900, "height": 700}).new_page()
     page.set_default_timeout(15_000)
     errors: list[str] = []
+
+    def on_console(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            errors.append(message.text)
+
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: "Content Security Policy" in message.text and errors.append(message.text))
+    page.on("console", on_console)
     page.goto(url)
     page.errors = errors
     return page
