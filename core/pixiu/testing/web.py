@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,12 @@ def open_page(browser: Any, url: str) -> Any:
     page.goto(url)
     page.errors = errors
     return page
+
+
+def not_blank(png: bytes) -> bool:
+    """Whether a screenshot shows more than a background: many colours, none covering nearly everything."""
+    from PIL import Image
+
+    screenshot = Image.open(BytesIO(png)).convert("RGB")
+    colours = screenshot.getcolors(maxcolors=1 << 20) or []
+    return len(colours) > 20 and max(colours)[0] < 0.97 * screenshot.width * screenshot.height

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from pixiu.plugins import get_web_pages
-from pixiu.testing.web import browser, open_page, random_adapter, served  # noqa: F401  (browser: a fixture)
+from pixiu.testing.web import browser, not_blank, open_page, random_adapter, served  # noqa: F401  (browser: a fixture)
 from pixiu_law.formatter import SYSTEM_PROMPT
 
 FACT = "被告人张某于2018年3月在某超市窃取手机一部，价值3000元。"
@@ -63,5 +63,16 @@ def test_the_case_form_answers_and_highlights_the_parsed_charges(browser, url: s
     page.click("#submit")
     page.wait_for_selector("#answer:has-text('秘密窃取')")
     assert page.inner_text("#answer mark") == "盗窃" and page.inner_text("#charges") == "盗窃"
+    assert not_blank(page.screenshot())
+    gone = {"error": {"message": "model 'law' is not loaded", "type": "invalid_request_error"}}
+    page.unroute("**/v1/chat/completions")
+    page.route("**/v1/chat/completions", lambda route: route.fulfill(status=404, json=gone))
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])")
+    assert (
+        page.text_content("#error")
+        == "Error 404: model 'law' is not loaded. Load law on the server, or pick another model."
+    )
+    assert page.is_enabled("#submit") and page.input_value("#fact") == FACT  # the facts stay, to send again
     assert page.errors == []
     page.context.close()

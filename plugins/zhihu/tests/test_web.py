@@ -12,10 +12,11 @@ import pytest
 
 from pixiu.files import read_jsonl
 from pixiu.plugins import get_web_pages
-from pixiu.testing.web import browser, open_page, random_adapter, served  # noqa: F401  (browser: a fixture)
+from pixiu.testing.web import browser, not_blank, open_page, random_adapter, served  # noqa: F401  (browser: a fixture)
 from pixiu_zhihu.formatter import summary_messages
 from pixiu_zhihu.web import MAX_QUESTIONS, SAMPLE, crawled_file, hot_list
 
+BUSY = {"error": {"message": "the queue is full", "type": "rate_limit_error", "code": "queue_full"}}
 ANSWERED = {
     "question_id": "42",
     "title": "如何评价今天的热点？",
@@ -81,5 +82,14 @@ def test_the_page_lists_questions_shows_a_summary_and_chats(browser, url: str) -
         {"role": "assistant", "content": summary},
         {"role": "user", "content": "还有别的办法吗？"},
     ]
+    assert not_blank(page.screenshot())
+    page.route(
+        "**/v1/chat/completions", lambda route: route.fulfill(status=429, json=BUSY, headers={"Retry-After": "1"})
+    )
+    page.fill("#input", "再说一遍？")
+    page.press("#input", "Enter")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error").startswith("The server is busy (429): the queue is full")
+    assert page.input_value("#input") == "再说一遍？" and page.locator("#log .msg").count() == 3  # taken back
     assert page.errors == []
     page.context.close()
