@@ -150,13 +150,14 @@ class _Wandb:
         import wandb
 
         self.run_id = run_id or uuid.uuid4().hex[:12]
+        mode: Any = os.environ.get("WANDB_MODE", "offline")  # wandb checks the value
         self.run = wandb.init(
             project=project,
             name=run_dir.name,
             id=self.run_id,
             resume="allow",
             dir=str(run_dir),
-            mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]  # wandb checks the value
+            mode=mode,
             config=config,
         )
 
