@@ -169,6 +169,8 @@ def test_train_flags_reach_the_config_as_typed(toy_plugin, captured_run, tmp_pat
         "3",
         "--on-bad-record",
         "skip",
+        "--report-to",
+        "mlflow",
         "--data",
         str(tmp_path / "toy.jsonl"),
         "--output",
@@ -177,6 +179,7 @@ def test_train_flags_reach_the_config_as_typed(toy_plugin, captured_run, tmp_pat
     assert "interrupted" in result.output
     ((_, config),) = captured_run
     assert config.base == base and config.train.max_steps == 3 and config.data.on_bad_record == "skip"
+    assert config.train.report_to == "mlflow"
 
 
 def test_train_set_under_a_value_is_a_clear_error(toy_plugin, captured_run):
