@@ -126,7 +126,9 @@ def run_row(run_id: str, folder: Path) -> RunRow:
     config = record.get("config") or {}
     train = metrics.get("train") or {}
     seconds = sum(r.get("seconds", 0.0) for r in log)
-    speed = train.get("tokens_per_second") or (round(sum(r.get("tokens", 0) for r in log) / seconds, 1) if seconds else None)
+    speed = train.get("tokens_per_second") or (
+        round(sum(r.get("tokens", 0) for r in log) / seconds, 1) if seconds else None
+    )
     memory = train.get("peak_memory")
     return RunRow(
         id=run_id,
