@@ -37,7 +37,8 @@ export function statusBadge(status) {
 // Fill `table` with a header row and body rows; each cell is a string, a number or a node.
 export function fillTable(table, head, rows, caption = "") {
   const cell = (tag, value, scope) => {
-    const element = value instanceof Node ? el(tag) : el(tag, value === null || value === undefined ? "–" : String(value));
+    const text = value === null || value === undefined ? "–" : String(value);
+    const element = value instanceof Node ? el(tag) : el(tag, text);
     if (value instanceof Node) element.append(value);
     if (scope) element.scope = scope;
     return element;

@@ -14,7 +14,9 @@ async function getJson(url) {
   const response = await fetch(url);
   let body = null;
   try { body = await response.json(); } catch { /* not JSON: the status says enough */ }
-  if (!response.ok) throw new Error(`Error ${response.status}: ${(body && body.error && body.error.message) || response.statusText}`);
+  if (!response.ok) {
+    throw new Error(`Error ${response.status}: ${(body && body.error && body.error.message) || response.statusText}`);
+  }
   return body;
 }
 
@@ -89,9 +91,9 @@ function drawRun(run) {
   report.hidden = !run.has_report;
   report.href = `v1/runs/${encodeURIComponent(run.id)}/report`;
   fillPairs($("run-trained"), run.trained, "What was trained");
+  const shown = ["steps", "tokens/s", "peak memory"];  // given first, also while the run trains
   const cost = [["status", run.status], ["steps", steps(run)], ["tokens/s", num(run.tokens_per_second, 1)],
-    ["peak memory", memory(run)], ...run.cost.filter(([label]) => !["steps", "tokens/s", "peak memory"].includes(label)),
-    ["folder", run.path]];
+    ["peak memory", memory(run)], ...run.cost.filter(([label]) => !shown.includes(label)), ["folder", run.path]];
   fillPairs($("run-cost"), cost, "What it cost");
   const scores = $("run-scores");
   scores.replaceChildren();
@@ -139,26 +141,32 @@ function follow(run, chart) {
     chart.data.datasets[0].data = [];
     chart.update("none");
   });
-  stream.addEventListener("end", async (event) => {
-    stream.close();
-    live.textContent = `The run stopped: ${JSON.parse(event.data).status}.`;
-    const again = await getJson(`v1/runs/${encodeURIComponent(run.id)}`);
-    drawRun(again);
+  const ended = async (status) => {
+    drawRun(await getJson(`v1/runs/${encodeURIComponent(run.id)}`));  // its scores, once written
     await showPredictions(run.id, 0);
+    live.textContent = `The run stopped: ${status}.`;
+  };
+  stream.addEventListener("end", (event) => {
+    stream.close();
+    ended(JSON.parse(event.data).status).catch(showError);
   });
   stream.onerror = () => { live.textContent = "Live: connection lost; the browser is reconnecting…"; };
 }
 
 async function showRun(id) {
-  $("run-view").hidden = false;
   const run = await getJson(`v1/runs/${encodeURIComponent(id)}`);
+  $("run-view").hidden = false;
   drawRun(run);
   const training = run.status === "training";
   // a training run's curve comes from the stream, which starts at its first row
   const chart = lossChart($("run-chart"), [{ label: run.id, ...(training ? { step: [], loss: [] } : run.curve) }]);
   let offset = 0;
-  $("prev").addEventListener("click", async () => { offset = Math.max(0, offset - PAGE); await showPredictions(id, offset); });
-  $("next").addEventListener("click", async () => { offset += PAGE; await showPredictions(id, offset); });
+  const turn = (by) => {
+    offset = Math.max(0, offset + by);
+    showPredictions(id, offset).catch(showError);
+  };
+  $("prev").addEventListener("click", () => turn(-PAGE));
+  $("next").addEventListener("click", () => turn(PAGE));
   await showPredictions(id, offset);
   if (training) follow(run, chart);
 }
@@ -166,21 +174,25 @@ async function showRun(id) {
 // ---- several runs ----------------------------------------------------------------------------------------
 
 async function showCompare(ids) {
-  $("compare-view").hidden = false;
   const compared = await getJson(`v1/runs/compare?runs=${ids.map(encodeURIComponent).join(",")}`);
+  $("compare-view").hidden = false;
   const runs = compared.runs;
   document.title = `compare ${runs.map((r) => r.id).join(", ")} · pixiu runs`;
   fillTable($("compare-runs"), ["run", "domain", "base", "method", "status", "steps", "tokens/s", "peak memory"],
     runs.map((r) => [link(runUrl(r.id), r.id), r.domain, r.base, r.method, statusBadge(r.status), steps(r),
       num(r.tokens_per_second, 0), memory(r)]), "The runs compared");
   lossChart($("compare-chart"), compared.curves.map((c) => ({ label: c.id, step: c.step, loss: c.loss })));
-  const variants = variantsOf(Object.fromEntries(compared.scores.flatMap((s) => s.values.map((v, i) => [`${s.measure}${i}`, v]))));
+  const everyScore = compared.scores.flatMap((s) => s.values.map((values, i) => [`${s.measure} ${i}`, values]));
+  const variants = variantsOf(Object.fromEntries(everyScore));
   const head = ["measure", ...runs.flatMap((r) => variants.map((v) => `${r.id}: ${v}`))];
   fillTable($("compare-scores"), head, compared.scores.map((s) =>
     [s.measure, ...s.values.flatMap((values) => variants.map((v) => num(values[v], 4)))]), "Scores per run");
   $("compare-same").textContent = `${compared.config_same} settings are the same in every run; ` +
     `${compared.config_diff.length} differ:`;
-  const show = (value) => (value === undefined || value === null ? "–" : typeof value === "object" ? JSON.stringify(value) : String(value));
+  const show = (value) => {
+    if (value === undefined || value === null) return "–";
+    return typeof value === "object" ? JSON.stringify(value) : String(value);
+  };
   fillTable($("compare-config"), ["setting", ...runs.map((r) => r.id)],
     compared.config_diff.map((d) => [d.key, ...d.values.map(show)]), "Settings that differ");
 }
