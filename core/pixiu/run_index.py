@@ -212,7 +212,7 @@ def compare_runs(run_ids: list[str]) -> dict[str, Any]:
 
 def flat_config(record: dict[str, Any]) -> dict[str, Any]:
     """A run record's domain, base, data and versions, and its config as dotted keys (`train.lr`)."""
-    flat = {key: record[key] for key in ("domain", "base_model", "data", "plugin_version") if key in record}
+    flat: dict[str, Any] = {k: record[k] for k in ("domain", "base_model", "data", "plugin_version") if k in record}
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict) and value:
