@@ -3,6 +3,10 @@ for anything not listed (no path traversal), and the live stream of a training's
 
 import asyncio
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -14,6 +18,8 @@ from pixiu.serve.http import install_error_handlers
 from run_folders import append_log, fake_run
 
 from .helpers import call
+
+CHILD = Path(__file__).parents[1] / "core" / "train_child.py"
 
 
 @pytest.fixture
@@ -136,3 +142,33 @@ def test_the_app_serves_the_runs_pages(app) -> None:
         assert call(app, "GET", f"/static/{name}").status_code == 200
     assert "innerHTML" not in call(app, "GET", "/static/runs.js").text
     assert call(app, "GET", "/v1/runs").json() == {"object": "list", "data": []}
+
+
+@pytest.mark.slow  # a child process importing torch: ~15 s on two busy cores
+def test_a_run_trained_by_another_process_is_followed_until_it_dies(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A real training in a child process (as from a terminal) is `training` while it runs; its steps stream as
+    it logs them; SIGKILLed in step 4 after its step-2 checkpoint, it ends `interrupted`."""
+    from toy_domain import write_toy_data
+
+    folder = runs_dir() / "toy-child"
+    data = write_toy_data(tmp_path / "toy.jsonl", 30)
+    settings = ["data.max_seq_len=64", "train.batch_tokens=256", "data.eval_records=0", "train.max_steps=6"]
+    arguments = ["--base", str(tiny_model_dir), "--data", str(data), "--run-dir", str(folder), "--die-at-step", "4"]
+    arguments += [f"--set={s}" for s in [*settings, "train.save_every=2"]]
+    child = subprocess.Popen([sys.executable, str(CHILD), *arguments])
+    try:
+        deadline = time.monotonic() + 120
+        while runs_api.run_index.run_status(folder) != "training":
+            assert child.poll() is None and time.monotonic() < deadline, "the child never started training"
+            time.sleep(0.05)
+
+        async def follow() -> list[str]:
+            return [event async for event in runs_api.tail_log(folder, lambda: runs_api.run_index.run_status(folder))]
+
+        got = events("".join(asyncio.run(asyncio.wait_for(follow(), timeout=120))))
+    finally:
+        child.kill()
+        child.wait()
+    assert [data.get("step") for name, data in got if name == "message"] == [1, 2, 3]
+    assert got[-1] == ("end", {"status": "interrupted"})
+    assert runs_api.run_index.run_detail(folder.name)["status"] == "interrupted"
