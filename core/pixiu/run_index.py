@@ -120,8 +120,16 @@ def read_log_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
 
 
-def run_row(run_id: str, folder: Path) -> RunRow:
-    """The list row of one run."""
+def registered_names() -> dict[str, list[str]]:
+    """The registry's names of each registered folder (resolved path), read once for a whole list."""
+    names: dict[str, list[str]] = {}
+    for entry in list_adapters():
+        names.setdefault(str(Path(entry.path).resolve()), []).append(entry.name)
+    return names
+
+
+def run_row(run_id: str, folder: Path, registered: dict[str, list[str]]) -> RunRow:
+    """The list row of one run; `registered` as `registered_names` gives it."""
     record, metrics, log = read_run_file(folder), _metrics(folder), read_log_rows(folder / LOG_FILE)
     config = record.get("config") or {}
     train = metrics.get("train") or {}
@@ -142,14 +150,15 @@ def run_row(run_id: str, folder: Path) -> RunRow:
         tokens_per_second=speed,
         peak_memory_gib=memory.get("gib") if isinstance(memory, dict) else None,
         scores=by_measure({v: metrics[v] for v in VARIANTS if isinstance(metrics.get(v), dict)}),
-        registered_as=sorted({e.name for e in list_adapters() if Path(e.path).resolve() == folder.resolve()}),
+        registered_as=sorted(set(registered.get(str(folder.resolve()), []))),
         modified=_modified(folder),
     )
 
 
 def list_runs() -> list[dict[str, Any]]:
     """Every run's list row, the most recently written first."""
-    rows = [run_row(run_id, folder) for run_id, folder in run_folders().items()]
+    registered = registered_names()
+    rows = [run_row(run_id, folder, registered) for run_id, folder in run_folders().items()]
     return [asdict(row) for row in sorted(rows, key=lambda r: r.modified, reverse=True)]
 
 
@@ -161,7 +170,7 @@ def run_detail(run_id: str) -> dict[str, Any]:
     config = record.get("config") or {}
     general = metrics.get("general") or {}
     return {
-        **asdict(run_row(run_id, folder)),
+        **asdict(run_row(run_id, folder, registered_names())),
         "trained": trained_rows(record, config, str(record.get("base_model") or config.get("base", "?"))),
         "cost": cost_rows(metrics.get("train") or {}, log),
         "config": flat_config(record),
@@ -199,7 +208,8 @@ def compare_runs(run_ids: list[str]) -> dict[str, Any]:
         for key in keys
         if len({json.dumps(config.get(key), sort_keys=True) for config in configs}) > 1
     ]
-    rows = [run_row(run_id, folder) for run_id, folder in folders.items()]
+    registered = registered_names()
+    rows = [run_row(run_id, folder, registered) for run_id, folder in folders.items()]
     measures = sorted({measure for row in rows for measure in row.scores})
     return {
         "runs": [asdict(row) for row in rows],
