@@ -9,6 +9,7 @@ the run folder's lock (`pixiu.training.run_folder`), whether a terminal or a ser
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -89,7 +90,7 @@ def find_run(run_id: str) -> Path:
 
 def run_status(folder: Path) -> str:
     """training, finished, failed or interrupted, decided from the folder's files and lock (see the module doc)."""
-    if read_run_file(folder).get("status") == "finished":
+    if _record(folder).get("status") == "finished":
         return "finished"
     if is_locked(folder / LOCK_FILE):
         return "training"
@@ -130,13 +131,11 @@ def registered_names() -> dict[str, list[str]]:
 
 def run_row(run_id: str, folder: Path, registered: dict[str, list[str]]) -> RunRow:
     """The list row of one run; `registered` as `registered_names` gives it."""
-    record, metrics, log = read_run_file(folder), _metrics(folder), read_log_rows(folder / LOG_FILE)
+    record, metrics = _record(folder), _metrics(folder)
+    steps, tokens, seconds = _log_totals(str(folder / LOG_FILE), _stamp(folder / LOG_FILE))
     config = record.get("config") or {}
     train = metrics.get("train") or {}
-    seconds = sum(r.get("seconds", 0.0) for r in log)
-    speed = train.get("tokens_per_second") or (
-        round(sum(r.get("tokens", 0) for r in log) / seconds, 1) if seconds else None
-    )
+    speed = train.get("tokens_per_second") or (round(tokens / seconds, 1) if seconds else None)
     memory = train.get("peak_memory")
     return RunRow(
         id=run_id,
@@ -145,7 +144,7 @@ def run_row(run_id: str, folder: Path, registered: dict[str, list[str]]) -> RunR
         base=str(record.get("base_model") or config.get("base", "?")),
         method=str(train.get("method") or config.get("train", {}).get("method", "?")),
         status=run_status(folder),
-        steps=int(log[-1]["step"]) if log else int(train.get("steps") or 0),
+        steps=steps if steps is not None else int(train.get("steps") or 0),
         max_steps=config.get("train", {}).get("max_steps"),
         tokens_per_second=speed,
         peak_memory_gib=memory.get("gib") if isinstance(memory, dict) else None,
@@ -166,7 +165,7 @@ def run_detail(run_id: str) -> dict[str, Any]:
     """One run: its list row, what was trained and what it cost (as the report lists them), its config, scores
     (held-out, the forgetting probe and the judge) and loss curve."""
     folder = find_run(run_id)
-    record, metrics, log = read_run_file(folder), _metrics(folder), read_log_rows(folder / LOG_FILE)
+    record, metrics, log = _record(folder), _metrics(folder), read_log_rows(folder / LOG_FILE)
     config = record.get("config") or {}
     general = metrics.get("general") or {}
     return {
@@ -201,7 +200,7 @@ def compare_runs(run_ids: list[str]) -> dict[str, Any]:
     if len(ids) < 2:
         raise PixiuError(f"compare needs two or more different runs, got {', '.join(ids) or 'none'}")
     folders = {run_id: find_run(run_id) for run_id in ids}
-    configs = [flat_config(read_run_file(folder)) for folder in folders.values()]
+    configs = [flat_config(_record(folder)) for folder in folders.values()]
     keys = sorted({key for config in configs for key in config})
     differ = [
         {"key": key, "values": [config.get(key) for config in configs]}
@@ -241,10 +240,43 @@ def curve(log: list[dict[str, Any]]) -> dict[str, list[float]]:
     return {"step": [r["step"] for r in rows], "loss": [r["loss"] for r in rows]}
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is rewritten or appended to (inode, size, mtime), or None when it is missing."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _record(folder: Path) -> dict[str, Any]:
+    """A run's pixiu_run.yaml (parsed once per version of the file: the list is read every few seconds)."""
+    return _parsed_record(str(folder), _stamp(folder / RUN_FILE))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_record(folder: str, stamp: tuple[int, int, int] | None) -> dict[str, Any]:
+    """`read_run_file` of `folder`, cached by the file's `stamp`."""
+    return read_run_file(Path(folder))
+
+
 def _metrics(folder: Path) -> dict[str, Any]:
-    """A run's metrics.json, or nothing before it is written."""
-    path = folder / METRICS_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    """A run's metrics.json, or nothing before it is written (parsed once per version of the file)."""
+    return _parsed_metrics(str(folder / METRICS_FILE), _stamp(folder / METRICS_FILE))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_metrics(path: str, stamp: tuple[int, int, int] | None) -> dict[str, Any]:
+    """The JSON at `path` (nothing when it is missing), cached by the file's `stamp`."""
+    return json.loads(Path(path).read_text(encoding="utf-8")) if stamp else {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _log_totals(path: str, stamp: tuple[int, int, int] | None) -> tuple[int | None, float, float]:
+    """A train log's last step (None before the first), tokens and seconds, summed once per version of it."""
+    rows = read_log_rows(Path(path)) if stamp else []
+    tokens, seconds = sum(r.get("tokens", 0) for r in rows), sum(r.get("seconds", 0.0) for r in rows)
+    return (int(rows[-1]["step"]) if rows else None), tokens, seconds
 
 
 def _modified(folder: Path) -> str:
