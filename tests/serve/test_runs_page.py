@@ -76,7 +76,14 @@ def test_list_and_a_runs_page_with_its_chart_and_predictions(url: str, open_runs
     page.wait_for_selector("#page-note:has-text('11–13 of 13')")
     cells = page.eval_on_selector_all("#predictions tbody tr >> nth=0 >> td", "cells => cells.map(c => c.textContent)")
     assert cells == ["q10", "a10", "b10", "x10"] and page.is_disabled("#next")
+    tick_colour = "Chart.getChart(document.getElementById('run-chart')).options.scales.x.ticks.color"
+    light = page.evaluate(tick_colour)
     page.emulate_media(color_scheme="dark")
+    for _ in range(50):  # the media change reaches the page's listener a moment later
+        if page.evaluate(tick_colour) != light:
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate(tick_colour) != light  # the chart follows dark mode
     assert not_blank(page.screenshot()) and page.locator("#run-view .chart").screenshot() != chart
     page.set_viewport_size({"width": 390, "height": 780})  # a phone
     assert not_blank(page.screenshot())

@@ -97,9 +97,23 @@ export function scoreSummary(scores) {
     .map(([measure, values]) => `${measure} ${num(values.base)} → ${num(values.adapter)}`).join("; ");
 }
 
+const DARK = matchMedia("(prefers-color-scheme: dark)");
+
 function colours() {
   const style = getComputedStyle(document.documentElement);
   return { text: style.getPropertyValue("--fg").trim(), grid: style.getPropertyValue("--line").trim() };
+}
+
+// Give a chart's axes and legend the page's current colours (they change with dark mode).
+function recolour(chart) {
+  const { text, grid } = colours();
+  for (const axis of Object.values(chart.options.scales)) {
+    axis.title.color = text;
+    axis.ticks.color = text;
+    axis.grid.color = grid;
+  }
+  chart.options.plugins.legend.labels.color = text;
+  chart.update("none");
 }
 
 // A line chart of loss per step on `canvas`, a line per curve ({label, step, loss}); returns the Chart.
@@ -125,6 +139,7 @@ export function lossChart(canvas, curves) {
       plugins: { legend: { display: curves.length > 1, labels: { color: text } } },
     },
   });
+  DARK.addEventListener("change", () => recolour(chart));
   describeChart(canvas, curves);
   return chart;
 }
