@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from pixiu.data import IGNORE_INDEX, render
 from pixiu.errors import DataError, PixiuError
 from pixiu.preference import tokenize_answer
-from pixiu.serve import admin, pairs
+from pixiu.serve import admin, pairs, runs_api
 from pixiu.serve.adapters import BASE, UnknownModel, WrongKind, generation_refusal, scoring_refusal
 from pixiu.serve.engine import Engine, QueueFull
 from pixiu.serve.generation import Generation
@@ -56,6 +56,7 @@ def build_app(engine: Engine, tokenizer, *, base: str, limits: Limits, admin_tok
     app.include_router(router)
     app.include_router(admin.router)
     app.include_router(pairs.router)
+    app.include_router(runs_api.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
