@@ -21,6 +21,7 @@ TINY = [
     "data.max_seq_len=128",
 ]
 """`settings` for a seconds-long run of the toy domain on the tiny model."""
+ROUTES = [("GET", "/v1/train/options"), ("POST", "/v1/train/jobs"), ("PUT", "/v1/train/uploads/a.jsonl")]
 
 
 @pytest.fixture
@@ -109,48 +110,68 @@ def wait_for(app, name: str, done, timeout: float = 120) -> dict:
     raise AssertionError(f"job {name} did not get there: {job}")
 
 
-def test_a_run_starts_cancels_and_resumes_as_a_child(
-    make_app, engine, child_sees_toy: str, tiny_model_dir: Path, pixiu_home: Path, tmp_path: Path
-) -> None:
-    """A tiny run starts as `pixiu domain train` in a child; a second one is refused while it runs; Cancel
-    interrupts it (resumable from its checkpoint); Resume finishes it, registered and scored as a terminal run is."""
+def toy_job(app, tiny_model_dir: Path, tmp_path: Path, max_steps: int) -> dict:
+    """Upload toy data and start a tiny run of the toy domain on it (saving a checkpoint every step)."""
     from toy_domain import write_toy_data
 
-    from pixiu.registry import list_adapters
-
-    app = make_app(engine)
-    data = call(
-        app,
-        "PUT",
-        "/v1/train/uploads/toy.jsonl",
-        headers=AUTH,
-        content=write_toy_data(tmp_path / "toy.jsonl", 24).read_bytes(),
-    ).json()["file"]
+    content = write_toy_data(tmp_path / "toy.jsonl", 24).read_bytes()
+    data = call(app, "PUT", "/v1/train/uploads/toy.jsonl", headers=AUTH, content=content).json()["file"]
     body = {
         "domain": "toy",
         "base": str(tiny_model_dir),
         "data": data,
-        "max_steps": 60,
+        "max_steps": max_steps,
         "lr": 0.001,
         "lora_r": 4,
         "settings": [*TINY, "train.save_every=1"],
     }
     started = call(app, "POST", "/v1/train/jobs", headers=AUTH, json=body)
     assert started.status_code == 201, started.text
-    job = started.json()
-    name, run_dir = job["name"], pixiu_home / "runs" / job["name"]
-    assert job["status"] == "running" and job["max_steps"] == 60 and name.startswith("toy-")
-    assert job["command"][1:6] == ["-m", "pixiu", "domain", "train", "toy"]
     busy = call(app, "POST", "/v1/train/jobs", headers=AUTH, json=body)
     assert busy.status_code == 409 and "is training" in busy.json()["error"]["message"]
+    return started.json()
 
+
+def test_cancel_interrupts_a_run_and_frees_its_slot(
+    make_app, engine, child_sees_toy: str, tiny_model_dir: Path, pixiu_home: Path, tmp_path: Path
+) -> None:
+    """A run starts as `pixiu domain train` in a child of the server (a second one is refused meanwhile); Cancel
+    interrupts it before its first checkpoint, so it is not resumable, and the next run may start."""
+    app = make_app(engine)
+    job = toy_job(app, tiny_model_dir, tmp_path, max_steps=3)
+    name = job["name"]
+    assert job["status"] == "running" and job["max_steps"] == 3 and name.startswith("toy-")
+    assert job["command"][1:6] == ["-m", "pixiu", "domain", "train", "toy"] and "--max-steps=3" in job["command"]
+    assert call(app, "POST", f"/v1/train/jobs/{name}/cancel", headers=AUTH).status_code == 200
+    job = wait_for(app, name, lambda j: j["status"] != "running", timeout=60)
+    assert job["status"] == "interrupted" and not job["resumable"] and job["step"] == 0, job
+    assert job["log"].startswith("$ pixiu domain train toy --output=")
+    assert call(app, "POST", f"/v1/train/jobs/{name}/cancel", headers=AUTH).status_code == 409
+    refused = call(app, "POST", f"/v1/train/jobs/{name}/resume", headers=AUTH)
+    assert refused.status_code == 400 and "start a new run" in refused.json()["error"]["message"]
+    second = toy_job(app, tiny_model_dir, tmp_path, max_steps=3)["name"]  # the slot is free again
+    assert call(app, "POST", f"/v1/train/jobs/{second}/cancel", headers=AUTH).status_code == 200
+    wait_for(app, second, lambda j: j["status"] != "running", timeout=60)
+    listed = call(app, "GET", "/v1/train/jobs", headers=AUTH).json()["data"]
+    assert [(j["name"], j["status"]) for j in listed] == [(second, "interrupted"), (name, "interrupted")]
+
+
+@pytest.mark.slow
+def test_a_cancelled_run_resumes_to_the_end(
+    make_app, engine, child_sees_toy: str, tiny_model_dir: Path, pixiu_home: Path, tmp_path: Path
+) -> None:
+    """Cancelled mid-training, a run keeps its checkpoint and says how to continue; Resume finishes it, registered
+    and scored as a terminal run is; a finished run does not resume again."""
+    from pixiu.registry import list_adapters
+
+    app = make_app(engine)
+    name = toy_job(app, tiny_model_dir, tmp_path, max_steps=60)["name"]
+    run_dir = pixiu_home / "runs" / name
     wait_for(app, name, lambda j: j["step"] >= 2 or j["status"] != "running")
-    cancelled = call(app, "POST", f"/v1/train/jobs/{name}/cancel", headers=AUTH)
-    assert cancelled.status_code == 200
+    assert call(app, "POST", f"/v1/train/jobs/{name}/cancel", headers=AUTH).status_code == 200
     job = wait_for(app, name, lambda j: j["status"] != "running")
     assert job["status"] == "interrupted" and job["resumable"] and job["exit_code"] == 130, job
     assert "--resume" in job["log"] and job["step"] < 60
-    assert call(app, "POST", f"/v1/train/jobs/{name}/cancel", headers=AUTH).status_code == 409
 
     resumed = call(app, "POST", f"/v1/train/jobs/{name}/resume", headers=AUTH)
     assert resumed.status_code == 201, resumed.text
@@ -161,5 +182,3 @@ def test_a_run_starts_cancels_and_resumes_as_a_child(
     assert [entry.name for entry in list_adapters()] == ["toy"]
     again = call(app, "POST", f"/v1/train/jobs/{name}/resume", headers=AUTH)
     assert again.status_code == 400 and "finished" in again.json()["error"]["message"]
-    listed = call(app, "GET", "/v1/train/jobs", headers=AUTH).json()["data"]
-    assert [(j["name"], j["status"]) for j in listed] == [(name, "finished")]

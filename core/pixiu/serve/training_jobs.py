@@ -24,7 +24,7 @@ from pixiu.config import load_config
 from pixiu.errors import PixiuError
 from pixiu.paths import pixiu_home, runs_dir
 from pixiu.plugins import get_domain
-from pixiu.runs import LOG_FILE, read_run_file
+from pixiu.runs import LOG_FILE, RUN_FILE, read_run_file
 
 UPLOADS = "uploads"
 """Where uploaded data files go, relative to PIXIU_HOME."""
@@ -174,9 +174,11 @@ class TrainingJobs:
             JobRefused: 404 for no such run, 409 when it (or another) is running, 400 when it cannot resume.
         """
         run_dir = run_folder(name)
+        if not run_dir.is_dir():
+            raise JobRefused(404, f"no run named {name!r} under {runs_dir()}")
         record = read_run_file(run_dir)
         if not record:
-            raise JobRefused(404, f"no run named {name!r} under {runs_dir()}; see GET /v1/train/jobs")
+            raise JobRefused(400, f"run {name!r} stopped before training began (it has no {RUN_FILE}); start a new run")
         if record.get("status") == "finished":
             raise JobRefused(400, f"run {name!r} has finished; there is nothing to resume")
         if not list_checkpoints(run_dir):
