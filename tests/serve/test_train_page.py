@@ -65,7 +65,7 @@ def test_start_a_tiny_run_from_the_browser_and_watch_it_finish(
     page.wait_for_selector("#data option[value='uploads/toy.jsonl']:checked", state="attached")
     page.fill("#max-steps", "3")
     page.fill("#lora-r", "4")
-    page.fill("#settings", "\n".join(TINY))
+    page.fill("#more-settings", "\n".join(TINY))
     sent = []
     page.on("request", lambda r: sent.append(r.post_data_json) if r.method == "POST" else None)
     page.focus("#start")

@@ -80,7 +80,7 @@ function settings() {
     domain: $("domain").value, base: $("base").value.trim() || undefined, data: $("data").value || undefined,
     method: $("method").value || undefined, max_steps: number("max-steps"), lr: number("lr"),
     lora_r: number("lora-r"), eval_records: number("eval-records"),
-    settings: $("settings").value.split("\n").map((line) => line.trim()).filter(Boolean),
+    settings: $("more-settings").value.split("\n").map((line) => line.trim()).filter(Boolean),
   };
   return JSON.stringify(body);
 }
