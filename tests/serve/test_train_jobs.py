@@ -83,8 +83,9 @@ def test_uploads_are_bounded_sanitised_and_kept_in_pixiu_home(make_app, engine, 
     assert not (pixiu_home / "runs").exists()
 
 
-def test_bad_settings_are_refused_before_anything_starts(make_app, engine, pixiu_home: Path) -> None:
-    """An unknown domain is 404 naming the installed ones; a bad recipe key or value is 400 naming it."""
+def test_bad_settings_are_refused_before_anything_starts(make_app, engine, pixiu_home: Path, tmp_path: Path) -> None:
+    """An unknown domain is 404 naming the installed ones; a bad recipe key or value, or a base that cannot load,
+    is 400 saying what is wrong."""
     app = make_app(engine)
     unknown = call(app, "POST", "/v1/train/jobs", headers=AUTH, json={"domain": "nope"})
     assert unknown.status_code == 404 and "known domains: chat" in unknown.json()["error"]["message"]
@@ -92,6 +93,14 @@ def test_bad_settings_are_refused_before_anything_starts(make_app, engine, pixiu
     assert bad_key.status_code == 400 and "train.nope" in bad_key.json()["error"]["message"]
     bad_value = call(app, "POST", "/v1/train/jobs", headers=AUTH, json={"domain": "chat", "lora_r": 0})
     assert bad_value.status_code == 400 and "lora_r" in bad_value.json()["error"]["message"]
+    for base, why in [
+        ("/no/such/model", "does not exist"),
+        ("nope:model", "unknown model source"),
+        (str(tmp_path), "config.json"),
+        (__file__, "not a .gguf"),
+    ]:
+        refused = call(app, "POST", "/v1/train/jobs", headers=AUTH, json={"domain": "chat", "base": base})
+        assert refused.status_code == 400 and why in refused.json()["error"]["message"], (base, refused.text)
     missing = call(app, "POST", "/v1/train/jobs/nope/resume", headers=AUTH)
     assert missing.status_code == 404
     assert call(app, "POST", "/v1/train/jobs/..%2Fx/resume", headers=AUTH).status_code in (400, 404)

