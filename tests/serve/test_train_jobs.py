@@ -85,7 +85,7 @@ def test_uploads_are_bounded_sanitised_and_kept_in_pixiu_home(make_app, engine, 
 
 def test_bad_settings_are_refused_before_anything_starts(make_app, engine, pixiu_home: Path, tmp_path: Path) -> None:
     """An unknown domain is 404 naming the installed ones; a bad recipe key or value, or a base that cannot load,
-    is 400 saying what is wrong."""
+    is 400 saying what is wrong; only an unfinished run with a checkpoint is offered for, and may, resume."""
     app = make_app(engine)
     unknown = call(app, "POST", "/v1/train/jobs", headers=AUTH, json={"domain": "nope"})
     assert unknown.status_code == 404 and "known domains: chat" in unknown.json()["error"]["message"]
@@ -101,11 +101,26 @@ def test_bad_settings_are_refused_before_anything_starts(make_app, engine, pixiu
     ]:
         refused = call(app, "POST", "/v1/train/jobs", headers=AUTH, json={"domain": "chat", "base": base})
         assert refused.status_code == 400 and why in refused.json()["error"]["message"], (base, refused.text)
+    for name, status, checkpoint in [
+        ("law-1", "training", True),  # e.g. interrupted in a terminal
+        ("law-2", "finished", True),
+        ("law-3", "training", False),
+    ]:
+        run = pixiu_home / "runs" / name
+        (run / "checkpoints" / "step-00000002").mkdir(parents=True)
+        (run / "pixiu_run.yaml").write_text(f"domain: law\nstatus: {status}\n")
+        if checkpoint:
+            (run / "checkpoints" / "step-00000002" / "state.pt").write_bytes(b"")
+    assert call(app, "GET", "/v1/train/options", headers=AUTH).json()["resumable"] == ["law-1"]
+    finished = call(app, "POST", "/v1/train/jobs/law-2/resume", headers=AUTH)
+    assert finished.status_code == 400 and "has finished" in finished.json()["error"]["message"]
+    early = call(app, "POST", "/v1/train/jobs/law-3/resume", headers=AUTH)
+    assert early.status_code == 400 and "no checkpoint yet" in early.json()["error"]["message"]
     missing = call(app, "POST", "/v1/train/jobs/nope/resume", headers=AUTH)
     assert missing.status_code == 404
     assert call(app, "POST", "/v1/train/jobs/..%2Fx/resume", headers=AUTH).status_code in (400, 404)
     assert call(app, "POST", "/v1/train/jobs/nope/cancel", headers=AUTH).status_code == 404
-    assert not (pixiu_home / "runs").exists()
+    assert sorted(p.name for p in (pixiu_home / "runs").iterdir()) == ["law-1", "law-2", "law-3"]  # no new run
 
 
 def wait_for(app, name: str, done, timeout: float = 120) -> dict:

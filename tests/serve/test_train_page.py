@@ -42,9 +42,14 @@ def test_start_a_tiny_run_from_the_browser_and_watch_it_finish(
 ) -> None:
     """A wrong token is explained in place; with the right one (typed and sent with the keyboard) the form lists
     the domains and the served base; an uploaded file becomes the data; Start runs 3 steps whose progress and
-    output the page shows until it finishes, with a link to the run's page; a reload keeps watching it."""
+    output the page shows until it finishes, with a link to the run's page; a reload keeps watching it; a run
+    interrupted in a terminal is offered for resuming."""
     from toy_domain import write_toy_data
 
+    interrupted = pixiu_home / "runs" / "toy-20261201-000000"  # as a run interrupted in a terminal leaves it
+    (interrupted / "checkpoints" / "step-00000001").mkdir(parents=True)
+    (interrupted / "checkpoints" / "step-00000001" / "state.pt").write_bytes(b"")
+    (interrupted / "pixiu_run.yaml").write_text("domain: toy\nstatus: training\n")
     page = open_train_page(browser, url)
     page.focus("#token")
     page.keyboard.type("wrong")
@@ -58,6 +63,7 @@ def test_start_a_tiny_run_from_the_browser_and_watch_it_finish(
     assert page.is_hidden("#error")
     assert page.eval_on_selector_all("#domain option", "o => o.map(x => x.value)") == ["chat", "toy"]
     assert page.input_value("#base") == str(tiny_model_dir)  # the model this server serves
+    assert page.input_value("#resume-run") == interrupted.name and page.is_enabled("#resume-chosen")
     page.select_option("#domain", "toy")
     assert page.text_content("#domain-help").startswith("test domain")
 

@@ -87,11 +87,13 @@ async def train_page() -> FileResponse:
 
 @router.get("/v1/train/options")
 async def options(request: Request) -> dict[str, Any]:
-    """What the form offers: installed domains, data files in PIXIU_HOME, the served base, methods, upload limit."""
+    """What the form offers: installed domains, data files in PIXIU_HOME, runs that can resume, the served base,
+    methods and the upload limit."""
     domains = [{"name": d.name, "description": d.description, "version": d.version} for d in get_domains().values()]
     return {
         "domains": sorted(domains, key=lambda d: d["name"]),
         "data": await run_in_threadpool(data_files),
+        "resumable": await run_in_threadpool(_jobs(request).resumable),
         "base": request.app.state.server.base,
         "methods": list(METHODS),
         "upload_limit": request.app.state.upload_limit,

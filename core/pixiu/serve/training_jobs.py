@@ -224,6 +224,19 @@ class TrainingJobs:
         for job in running:
             _escalate(job.process)
 
+    def resumable(self) -> list[str]:
+        """Runs under PIXIU_HOME/runs (from this page or a terminal) that stopped unfinished after a checkpoint
+        and are not running now, newest first."""
+        folders = sorted(runs_dir().iterdir(), reverse=True) if runs_dir().is_dir() else []
+        running = {job.name for job in self.jobs.values() if job.status() == "running"}
+        return [
+            folder.name
+            for folder in folders
+            if folder.name not in running
+            and read_run_file(folder).get("status", "finished") != "finished"
+            and list_checkpoints(folder)
+        ][:100]
+
     def _check_room(self) -> None:
         """Refuse a new job while `max_running` are running (the caller holds the lock)."""
         running = [job.name for job in self.jobs.values() if job.status() == "running"]

@@ -53,6 +53,9 @@ async function loadOptions() {
   const data = $("data");
   data.replaceChildren(option("", "the domain's sample data"), ...options.data.map((f) => option(f, f)));
   $("method").replaceChildren(option("", "recipe (sft)"), ...options.methods.map((m) => option(m, m)));
+  const runs = options.resumable.map((name) => option(name, name));
+  $("resume-run").replaceChildren(...(runs.length ? runs : [option("", "none")]));
+  $("resume-chosen").disabled = !runs.length;
   $("upload").dataset.limit = options.upload_limit;
   $("start").disabled = domain.disabled;
 }
@@ -113,6 +116,7 @@ function drawJobs(jobs) {
 }
 
 function drawJob(job) {
+  if (job.status !== "running" && $("job").dataset.status === "running") loadOptions();  // it may resume now
   $("job").hidden = false;
   $("job").dataset.status = job.status;
   $("job-title").textContent = `${job.name} (${job.domain})`;
@@ -175,10 +179,14 @@ $("train-form").onsubmit = (event) => {
   });
 };
 $("cancel").onclick = () => act(() => api("POST", `v1/train/jobs/${encodeURIComponent(selected)}/cancel`));
-$("resume").onclick = () => act(async () => {
-  await api("POST", `v1/train/jobs/${encodeURIComponent(selected)}/resume`);
-  watch(selected);  // the resumed run's output follows in the same log file
-});
+async function resume(name) {
+  await api("POST", `v1/train/jobs/${encodeURIComponent(name)}/resume`);
+  watch(name);  // a resumed run's output follows in the same log file
+  await loadOptions();  // it is no longer offered for resuming
+}
+
+$("resume").onclick = () => act(() => resume(selected));
+$("resume-chosen").onclick = () => act(() => resume($("resume-run").value));
 
 if (sessionStorage.getItem("pixiu.token")) {
   $("token").value = sessionStorage.getItem("pixiu.token");
