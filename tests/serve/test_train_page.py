@@ -86,6 +86,8 @@ def test_start_a_tiny_run_from_the_browser_and_watch_it_finish(
         "settings": TINY,
     }
     page.reload()  # the server owns the run: the page finds it again
+    page.wait_for_selector("#start:not([disabled])")
+    page.select_option("#domain", "toy")  # a choice made meanwhile survives the form's refresh when the run ends
     page.wait_for_selector("#job[data-status=finished]", timeout=120_000)
     status = page.text_content("#job-status")
     assert status.startswith("finished: step 3 of 3, loss ") and "tokens/s" in status
@@ -94,6 +96,7 @@ def test_start_a_tiny_run_from_the_browser_and_watch_it_finish(
     assert (pixiu_home / "runs" / name / "adapter_model.safetensors").is_file()
     assert page.get_attribute("#run-link", "href") == f"runs.html#{name}" and page.is_visible("#run-link")
     assert page.is_hidden("#cancel") and page.is_hidden("#resume")
+    assert page.input_value("#domain") == "toy"
     assert page.locator("#jobs button[aria-current]").text_content().startswith(name)
     assert not_blank(page.screenshot(full_page=True))
     assert page.errors == []

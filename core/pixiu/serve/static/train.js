@@ -16,8 +16,7 @@ async function api(method, path, body, headers = {}) {
   try { answer = await response.json(); } catch { /* an empty or non-JSON body */ }
   if (!response.ok) {
     const message = answer?.error?.message || response.statusText;
-    const error = new Error(response.status === 401 || response.status === 403
-      ? `${message} (enter the server's admin token above)` : message);
+    const error = new Error(response.status === 401 ? `${message} (enter the server's admin token above)` : message);
     error.status = response.status;
     throw error;
   }
@@ -36,10 +35,17 @@ function option(value, text) {
   return item;
 }
 
+// Fill a select with `items`, keeping its choice when that is still among them.
+function fill(select, items) {
+  const chosen = select.value;
+  select.replaceChildren(...items);
+  if (items.some((item) => item.value === chosen)) select.value = chosen;
+}
+
 async function loadOptions() {
   const options = await api("GET", "v1/train/options");
   const domain = $("domain");
-  domain.replaceChildren(...options.domains.map((d) => option(d.name, d.name)));
+  fill(domain, options.domains.map((d) => option(d.name, d.name)));
   domain.disabled = options.domains.length === 0;
   if (!options.domains.length) domain.append(option("", "no domain installed"));
   const describe = () => {
@@ -51,10 +57,10 @@ async function loadOptions() {
   describe();
   if (!$("base").value) $("base").value = options.base;
   const data = $("data");
-  data.replaceChildren(option("", "the domain's sample data"), ...options.data.map((f) => option(f, f)));
-  $("method").replaceChildren(option("", "recipe (sft)"), ...options.methods.map((m) => option(m, m)));
+  fill(data, [option("", "the domain's sample data"), ...options.data.map((f) => option(f, f))]);
+  fill($("method"), [option("", "recipe (sft)"), ...options.methods.map((m) => option(m, m))]);
   const runs = options.resumable.map((name) => option(name, name));
-  $("resume-run").replaceChildren(...(runs.length ? runs : [option("", "none")]));
+  fill($("resume-run"), runs.length ? runs : [option("", "none")]);
   $("resume-chosen").disabled = !runs.length;
   $("upload").dataset.limit = options.upload_limit;
   $("start").disabled = domain.disabled;
