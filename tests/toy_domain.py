@@ -10,6 +10,23 @@ PIXIU_HOOK_API = ">=1.0,<2"
 """Loaded through an entry point by the `toy_plugin` fixture, the toy domain declares its hook API like any plugin."""
 
 
+TINY_RUN = [
+    "data.max_seq_len=64",
+    "train.batch_tokens=256",
+    "data.eval_records=2",
+    "eval.max_new_tokens=2",
+    "eval.limit=1",
+    "eval.general=false",
+    "train.lr=1e-2",
+    "train.max_steps=3",
+    "train.save_every=3",
+    "train.warmup_steps=0",
+    "lora.num_virtual_tokens=4",
+    "lora.freeze_layers=1",
+]
+"""Config overrides for a 3-step run on a tiny model of any tuning method: short rows, one evaluated record."""
+
+
 def format_record(record: dict) -> Example:
     """{"q": ..., "a": ...} -> a one-turn conversation whose reference is `a`."""
     if not record.get("q") or not record.get("a"):

@@ -83,15 +83,15 @@ def report_context(run_dir: Path) -> dict[str, Any]:
     log = read_log(run_dir / LOG_FILE) if (run_dir / LOG_FILE).is_file() else []
     domain = record.get("domain", "?")
     base = record.get("base_model") or config.get("base", "?")
-    scores = _by_measure({v: metrics[v] for v in VARIANTS if isinstance(metrics.get(v), dict)})
+    scores = by_measure({v: metrics[v] for v in VARIANTS if isinstance(metrics.get(v), dict)})
     general = metrics.get("general")
-    general_measures = _by_measure({v: general[v] for v in VARIANTS if v in general}) if general else {}
+    general_measures = by_measure({v: general[v] for v in VARIANTS if v in general}) if general else {}
     return {
         "title": f"{domain} · {train.get('method') or config.get('train', {}).get('method', '?')} · {run_dir.name}",
         "run_dir": str(run_dir.resolve()),
         "status": record.get("status", "?"),
-        "trained": _trained(record, config, base),
-        "cost": _cost(train, log),
+        "trained": trained_rows(record, config, base),
+        "cost": cost_rows(train, log),
         "loss_chart": _loss_chart(run_dir, log, f"{domain} on {base}"),
         "records": metrics.get("records"),
         "variants": [v for v in VARIANTS if isinstance(metrics.get(v), dict)],
@@ -109,7 +109,7 @@ def report_context(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _trained(record: dict[str, Any], config: dict[str, Any], base: str) -> list[tuple[str, str]]:
+def trained_rows(record: dict[str, Any], config: dict[str, Any], base: str) -> list[tuple[str, str]]:
     """(label, value) rows: domain, base, method, data and the key settings of the run."""
     rows = [
         ("domain", f"{record.get('domain', '?')} (plugin {record.get('plugin_version', '?')})"),
@@ -126,7 +126,7 @@ def _trained(record: dict[str, Any], config: dict[str, Any], base: str) -> list[
     return rows
 
 
-def _cost(train: dict[str, Any], log: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def cost_rows(train: dict[str, Any], log: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(label, value) rows: training time, steps, tokens, speed, peak memory and hardware."""
     rows = []
     if log:
@@ -146,7 +146,7 @@ def _cost(train: dict[str, Any], log: list[dict[str, Any]]) -> list[tuple[str, s
     return rows
 
 
-def _by_measure(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+def by_measure(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     """`{variant: {measure: value}}` turned to `{measure: {variant: value}}`, numbers only."""
     measures: dict[str, dict[str, float]] = {}
     for variant, values in scores.items():
@@ -179,11 +179,18 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _examples(run_dir: Path) -> list[dict[str, Any]]:
-    """The first held-out predictions, each with its prompt (from eval_split.jsonl) cut to `PROMPT_CHARS`."""
+    """The first held-out predictions, each with its prompt cut to `PROMPT_CHARS`."""
+    return prediction_rows(run_dir, PROMPT_CHARS)[:EXAMPLES_SHOWN]
+
+
+def prediction_rows(run_dir: Path, prompt_chars: int | None = None) -> list[dict[str, Any]]:
+    """Every held-out prediction of a run (where, prompt, gold, each variant's answer), its prompt taken from
+    eval_split.jsonl and cut to `prompt_chars` characters when given."""
     prompts = {}
     for row in _rows(run_dir / EVAL_SPLIT_FILE):
         text = "\n\n".join(m["content"] for m in row.get("messages", [])[:-1] if m.get("role") != "system")
-        prompts[row.get("where")] = text if len(text) <= PROMPT_CHARS else text[:PROMPT_CHARS] + " …"
+        cut = prompt_chars is not None and len(text) > prompt_chars
+        prompts[row.get("where")] = text[:prompt_chars] + " …" if cut else text
     return [
         {
             "where": row.get("where", ""),
@@ -191,5 +198,5 @@ def _examples(run_dir: Path) -> list[dict[str, Any]]:
             "gold": row.get("gold", ""),
             "answers": {v: row[v] for v in VARIANTS if isinstance(row.get(v), str)},
         }
-        for row in _rows(run_dir / PREDICTIONS_FILE)[:EXAMPLES_SHOWN]
+        for row in _rows(run_dir / PREDICTIONS_FILE)
     ]

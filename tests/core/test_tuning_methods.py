@@ -19,28 +19,14 @@ from pixiu.families import lora_targets
 from pixiu.methods import INITIAL_ADAPTER
 from pixiu.models import load_base
 from pixiu.recipes.lora_sft import run
-from toy_domain import TOY, write_toy_data
+from toy_domain import TINY_RUN, TOY, write_toy_data
 
 METHODS = get_args(LoraArgs.model_fields["method"].annotation)
 """Every `lora.method`."""
-SMALL = [
-    "data.max_seq_len=64",
-    "train.batch_tokens=256",
-    "data.eval_records=2",
-    "eval.max_new_tokens=2",
-    "eval.limit=1",
-    "eval.general=false",
-    "train.lr=1e-2",
-    "train.max_steps=3",
-    "train.save_every=3",
-    "train.warmup_steps=0",
-    "lora.num_virtual_tokens=4",
-    "lora.freeze_layers=1",
-]
 
 
 def config_for(base, method, *extra):
-    return load_config(overrides=[*SMALL, f"lora.method={method}", *extra], values={"base": str(base)})
+    return load_config(overrides=[*TINY_RUN, f"lora.method={method}", *extra], values={"base": str(base)})
 
 
 def test_pissa_adapter_is_converted_to_a_lora_on_the_original_base(tiny_model_dir, tmp_path, toy_plugin):

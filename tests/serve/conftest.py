@@ -163,3 +163,18 @@ def make_app(tiny_model_dir: Path, tokenizer):
 def app(make_app, engine):
     """The app over a started engine."""
     return make_app(engine)
+
+
+@pytest.fixture(scope="session")
+def tiny_family(tmp_path_factory: pytest.TempPathFactory):
+    """`tiny_family(arch)`: the folder of a tiny model of that family (`pixiu.tiny`), made once per session."""
+    from pixiu.tiny import create_tiny_model
+
+    made: dict[str, Path] = {}
+
+    def make(arch: str) -> Path:
+        if arch not in made:
+            made[arch] = create_tiny_model(tmp_path_factory.mktemp(arch), arch=arch)
+        return made[arch]
+
+    return make

@@ -12,24 +12,11 @@ from transformers import AutoModelForCausalLM, Qwen3NextConfig
 from pixiu.errors import PixiuError
 from pixiu.seq2seq import ENCODER_DECODER_FAMILIES
 from pixiu.serve.multi_lora import MultiLora, read_adapter
-from pixiu.tiny import ARCHES, create_tiny_model
+from pixiu.tiny import ARCHES
 
 SERVED = [arch for arch in ARCHES if arch not in ENCODER_DECODER_FAMILIES]
 """Every decoder-only tiny family (t5 and mt5: tests/serve/test_seq2seq.py); the mistral, gemma2 and gemma3_text ones
 have a 4-token sliding window."""
-
-
-@pytest.fixture(scope="module")
-def tiny_family(tmp_path_factory: pytest.TempPathFactory):
-    """`tiny_family(arch)`: the folder of a tiny model of that family, made once per module."""
-    made: dict[str, Path] = {}
-
-    def make(arch: str) -> Path:
-        if arch not in made:
-            made[arch] = create_tiny_model(tmp_path_factory.mktemp(arch), arch=arch)
-        return made[arch]
-
-    return make
 
 
 def random_adapter(base: Path, folder: Path, seed: int, rank: int) -> Path:

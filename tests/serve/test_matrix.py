@@ -22,7 +22,7 @@ from pixiu.methods import WHOLE_MODEL, adapter_method
 from pixiu.models import load_base
 from pixiu.seq2seq import is_encoder_decoder
 from pixiu.serve.request import SamplingParams
-from pixiu.tiny import ARCHES, create_tiny_model
+from pixiu.tiny import ARCHES
 
 from .helpers import chat_ids
 from .test_engine import Collector
@@ -30,20 +30,6 @@ from .test_engine import Collector
 README = Path(__file__).resolve().parents[2] / "README.md"
 HEADER = re.compile(r"^\| family \\ method \|(.*)\|$")
 MARKS = {"T", "E", "R", "S", "M"}
-SMALL = [
-    "data.max_seq_len=64",
-    "train.batch_tokens=256",
-    "data.eval_records=2",
-    "eval.max_new_tokens=2",
-    "eval.limit=1",
-    "eval.general=false",
-    "train.lr=1e-2",
-    "train.max_steps=3",
-    "train.save_every=3",
-    "train.warmup_steps=0",
-    "lora.num_virtual_tokens=4",
-    "lora.freeze_layers=1",
-]
 FAST = {
     # every method on llama but those another default cell already serves the same way
     *(("llama", m) for m in ("lora", "rslora", "dora", "pissa", "ia3", "prefix", "adalora", "full")),
@@ -98,31 +84,18 @@ def test_the_table_covers_every_family_and_method_with_known_marks():
         assert marks is None or ({"T", "E"} <= marks <= MARKS), cell
 
 
-@pytest.fixture(scope="module")
-def tiny_family(tmp_path_factory: pytest.TempPathFactory):
-    """`tiny_family(arch)`: the folder of a tiny model of that family, made once per module."""
-    made: dict[str, Path] = {}
-
-    def make(arch: str) -> Path:
-        if arch not in made:
-            made[arch] = create_tiny_model(tmp_path_factory.mktemp(arch), arch=arch)
-        return made[arch]
-
-    return make
-
-
 @pytest.mark.parametrize(("family", "method"), cell_params())
 def test_cell(family, method, tiny_family, tmp_path, toy_plugin):
     from pixiu.config import load_config
     from pixiu.evaluation import evaluate_domain
     from pixiu.recipes.lora_sft import run
-    from toy_domain import TOY, write_toy_data
+    from toy_domain import TINY_RUN, TOY, write_toy_data
 
     marks = MATRIX[family, method]
     base = tiny_family(family)
     data = write_toy_data(tmp_path / "toy.jsonl", 12)
     run_dir = tmp_path / "run"
-    config = load_config(overrides=[*SMALL, f"lora.method={method}"], values={"base": str(base)})
+    config = load_config(overrides=[*TINY_RUN, f"lora.method={method}"], values={"base": str(base)})
     if marks is None:
         with pytest.raises(PixiuError, match=f"lora.method={method}"):
             run(TOY, config, data, run_dir)

@@ -162,7 +162,8 @@ def serve(
     adapters are served through peft, one adapter per forward pass (GET /v1/models says which).
     Endpoints: /v1/models, /v1/chat/completions, /v1/completions (streaming with "stream": true),
     /health and /metrics; a web chat page is at / (docs/web.md); its Compare votes go through
-    POST /v1/feedback/pairs to $PIXIU_HOME/feedback/pairs.jsonl.
+    POST /v1/feedback/pairs to $PIXIU_HOME/feedback/pairs.jsonl. Every training run (its loss curve,
+    scores and predictions, live while it trains) is browsable at /runs, read-only (GET /v1/runs).
     With PIXIU_ADMIN_TOKEN set, POST /v1/adapters and DELETE /v1/adapters/NAME load and unload
     adapters without a restart.
 
@@ -231,7 +232,7 @@ def serve(
         click.echo(
             f"serving {base} on {where} in {precision_name(dtype)} with adapters: {served_as(engine) or 'none'}; "
             f"admin endpoints {'on' if admin_token else 'off (set PIXIU_ADMIN_TOKEN)'}; "
-            "web chat page at /",
+            "web chat page at /, runs at /runs",
             err=True,
         )
         uvicorn.Server(uvicorn_config(app, host=host, port=port, timeouts=timeouts)).run()

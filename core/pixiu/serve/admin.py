@@ -20,7 +20,7 @@ from pixiu.serve.state import Server, model_card, server_of, unknown_model
 router = APIRouter()
 
 
-def _require_admin(request: Request) -> Server:
+def require_admin(request: Request) -> Server:
     """The server, if the request carries the admin token; otherwise 403 (admin off) or 401."""
     server = server_of(request)
     if server.admin_token is None:
@@ -41,7 +41,7 @@ def _require_admin(request: Request) -> Server:
 @router.post("/v1/adapters")
 async def load_adapter(body: AdapterLoad, request: Request) -> AdapterLoaded:
     """Load adapter `name` from the registry (or from `path` inside PIXIU_HOME), replacing one of that name."""
-    server = _require_admin(request)
+    server = require_admin(request)
     folder = _adapter_folder(body.name, body.path, server.base, force=body.force)
     try:
         check_base(folder, server.base, server.engine.model.name_or_path, force=body.force, how='send "force": true')
@@ -56,7 +56,7 @@ async def load_adapter(body: AdapterLoad, request: Request) -> AdapterLoaded:
 @router.delete("/v1/adapters/{name}")
 async def unload_adapter(name: str, request: Request) -> AdapterDeleted:
     """Unload adapter `name`; answers once the requests already running on it have finished."""
-    server = _require_admin(request)
+    server = require_admin(request)
     try:
         done = server.engine.unload_adapter(name)
     except UnknownModel as exc:

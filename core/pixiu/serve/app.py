@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from pixiu.data import IGNORE_INDEX, render
 from pixiu.errors import DataError, PixiuError
 from pixiu.preference import tokenize_answer
-from pixiu.serve import admin, pairs, plugin_pages
+from pixiu.serve import admin, pairs, plugin_pages, runs_api, train_api
 from pixiu.serve.adapters import BASE, UnknownModel, WrongKind, generation_refusal, scoring_refusal
 from pixiu.serve.engine import Engine, QueueFull
 from pixiu.serve.generation import Generation
@@ -51,11 +51,13 @@ def build_app(engine: Engine, tokenizer, *, base: str, limits: Limits, admin_tok
     app = FastAPI(title="pixiu", summary="One base model, many domain adapters, OpenAI-compatible.")
     app.state.server = Server(engine, tokenizer, base, limits, admin_token, int(time.time()), ServeMetrics(engine))
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes, exempt=(train_api.UPLOAD_PATH,))
     app.add_middleware(ServerError)  # added last, so outermost: it catches what BodyLimit and the routes raise
     app.include_router(router)
     app.include_router(admin.router)
     app.include_router(pairs.router)
+    app.include_router(runs_api.router)
+    train_api.install(app)
     plugin_pages.mount_pages(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -88,15 +88,17 @@ class ServerError:
 
 
 class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413, before any route reads them."""
+    """Refuse request bodies over `limit` bytes with 413, before any route reads them; paths starting with one of
+    `exempt` pass unread (their route streams and bounds the body itself, as uploads of training data do)."""
 
-    def __init__(self, app: ASGIApp, limit: int):
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ()):
         self.app = app
         self.limit = limit
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Buffer the body up to the limit, then hand the app a receive that replays it."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

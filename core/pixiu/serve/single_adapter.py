@@ -66,9 +66,13 @@ class SingleAdapter:
             for parent, attribute, original, _ in self.swaps:
                 parent._modules[attribute] = original
 
-    def seed_cache(self, cache: DynamicCache) -> None:
+    def seed_cache(self, cache: DynamicCache | list[torch.Tensor]) -> None:
         """Put the prefix's keys and values into a request's empty cache (prefix tuning; nothing otherwise)."""
-        for index, (keys, values) in enumerate(self.prefix or []):
+        if not self.prefix:
+            return
+        if not isinstance(cache, DynamicCache):  # training refuses prefix tuning on such bases
+            raise PixiuError("a prefix adapter needs an attention cache; this base keeps a recurrent state instead")
+        for index, (keys, values) in enumerate(self.prefix):
             cache.update(keys, values, index)
 
     def first_inputs(self, embeddings: torch.nn.Module, chunk: torch.Tensor) -> dict[str, torch.Tensor]:
