@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -13,6 +14,7 @@ import yaml
 from pixiu.domain import Example
 from pixiu.errors import PixiuError
 from pixiu.files import read_jsonl, write_jsonl
+from pixiu.paths import runs_dir
 
 T = TypeVar("T")
 
@@ -102,3 +104,17 @@ def read_run_file(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
     record = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return record if isinstance(record, dict) else {}
+
+
+def new_run_dir(domain: str) -> Path:
+    """Create a fresh run folder PIXIU_HOME/runs/DOMAIN-TIME (-2, -3... when that name is taken) and return it."""
+    stem = runs_dir() / f"{domain}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    candidate, number = stem, 1
+    while True:
+        try:
+            candidate.mkdir()  # atomic: of two runs started in the same second, each gets its own folder
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = stem.with_name(f"{stem.name}-{number}")

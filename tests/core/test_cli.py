@@ -270,14 +270,14 @@ def test_resume_continues_the_recorded_run_and_refuses_contradictions(
 def test_runs_started_in_the_same_second_get_their_own_folders(pixiu_home, monkeypatch):
     from datetime import datetime
 
-    import pixiu.cli.domain as domain_cli
+    import pixiu.runs as runs
 
     class Frozen(datetime):
         @classmethod
         def now(cls, tz=None):
             return datetime(2026, 1, 2, 3, 4, 5)
 
-    monkeypatch.setattr(domain_cli, "datetime", Frozen)
-    first, second = domain_cli._new_run_dir("toy"), domain_cli._new_run_dir("toy")
+    monkeypatch.setattr(runs, "datetime", Frozen)
+    first, second = runs.new_run_dir("toy"), runs.new_run_dir("toy")
     assert first.name == "toy-20260102-030405" and second.name == "toy-20260102-030405-2"
     assert first.is_dir() and second.is_dir()

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from pixiu.testing.web import browser  # noqa: F401  (headless Chromium, a fixture for the page tests)
+
 from .helpers import ADAPTERS, ADMIN_TOKEN, RM_MAX_LEN
 
 

@@ -12,7 +12,7 @@ from pixiu.serve import runs_api
 from pixiu.serve.server import background_server
 from run_folders import append_log, fake_run
 
-from .test_web_page import blocked, browser, not_blank  # noqa: F401  (browser: the module's Chromium fixture)
+from .test_web_page import blocked, not_blank
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def url(make_app, engine, pixiu_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
-def open_runs(browser) -> Iterator:  # noqa: F811  (the imported fixture)
+def open_runs(browser) -> Iterator:
     """`open_runs(url)`: a new page on `url`, collecting script errors and policy violations in `page.errors`;
     none may remain at the end."""
     pages = []

@@ -12,9 +12,9 @@ from pixiu.serve.server import background_server
 
 from .helpers import ADMIN_TOKEN
 from .test_train_jobs import TINY, child_sees_toy
-from .test_web_page import blocked, browser, not_blank
+from .test_web_page import blocked, not_blank
 
-__all__ = ["browser", "child_sees_toy"]  # fixtures shared with the other page and API tests
+__all__ = ["child_sees_toy"]  # a fixture shared with the API tests
 
 
 @pytest.fixture

@@ -2,27 +2,15 @@
 
 import json
 from collections.abc import Iterator
-from io import BytesIO
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pixiu.serve.server import background_server
+from pixiu.testing.web import not_blank
 
 from .helpers import ADMIN_TOKEN, MODELS, PROMPTS, call
-
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; CI installs it (.ci/run)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def test_page_and_its_files_are_served(app) -> None:
@@ -45,18 +33,6 @@ def test_page_and_its_files_are_served(app) -> None:
     missing = call(app, "GET", "/static/nope.js")
     assert missing.status_code == 404 and "error" in missing.json()
     assert call(app, "GET", "/static/../app.py").status_code == 404
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    """Headless Chromium through Playwright, once per module; skips when either is missing."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -138,15 +114,6 @@ def sse(pieces: list[str]) -> str:
     chunks = [{"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in pieces]
     chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     return "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
-
-
-def not_blank(png: bytes) -> bool:
-    """Whether a screenshot shows more than a background: many colours, none covering nearly everything."""
-    from PIL import Image
-
-    screenshot = Image.open(BytesIO(png)).convert("RGB")
-    colours = screenshot.getcolors(maxcolors=1 << 20)
-    return len(colours) > 20 and max(colours)[0] < 0.97 * screenshot.width * screenshot.height
 
 
 def test_chat_regenerate_edit_and_history(page, url: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -12,6 +11,7 @@ from pixiu.cli.hardware import PRECISIONS, check_device
 from pixiu.cli.output import print_rows
 from pixiu.formats import DATA_FORMATS
 from pixiu.paths import ensure_writable, pixiu_home, runs_dir
+from pixiu.runs import new_run_dir
 
 RECIPES = {"sft": "lora_sft", "dpo": "dpo", "kto": "kto", "grpo": "grpo", "rm": "reward_model", "ppo": "ppo"}
 """The module in pixiu.recipes that trains each `train.method`."""
@@ -245,7 +245,7 @@ def train(
         yaml_paths = [p for p in (domain.default_config, config_path) if p]
         config = load_config(yaml_paths, overrides, values=values, domain=domain)
         data_path = data_path or _sample_data(domain, pairs=config.reads_pairs())
-        run_dir = output or _new_run_dir(domain.name)
+        run_dir = output or new_run_dir(domain.name)
     ensure_writable(run_dir, "run folder", "pass --output DIR with a folder you can write to")
     ensure_writable(pixiu_home(), "PIXIU_HOME", "point PIXIU_HOME at a folder you can write to (it holds the registry)")
     try:
@@ -481,20 +481,6 @@ def _split_pair(item: str) -> tuple[str, str]:
     if not sep:
         raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--arg")
     return key, value
-
-
-def _new_run_dir(domain: str) -> Path:
-    """Create a fresh run directory named after the domain and the time (-2, -3... when that name is taken)."""
-    stem = runs_dir() / f"{domain}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    runs_dir().mkdir(parents=True, exist_ok=True)
-    candidate, number = stem, 1
-    while True:
-        try:
-            candidate.mkdir()  # atomic: of two runs started in the same second, each gets its own folder
-            return candidate
-        except FileExistsError:
-            number += 1
-            candidate = stem.with_name(f"{stem.name}-{number}")
 
 
 def _latest_unfinished_run(domain: str) -> Path:

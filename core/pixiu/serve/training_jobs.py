@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from pixiu.errors import PixiuError
 from pixiu.models import base_config
 from pixiu.paths import pixiu_home, runs_dir
 from pixiu.plugins import get_domain, get_model_sources
-from pixiu.runs import LOG_FILE, RUN_FILE, read_run_file
+from pixiu.runs import LOG_FILE, RUN_FILE, new_run_dir, read_run_file
 
 UPLOADS = "uploads"
 """Where uploaded data files go, relative to PIXIU_HOME."""
@@ -295,20 +294,6 @@ def check_base(spec: str) -> None:
             raise PixiuError(f"base {spec!r}: unknown model source; known schemes: {known}")
     except (PixiuError, OSError, ValueError) as exc:
         raise JobRefused(400, str(exc)) from exc
-
-
-def new_run_dir(domain: str) -> Path:
-    """A new run folder PIXIU_HOME/runs/DOMAIN-TIME (-2, -3... when that name is taken), as the CLI names them."""
-    stem = runs_dir() / f"{domain}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    runs_dir().mkdir(parents=True, exist_ok=True)
-    candidate, number = stem, 1
-    while True:
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            number += 1
-            candidate = stem.with_name(f"{stem.name}-{number}")
 
 
 def run_folder(name: str) -> Path:

@@ -21,7 +21,16 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 """Debian's Chromium package (`apt-get install chromium`); Playwright drives it, and never downloads its own."""
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def random_adapter(model_dir: Path, folder: Path, seed: int = 1) -> Path:
