@@ -13,7 +13,7 @@ originals back, so the base stays as it was between forward passes: the per-row 
 and every other adapter see the plain base. `SingleAdapter.active` swaps peft's layers in for one forward pass
 and back (a few hundred dictionary assignments: 37 us in and out for DoRA on SmolLM2-135M's 210 layers). The peft
 layers wrap the very same original modules, so nothing of the base is copied. For prefix tuning the prefix
-keys/values seed the request's cache at prefill (peft's `get_prompt`), for prompt tuning the virtual token
+keys/values (in peft's `get_prompt` layout) seed the request's cache at prefill, for prompt tuning the virtual token
 embeddings go in front of the first prompt chunk as `inputs_embeds`; both then count as cached tokens of the row.
 """
 
@@ -114,16 +114,13 @@ def load_single(model: torch.nn.Module, folder: Path, method: str) -> SingleAdap
     base_params = {id(p) for p in model.parameters()}
     new_params = {id(p): p for _, _, _, replacement in swaps for p in replacement.parameters()}
     if config.is_prompt_learning:
-        with torch.inference_mode():
-            virtual = peft_model.get_prompt(batch_size=1)
         for p in peft_model.prompt_encoder.parameters():
             new_params[id(p)] = p
         if config.peft_type.value == "PREFIX_TUNING":
-            adapter.prefix = _layers(virtual)
-            if len({keys.shape[2] for keys, _ in adapter.prefix}) > 1:  # peft cut sliding-window layers to the window
-                adapter.prefix = _whole_prefix(peft_model)
+            adapter.prefix = _prefix_layers(peft_model)
         else:
-            adapter.prompt = virtual.detach()
+            with torch.inference_mode():
+                adapter.prompt = peft_model.get_prompt(batch_size=1).detach()
     adapter.nbytes = sum(p.nbytes for key, p in new_params.items() if key not in base_params)
     return adapter
 
@@ -157,20 +154,11 @@ def _restore(
     return swaps
 
 
-def _layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each layer's (keys, values) of the prefix peft's `get_prompt` gave, as a cache or per-layer stacks."""
-    if isinstance(cache, DynamicCache):
-        layers: list[Any] = list(cache.layers)  # attention layers, filled by peft
-        return [(layer.keys.detach(), layer.values.detach()) for layer in layers]
-    if isinstance(cache, tuple | list):
-        return [(layer[0].detach(), layer[1].detach()) for layer in cache]
-    raise PixiuError(f"peft gave the prefix as {type(cache).__name__}, which pixiu serve cannot read")
-
-
-def _whole_prefix(peft_model: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each layer's (keys, values) of a loaded prefix adapter, every virtual token in every layer: the engine keeps
-    sliding-window layers whole (the model's mask applies the window), where peft's cache for gemma2/gemma3 would
-    keep only the last tokens of the window in those layers. The layout is peft's `get_prompt`'s."""
+def _prefix_layers(peft_model: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's (keys, values) of a loaded prefix adapter, every virtual token in every layer, in the layout of
+    peft's `get_prompt`. Read from the prompt encoder rather than through `get_prompt`, whose cache for gemma2/gemma3
+    keeps only the window's last tokens in sliding-window layers, where the engine keeps those layers whole (the
+    model's mask applies the window)."""
     config = peft_model.active_peft_config
     weight = peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight.detach()  # saved already projected
     weight = weight.to(getattr(peft_model, "base_model_torch_dtype", None) or weight.dtype)  # as get_prompt casts it
