@@ -26,6 +26,7 @@ import torch
 from pixiu.checkpoint import list_checkpoints
 from pixiu.data import IGNORE_INDEX, TokenizedExample
 from pixiu.errors import PixiuError
+from pixiu.optimizer_state import gather_full, parameter_names, scatter_full
 
 SHARDED = ("fsdp", "deepspeed-zero3")
 """Strategies that shard the weights themselves: the adapter must be gathered, and rank 0 cannot generate alone."""
@@ -184,6 +185,7 @@ class Ranks:
         self.is_main = accelerator.is_main_process if accelerator else True
         self._prepared: Any = None
         self._gathered: dict[str, torch.Tensor] | None = None
+        self._names: list[str] = []
 
     @classmethod
     def start(cls, device: str, strategy: str) -> Ranks:
@@ -253,13 +255,24 @@ class Ranks:
     def prepare(
         self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Callable[..., tuple[torch.Tensor, int]]
     ) -> tuple[Callable[[dict[str, torch.Tensor]], torch.Tensor], torch.optim.Optimizer]:
-        """(summed loss of a batch, optimizer), wrapped by `accelerator.prepare` for the strategy under a launcher."""
+        """(summed loss of a batch, optimizer), wrapped by `accelerator.prepare` for the strategy under a launcher.
+
+        A resumed run's optimizer comes here holding the checkpoint's whole state; under fsdp each rank keeps its
+        shard of it, under DeepSpeed it is dropped (`restarts_optimizer`).
+        """
         if not self.accelerator:
             return (lambda batch: loss(model, batch)[0]), optimizer
         plugin = self.accelerator.state.deepspeed_plugin
         if plugin is not None:  # there is no DataLoader to read it from; a step is one token-budgeted batch
             plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = 1
-        self._prepared, optimizer = self.accelerator.prepare(_LossModule(model, loss), optimizer)
+        wrapped = _LossModule(model, loss)
+        self._names = parameter_names(wrapped, optimizer)  # FSDP's state dicts name what the optimizer indexes
+        resumed = optimizer.state_dict() if optimizer.state else None  # a resumed run's, loaded whole
+        if self.strategy != "ddp":  # from here each rank holds a shard: fsdp's is restored below, DeepSpeed's lost
+            optimizer.state.clear()
+        self._prepared, optimizer = self.accelerator.prepare(wrapped, optimizer)
+        if resumed is not None and self.strategy == "fsdp":
+            scatter_full(self._prepared, _unwrapped(optimizer), resumed, self._names)
         device = self.accelerator.device
         return (lambda batch: self._prepared(**{k: v.to(device) for k, v in batch.items()})), optimizer
 
@@ -301,8 +314,25 @@ class Ranks:
         """Save the adapter the peft way; under sharded strategies the weights gathered at the last checkpoint."""
         model.save_pretrained(str(folder), **({"state_dict": self._gathered} if self._gathered is not None else {}))
 
+    @property
+    def restarts_optimizer(self) -> bool:
+        """Whether AdamW's state is lost across checkpoints: under DeepSpeed, whose ZeRO partitions pixiu does not
+        gather (its checkpoints hold none, and a resumed state is dropped when DeepSpeed takes the optimizer)."""
+        return self.accelerator is not None and self.strategy.startswith("deepspeed")
+
     def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict | None:
-        """The optimizer's state for a checkpoint; None under sharded strategies, where each rank holds a part."""
-        if self.accelerator and self.strategy != "ddp":
+        """The optimizer's whole state for a checkpoint, in the one-process form, on rank 0 (None elsewhere).
+
+        Under fsdp it is gathered from every rank's shard, so every rank must call this; under DeepSpeed it is
+        None (see `restarts_optimizer`).
+        """
+        if self.accelerator and self.strategy == "fsdp":
+            return gather_full(self._prepared, _unwrapped(optimizer), self._names)
+        if self.restarts_optimizer or not self.is_main:
             return None
         return optimizer.state_dict()
+
+
+def _unwrapped(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The torch optimizer inside accelerate's `AcceleratedOptimizer` (the one torch's state-dict API reads)."""
+    return getattr(optimizer, "optimizer", optimizer)

@@ -70,15 +70,16 @@ def check_matches_record(run_dir: Path, config: RunConfig, data_path: Path) -> N
 
 CHANGEABLE_ON_RESUME = (
     "train.devices",
+    "train.strategy",
     "train.device",
     "train.precision",
     "train.gradient_checkpointing",
     "train.max_minutes",
     "train.report_to",
 )
-"""Keys a resumed run may change: checkpoints are device-independent, the step fixes the data position
-(only its split over the devices changes), a time budget says only where this session stops, and a tracker only
-watches."""
+"""Keys a resumed run may change: checkpoints are device-independent (AdamW's state is kept whole whichever
+strategy wrote it, DeepSpeed aside: `pixiu.optimizer_state`), the step fixes the data position (only its split
+over the devices changes), a time budget says only where this session stops, and a tracker only watches."""
 
 
 def _differences_from_record(record: Mapping[str, Any], config: RunConfig, data_path: Path | None) -> list[str]:

@@ -341,8 +341,8 @@ class Optimiser:
         """Restore what `state_dict` saved (the optimizer's state is loaded onto the parameters' device)."""
         if state["optimizer"] is not None:
             self.optimizer.load_state_dict(state["optimizer"])
-        else:  # written under fsdp or deepspeed, where each rank holds only a part of it (see pixiu.distributed)
-            console.print("[yellow]the checkpoint has no optimizer state (sharded strategy); AdamW restarts[/]")
+        else:  # written under DeepSpeed, whose ZeRO partitions pixiu does not gather (see pixiu.distributed)
+            console.print("[yellow]the checkpoint has no optimizer state (written under DeepSpeed); AdamW restarts[/]")
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

@@ -92,6 +92,12 @@ def _run(
     model = trainable_adapter(base, config, init_folder)
     optimiser = Optimiser(model, config, hardware.scaler)
     start_step = resume_training(checkpoints, model, optimiser, console) if resume else 0
+    if resume and ranks.restarts_optimizer:
+        console.print(
+            f"[yellow]train.strategy={config.train.strategy}: DeepSpeed's ZeRO partitions keep AdamW's state, which "
+            "pixiu's checkpoints do not hold; AdamW restarts from zero (the adapter, learning-rate schedule and data "
+            "position resume exactly); train with fsdp or ddp for an exact resume[/]"
+        )
     if ranks.is_main:
         keep_initial_adapter(model, run_dir, config.lora.method)  # pissa/olora: what the saved adapter converts against
         write_run_file(run_dir, domain, config, data_path, tokenizer, status="training")
@@ -128,8 +134,9 @@ def _run(
             out_of_time = deadline.reached()
             if checkpoint_due(step + 1, config) or out_of_time:
                 saved = ranks.adapter_state(model, adapter_state)  # None on the ranks that do not write
+                optimizer_state = ranks.optimizer_state(optimizer)  # gathered from every rank under fsdp
                 if saved is not None:
-                    training_state = optimiser.state_dict(ranks.optimizer_state(optimizer))
+                    training_state = optimiser.state_dict(optimizer_state)
                     save_checkpoint(run_dir, step + 1, saved, training_state, keep=config.train.keep_checkpoints)
                     progress.note(f"checkpoint saved: step {step + 1}")
             if out_of_time:
