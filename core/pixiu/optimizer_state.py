@@ -9,7 +9,7 @@ by FSDP on N ranks resumes on one process, under DDP, or under FSDP on M ranks, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -65,7 +65,7 @@ def gather_full(module: torch.nn.Module, optimizer: torch.optim.Optimizer, names
 
     # every rank receives it (an adapter's AdamW state is small); torch's cpu_offload=True, rank 0 alone, lets
     # a CPU run's gathered moments share one buffer (exp_avg came back equal to exp_avg_sq), so copy it ourselves
-    full = get_optimizer_state_dict(module, optimizer, options=StateDictOptions(full_state_dict=True))
+    full = cast(State, get_optimizer_state_dict(module, optimizer, options=StateDictOptions(full_state_dict=True)))
     if torch.distributed.get_rank() != 0:
         return None
     moments = {
