@@ -139,3 +139,42 @@ def test_a_run_resumes_exactly_under_another_strategy(tiny_model_dir, tmp_path):
     recipe.run(TOY, ddp, data, run_dir, resume=True)
     resumed = load_file(str(run_dir / "adapter_model.safetensors"))
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def _checkpoint_state(run_dir: Path, step: int) -> dict:
+    """The optimizer state a run's checkpoint `step` holds."""
+    return torch.load(run_dir / "checkpoints" / f"step-{step:07d}" / "state.pt", weights_only=True)["optimizer"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
+def test_fsdp_on_two_gpus_checkpoints_adamw_whole_and_resumes_on_one(toy_plugin, tiny_model_dir, tmp_path, pixiu_home):
+    from click.testing import CliRunner
+
+    from pixiu.cli import cli
+    from pixiu_process import PIXIU, TINY_TRAIN
+
+    data = write_toy_data(tmp_path / "toy.jsonl", 30)
+    same = ["--max-steps", "3", "--set", "train.save_every=2", "--set", "train.lr=1e-2"]
+    given = ["--base", str(tiny_model_dir), "--data", str(data), *TINY_TRAIN, *same]
+    one, two = tmp_path / "one", tmp_path / "two"
+    alone = CliRunner().invoke(cli, ["domain", "train", "toy", *given, "--output", str(one)], catch_exceptions=False)
+    assert alone.exit_code == 0, alone.output
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PIXIU_LOAD_PLUGINS": "toy"}
+    command = [*PIXIU, "domain", "train", "toy", *given, "--output", str(two), "--devices", "2", "--strategy", "fsdp"]
+    launched = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert launched.returncode == 0, launched.stdout + launched.stderr[-3000:]
+    # the 2 GPUs each sum half of every step's rows: float rounding apart, AdamW's moments are the one GPU's
+    written, expected = _checkpoint_state(two, 2), _checkpoint_state(one, 2)
+    assert written["state"].keys() == expected["state"].keys() and written["state"][0]["step"] == 2
+    for index, moments in expected["state"].items():
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.allclose(written["state"][index][key], moments[key], rtol=1e-3, atol=1e-7), (index, key)
+
+    shutil.rmtree(list_checkpoints(two)[-1])  # as if the run had died after step 2's checkpoint
+    (two / "adapter_model.safetensors").unlink()
+    resume = ["domain", "train", "toy", "--resume", "--output", str(two), "--devices", "1"]
+    resumed = CliRunner().invoke(cli, resume, catch_exceptions=False)
+    assert resumed.exit_code == 0 and "AdamW restarts" not in resumed.output, resumed.output
+    one_adapter, two_adapter = (load_file(str(d / "adapter_model.safetensors")) for d in (one, two))
+    assert max((one_adapter[k] - two_adapter[k]).abs().max().item() for k in one_adapter) < 1e-4
