@@ -62,8 +62,8 @@ def check_devices(devices: int, strategy: str, device: str) -> None:
     on_cpu = device == "cpu" or not torch.cuda.is_available()
     if strategy != "ddp" and on_cpu:
         raise PixiuError(
-            f"train.strategy={strategy} needs CUDA GPUs (this run is on the CPU); use train.strategy=ddp, "
-            "which runs CPU processes over gloo"
+            f"train.strategy={strategy} needs CUDA GPUs (this run is on the CPU, where accelerate runs neither FSDP "
+            "nor DeepSpeed); use train.strategy=ddp, which runs CPU processes over gloo"
         )
     if strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
         raise PixiuError(f"train.strategy={strategy} needs DeepSpeed: pip install 'pixiu[deepspeed]'")

@@ -4,6 +4,7 @@ the CPU (gloo) that gathers and scatters it, DeepSpeed's stated restart, and a r
 from __future__ import annotations
 
 import copy
+import io
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from rich.console import Console
 from safetensors.torch import load_file
 
 import fsdp_child
@@ -178,3 +180,17 @@ def test_fsdp_on_two_gpus_checkpoints_adamw_whole_and_resumes_on_one(toy_plugin,
     assert resumed.exit_code == 0 and "AdamW restarts" not in resumed.output, resumed.output
     one_adapter, two_adapter = (load_file(str(d / "adapter_model.safetensors")) for d in (one, two))
     assert max((one_adapter[k] - two_adapter[k]).abs().max().item() for k in one_adapter) < 1e-4
+
+
+def test_a_deepspeed_resume_says_that_adamw_restarts(tiny_model_dir, tmp_path, monkeypatch):
+    data = write_toy_data(tmp_path / "toy.jsonl", 30)
+    overrides = ["data.max_seq_len=64", "train.batch_tokens=256", "train.max_steps=2", "train.save_every=1"]
+    config = load_config(overrides=[*overrides, "data.eval_records=0"], values={"base": str(tiny_model_dir)})
+    run_dir = tmp_path / "run"
+    recipe.run(TOY, config, data, run_dir)
+    shutil.rmtree(list_checkpoints(run_dir)[-1])
+    monkeypatch.setattr(Ranks, "restarts_optimizer", property(lambda ranks: True))  # as under a DeepSpeed launch
+    said = io.StringIO()
+    recipe.run(TOY, config, data, run_dir, resume=True, console=Console(file=said, width=400))
+    assert "DeepSpeed's ZeRO partitions keep AdamW's state" in said.getvalue()
+    assert "AdamW restarts from zero" in said.getvalue()
