@@ -2,9 +2,10 @@
 
 A checkpoint keeps the optimizer's state in the one-process form, `optimizer.state_dict()` keyed by each
 parameter's index in the param groups. Under FSDP each rank holds a shard of it: torch's
-`torch.distributed.checkpoint.state_dict` gathers the full state keyed by parameter names onto rank 0's CPU, and
-scatters such a state back into the shards. This module converts between the two keyings, so a checkpoint written
-by FSDP on N ranks resumes on one process, under DDP, or under FSDP on M ranks, and the other way round.
+`torch.distributed.checkpoint.state_dict` gathers the full state keyed by parameter names (rank 0 keeps a CPU
+copy), and scatters such a state back into the shards. This module converts between the two keyings, so a
+checkpoint written by FSDP on N ranks resumes on one process, under DDP, or under FSDP on M ranks, and the other
+way round.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def parameter_names(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -
 
 def by_index(full: State, names: list[str]) -> State:
     """A state keyed by parameter names (torch's full state dict) in the one-process form, keyed by the index of
-    each name in `names` (`parameter_names` of the optimizer; FSDP may list a group's names in another order)."""
+    each name in `names` (`parameter_names` of the optimizer; the order torch lists a group's names in is not
+    relied on)."""
     index = {name: i for i, name in enumerate(names)}
     return {
         "state": {index[name]: value for name, value in full["state"].items()},

@@ -57,7 +57,7 @@ def test_the_one_process_state_converts_to_names_and_back():
     named = by_name(state, names)
     assert named["param_groups"][0]["params"] == ["1.weight", "0.weight"]
     assert named["state"]["0.bias"]["exp_avg"] is state["state"][2]["exp_avg"]
-    named["param_groups"][0]["params"].reverse()  # FSDP may list a group's names in another order
+    named["param_groups"][0]["params"].reverse()  # the indices follow `names`, not the order a group lists
     assert _max_difference(by_index(named, names), state) == 0.0
 
 
