@@ -30,6 +30,7 @@ from pixiu.distributed import Ranks
 from pixiu.domain import Domain, Example
 from pixiu.errors import ConfigError, PixiuError
 from pixiu.files import atomic_write_json, atomic_write_text, locked
+from pixiu.fused_lora import fuse_lora_layers
 from pixiu.lora import (
     adapter_state,
     attach_lora,
@@ -238,9 +239,15 @@ def init_adapter_folder(config: RunConfig) -> Path | None:
 
 
 def trainable_adapter(base, config: RunConfig, init_folder: Path | None) -> PeftModel:
-    """A fresh LoRA adapter on `base` (initialised from `train.seed`), or the adapter in `init_folder` to train on."""
-    if init_folder is not None:
-        return load_trainable_adapter(base, init_folder)
+    """A fresh LoRA adapter on `base` (initialised from `train.seed`), or the adapter in `init_folder` to train on;
+    its plain LoRA layers train through `pixiu.fused_lora`."""
+    model = load_trainable_adapter(base, init_folder) if init_folder is not None else _new_adapter(base, config)
+    fuse_lora_layers(model)
+    return model
+
+
+def _new_adapter(base, config: RunConfig) -> PeftModel:
+    """A fresh adapter of `config.lora.method` on `base`, initialised from `train.seed`."""
     torch.manual_seed(config.train.seed)
     lora = config.lora
     new_tokens = new_token_ids(base.name_or_path)  # a base from `pixiu models extend-vocab` trains its new rows

@@ -205,7 +205,11 @@ def test_two_cpu_processes_train_the_pair_methods_like_one(method, toy_plugin, t
     assert launched.returncode == 0, launched.stdout + launched.stderr
     # each process trains its share of every step's pairs and adds its part of the loss's gradient to the others'
     difference = _max_difference(_adapter(tmp_path / "one"), _adapter(two))
-    assert difference < 1e-4, f"{method}, 2 processes vs 1: max abs difference {difference:.3g}"
+    # KTO's loss moves against a batch-wide KL estimate, and AdamW's first steps (about lr = 1e-2 each, whatever a
+    # gradient's size) turn the rounding of a small gradient into a visible step: 2.4e-5 with peft's LoRA layers,
+    # 1.6e-4 with pixiu's fused ones (which sum in another order), under 2% of one step either way
+    tolerance = 5e-4 if method == "kto" else 1e-4
+    assert difference < tolerance, f"{method}, 2 processes vs 1: max abs difference {difference:.3g}"
     if method == "rm":  # the scalar head trains beside the adapter, and is summed over the processes too
         one_head, two_head = (load_file(str(d / "reward_head.safetensors")) for d in (tmp_path / "one", two))
         # (its bias is left out: Bradley-Terry compares two scores, so the bias's gradient is 0 up to rounding, and
