@@ -42,6 +42,7 @@ from transformers import (
 
 from pixiu.data import IGNORE_INDEX, StepBatches, TokenizedExample, collate
 from pixiu.devices import peak_memory, reset_peak_memory, resolve_device
+from pixiu.fused_lora import fuse_lora_layers
 from pixiu.lora import attach_lora, enable_gradient_checkpointing
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
@@ -166,6 +167,7 @@ def train_pixiu(
         enable_gradient_checkpointing(base)
     torch.manual_seed(SEED)
     model = attach_lora(base, **LORA)
+    fuse_lora_layers(model)  # as pixiu.training.trainable_adapter does (where base and LoRA share one dtype)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     mean_len = statistics.fmean(len(e) for e in examples)

@@ -29,6 +29,7 @@ from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, Train
 
 from pixiu.data import IGNORE_INDEX, StepBatches, TokenizedExample, collate, render, tokenize_example
 from pixiu.devices import peak_memory
+from pixiu.fused_lora import fuse_lora_layers
 from pixiu.lora import attach_lora, enable_gradient_checkpointing
 from pixiu.loss import labelled_loss
 from pixiu.models import load_base
@@ -229,6 +230,7 @@ class PixiuPath:
     ):
         self.examples, self.pad_id, self.warmup = examples, pad_id, warmup
         self.model, _ = fresh_model(checkpointing)
+        fuse_lora_layers(self.model)  # as pixiu.training.trainable_adapter does
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=LR, weight_decay=0.0)
         self.batches = StepBatches(examples, batch_tokens, SEED)
