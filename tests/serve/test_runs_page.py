@@ -10,6 +10,7 @@ from pixiu.files import locked
 from pixiu.paths import runs_dir
 from pixiu.serve import runs_api
 from pixiu.serve.server import background_server
+from pixiu.testing.web import open_page
 from run_folders import append_log, fake_run
 
 from .test_web_page import blocked, not_blank
@@ -30,12 +31,7 @@ def open_runs(browser) -> Iterator:
     pages = []
 
     def open_(url: str, width: int = 1000, height: int = 800):
-        page = browser.new_context(viewport={"width": width, "height": height}).new_page()
-        page.set_default_timeout(15_000)
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.on("console", lambda message: blocked(message.text) and page.errors.append(message.text))
-        page.goto(url)
+        page = open_page(browser, url, width=width, height=height, blocked=blocked)
         pages.append(page)
         return page
 

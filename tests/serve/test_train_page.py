@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pixiu.serve.server import background_server
+from pixiu.testing.web import open_page
 
 from .helpers import ADMIN_TOKEN
 from .test_train_jobs import TINY, child_sees_toy
@@ -26,15 +27,7 @@ def url(make_app, engine, child_sees_toy: str) -> Iterator[str]:
 
 def open_train_page(browser, url: str, width: int = 1000, scheme: str = "light"):
     """A new context on the training page; script errors and policy violations collected in `page.errors`."""
-    context = browser.new_context(viewport={"width": width, "height": 800}, color_scheme=scheme)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: blocked(message.text) and errors.append(message.text))
-    page.goto(url + "/train")
-    page.errors = errors
-    return page
+    return open_page(browser, url + "/train", width=width, height=800, color_scheme=scheme, blocked=blocked)
 
 
 def test_start_a_tiny_run_from_the_browser_and_watch_it_finish(

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from pixiu.serve.server import background_server
+from pixiu.testing import web
 from pixiu.testing.web import not_blank
 
 from .helpers import ADMIN_TOKEN, MODELS, PROMPTS, call
@@ -53,16 +54,9 @@ def blocked(console_text: str) -> bool:
 def open_page(browser, url: str, width: int = 900, height: int = 700):
     """A new browser context on the chat page, its model list loaded; clipboard allowed; script errors and
     content-security-policy violations collected in `page.errors`."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: blocked(message.text) and errors.append(message.text))
-    page.goto(url + "/")
+    clipboard = ["clipboard-read", "clipboard-write"]
+    page = web.open_page(browser, url + "/", width=width, height=height, permissions=clipboard, blocked=blocked)
     page.wait_for_selector("#model:not([disabled])")
-    page.errors = errors
     return page
 
 

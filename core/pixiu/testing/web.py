@@ -11,11 +11,12 @@ and in a test: `with served(tiny_model_dir, {"law": random_adapter(tiny_model_di
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -83,14 +84,37 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def open_page(browser: Any, url: str) -> Any:
-    """A new Playwright page at `url`; script errors and content-policy violations are collected in `page.errors`."""
-    page = browser.new_context(viewport={"width": 900, "height": 700}).new_page()
+def policy_blocked(console_text: str) -> bool:
+    """Whether a browser console message says the page's Content Security Policy blocked something."""
+    return "Content Security Policy" in console_text
+
+
+def open_page(
+    browser: Any,
+    url: str,
+    *,
+    width: int = 900,
+    height: int = 700,
+    color_scheme: str | None = None,
+    permissions: Sequence[str] = (),
+    blocked: Callable[[str], bool] = policy_blocked,
+) -> Any:
+    """A new Playwright page at `url`, in its own browser context of `width` x `height` (and `color_scheme`, with
+    `permissions` granted to the page's origin); script errors and the console messages `blocked` picks (content
+    policy violations) are collected in `page.errors`."""
+    options: dict[str, Any] = {"viewport": {"width": width, "height": height}}
+    if color_scheme:
+        options["color_scheme"] = color_scheme
+    context = browser.new_context(**options)
+    if permissions:
+        parts = urlsplit(url)
+        context.grant_permissions(list(permissions), origin=f"{parts.scheme}://{parts.netloc}")
+    page = context.new_page()
     page.set_default_timeout(15_000)
     errors: list[str] = []
 
     def on_console(message: Any) -> None:
-        if "Content Security Policy" in message.text:
+        if blocked(message.text):
             errors.append(message.text)
 
     page.on("pageerror", lambda error: errors.append(str(error)))
