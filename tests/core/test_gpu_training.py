@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import pixiu.recipes.lora_sft as recipe
+from interrupts import interrupt_after_saving
 from pixiu.config import load_config
 from toy_domain import TOY, write_toy_data
 
@@ -33,16 +34,9 @@ def test_training_on_the_gpu_records_cuda_memory(extra, tiny_model_dir, tmp_path
 def test_a_gpu_checkpoint_resumes_on_the_cpu(tiny_model_dir, tmp_path, monkeypatch):
     data = write_toy_data(tmp_path / "toy.jsonl", 30)
     common = [*SMALL, "train.save_every=2", "data.eval_records=0"]
-    save = recipe.save_checkpoint
-
-    def save_then_stop(run_dir, step, *args, **kwargs):
-        save(run_dir, step, *args, **kwargs)
-        if step == 2:
-            raise KeyboardInterrupt
-
     gpu = load_config(overrides=[*common, "train.device=cuda"], values={"base": str(tiny_model_dir)})
     with monkeypatch.context() as patch:
-        patch.setattr(recipe, "save_checkpoint", save_then_stop)
+        interrupt_after_saving(patch, 2)
         with pytest.raises(KeyboardInterrupt):
             recipe.run(TOY, gpu, data, tmp_path / "run")
     cpu = load_config(overrides=[*common, "train.device=cpu"], values={"base": str(tiny_model_dir)})

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 import pixiu.recipes.lora_sft as recipe
 import pixiu.training as training
+from interrupts import interrupt_after_saving
 from pixiu.config import load_config
 from pixiu.lora import attach_lora
 from pixiu.models import load_base
@@ -74,19 +75,6 @@ def test_default_precision_on_the_cpu_is_fp32(tiny_model_dir, tmp_path, attached
     recipe.run(TOY, config(tiny_model_dir, "train.max_steps=1", "data.eval_records=0"), data, tmp_path / "run")
     assert {p.dtype for p in attached[0].parameters()} == {torch.float32}
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train"]["precision"] == "fp32"
-
-
-def interrupt_after_saving(monkeypatch, step):
-    """Make the recipe stop (as a Ctrl-C would) right after it saved checkpoint `step`."""
-    save = recipe.save_checkpoint
-
-    def save_then_stop(run_dir, saved_step, *args, **kwargs):
-        path = save(run_dir, saved_step, *args, **kwargs)
-        if saved_step == step:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(recipe, "save_checkpoint", save_then_stop)
 
 
 def test_a_bf16_run_resumes_exactly(tiny_model_dir, tmp_path, monkeypatch):

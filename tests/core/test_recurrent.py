@@ -11,6 +11,7 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from interrupts import interrupt_after_saving
 from pixiu.config import load_config
 from pixiu.errors import PixiuError
 from pixiu.families import lora_targets
@@ -95,23 +96,14 @@ def test_sampled_completions_follow_the_seed(rwkv_dir):
 
 def test_lora_trains_evaluates_and_resumes_exactly(rwkv_dir, tmp_path, monkeypatch):
     """4 steps straight (then the held-out evaluation) equal 2 steps, a stop, and a resume."""
-    import pixiu.recipes.lora_sft as recipe
-
     data = write_toy_data(tmp_path / "toy.jsonl", 20)
     config = load_config(overrides=[*SMALL, "train.max_steps=4", "train.save_every=2"], values={"base": str(rwkv_dir)})
     summary = run(TOY, config, data, tmp_path / "straight")
     assert "exact_match" in summary.metrics["adapter"]
-    save = recipe.save_checkpoint
-
-    def save_then_stop(run_dir, step, *args, **kwargs):
-        save(run_dir, step, *args, **kwargs)
-        if step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(recipe, "save_checkpoint", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        run(TOY, config, data, tmp_path / "resumed")
-    monkeypatch.setattr(recipe, "save_checkpoint", save)
+    with monkeypatch.context() as patch:
+        interrupt_after_saving(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run(TOY, config, data, tmp_path / "resumed")
     run(TOY, config, data, tmp_path / "resumed", resume=True)
     straight = load_file(str(tmp_path / "straight" / "adapter_model.safetensors"))
     resumed = load_file(str(tmp_path / "resumed" / "adapter_model.safetensors"))

@@ -13,6 +13,7 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from interrupts import interrupt_after_saving
 from pixiu.config import LoraArgs, load_config
 from pixiu.errors import ConfigError, PixiuError
 from pixiu.families import lora_targets
@@ -81,22 +82,13 @@ class Stopped(Exception):
 def test_interrupted_run_resumes_to_the_same_weights(method, tiny_model_dir, tmp_path, monkeypatch):
     """A run stopped after checkpoint 2 and resumed ends with the weights of one run straight through (for
     adalora this includes its importance averages and rank pattern, kept in the checkpoint)."""
-    import pixiu.recipes.lora_sft as recipe
-
     data = write_toy_data(tmp_path / "toy.jsonl", 30)
     config = config_for(tiny_model_dir, method, "train.max_steps=6", "train.save_every=2", "data.eval_records=0")
     run(TOY, config, data, tmp_path / "straight")
-    save = recipe.save_checkpoint
-
-    def save_then_stop(run_dir, step, *args, **kwargs):
-        save(run_dir, step, *args, **kwargs)
-        if step == 2:
-            raise Stopped
-
-    monkeypatch.setattr(recipe, "save_checkpoint", save_then_stop)
-    with pytest.raises(Stopped):
-        run(TOY, config, data, tmp_path / "resumed")
-    monkeypatch.setattr(recipe, "save_checkpoint", save)
+    with monkeypatch.context() as patch:
+        interrupt_after_saving(patch, 2, Stopped)
+        with pytest.raises(Stopped):
+            run(TOY, config, data, tmp_path / "resumed")
     run(TOY, config, data, tmp_path / "resumed", resume=True)
     straight = load_file(str(tmp_path / "straight" / "checkpoints" / "step-0000006" / "adapter.safetensors"))
     resumed = load_file(str(tmp_path / "resumed" / "checkpoints" / "step-0000006" / "adapter.safetensors"))
