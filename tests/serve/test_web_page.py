@@ -48,7 +48,7 @@ def blocked(console_text: str) -> bool:
     """Whether a console message says the page's policy blocked something. Chromium also reports an `on…`
     attribute as a blocked "inline event handler" when DOMPurify's inert parser merely reads one in model output,
     before removing it; those are left out (that none survives is checked where the tests inject them)."""
-    return "Content Security Policy" in console_text and "inline event handler" not in console_text
+    return web.policy_blocked(console_text) and "inline event handler" not in console_text
 
 
 def open_page(browser, url: str, width: int = 900, height: int = 700):
