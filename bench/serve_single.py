@@ -26,10 +26,8 @@ from pathlib import Path
 
 import torch
 from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
-from serve_throughput import TARGETS, prompts, run_engine, run_naive
+from serve_throughput import TARGETS, load_for_serving, run_engine, run_naive, serving_arguments
 
-from pixiu.config import DEFAULT_BASE
-from pixiu.models import load_base
 from pixiu.serve.engine import Engine
 
 
@@ -57,20 +55,9 @@ def make_adapter(model, folder: Path, method: str, rank: int) -> Path:
 def main() -> None:
     """Run the five paths and print tokens/s, ratios, load time and swap cost."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default=DEFAULT_BASE)
-    parser.add_argument("--requests", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("--max-prompt-tokens", type=int, default=128)
-    parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="Runs of (a)-(d), alternated; the fastest counts.")
-    parser.add_argument("--threads", type=int, help="torch threads [default: torch's choice].")
-    parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
+    serving_arguments(parser, requests=16, max_tokens=16, rounds="(a)-(d)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    model, tokenizer = load_base(args.base)
-    prompt_ids = prompts(tokenizer, args.requests, args.max_prompt_tokens)
+    model, prompt_ids = load_for_serving(args)
     half = args.requests // 2
     paths = {
         "a_lora_per_row": ["lora"] * args.requests,

@@ -169,17 +169,33 @@ def rss_bytes() -> int:
         return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def serving_arguments(parser: argparse.ArgumentParser, *, requests: int, max_tokens: int, rounds: str) -> None:
+    """Add the options every serving bench takes (base, requests, lengths, rank, rounds, threads, json) to `parser`;
+    `rounds` says which paths --rounds repeats."""
+    parser.add_argument("--base", default=DEFAULT_BASE)
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--max-tokens", type=int, default=max_tokens)
+    parser.add_argument("--max-prompt-tokens", type=int, default=128)
+    parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help=f"Runs of {rounds}, alternated; the fastest counts.")
+    parser.add_argument("--threads", type=int, help="torch threads [default: torch's choice].")
+    parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
+
+
+def load_for_serving(args: argparse.Namespace) -> tuple[torch.nn.Module, list[list[int]]]:
+    """(base model, prompt ids) as the `serving_arguments` options say, torch's threads set first."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, tokenizer = load_base(args.base)
+    return model, prompts(tokenizer, args.requests, args.max_prompt_tokens)
+
+
 def main() -> None:
     """Run the three paths and print tokens/s, ratios, hot-load latency and RAM per adapter."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default=DEFAULT_BASE)
-    parser.add_argument("--requests", type=int, default=48)
-    parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--max-prompt-tokens", type=int, default=128)
+    serving_arguments(parser, requests=48, max_tokens=32, rounds="(a) and (b)")
     parser.add_argument("--max-batch", type=int, default=48)
     parser.add_argument("--adapters", type=int, default=8)
-    parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="Runs of (a) and (b), alternated; the fastest counts.")
     parser.add_argument("--prefill-chunk", type=int, default=512, help="Prompt tokens prefilled per engine step.")
     parser.add_argument(
         "--long-prompt-tokens",
@@ -188,14 +204,8 @@ def main() -> None:
         help="Length of the long prompt prefilled while streams run (cut to the model's context).",
     )
     parser.add_argument("--streams", type=int, default=8, help="Streams running while the long prompt is prefilled.")
-    parser.add_argument("--threads", type=int, help="torch threads [default: torch's choice].")
-    parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    model, tokenizer = load_base(args.base)
-    prompt_ids = prompts(tokenizer, args.requests, args.max_prompt_tokens)
+    model, prompt_ids = load_for_serving(args)
     with tempfile.TemporaryDirectory() as tmp:
         folders = make_adapters(model, Path(tmp), args.adapters, args.rank)
         names = [f"a{i}" for i in range(args.adapters)]
