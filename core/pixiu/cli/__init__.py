@@ -6,6 +6,9 @@ import click
 
 from pixiu import __version__
 from pixiu.errors import PixiuError
+from pixiu.host_memory import tune_host_allocator
+
+tune_host_allocator()  # before the commands below import torch, which reads the allocator settings once
 
 
 class _FriendlyGroup(click.Group):
