@@ -153,6 +153,10 @@ class TrainArgs(Section):
     gradient_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass instead of keeping them: far less memory for
     long batches (activations dominate), at about a third more compute per step."""
+    recompute_every: int = Field(1, gt=0)
+    """With gradient_checkpointing on, recompute only every n-th decoder layer and keep the others' activations:
+    1 recomputes all of them (the least memory); 2 every other one, for about half the extra compute and half the
+    memory saved. A dial between the two settings of gradient_checkpointing; see docs/hardware.md."""
     devices: int = Field(1, gt=0)
     """Data-parallel processes (one per GPU, or CPU processes on gloo); above 1, `pixiu domain train` starts
     them through `accelerate launch`. Under `accelerate launch` or `torchrun` the launcher's count is used."""

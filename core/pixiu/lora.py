@@ -58,14 +58,17 @@ def _peft_quietly() -> Iterator[None]:
         yield
 
 
-def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
-    """Recompute each decoder layer's activations in the backward pass (non-reentrant, as peft needs).
+def enable_gradient_checkpointing(model: PreTrainedModel, every_n_layers: int = 1) -> None:
+    """Recompute every `every_n_layers`-th decoder layer's activations in the backward pass (non-reentrant, as peft
+    needs); the other layers keep theirs.
 
     Non-reentrant checkpointing gives the LoRA weights inside a checkpointed layer their gradients even
     though the frozen embeddings' output needs none; input grads are switched on as well for models whose
     layers checkpoint the reentrant way regardless.
     """
-    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(
+        activation_checkpointing_kwargs={"use_reentrant": False}, every_n_layers=every_n_layers
+    )
     model.enable_input_require_grads()
 
 

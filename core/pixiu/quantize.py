@@ -51,12 +51,9 @@ def bnb_config(kind: Quantize, compute_dtype: torch.dtype) -> BitsAndBytesConfig
     raise PixiuError(f"unknown lora.quantize {kind!r}; use 4bit or 8bit")
 
 
-def prepare_quantized(model: PreTrainedModel, *, gradient_checkpointing: bool) -> PreTrainedModel:
-    """peft's `prepare_model_for_kbit_training`: norms in fp32, input grads on, checkpointing as the run chose."""
+def prepare_quantized(model: PreTrainedModel) -> PreTrainedModel:
+    """peft's `prepare_model_for_kbit_training`: the base frozen, its norms in fp32; checkpointing is switched on
+    as for any base (`pixiu.training.prepare_base`)."""
     from peft import prepare_model_for_kbit_training
 
-    return prepare_model_for_kbit_training(
-        model,
-        use_gradient_checkpointing=gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-    )
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -74,6 +74,7 @@ CHANGEABLE_ON_RESUME = (
     "train.device",
     "train.precision",
     "train.gradient_checkpointing",
+    "train.recompute_every",
     "train.max_minutes",
     "train.report_to",
 )

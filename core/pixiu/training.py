@@ -272,9 +272,9 @@ def _new_adapter(base, config: RunConfig) -> PeftModel:
 def prepare_base(base, config: RunConfig):
     """Ready the frozen base for LoRA training: peft's k-bit preparation when quantised, and checkpointing."""
     if config.lora.quantize:
-        return prepare_quantized(base, gradient_checkpointing=config.train.gradient_checkpointing)
+        base = prepare_quantized(base)
     if config.train.gradient_checkpointing:
-        enable_gradient_checkpointing(base)
+        enable_gradient_checkpointing(base, config.train.recompute_every)
     return base
 
 
@@ -546,6 +546,7 @@ def run_figures(config: RunConfig, hardware: Hardware, run_dir: Path, tokens_per
         "precision": precision_name(hardware.dtype),
         "quantize": config.lora.quantize,
         "gradient_checkpointing": config.train.gradient_checkpointing,
+        "recompute_every": config.train.recompute_every,
         "init_adapter": config.train.init_adapter,
         "peak_memory": memory,
     }

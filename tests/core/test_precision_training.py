@@ -110,28 +110,39 @@ def test_a_bf16_checkpoint_resumes_in_fp32_with_checkpointing(tiny_model_dir, tm
 
 def test_gradient_checkpointing_recomputes_layers_and_trains_the_same(tiny_model_dir, tmp_path, monkeypatch):
     data = write_toy_data(tmp_path / "toy.jsonl", 40)
-    calls = {}
+    calls: dict[tuple[str, int], int] = {}
 
     def counting(base, **lora):
         model = attach_lora(base, **lora)
         # the layer's own hooks sit outside the checkpoint, its modules' inside; a pre-hook, since the recompute
         # stops as soon as it has every tensor the backward needs, before the module returns
-        base.model.layers[0].mlp.register_forward_pre_hook(
-            lambda *_: calls.__setitem__(run_name, calls.get(run_name, 0) + 1)
-        )
+        for index, layer in enumerate(base.model.layers):
+            key = (run_name, index)
+            layer.mlp.register_forward_pre_hook(lambda *_, key=key: calls.__setitem__(key, calls.get(key, 0) + 1))
         return model
 
     monkeypatch.setattr(training, "attach_lora", counting)
-    for run_name, checkpointing in (("plain", "false"), ("checkpointed", "true")):
-        settings = config(
-            tiny_model_dir, f"train.gradient_checkpointing={checkpointing}", "train.max_steps=3", "data.eval_records=0"
+    runs = {"plain": ["train.gradient_checkpointing=false"], "checkpointed": ["train.gradient_checkpointing=true"]}
+    runs["every_other"] = ["train.gradient_checkpointing=true", "train.recompute_every=2"]
+    for run_name, settings in runs.items():
+        recipe.run(
+            TOY,
+            config(tiny_model_dir, *settings, "train.max_steps=3", "data.eval_records=0"),
+            data,
+            tmp_path / run_name,
         )
-        recipe.run(TOY, settings, data, tmp_path / run_name)
-    assert calls == {"plain": 3, "checkpointed": 6}  # each step's layer runs again in backward
-    assert losses(tmp_path / "checkpointed") == pytest.approx(losses(tmp_path / "plain"), rel=1e-5)
+    # each step's checkpointed layers run again in backward; with recompute_every=2 only the first of the two
+    assert calls == {
+        ("plain", 0): 3, ("plain", 1): 3,
+        ("checkpointed", 0): 6, ("checkpointed", 1): 6,
+        ("every_other", 0): 6, ("every_other", 1): 3,
+    }  # fmt: skip
     expected = load_file(str(tmp_path / "plain" / "adapter_model.safetensors"))
-    actual = load_file(str(tmp_path / "checkpointed" / "adapter_model.safetensors"))
-    assert all(actual[k].allclose(expected[k], atol=1e-6) for k in expected)
+    for run_name in ("checkpointed", "every_other"):
+        assert losses(tmp_path / run_name) == pytest.approx(losses(tmp_path / "plain"), rel=1e-5)
+        actual = load_file(str(tmp_path / run_name / "adapter_model.safetensors"))
+        assert all(actual[k].allclose(expected[k], atol=1e-6) for k in expected)
+    assert json.loads((tmp_path / "every_other" / "metrics.json").read_text())["train"]["recompute_every"] == 2
 
 
 @pytest.mark.parametrize(

@@ -53,18 +53,19 @@ def test_load_base_passes_the_quantisation_config_and_device(tiny_model_dir, mon
 
 
 @pytest.mark.parametrize("checkpointing", [True, False])
-def test_a_quantised_base_gets_peft_k_bit_preparation_with_the_runs_checkpointing(checkpointing, monkeypatch):
+def test_a_quantised_base_gets_peft_k_bit_preparation_then_the_runs_checkpointing(checkpointing, monkeypatch):
     calls = []
-    monkeypatch.setattr(recipe, "prepare_quantized", lambda base, **kw: calls.append(kw) or base)
-    config = load_config(overrides=["lora.quantize=4bit", f"train.gradient_checkpointing={checkpointing}"])
-    assert recipe.prepare_base("base", config) == "base"
-    assert calls == [{"gradient_checkpointing": checkpointing}]
+    monkeypatch.setattr(recipe, "prepare_quantized", lambda base: calls.append("prepared") or base)
+    monkeypatch.setattr(recipe, "enable_gradient_checkpointing", lambda base, every: calls.append(("ckpt", every)))
+    overrides = ["lora.quantize=4bit", f"train.gradient_checkpointing={checkpointing}", "train.recompute_every=2"]
+    assert recipe.prepare_base("base", load_config(overrides=overrides)) == "base"
+    assert calls == ["prepared", ("ckpt", 2)] if checkpointing else ["prepared"]
 
 
-def test_prepare_quantized_asks_peft_for_non_reentrant_checkpointing(monkeypatch):
+def test_prepare_quantized_leaves_checkpointing_to_pixiu(monkeypatch):
     import peft
 
     calls = []
     monkeypatch.setattr(peft, "prepare_model_for_kbit_training", lambda model, **kw: calls.append(kw) or model)
-    assert pixiu.quantize.prepare_quantized("model", gradient_checkpointing=True) == "model"
-    assert calls == [{"use_gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}}]
+    assert pixiu.quantize.prepare_quantized("model") == "model"
+    assert calls == [{"use_gradient_checkpointing": False}]

@@ -111,7 +111,10 @@ def list_domains(as_json: bool) -> None:
 @click.option(
     "--gradient-checkpointing/--no-gradient-checkpointing",
     default=None,
-    help="Recompute activations in the backward pass: less memory, more compute (train.gradient_checkpointing).",
+    help=(
+        "Recompute activations in the backward pass: less memory, more compute (train.gradient_checkpointing; "
+        "--set train.recompute_every=2 recomputes every other layer only)."
+    ),
 )
 @click.option(
     "--devices",
