@@ -5,7 +5,7 @@ thousands of times, while the activations kept for the backward pass stay live b
 defaults those long-lived blocks land between freed ones, the heap cannot give the holes back or reuse them for
 the next larger block, and it grows: `pixiu domain train law` with gradient checkpointing on (SmolLM2-135M, fp32,
 8 x 512 tokens) peaked at about 4.8 GiB of RSS while its live tensors never passed 1.5 GiB. Asking glibc for
-blocks that fit together, and to keep what it has, brought the same run to 2.8 GiB at the same speed
+blocks that fit together, and to keep what it has, brought the same run to about 2 GiB at the same speed
 (docs/hardware.md gives the measurements):
 
 - torch's own switch `THP_MEM_ALLOC_ENABLE=1` makes its CPU allocator align blocks of 2 MiB and more to 2 MiB
